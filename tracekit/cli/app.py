@@ -1,0 +1,116 @@
+"""The Typer application: the root command, its global options and the error boundary.
+
+Command groups live in their own modules and are joined here with ``add_typer``. Heavy
+imports (SQLCipher, Argon2, the domain) happen inside commands, so ``tracekit --version``
+and ``--help`` stay cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from tracekit import __version__
+from tracekit.cli.context import (
+    JsonOption,
+    NoColorOption,
+    PassphraseFdOption,
+    PassphraseFileOption,
+    QuietOption,
+    Settings,
+    StoreOption,
+    set_global_settings,
+    settings,
+)
+from tracekit.errors import ExitCode, Interrupted, TracekitError
+
+
+def _exit_code_epilog() -> str:
+    rows = ", ".join(f"{int(code)} {code.name.lower().replace('_', '-')}" for code in ExitCode)
+    return f"Exit codes: {rows}. What each means: docs/exit-codes.md."
+
+
+class TracekitGroup(TyperGroup):
+    """Root group: every command runs inside this error boundary."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from tracekit.cli.errors import report_error, report_unexpected
+
+        try:
+            return super().invoke(ctx)
+        except TracekitError as exc:
+            ctx.exit(report_error(exc, as_json=settings().json))
+        except (KeyboardInterrupt, EOFError):
+            ctx.exit(report_error(Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json))
+        except typer.Exit:
+            raise
+        except Exception as exc:  # a bug: report without details, see cli/errors.py
+            if _is_click_exception(exc):
+                raise
+            ctx.exit(report_unexpected(exc, as_json=settings().json))
+
+
+def _is_click_exception(exc: Exception) -> bool:
+    # Typer vendors Click; its own exceptions (usage errors, Abort, Exit) pass through.
+    return type(exc).__module__.split(".")[0] in ("click", "typer") or "click" in type(exc).__module__
+
+
+app = typer.Typer(
+    cls=TracekitGroup,
+    name="tracekit",
+    help=(
+        "tracekit: an encrypted local case book for contact tracers. Records cases and "
+        "contacts in one SQLCipher file, protects people in sensitive roles, and exports "
+        "redacted handovers."
+    ),
+    epilog=_exit_code_epilog(),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"tracekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    store: StoreOption = None,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+    no_color: NoColorOption = False,
+    passphrase_file: PassphraseFileOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """tracekit: an encrypted local case book for contact tracers."""
+    set_global_settings(
+        Settings(
+            store=store,
+            json=json,
+            quiet=quiet,
+            no_color=no_color,
+            passphrase_file=passphrase_file,
+            passphrase_fd=passphrase_fd,
+        )
+    )
+
+
+def _register() -> None:
+    from tracekit.cli import demo, store_cmds
+
+    store_cmds.register(app)
+    demo.register(app)
+
+
+_register()

@@ -1,0 +1,232 @@
+"""Global options, output consoles and store opening shared by every command.
+
+Global options (``--store``, ``--json``, ``--quiet``, ``--no-color``, ``--passphrase-file``,
+``--passphrase-fd``) work before the command (``tracekit --store X case list``) and
+after it (``tracekit case list --store X``): :func:`command` adds them to each command.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tracekit.store import Store
+
+GLOBAL_PANEL = "Global options"
+
+
+@dataclass
+class Settings:
+    store: Optional[Path] = None
+    json: bool = False
+    quiet: bool = False
+    no_color: bool = False
+    passphrase_file: Optional[Path] = None
+    passphrase_fd: Optional[int] = None
+
+    def merged(self, **values: Any) -> "Settings":
+        """These settings with any option given after the command taking precedence."""
+        given = {k: v for k, v in values.items() if v not in (None, False)}
+        return replace(self, **given)
+
+
+StoreOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--store",
+        help=(
+            "The store file. Default: $TRACEKIT_STORE, else tracekit.store in the "
+            "platform's user data directory."
+        ),
+        rich_help_panel=GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Machine-readable JSON on stdout (see docs/json.md).", rich_help_panel=GLOBAL_PANEL),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Only results and errors; no progress or notes.", rich_help_panel=GLOBAL_PANEL),
+]
+NoColorOption = Annotated[
+    bool,
+    typer.Option("--no-color", help="No colour (also: the NO_COLOR environment variable).", rich_help_panel=GLOBAL_PANEL),
+]
+PassphraseFileOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--passphrase-file",
+        help="Read the passphrase from this file (must not be readable by group or others).",
+        rich_help_panel=GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+PassphraseFdOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--passphrase-fd",
+        help="Read the passphrase from this open file descriptor.",
+        rich_help_panel=GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+
+_GLOBAL_PARAMS: dict[str, Any] = {
+    "store": StoreOption,
+    "json": JsonOption,
+    "quiet": QuietOption,
+    "no_color": NoColorOption,
+    "passphrase_file": PassphraseFileOption,
+    "passphrase_fd": PassphraseFdOption,
+}
+assert set(_GLOBAL_PARAMS) == {f.name for f in fields(Settings)}
+
+_settings = Settings()
+
+
+def set_global_settings(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+    _Output.reset()
+
+
+def settings() -> Settings:
+    return _settings
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command function the global options too (merged over the callback's)."""
+    own = list(inspect.signature(fn, eval_str=True).parameters.values())
+    extra = [
+        inspect.Parameter(
+            f"tk_global_{name}",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=annotation,
+            default=False if annotation.__origin__ is bool else None,
+        )
+        for name, annotation in _GLOBAL_PARAMS.items()
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(f"tk_global_{name}", None) for name in _GLOBAL_PARAMS}
+        set_global_settings(_settings.merged(**values))
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        **typing.get_type_hints(fn, include_extras=True),
+        **{p.name: p.annotation for p in extra},
+    }
+    return wrapper
+
+
+class _Output:
+    _out: "Console | None" = None
+    _err: "Console | None" = None
+
+    @classmethod
+    def reset(cls) -> None:
+        cls._out = None
+        cls._err = None
+
+
+def _color_disabled() -> bool:
+    return _settings.no_color or "NO_COLOR" in os.environ
+
+
+def out() -> "Console":
+    """The stdout console (results)."""
+    if _Output._out is None:
+        from rich.console import Console
+
+        _Output._out = Console(file=sys.stdout, no_color=_color_disabled(), highlight=False, soft_wrap=False)
+    return _Output._out
+
+
+def err() -> "Console":
+    """The stderr console (progress, warnings, errors)."""
+    if _Output._err is None:
+        from rich.console import Console
+
+        _Output._err = Console(file=sys.stderr, no_color=_color_disabled(), highlight=False, stderr=True)
+    return _Output._err
+
+
+def note(message: str) -> None:
+    """A human note on stderr, hidden by --quiet and --json."""
+    if not (_settings.quiet or _settings.json):
+        err().print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, always shown (also with --json and --quiet)."""
+    err().print(f"[yellow]warning:[/yellow] {message}", markup=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def store_path() -> Path:
+    from tracekit.config import resolve_store_path
+
+    return resolve_store_path(_settings.store)
+
+
+def passphrase_source() -> Any:
+    from tracekit.crypto.passphrase import PassphraseSource
+
+    return PassphraseSource(file=_settings.passphrase_file, fd=_settings.passphrase_fd)
+
+
+def open_current_store(*, for_check: bool = False) -> "Store":
+    """Open the selected store: explicit source, else cached key, else environment, else prompt.
+
+    The kernel-keyring key (``tracekit unlock``) is used only when no passphrase file or
+    descriptor is given; the header is read first, so a missing or foreign file fails
+    before any prompt.
+    """
+    from tracekit.config import PASSPHRASE_ENV
+    from tracekit.crypto import keyring
+    from tracekit.crypto.passphrase import read_passphrase
+    from tracekit.errors import WrongPassphrase
+    from tracekit.store import open_store, read_header
+
+    path = store_path()
+    header = read_header(path)
+    source = passphrase_source()
+    explicit = source.file is not None or source.fd is not None or bool(os.environ.get(PASSPHRASE_ENV))
+    if not explicit:
+        cached = keyring.cached_key(header.store_id)
+        if cached is not None:
+            try:
+                return open_store(path, key=cached, migrate=not for_check)
+            except WrongPassphrase:
+                keyring.forget_key(header.store_id)
+    passphrase = read_passphrase(source, prompt=f"Passphrase for {path}")
+    try:
+        return open_store(path, passphrase, migrate=not for_check)
+    finally:
+        _zero(passphrase)
+
+
+def _zero(buffer: bytearray) -> None:
+    for i in range(len(buffer)):
+        buffer[i] = 0

@@ -1,0 +1,65 @@
+"""The one place that turns errors into messages and exit codes.
+
+Expected failures (:class:`TracekitError`) become one line on stderr (plus a hint line
+when there is one) and their documented exit code. With ``--json`` the same goes to
+stderr as a JSON object. Anything else is a bug: it is reported by type and location
+only, never with the exception's text or local variables (either could hold a
+passphrase or a protected person's details); ``TRACEKIT_DEBUG=1`` shows the plain
+traceback, still without locals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+from tracekit.errors import ExitCode, TracekitError
+
+DEBUG_ENV = "TRACEKIT_DEBUG"
+
+
+def report_error(exc: TracekitError, *, as_json: bool) -> int:
+    code = int(exc.exit_code)
+    if as_json:
+        payload = {"error": {"code": exc.code, "exit_code": code, "message": exc.message}}
+        if exc.hint:
+            payload["error"]["hint"] = exc.hint
+        sys.stderr.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    else:
+        from tracekit.cli.context import err
+
+        console = err()
+        console.print(f"[bold red]error:[/bold red] {_escape(exc.message)}", markup=True, highlight=False)
+        if exc.hint:
+            console.print(f"[dim]hint:[/dim] {_escape(exc.hint)}", markup=True, highlight=False)
+    return code
+
+
+def report_unexpected(exc: BaseException, *, as_json: bool) -> int:
+    """A bug. Say where, not what: the message could contain sensitive values."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    message = (
+        f"internal error (a bug in tracekit): {type(exc).__name__}{where}. "
+        "Nothing more is shown because details could include protected values; "
+        f"set {DEBUG_ENV}=1 to see the traceback."
+    )
+    if os.environ.get(DEBUG_ENV) == "1":
+        traceback.print_exception(exc, file=sys.stderr)  # plain: no locals, ever
+    if as_json:
+        payload = {"error": {"code": "internal", "exit_code": int(ExitCode.INTERNAL), "message": message}}
+        sys.stderr.write(json.dumps(payload) + "\n")
+    else:
+        sys.stderr.write(f"error: {message}\n")
+    return int(ExitCode.INTERNAL)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

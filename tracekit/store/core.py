@@ -1,0 +1,630 @@
+"""The encrypted store: one SQLCipher 4 file, keyed with an Argon2id-derived raw key.
+
+Opening never creates or modifies a file until the key is proven right: the path is
+opened with ``mode=rw`` (SQLite would otherwise create it), the header is read and
+checked first, and a wrong key fails on the first read. Every write happens inside
+:meth:`Store.transaction`, with a rollback journal (``journal_mode=DELETE``), so no
+``-wal``, ``-shm`` or ``-journal`` file stays beside the store once a command returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tracekit import files
+from tracekit.crypto.header import HEADER_BYTES, HeaderProblem, StoreHeader
+from tracekit.crypto import kdf as kdf_defaults
+from tracekit.crypto.kdf import KdfParams, derive_key
+from tracekit.errors import (
+    EnvironmentProblem,
+    IntegrityError,
+    NotAStore,
+    StoreBusy,
+    StoreExists,
+    StoreNotFound,
+    StoreTooNew,
+    TracekitError,
+    WriteFailed,
+    WrongPassphrase,
+)
+from tracekit.store import migrations as migrations_module
+from tracekit.store.migrations import BOOTSTRAP, MIGRATIONS, Migration
+
+SUPPORTED_SQLCIPHER_MAJOR = 4
+DEFAULT_BUSY_TIMEOUT_SECONDS = 10.0
+BUSY_TIMEOUT_ENV = "TRACEKIT_BUSY_TIMEOUT"
+
+#: Tables whose row counts ``store info`` reports, in display order (label, table).
+RECORD_TABLES: list[tuple[str, str]] = []
+
+
+def _sqlcipher() -> Any:
+    import sqlcipher3
+
+    return sqlcipher3
+
+
+_checked_version: str | None = None
+
+
+def sqlcipher_version() -> str:
+    """The SQLCipher library version; refuse anything but 4.x with a clear message."""
+    global _checked_version
+    if _checked_version is None:
+        conn = _sqlcipher().connect(":memory:")
+        try:
+            row = conn.execute("PRAGMA cipher_version").fetchone()
+        finally:
+            conn.close()
+        version = row[0] if row else ""
+        match = re.match(r"(\d+)\.", version or "")
+        if not match:
+            raise EnvironmentProblem(
+                "the sqlite3 library in use has no SQLCipher support; reinstall tracekit's "
+                "dependencies (pip install sqlcipher3)"
+            )
+        if int(match.group(1)) != SUPPORTED_SQLCIPHER_MAJOR:
+            raise EnvironmentProblem(
+                f"SQLCipher {version} is not supported: tracekit needs SQLCipher "
+                f"{SUPPORTED_SQLCIPHER_MAJOR}.x (its file format differs); install sqlcipher3 0.6"
+            )
+        _checked_version = version
+    return _checked_version
+
+
+def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitError:
+    """Turn a SQLCipher/SQLite exception into the tracekit error a user should see."""
+    text = str(exc).lower()
+    where = f" ({path})" if path else ""
+    if "file is not a database" in text:
+        return WrongPassphrase()
+    if "database is locked" in text or "database is busy" in text:
+        return StoreBusy(
+            f"the store is busy{where}: another tracekit process is writing to it; "
+            "try again when it has finished"
+        )
+    if "malformed" in text or "hmac" in text:
+        return IntegrityError(f"the store is damaged{where}; run 'tracekit store check' for details")
+    if "disk is full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
+        return WriteFailed(f"cannot write the store{where}: {exc}")
+    return TracekitError(f"store error{where}: {type(exc).__name__}")
+
+
+def busy_timeout_seconds() -> float:
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if raw:
+        try:
+            value = float(raw)
+            if 0 <= value <= 3600:
+                return value
+        except ValueError:
+            pass
+    return DEFAULT_BUSY_TIMEOUT_SECONDS
+
+
+def read_header(path: Path) -> StoreHeader:
+    """Read and check the 16-byte header without touching anything else."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(HEADER_BYTES)
+    except FileNotFoundError:
+        raise StoreNotFound(
+            f"no store at {path}", hint="create one with 'tracekit init' or pass --store PATH"
+        ) from None
+    except IsADirectoryError:
+        raise NotAStore(f"{path} is a directory, not a tracekit store") from None
+    except PermissionError:
+        raise NotAStore(f"cannot read {path}: permission denied") from None
+    try:
+        return StoreHeader.parse(data)
+    except HeaderProblem as problem:
+        if problem.kind == "too-new":
+            raise StoreTooNew(f"{path}: {problem}") from None
+        raise NotAStore(f"{path}: {problem}") from None
+
+
+def _key_pragma(key: bytearray, header: StoreHeader) -> str:
+    # PRAGMA key cannot take bound parameters: the string is built from hex digits only.
+    return f"PRAGMA key = \"x'{key.hex()}{header.to_bytes().hex()}'\""
+
+
+def _connect(path: Path, key: bytearray, header: StoreHeader) -> Any:
+    """Open and key a connection; prove the key with a first read. Writes nothing."""
+    sqlcipher_version()
+    sqlcipher3 = _sqlcipher()
+    uri = f"file:{quote(str(path))}?mode=rw"
+    try:
+        conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_seconds())
+    except sqlcipher3.Error as exc:
+        raise NotAStore(f"cannot open {path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute("PRAGMA cipher_memory_security = ON")
+        conn.execute(_key_pragma(key, header))
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "delete":
+            conn.execute("PRAGMA journal_mode = DELETE")
+    except sqlcipher3.Error as exc:
+        conn.close()
+        raise translate_db_error(exc, path) from None
+    return conn
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StoreInfo:
+    path: str
+    size_bytes: int
+    format_version: int
+    schema_version: int
+    latest_schema_version: int
+    sqlcipher_version: str
+    cipher: dict[str, str]
+    kdf: dict[str, int | str]
+    created_at: str | None
+    record_counts: dict[str, int]
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+#: Extra checks run by ``store check`` (the audit chain registers one), each returning
+#: a list of problems.
+EXTRA_CHECKS: list[tuple[str, Callable[["Store"], list[str]]]] = []
+
+
+class Store:
+    """An open, unlocked store. Use as a context manager; close() zeroes the key copy."""
+
+    def __init__(self, path: Path, conn: Any, header: StoreHeader, key: bytearray) -> None:
+        self.path = Path(path)
+        self.conn = conn
+        self.header = header
+        self._key = key
+        self._depth = 0
+        self._inode = os.stat(self.path).st_ino
+        self._after_commit: list[Callable[[], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+                for i in range(len(self._key)):
+                    self._key[i] = 0
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def key(self) -> bytearray:
+        """The raw store key (for caching in the kernel keyring). Do not keep a copy."""
+        return self._key
+
+    @property
+    def store_id(self) -> str:
+        return self.header.store_id
+
+    # -- transactions ----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """All-or-nothing write. Nested calls become savepoints of the outer one.
+
+        The outer level takes the write lock at once (BEGIN IMMEDIATE); a second writer
+        waits up to the busy timeout and then fails with "store is busy".
+        """
+        sqlcipher3 = _sqlcipher()
+        if self._depth:
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlcipher3.Error as exc:
+            raise translate_db_error(exc, self.path) from None
+        self._depth = 1
+        try:
+            self._check_not_replaced()
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except sqlcipher3.Error as exc:
+            self._rollback()
+            raise translate_db_error(exc, self.path) from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._depth = 0
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:
+            pass
+
+    def _check_not_replaced(self) -> None:
+        """Refuse to write to a file that a passphrase change has since replaced."""
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != self._inode:
+            raise StoreBusy(
+                "the store file was replaced while this command waited (a passphrase change "
+                "or a restore); run the command again"
+            )
+
+    # -- queries ---------------------------------------------------------------------
+    def query(self, sql: str, params: tuple | dict = ()) -> list[Any]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except _sqlcipher().Error as exc:
+            raise translate_db_error(exc, self.path) from None
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)))
+
+    def schema_version(self) -> int:
+        return _schema_version(self.conn)
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- maintenance -----------------------------------------------------------------
+    def info(self) -> StoreInfo:
+        counts = {
+            label: self.query(f"SELECT count(*) FROM {table}")[0][0]
+            for label, table in RECORD_TABLES
+            if self.table_exists(table)
+        }
+        kdf = self.header.kdf
+        return StoreInfo(
+            path=str(self.path),
+            size_bytes=os.stat(self.path).st_size,
+            format_version=self.header.format_version,
+            schema_version=self.schema_version(),
+            latest_schema_version=migrations_module.latest_version(),
+            sqlcipher_version=sqlcipher_version(),
+            cipher={
+                "cipher": "AES-256-CBC",
+                "hmac": str(self.query("PRAGMA cipher_hmac_algorithm")[0][0]),
+                "page_size": str(self.query("PRAGMA cipher_page_size")[0][0]),
+                "key": "raw 256-bit key from Argon2id (SQLCipher's own PBKDF2 is not used)",
+            },
+            kdf={
+                "algorithm": "argon2id",
+                "memory_kib": kdf.memory_kib,
+                "time_cost": kdf.time_cost,
+                "parallelism": kdf.parallelism,
+            },
+            created_at=self.get_setting("created_at"),
+            record_counts=counts,
+        )
+
+    def check(self) -> CheckReport:
+        """SQLCipher's page HMAC check, SQLite's integrity and foreign-key checks, extras."""
+        report = CheckReport()
+        sqlcipher3 = _sqlcipher()
+        try:
+            report.checks.append("page authentication (cipher_integrity_check)")
+            for (message,) in self.conn.execute("PRAGMA cipher_integrity_check").fetchall():
+                report.problems.append(str(message))
+            report.checks.append("database structure (integrity_check)")
+            try:
+                rows = self.conn.execute("PRAGMA integrity_check").fetchall()
+                report.problems.extend(str(r[0]) for r in rows if r[0] != "ok")
+            except sqlcipher3.DatabaseError as exc:
+                report.problems.append(f"integrity check could not finish: {exc}")
+            report.checks.append("references (foreign_key_check)")
+            try:
+                for row in self.conn.execute("PRAGMA foreign_key_check").fetchall():
+                    report.problems.append(f"broken reference in table {row[0]} (row {row[1]}) to {row[2]}")
+            except sqlcipher3.DatabaseError as exc:
+                report.problems.append(f"reference check could not finish: {exc}")
+        except sqlcipher3.DatabaseError as exc:
+            report.problems.append(f"check could not finish: {exc}")
+        if report.ok:
+            for name, check in EXTRA_CHECKS:
+                report.checks.append(name)
+                report.problems.extend(check(self))
+        return report
+
+    def _export_copy(self, conn: Any, dest: Path, key: bytearray, header: StoreHeader) -> None:
+        """Write a complete encrypted copy to ``dest`` (a new empty 0600 file) and fsync it.
+
+        Runs in a deferred transaction on ``conn``: a consistent read snapshot of the
+        store that takes a write lock only on the copy.
+        """
+        sqlcipher3 = _sqlcipher()
+        files.create_private_file(dest)
+        attach_key = f"x'{key.hex()}{header.to_bytes().hex()}'"
+        try:
+            conn.execute(f"ATTACH DATABASE ? AS tk_copy KEY \"{attach_key}\"", (str(dest),))
+            try:
+                conn.execute("BEGIN")
+                try:
+                    conn.execute("SELECT sqlcipher_export('tk_copy')")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except Exception:
+                        pass
+                    raise
+            finally:
+                conn.execute("DETACH DATABASE tk_copy")
+            with open(dest, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except sqlcipher3.Error as exc:
+            raise translate_db_error(exc, dest) from None
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {dest}: {files.describe_os_error(exc)}") from None
+
+    def _verify_copy(self, dest: Path, key: bytearray, header: StoreHeader) -> None:
+        copy_key = bytearray(key)
+        conn = _connect(dest, copy_key, header)
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
+            problems += [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+            if problems:
+                raise IntegrityError(f"the copy at {dest} failed verification: {problems[0]}")
+            for label, table in RECORD_TABLES:
+                if self.table_exists(table):
+                    mine = self.query(f"SELECT count(*) FROM {table}")[0][0]
+                    theirs = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                    if mine != theirs:
+                        raise IntegrityError(f"the copy at {dest} has {theirs} {label}, expected {mine}")
+            if _schema_version(conn) != self.schema_version():
+                raise IntegrityError(f"the copy at {dest} has a different schema version")
+        finally:
+            conn.close()
+            for i in range(len(copy_key)):
+                copy_key[i] = 0
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent encrypted copy (same passphrase), verified before it is in place."""
+        dest = Path(dest).expanduser()
+        if dest.is_dir():
+            dest = dest / self.path.name
+        if dest.exists():
+            raise StoreExists(f"{dest} already exists; tracekit never overwrites it")
+        if not dest.parent.exists():
+            raise WriteFailed(f"cannot write {dest}: the directory {dest.parent} does not exist")
+        temp = files.temp_path_beside(dest, "backup")
+        try:
+            self._export_copy(self.conn, temp, self._key, self.header)
+            self._verify_copy(temp, self._key, self.header)
+        except BaseException:
+            _remove_store_files(temp)
+            raise
+        files.publish(temp, dest)
+        return dest
+
+    def change_passphrase(self, new_passphrase: bytes | bytearray, kdf: KdfParams | None = None) -> None:
+        """Re-encrypt under a new passphrase, fresh salt and (re)calibrated parameters.
+
+        The new file is written beside the store, verified, then renamed over it in one
+        step while this connection holds the write lock: if anything fails or the process
+        dies before the rename, the old passphrase still opens the untouched store.
+        """
+        new_header = StoreHeader.new(kdf or kdf_defaults.default_params())
+        new_key = derive_key(new_passphrase, new_header.to_bytes(), new_header.kdf)
+        temp = files.temp_path_beside(self.path, "passwd")
+        sqlcipher3 = _sqlcipher()
+        # This connection holds the write lock from before the copy until after the
+        # rename, so no other writer commits to the old file in between (and writers that
+        # were waiting re-check the inode, see _check_not_replaced). A second connection
+        # makes the copy.
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlcipher3.Error as exc:
+            raise translate_db_error(exc, self.path) from None
+        exporter = _connect(self.path, bytearray(self._key), self.header)
+        try:
+            self._export_copy(exporter, temp, new_key, new_header)
+            self._verify_copy(temp, new_key, new_header)
+            os.replace(temp, self.path)
+            files.fsync_dir(self.path.parent)
+        except BaseException:
+            _remove_store_files(temp)
+            for i in range(len(new_key)):
+                new_key[i] = 0
+            raise
+        finally:
+            exporter.close()
+            self._rollback()
+        # Reopen on the new file with the new key.
+        self.conn.close()
+        for i in range(len(self._key)):
+            self._key[i] = 0
+        self.conn = _connect(self.path, new_key, new_header)
+        self._key = new_key
+        self.header = new_header
+        self._inode = os.stat(self.path).st_ino
+
+
+def _remove_store_files(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except OSError:
+            pass
+
+
+def _schema_version(conn: Any) -> int:
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def _migrate(conn: Any, path: Path, migrations: list[Migration]) -> None:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+    ).fetchone()
+    if not exists:
+        raise NotAStore(f"{path}: the store has no schema record; it is damaged or not a tracekit store")
+    current = _schema_version(conn)
+    latest = len(migrations)
+    if current > latest:
+        raise StoreTooNew(
+            f"{path} has schema version {current}, made by a newer tracekit (this one knows "
+            f"up to {latest}); upgrade tracekit to open it"
+        )
+    if current == latest:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for step in migrations[current:]:
+            step.apply(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name, applied_at) VALUES(?, ?, ?)",
+                (step.version, step.name, _utcnow()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except Exception:
+            pass
+        raise
+
+
+def _with_migrations(conn: Any, path: Path, migrations: list[Migration]) -> None:
+    sqlcipher3 = _sqlcipher()
+    try:
+        _migrate(conn, path, migrations)
+    except sqlcipher3.Error as exc:
+        raise translate_db_error(exc, path) from None
+
+
+def create_store(
+    path: Path,
+    passphrase: bytes | bytearray,
+    *,
+    kdf: KdfParams | None = None,
+    migrations: list[Migration] | None = None,
+) -> Store:
+    """Create a new store at ``path`` (0600; parent directories 0700 when created).
+
+    Never overwrites: an existing file is refused. ``migrations`` is for tests that need
+    a store of an older schema.
+    """
+    path = Path(path).expanduser()
+    if path.exists() or path.is_symlink():
+        raise StoreExists(f"{path} already exists; tracekit never overwrites an existing file")
+    sqlcipher_version()
+    files.ensure_private_dir(path.parent)
+    header = StoreHeader.new(kdf or kdf_defaults.default_params())
+    key = derive_key(passphrase, header.to_bytes(), header.kdf)
+    files.create_private_file(path)
+    try:
+        conn = _connect(path, key, header)
+        try:
+            conn.execute(BOOTSTRAP)
+            _with_migrations(conn, path, list(MIGRATIONS if migrations is None else migrations))
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO settings(key, value) VALUES('created_at', ?)", (_utcnow(),)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+    except BaseException:
+        _remove_store_files(path)
+        raise
+    store = Store(path, conn, header, key)
+    for hook in CREATE_HOOKS:
+        hook(store)
+    return store
+
+
+#: Called with each newly created store (the signing key is made here, for example).
+CREATE_HOOKS: list[Callable[[Store], None]] = []
+
+
+def open_store(
+    path: Path,
+    passphrase: bytes | bytearray | None = None,
+    *,
+    key: bytes | bytearray | None = None,
+    migrate: bool = True,
+) -> Store:
+    """Open an existing store with its passphrase (or an already derived key).
+
+    ``migrate=False`` opens without reading or upgrading the schema: only for
+    ``store check``, which must be able to examine a store whose schema pages are damaged.
+    """
+    path = Path(path).expanduser()
+    header = read_header(path)
+    if key is not None:
+        store_key = bytearray(key)
+    elif passphrase is not None:
+        store_key = derive_key(passphrase, header.to_bytes(), header.kdf)
+    else:
+        raise ValueError("open_store needs a passphrase or a key")
+    conn = _connect(path, store_key, header)
+    try:
+        if migrate:
+            _with_migrations(conn, path, list(MIGRATIONS))
+    except BaseException:
+        conn.close()
+        raise
+    return Store(path, conn, header, store_key)
+
+
+def derive_store_key(path: Path, passphrase: bytes | bytearray) -> bytearray:
+    """Derive the key for the store at ``path`` (reads only its header)."""
+    header = read_header(Path(path).expanduser())
+    return derive_key(passphrase, header.to_bytes(), header.kdf)
+
