@@ -49,7 +49,7 @@ StoreOption = Annotated[
         "--store",
         help=(
             "The store file. Default: $TRACEKIT_STORE, else tracekit.store in the "
-            "platform's user data directory."
+            "user data directory of the platform."
         ),
         rich_help_panel=GLOBAL_PANEL,
         show_default=False,
