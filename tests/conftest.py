@@ -23,8 +23,15 @@ PASSPHRASE = "test passphrase: plum tangerine"
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the real home, the real store or a passphrase from the caller's shell."""
+    """No test sees the real home, the real store or a passphrase from the caller's shell.
+
+    Each test also gets its own temporary directory (TMPDIR and tempfile.tempdir), so
+    plaintext checks can scan everything tracekit could have put there.
+    """
     home = tmp_path_factory.mktemp("home")
+    private_tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr("tempfile.tempdir", str(private_tmp))
     for name in list(os.environ):
         if name.startswith("TRACEKIT_"):
             monkeypatch.delenv(name)

@@ -40,6 +40,8 @@ def files_containing(needle: bytes, *directories: Path) -> list[Path]:
             for name in names:
                 candidate = Path(root) / name
                 try:
+                    if not stat.S_ISREG(os.lstat(candidate).st_mode):
+                        continue
                     if needle in candidate.read_bytes():
                         hits.append(candidate)
                 except OSError:
