@@ -43,7 +43,12 @@ DEFAULT_BUSY_TIMEOUT_SECONDS = 10.0
 BUSY_TIMEOUT_ENV = "TRACEKIT_BUSY_TIMEOUT"
 
 #: Tables whose row counts ``store info`` reports, in display order (label, table).
-RECORD_TABLES: list[tuple[str, str]] = []
+RECORD_TABLES: list[tuple[str, str]] = [
+    ("people", "people"),
+    ("cases", "cases"),
+    ("exposures", "exposures"),
+    ("call attempts", "call_attempts"),
+]
 
 
 def _sqlcipher() -> Any:
@@ -191,9 +196,15 @@ class CheckReport:
         return not self.problems
 
 
-#: Extra checks run by ``store check`` (the audit chain registers one), each returning
-#: a list of problems.
-EXTRA_CHECKS: list[tuple[str, Callable[["Store"], list[str]]]] = []
+def _audit_check(store: "Store") -> list[str]:
+    from tracekit import audit
+
+    return audit.check_for_store(store)
+
+
+#: Extra checks run by ``store check`` after the database checks, each returning a list
+#: of problems.
+EXTRA_CHECKS: list[tuple[str, Callable[["Store"], list[str]]]] = [("audit chain", _audit_check)]
 
 
 class Store:

@@ -76,3 +76,125 @@ def _settings(conn: Connection) -> None:
 
 def latest_version() -> int:
     return len(MIGRATIONS)
+
+
+@migration("casebook")
+def _casebook(conn: Connection) -> None:
+    """People, cases, exposures (contacts of a case), call attempts, and the search index.
+
+    Computed columns (isolation ends, close-contact clause, risk rank, rule set) are
+    written with each change so the worklist and lists are plain index scans.
+    """
+    run_statements(
+        conn,
+        """
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            date_of_birth TEXT,
+            nhs_number TEXT,
+            phone TEXT,
+            email TEXT,
+            address TEXT,
+            postcode TEXT,
+            occupation TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX people_nhs ON people(nhs_number) WHERE nhs_number IS NOT NULL;
+        CREATE INDEX people_name_dob ON people(name_key, date_of_birth);
+        CREATE INDEX people_phone ON people(phone) WHERE phone IS NOT NULL;
+        CREATE INDEX people_postcode ON people(postcode) WHERE postcode IS NOT NULL;
+        CREATE TABLE person_aliases (
+            ref TEXT PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        CREATE TABLE cases (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            test_date TEXT NOT NULL,
+            test_type TEXT NOT NULL,
+            test_result TEXT NOT NULL,
+            symptom_onset TEXT,
+            status TEXT NOT NULL,
+            notes TEXT,
+            source_exposure_id INTEGER REFERENCES exposures(id),
+            ruleset_id TEXT NOT NULL,
+            infectious_start TEXT NOT NULL,
+            infectious_end TEXT NOT NULL,
+            isolation_end TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            closed_at TEXT
+        );
+        CREATE INDEX cases_person ON cases(person_id);
+        CREATE INDEX cases_status_date ON cases(status, test_date);
+        CREATE INDEX cases_test_date ON cases(test_date);
+        CREATE INDEX cases_source ON cases(source_exposure_id) WHERE source_exposure_id IS NOT NULL;
+        CREATE TABLE exposures (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            case_id INTEGER NOT NULL REFERENCES cases(id),
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            last_exposure TEXT NOT NULL,
+            setting TEXT NOT NULL,
+            proximity_m REAL,
+            duration_min REAL,
+            face_to_face INTEGER NOT NULL DEFAULT 0,
+            direct_contact INTEGER NOT NULL DEFAULT 0,
+            trace_status TEXT NOT NULL,
+            notes TEXT,
+            ruleset_id TEXT NOT NULL,
+            close_contact INTEGER NOT NULL,
+            clause TEXT,
+            risk_rank INTEGER NOT NULL,
+            isolation_end TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (case_id, person_id)
+        );
+        CREATE INDEX exposures_person ON exposures(person_id);
+        CREATE INDEX exposures_worklist ON exposures(trace_status, risk_rank, last_exposure);
+        CREATE INDEX exposures_isolation_end ON exposures(isolation_end);
+        CREATE INDEX exposures_date ON exposures(last_exposure);
+        CREATE TABLE call_attempts (
+            id INTEGER PRIMARY KEY,
+            exposure_id INTEGER NOT NULL REFERENCES exposures(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX call_attempts_exposure ON call_attempts(exposure_id);
+        CREATE VIRTUAL TABLE people_fts USING fts5(
+            terms,
+            content = '',
+            contentless_delete = 1,
+            tokenize = 'trigram remove_diacritics 1'
+        );
+        INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)
+        """,
+    )
+
+
+@migration("audit-log")
+def _audit_log(conn: Connection) -> None:
+    """The hash-chained audit log (see tracekit.audit)."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE audit_log (
+            seq INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            reason TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_log_at ON audit_log(at);
+        CREATE INDEX audit_log_action ON audit_log(action)
+        """,
+    )

@@ -1,0 +1,142 @@
+"""The hash-chained audit log, written in the same transaction as the change it records.
+
+Each entry holds: a sequence number, the time (UTC), the action, the record references
+involved, and the tracer's stated reason. It never holds a person's identity: callers pass
+references, never names or contact details. Each entry's hash is
+
+    SHA-256( previous entry's hash || canonical JSON of [seq, at, action, refs, reason] )
+
+so editing, deleting, inserting or reordering entries breaks the chain at the first
+affected entry, and :func:`verify` names it. The chain head (last sequence number and hash)
+is also kept in ``settings`` so removing entries from the end is detected too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+HEAD_SETTING = "audit.head"
+
+
+@dataclass
+class AuditEntry:
+    seq: int
+    at: str
+    action: str
+    refs: list[str]
+    reason: str | None
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "action": self.action,
+            "refs": self.refs,
+            "reason": self.reason,
+            "hash": self.hash,
+        }
+
+
+def entry_hash(prev_hash: str, seq: int, at: str, action: str, refs: list[str], reason: str | None) -> str:
+    body = json.dumps([seq, at, action, refs, reason], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(prev_hash.encode("ascii") + body.encode("utf-8")).hexdigest()
+
+
+def _head(conn: Any) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+
+
+def append(conn: Any, action: str, refs: list[str], reason: str | None = None) -> AuditEntry:
+    """Add an entry. Must be called inside the transaction of the change it records."""
+    if not conn.in_transaction:
+        raise RuntimeError("audit entries are written inside the change's transaction")
+    last_seq, prev = _head(conn)
+    seq = last_seq + 1
+    at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    refs = sorted(set(refs))
+    digest = entry_hash(prev, seq, at, action, refs, reason)
+    conn.execute(
+        "INSERT INTO audit_log(seq, at, action, refs, reason, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?)",
+        (seq, at, action, json.dumps(refs), reason, prev, digest),
+    )
+    conn.execute(
+        "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (HEAD_SETTING, f"{seq}:{digest}"),
+    )
+    return AuditEntry(seq, at, action, refs, reason, prev, digest)
+
+
+def _row(row: tuple[Any, ...]) -> AuditEntry:
+    return AuditEntry(int(row[0]), row[1], row[2], json.loads(row[3]), row[4], row[5], row[6])
+
+
+def entries(
+    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, limit: int | None = None
+) -> list[AuditEntry]:
+    where, params = [], []
+    if since:
+        where.append("at >= ?")
+        params.append(since)
+    if action:
+        where.append("(action = ? OR action LIKE ?)")
+        params.extend([action, f"{action}.%"])
+    if ref:
+        where.append("refs LIKE ?")
+        params.append(f'%"{ref}"%')
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    sql = f"SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log {clause} ORDER BY seq"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [_row(r) for r in conn.execute(sql, params).fetchall()]
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    entries: int
+    problem: str | None = None
+    first_bad_seq: int | None = None
+    head: str | None = None
+
+
+def verify(conn: Any) -> VerifyResult:
+    """Walk the chain from the start; report the first entry that does not fit."""
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    for row in conn.execute("SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log ORDER BY rowid"):
+        entry = _row(row)
+        count += 1
+        if entry.seq != expected_seq:
+            kind = "deleted" if entry.seq > expected_seq else "inserted or reordered"
+            return VerifyResult(False, count, f"audit entry {entry.seq} is out of sequence (expected {expected_seq}): an entry was {kind}", entry.seq)
+        if entry.prev_hash != prev_hash:
+            return VerifyResult(False, count, f"audit entry {entry.seq} does not follow entry {entry.seq - 1}: the chain was broken (an entry was inserted, deleted or reordered)", entry.seq)
+        if entry_hash(prev_hash, entry.seq, entry.at, entry.action, entry.refs, entry.reason) != entry.hash:
+            return VerifyResult(False, count, f"audit entry {entry.seq} ({entry.action}) was edited: its content no longer matches its hash", entry.seq)
+        prev_hash = entry.hash
+        expected_seq += 1
+    head_row = conn.execute("SELECT value FROM settings WHERE key = ?", (HEAD_SETTING,)).fetchone()
+    actual_head = f"{expected_seq - 1}:{prev_hash}" if count else None
+    if head_row is not None and head_row[0] != actual_head:
+        recorded_seq = head_row[0].split(":", 1)[0]
+        return VerifyResult(False, count, f"the audit log ends at entry {expected_seq - 1} but its recorded head is entry {recorded_seq}: entries were removed from the end or the head was altered", expected_seq)
+    if head_row is None and count:
+        return VerifyResult(False, count, "the audit log's recorded head is missing", 1)
+    return VerifyResult(True, count, None, None, actual_head)
+
+
+def check_for_store(store: Any) -> list[str]:
+    """``store check`` hook."""
+    if not store.table_exists("audit_log"):
+        return []
+    result = verify(store.conn)
+    return [] if result.ok else [result.problem or "audit chain broken"]

@@ -1,0 +1,846 @@
+"""The case book: the library API for people, cases, contacts and the daily worklist.
+
+``Casebook(store)`` is what the CLI (and any script) calls. Every change runs in one
+store transaction together with its audit entry (see :meth:`Casebook._audit`). Rule-based
+values (infectious period, isolation ends, close-contact clause) are computed with the
+rule set in force on the relevant date, or the store's pinned rule set, and stored with
+the record so lists and the worklist are index scans.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from tracekit.domain import identifiers as ids
+from tracekit.domain import rules
+from tracekit.domain.refs import RefKind, new_ref, parse_ref
+from tracekit.errors import Conflict, NotFound, ValidationError
+from tracekit.records.inputs import (
+    CASE_VALIDATORS,
+    EXPOSURE_VALIDATORS,
+    PERSON_VALIDATORS,
+    PersonInput,
+    validated,
+)
+from tracekit.records.models import (
+    OUTCOME_STATUS,
+    CallAttempt,
+    CallOutcome,
+    Case,
+    CaseStatus,
+    DuplicateMatch,
+    Exposure,
+    Page,
+    Person,
+    TestResult,
+    TestType,
+    TraceStatus,
+    TreeNode,
+    Worklist,
+)
+from tracekit.store import Store
+
+PINNED_RULESET_SETTING = "rules.pinned"
+NOT_CLOSE_RISK_RANK = 99
+MAX_PAGE = 1000
+_REF_ATTEMPTS = 20
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def risk_rank(closeness: rules.Closeness) -> int:
+    """0 is the highest risk: the position of the clause that made the contact close."""
+    if not closeness.is_close or closeness.clause is None:
+        return NOT_CLOSE_RISK_RANK
+    try:
+        return rules.CLAUSE_PRIORITY.index(closeness.clause)
+    except ValueError:
+        return len(rules.CLAUSE_PRIORITY)
+
+
+PERSON_COLUMNS = "p.id, p.ref, p.name, p.date_of_birth, p.nhs_number, p.phone, p.email, p.address, p.postcode, p.occupation, p.created_at, p.updated_at"
+
+
+def _person(row: tuple[Any, ...], offset: int = 0) -> Person:
+    r = row[offset : offset + 12]
+    return Person(
+        id=r[0], ref=r[1], name=r[2], date_of_birth=_date(r[3]), nhs_number=r[4], phone=r[5],
+        email=r[6], address=r[7], postcode=r[8], occupation=r[9], created_at=r[10], updated_at=r[11],
+    )
+
+
+CASE_COLUMNS = (
+    "c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.notes, "
+    "(SELECT ref FROM exposures WHERE id = c.source_exposure_id), c.ruleset_id, c.infectious_start, "
+    "c.infectious_end, c.isolation_end, c.created_at, c.updated_at, c.closed_at, "
+    "(SELECT count(*) FROM exposures WHERE case_id = c.id), " + PERSON_COLUMNS
+)
+
+
+def _case(row: tuple[Any, ...]) -> Case:
+    return Case(
+        id=row[0], ref=row[1], test_date=date.fromisoformat(row[2]), test_type=TestType(row[3]),
+        test_result=TestResult(row[4]), symptom_onset=_date(row[5]), status=CaseStatus(row[6]),
+        notes=row[7], source_exposure_ref=row[8], ruleset_id=row[9],
+        infectious_start=date.fromisoformat(row[10]), infectious_end=date.fromisoformat(row[11]),
+        isolation_end=date.fromisoformat(row[12]), created_at=row[13], updated_at=row[14],
+        closed_at=row[15], contact_count=row[16], person=_person(row, 17),
+    )
+
+
+EXPOSURE_COLUMNS = (
+    "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
+    "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
+    "e.ruleset_id, e.close_contact, e.clause, e.isolation_end, e.created_at, e.updated_at, "
+    + PERSON_COLUMNS
+)
+
+
+def _exposure(row: tuple[Any, ...]) -> Exposure:
+    return Exposure(
+        id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
+        setting=row[4], proximity_m=row[5], duration_min=row[6], face_to_face=bool(row[7]),
+        direct_contact=bool(row[8]), trace_status=TraceStatus(row[9]), notes=row[10],
+        ruleset_id=row[11], close_contact=bool(row[12]), clause=row[13],
+        isolation_end=date.fromisoformat(row[14]), created_at=row[15], updated_at=row[16],
+        contact=_person(row, 17),
+    )
+
+
+def search_terms(values: dict[str, Any]) -> str:
+    """The text indexed for a person: name, phone forms, NHS number, postcode forms."""
+    parts = [ids.name_key(values["name"])]
+    phone = values.get("phone")
+    if phone:
+        parts.append(phone)
+        if phone.startswith("+44"):
+            parts.append("0" + phone[3:])
+    if values.get("nhs_number"):
+        parts.append(values["nhs_number"])
+    postcode = values.get("postcode")
+    if postcode:
+        parts.extend([postcode, postcode.replace(" ", "")])
+    return " | ".join(parts)
+
+
+class Casebook:
+    """People, cases and contacts in one store. ``today`` is injectable for tests."""
+
+    def __init__(self, store: Store, *, today: date | None = None) -> None:
+        self.store = store
+        self.today = today or date.today()
+
+    # -- rules ---------------------------------------------------------------------------
+    @property
+    def pinned_ruleset(self) -> str | None:
+        return self.store.get_setting(PINNED_RULESET_SETTING)
+
+    def ruleset_for(self, day: date) -> rules.RuleSet:
+        return rules.ruleset_for(day, self.pinned_ruleset)
+
+    def pin_ruleset(self, ruleset_id: str | None) -> None:
+        """Pin a rule set for every computation (None unpins), and recompute stored values."""
+        if ruleset_id is not None:
+            rules.get_ruleset(ruleset_id)
+        with self.store.transaction() as conn:
+            if ruleset_id is None:
+                conn.execute("DELETE FROM settings WHERE key = ?", (PINNED_RULESET_SETTING,))
+            else:
+                conn.execute(
+                    "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (PINNED_RULESET_SETTING, ruleset_id),
+                )
+            for (case_id,) in conn.execute("SELECT id FROM cases").fetchall():
+                self._recompute_case(conn, case_id)
+            for (exposure_id,) in conn.execute("SELECT id FROM exposures").fetchall():
+                self._recompute_exposure(conn, exposure_id)
+            self._audit(conn, "rules.pin" if ruleset_id else "rules.unpin", [], ruleset_id)
+
+    # -- audit hook ----------------------------------------------------------------------
+    def _audit(self, conn: Any, action: str, refs: list[str], reason: str | None = None) -> None:
+        """Write the audit entry for a change, in the change's own transaction."""
+        from tracekit import audit
+
+        audit.append(conn, action, refs, reason)
+
+    # -- references ----------------------------------------------------------------------
+    def _insert_with_ref(self, conn: Any, kind: RefKind, sql: str, params: tuple[Any, ...]) -> tuple[int, str]:
+        """Insert a row whose first parameter is a fresh reference; redraw on a collision."""
+        table = {"P": "people", "C": "cases", "E": "exposures"}[kind.value]
+        for _ in range(_REF_ATTEMPTS):
+            ref = new_ref(kind)
+            if conn.execute(f"SELECT 1 FROM {table} WHERE ref = ?", (ref,)).fetchone():
+                continue
+            if kind is RefKind.PERSON and conn.execute("SELECT 1 FROM person_aliases WHERE ref = ?", (ref,)).fetchone():
+                continue
+            cursor = conn.execute(sql, (ref, *params))
+            return int(cursor.lastrowid), ref
+        raise Conflict("could not draw an unused reference; the store may be nearly full")  # pragma: no cover
+
+    # -- people --------------------------------------------------------------------------
+    def _person_id(self, conn: Any, ref_text: str) -> int:
+        ref = parse_ref(ref_text, RefKind.PERSON)
+        row = conn.execute("SELECT id FROM people WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT person_id FROM person_aliases WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            raise NotFound(f"no person {ref}")
+        return int(row[0])
+
+    def _load_person(self, conn: Any, person_id: int) -> Person:
+        row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id = ?", (person_id,)).fetchone()
+        return _person(row)
+
+    def get_person(self, ref: str) -> Person:
+        conn = self.store.conn
+        return self._load_person(conn, self._person_id(conn, ref))
+
+    def validate_person(self, person: PersonInput, *, require_name: bool = True) -> dict[str, Any]:
+        values = validated(person.raw(), PERSON_VALIDATORS, self.today)
+        if require_name and "name" not in values:
+            raise ValidationError("name", "is required", expected="the person's full name")
+        return values
+
+    def find_duplicates(self, person: PersonInput) -> list[DuplicateMatch]:
+        """People already in the store with the same NHS number, name and date of birth, or phone."""
+        values = self.validate_person(person, require_name=False)
+        return self._duplicates(self.store.conn, values)
+
+    def _duplicates(self, conn: Any, values: dict[str, Any], exclude: int | None = None) -> list[DuplicateMatch]:
+        found: dict[int, list[str]] = {}
+        if values.get("nhs_number"):
+            for (pid,) in conn.execute("SELECT id FROM people WHERE nhs_number = ?", (values["nhs_number"],)):
+                found.setdefault(pid, []).append("same NHS number")
+        if values.get("name") and values.get("date_of_birth"):
+            key = ids.name_key(values["name"])
+            for (pid,) in conn.execute(
+                "SELECT id FROM people WHERE name_key = ? AND date_of_birth = ?",
+                (key, values["date_of_birth"].isoformat()),
+            ):
+                found.setdefault(pid, []).append("same name and date of birth")
+        if values.get("phone"):
+            for (pid,) in conn.execute("SELECT id FROM people WHERE phone = ?", (values["phone"],)):
+                found.setdefault(pid, []).append("same phone")
+        found.pop(exclude, None)  # type: ignore[arg-type]
+        return [DuplicateMatch(self._load_person(conn, pid), reasons) for pid, reasons in sorted(found.items())]
+
+    def _insert_person(self, conn: Any, values: dict[str, Any]) -> int:
+        now = utcnow()
+        dob = values.get("date_of_birth")
+        person_id, ref = self._insert_with_ref(
+            conn,
+            RefKind.PERSON,
+            "INSERT INTO people(ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
+            "postcode, occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                values["name"], ids.name_key(values["name"]), dob.isoformat() if dob else None,
+                values.get("nhs_number"), values.get("phone"), values.get("email"), values.get("address"),
+                values.get("postcode"), values.get("occupation"), now, now,
+            ),
+        )
+        self._index_person(conn, person_id, values)
+        self._audit(conn, "person.add", [ref])
+        return person_id
+
+    def _index_person(self, conn: Any, person_id: int, values: dict[str, Any] | None) -> None:
+        conn.execute("DELETE FROM people_fts WHERE rowid = ?", (person_id,))
+        if values is not None:
+            conn.execute("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", (person_id, search_terms(values)))
+
+    def resolve_person(
+        self, conn: Any, person: PersonInput | None, *, person_ref: str | None = None,
+        link: str | None = None, new_person: bool = False,
+    ) -> int:
+        """The person a new case or contact is about: an existing one, or a new record.
+
+        With details that match someone already stored, the caller must choose:
+        ``link`` (that person's reference) or ``new_person``; otherwise Conflict lists the
+        matches so the CLI can ask.
+        """
+        if person_ref:
+            return self._person_id(conn, person_ref)
+        if link:
+            return self._person_id(conn, link)
+        if person is None or person.is_empty():
+            raise ValidationError("person", "is required", expected="--person P-... or the person's details (--name ...)")
+        values = self.validate_person(person)
+        if not new_person:
+            matches = self._duplicates(conn, values)
+            if matches:
+                refs = ", ".join(m.person.ref for m in matches)
+                raise DuplicatePerson(matches, f"this person may already be in the store ({refs}); link to one with --link P-... or add anyway with --new-person")
+        return self._insert_person(conn, values)
+
+    def update_person(self, ref: str, changes: PersonInput) -> Person:
+        values = validated({k: v for k, v in changes.raw().items() if v is not None}, PERSON_VALIDATORS, self.today)
+        if not values:
+            raise ValidationError("changes", "none given", expected="at least one field to change")
+        with self.store.transaction() as conn:
+            person_id = self._person_id(conn, ref)
+            assignments = []
+            params: list[Any] = []
+            for name, value in values.items():
+                assignments.append(f"{name} = ?")
+                params.append(value.isoformat() if isinstance(value, date) else value)
+            if "name" in values:
+                assignments.append("name_key = ?")
+                params.append(ids.name_key(values["name"]))
+            conn.execute(
+                f"UPDATE people SET {', '.join(assignments)}, updated_at = ? WHERE id = ?",
+                (*params, utcnow(), person_id),
+            )
+            person = self._load_person(conn, person_id)
+            self._index_person(conn, person_id, {**person.__dict__})
+            self._audit(conn, "person.update", [person.ref], None)
+        return person
+
+    def search_people(self, text: str, limit: int = 20) -> list[Person]:
+        """People whose name, phone, NHS number or postcode contains ``text``."""
+        query = _search_query(text)
+        if query is None:
+            raise ValidationError("search", "is too short", expected="at least 3 letters or digits")
+        conn = self.store.conn
+        rows = conn.execute(
+            f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
+            "WHERE people_fts MATCH ? ORDER BY f.rank LIMIT ?",
+            (query, min(limit, MAX_PAGE)),
+        ).fetchall()
+        return [_person(r) for r in rows]
+
+    def merge_people(self, keep_ref: str, other_ref: str) -> Person:
+        """Merge ``other`` into ``keep``: cases and exposures move, the other reference
+        stays valid as an alias, and details ``keep`` lacks are taken from ``other``."""
+        with self.store.transaction() as conn:
+            keep_id = self._person_id(conn, keep_ref)
+            other_id = self._person_id(conn, other_ref)
+            if keep_id == other_id:
+                raise Conflict("both references are the same person")
+            keep = self._load_person(conn, keep_id)
+            other = self._load_person(conn, other_id)
+            shared = conn.execute(
+                "SELECT count(*) FROM exposures a JOIN exposures b ON a.case_id = b.case_id "
+                "WHERE a.person_id = ? AND b.person_id = ?",
+                (keep_id, other_id),
+            ).fetchone()[0]
+            if shared:
+                raise Conflict(f"{keep.ref} and {other.ref} are both contacts of the same case; remove one exposure first")
+            fill = {
+                name: getattr(other, name)
+                for name in ("date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
+                if getattr(keep, name) in (None, "") and getattr(other, name) not in (None, "")
+            }
+            if fill:
+                assignments = ", ".join(f"{k} = ?" for k in fill)
+                conn.execute(
+                    f"UPDATE people SET {assignments}, updated_at = ? WHERE id = ?",
+                    (*[v.isoformat() if isinstance(v, date) else v for v in fill.values()], utcnow(), keep_id),
+                )
+            conn.execute("UPDATE cases SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
+            conn.execute("UPDATE exposures SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
+            conn.execute("UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
+            self._before_person_delete(conn, other_id)
+            self._index_person(conn, other_id, None)
+            conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
+            conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
+            merged = self._load_person(conn, keep_id)
+            self._index_person(conn, keep_id, {**merged.__dict__})
+            self._audit(conn, "person.merge", [merged.ref, other.ref])
+        return merged
+
+    def _before_person_delete(self, conn: Any, person_id: int) -> None:
+        """Hook for data tied to a person that must move or go before deletion."""
+
+    # -- cases ---------------------------------------------------------------------------
+    def _case_id(self, conn: Any, ref_text: str) -> int:
+        ref = parse_ref(ref_text, RefKind.CASE)
+        row = conn.execute("SELECT id FROM cases WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            raise NotFound(f"no case {ref}")
+        return int(row[0])
+
+    def _load_case(self, conn: Any, case_id: int) -> Case:
+        row = conn.execute(
+            f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id WHERE c.id = ?", (case_id,)
+        ).fetchone()
+        return _case(row)
+
+    def get_case(self, ref: str) -> Case:
+        conn = self.store.conn
+        return self._load_case(conn, self._case_id(conn, ref))
+
+    def _case_rule_values(self, test_date: date, onset: date | None) -> dict[str, str]:
+        rs = self.ruleset_for(onset or test_date)
+        start, end = rules.infectious_period(onset, test_date, rs)
+        return {
+            "ruleset_id": rs.id,
+            "infectious_start": start.isoformat(),
+            "infectious_end": end.isoformat(),
+            "isolation_end": rules.case_isolation_end(onset, test_date, rs).isoformat(),
+        }
+
+    def _check_case_dates(self, test_date: date, onset: date | None, dob: date | None = None) -> None:
+        if onset and onset > test_date + timedelta(days=30):
+            raise ValidationError("symptom_onset", "is more than 30 days after the test date", expected="the date symptoms started")
+        if dob and test_date < dob:
+            raise ValidationError("test_date", "is before the date of birth", expected="a date after the person was born")
+
+    def add_case(
+        self,
+        *,
+        person: PersonInput | None = None,
+        person_ref: str | None = None,
+        link: str | None = None,
+        new_person: bool = False,
+        test_date: str | date,
+        test_type: str = "pcr",
+        test_result: str = "positive",
+        symptom_onset: str | date | None = None,
+        asymptomatic: bool = False,
+        notes: str | None = None,
+        source_exposure_id: int | None = None,
+    ) -> Case:
+        values = validated(
+            {"test_date": test_date, "test_type": test_type, "test_result": test_result,
+             "symptom_onset": symptom_onset, "notes": notes},
+            CASE_VALIDATORS, self.today,
+        )
+        if "test_date" not in values:
+            raise ValidationError("test_date", "is required", expected="the date of the positive test")
+        onset = values.get("symptom_onset")
+        if onset is None and not asymptomatic:
+            raise ValidationError("symptom_onset", "is required", expected="the date symptoms started, or --asymptomatic")
+        if onset is not None and asymptomatic:
+            raise ValidationError("symptom_onset", "was given for an asymptomatic case", expected="either an onset date or --asymptomatic")
+        self._check_case_dates(values["test_date"], onset)
+        with self.store.transaction() as conn:
+            person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
+            now = utcnow()
+            computed = self._case_rule_values(values["test_date"], onset)
+            case_id, ref = self._insert_with_ref(
+                conn,
+                RefKind.CASE,
+                "INSERT INTO cases(ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
+                "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    person_id, values["test_date"].isoformat(), values.get("test_type", "pcr"),
+                    values.get("test_result", "positive"), onset.isoformat() if onset else None,
+                    CaseStatus.OPEN.value, values.get("notes"), source_exposure_id, computed["ruleset_id"],
+                    computed["infectious_start"], computed["infectious_end"], computed["isolation_end"], now, now,
+                ),
+            )
+            person_ref_now = self._load_person(conn, person_id).ref
+            self._audit(conn, "case.add", [ref, person_ref_now])
+            return self._load_case(conn, case_id)
+
+    def list_cases(
+        self, *, status: str | None = None, since: str | date | None = None, until: str | date | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> Page:
+        where, params = [], []
+        if status:
+            where.append("c.status = ?")
+            params.append(validated({"status": status}, CASE_VALIDATORS, self.today)["status"])
+        if since:
+            where.append("c.test_date >= ?")
+            params.append(ids.parse_date(str(since), "since").isoformat())
+        if until:
+            where.append("c.test_date <= ?")
+            params.append(ids.parse_date(str(until), "until").isoformat())
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        conn = self.store.conn
+        total = conn.execute(f"SELECT count(*) FROM cases c {clause}", params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id {clause} "
+            "ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
+            (*params, _limit(limit), max(0, offset)),
+        ).fetchall()
+        return Page([_case(r) for r in rows], total, _limit(limit), max(0, offset))
+
+    def update_case(
+        self, ref: str, *, test_date: str | date | None = None, test_type: str | None = None,
+        test_result: str | None = None, symptom_onset: str | date | None = None,
+        asymptomatic: bool = False, notes: str | None = None,
+    ) -> Case:
+        values = validated(
+            {"test_date": test_date, "test_type": test_type, "test_result": test_result,
+             "symptom_onset": symptom_onset, "notes": notes},
+            CASE_VALIDATORS, self.today,
+        )
+        if not values and not asymptomatic:
+            raise ValidationError("changes", "none given", expected="at least one field to change")
+        with self.store.transaction() as conn:
+            case_id = self._case_id(conn, ref)
+            current = self._load_case(conn, case_id)
+            if current.status is CaseStatus.REFERRED:
+                raise Conflict(f"{current.ref} has been referred; its record is sealed")
+            new_test = values.get("test_date", current.test_date)
+            new_onset = None if asymptomatic else values.get("symptom_onset", current.symptom_onset)
+            self._check_case_dates(new_test, new_onset)
+            columns = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()}
+            columns["symptom_onset"] = new_onset.isoformat() if new_onset else None
+            columns.update(self._case_rule_values(new_test, new_onset))
+            assignments = ", ".join(f"{k} = ?" for k in columns)
+            conn.execute(
+                f"UPDATE cases SET {assignments}, updated_at = ? WHERE id = ?", (*columns.values(), utcnow(), case_id)
+            )
+            self._audit(conn, "case.update", [current.ref])
+            return self._load_case(conn, case_id)
+
+    def close_case(self, ref: str, *, reason: str | None = None) -> Case:
+        with self.store.transaction() as conn:
+            case_id = self._case_id(conn, ref)
+            current = self._load_case(conn, case_id)
+            if current.status is not CaseStatus.OPEN:
+                raise Conflict(f"{current.ref} is {current.status}, not open")
+            now = utcnow()
+            conn.execute(
+                "UPDATE cases SET status = ?, closed_at = ?, updated_at = ? WHERE id = ?",
+                (CaseStatus.CLOSED.value, now, now, case_id),
+            )
+            self._audit(conn, "case.close", [current.ref], reason)
+            return self._load_case(conn, case_id)
+
+    def _recompute_case(self, conn: Any, case_id: int) -> None:
+        test_date, onset = conn.execute("SELECT test_date, symptom_onset FROM cases WHERE id = ?", (case_id,)).fetchone()
+        computed = self._case_rule_values(date.fromisoformat(test_date), _date(onset))
+        conn.execute(
+            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
+            (*computed.values(), case_id),
+        )
+
+    # -- contacts (exposures) ------------------------------------------------------------
+    def _exposure_id(self, conn: Any, ref_text: str) -> int:
+        ref = parse_ref(ref_text, RefKind.EXPOSURE)
+        row = conn.execute("SELECT id FROM exposures WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            raise NotFound(f"no contact {ref}")
+        return int(row[0])
+
+    def _load_exposure(self, conn: Any, exposure_id: int, *, with_calls: bool = True) -> Exposure:
+        row = conn.execute(
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.id = ?",
+            (exposure_id,),
+        ).fetchone()
+        exposure = _exposure(row)
+        if with_calls:
+            exposure.calls = [
+                CallAttempt(at, CallOutcome(outcome), note)
+                for at, outcome, note in conn.execute(
+                    "SELECT at, outcome, note FROM call_attempts WHERE exposure_id = ? ORDER BY id", (exposure_id,)
+                )
+            ]
+        return exposure
+
+    def get_contact(self, ref: str) -> Exposure:
+        conn = self.store.conn
+        return self._load_exposure(conn, self._exposure_id(conn, ref))
+
+    def _exposure_rule_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        rs = self.ruleset_for(values["last_exposure"])
+        closeness = rules.classify_exposure(
+            rs,
+            setting=values["setting"],
+            proximity_m=values.get("proximity_m"),
+            duration_min=values.get("duration_min"),
+            face_to_face=bool(values.get("face_to_face")),
+            direct_contact=bool(values.get("direct_contact")),
+        )
+        return {
+            "ruleset_id": rs.id,
+            "close_contact": int(closeness.is_close),
+            "clause": closeness.clause,
+            "risk_rank": risk_rank(closeness),
+            "isolation_end": rules.contact_isolation_end(values["last_exposure"], rs).isoformat(),
+        }
+
+    def explain_contact(self, exposure: Exposure) -> rules.Closeness:
+        rs = rules.get_ruleset(exposure.ruleset_id)
+        return rules.classify_exposure(
+            rs, setting=exposure.setting, proximity_m=exposure.proximity_m, duration_min=exposure.duration_min,
+            face_to_face=exposure.face_to_face, direct_contact=exposure.direct_contact,
+        )
+
+    def exposure_warnings(self, case: Case, last_exposure: date) -> list[str]:
+        if not case.infectious_start <= last_exposure <= case.infectious_end:
+            return [
+                f"the exposure on {last_exposure.isoformat()} is outside {case.ref}'s infectious period "
+                f"({case.infectious_start.isoformat()} to {case.infectious_end.isoformat()}); recorded anyway"
+            ]
+        return []
+
+    def add_contact(
+        self,
+        case_ref: str,
+        *,
+        person: PersonInput | None = None,
+        person_ref: str | None = None,
+        link: str | None = None,
+        new_person: bool = False,
+        last_exposure: str | date,
+        setting: str,
+        proximity_m: str | float | None = None,
+        duration_min: str | float | None = None,
+        face_to_face: bool = False,
+        direct_contact: bool = False,
+        notes: str | None = None,
+    ) -> tuple[Exposure, list[str]]:
+        """Record a contact of a case. Returns the exposure and any warnings."""
+        values = validated(
+            {"last_exposure": last_exposure, "setting": setting, "proximity_m": proximity_m,
+             "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
+             "notes": notes},
+            EXPOSURE_VALIDATORS, self.today,
+        )
+        for required, expected in (("last_exposure", "the date of last contact"), ("setting", "where it happened")):
+            if required not in values:
+                raise ValidationError(required, "is required", expected=expected)
+        with self.store.transaction() as conn:
+            case_id = self._case_id(conn, case_ref)
+            case = self._load_case(conn, case_id)
+            if case.status is CaseStatus.REFERRED:
+                raise Conflict(f"{case.ref} has been referred; add its contacts through the vetted team")
+            person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
+            if person_id == case.person.id:
+                raise Conflict(f"a case cannot be its own contact ({case.person.ref})")
+            existing = conn.execute(
+                "SELECT ref FROM exposures WHERE case_id = ? AND person_id = ?", (case_id, person_id)
+            ).fetchone()
+            if existing:
+                raise Conflict(f"this person is already a contact of {case.ref} ({existing[0]}); use 'contact update {existing[0]}'")
+            computed = self._exposure_rule_values(values)
+            now = utcnow()
+            exposure_id, ref = self._insert_with_ref(
+                conn,
+                RefKind.EXPOSURE,
+                "INSERT INTO exposures(ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
+                "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
+                "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    case_id, person_id, values["last_exposure"].isoformat(), values["setting"],
+                    values.get("proximity_m"), values.get("duration_min"), int(bool(values.get("face_to_face"))),
+                    int(bool(values.get("direct_contact"))), TraceStatus.NOT_YET_REACHED.value, values.get("notes"),
+                    computed["ruleset_id"], computed["close_contact"], computed["clause"], computed["risk_rank"],
+                    computed["isolation_end"], now, now,
+                ),
+            )
+            exposure = self._load_exposure(conn, exposure_id)
+            self._audit(conn, "contact.add", [ref, case.ref, exposure.contact.ref])
+        return exposure, self.exposure_warnings(case, values["last_exposure"])
+
+    def list_contacts(
+        self, *, case_ref: str | None = None, status: str | None = None, setting: str | None = None,
+        since: str | date | None = None, until: str | date | None = None, close_only: bool = False,
+        limit: int = 50, offset: int = 0,
+    ) -> Page:
+        conn = self.store.conn
+        where, params = [], []
+        if case_ref:
+            where.append("e.case_id = ?")
+            params.append(self._case_id(conn, case_ref))
+        if status:
+            where.append("e.trace_status = ?")
+            params.append(validated({"trace_status": status}, EXPOSURE_VALIDATORS, self.today)["trace_status"])
+        if setting:
+            where.append("e.setting = ?")
+            params.append(validated({"setting": setting}, EXPOSURE_VALIDATORS, self.today)["setting"])
+        if since:
+            where.append("e.last_exposure >= ?")
+            params.append(ids.parse_date(str(since), "since").isoformat())
+        if until:
+            where.append("e.last_exposure <= ?")
+            params.append(ids.parse_date(str(until), "until").isoformat())
+        if close_only:
+            where.append("e.close_contact = 1")
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        total = conn.execute(f"SELECT count(*) FROM exposures e {clause}", params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id {clause} "
+            "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
+            (*params, _limit(limit), max(0, offset)),
+        ).fetchall()
+        return Page([_exposure(r) for r in rows], total, _limit(limit), max(0, offset))
+
+    def update_contact(
+        self, ref: str, *, last_exposure: str | date | None = None, setting: str | None = None,
+        proximity_m: str | float | None = None, duration_min: str | float | None = None,
+        face_to_face: bool | None = None, direct_contact: bool | None = None,
+        trace_status: str | None = None, notes: str | None = None,
+    ) -> tuple[Exposure, list[str]]:
+        values = validated(
+            {"last_exposure": last_exposure, "setting": setting, "proximity_m": proximity_m,
+             "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
+             "trace_status": trace_status, "notes": notes},
+            EXPOSURE_VALIDATORS, self.today,
+        )
+        if not values:
+            raise ValidationError("changes", "none given", expected="at least one field to change")
+        with self.store.transaction() as conn:
+            exposure_id = self._exposure_id(conn, ref)
+            current = self._load_exposure(conn, exposure_id, with_calls=False)
+            merged = {
+                "last_exposure": current.last_exposure, "setting": current.setting,
+                "proximity_m": current.proximity_m, "duration_min": current.duration_min,
+                "face_to_face": current.face_to_face, "direct_contact": current.direct_contact,
+                **values,
+            }
+            columns = {k: (v.isoformat() if isinstance(v, date) else (int(v) if isinstance(v, bool) else v)) for k, v in values.items()}
+            columns.update(self._exposure_rule_values(merged))
+            assignments = ", ".join(f"{k} = ?" for k in columns)
+            conn.execute(
+                f"UPDATE exposures SET {assignments}, updated_at = ? WHERE id = ?", (*columns.values(), utcnow(), exposure_id)
+            )
+            exposure = self._load_exposure(conn, exposure_id)
+            case = self._load_case(conn, self._case_id(conn, exposure.case_ref))
+            self._audit(conn, "contact.update", [exposure.ref])
+        warnings = self.exposure_warnings(case, exposure.last_exposure) if "last_exposure" in values else []
+        return exposure, warnings
+
+    def log_call(self, ref: str, outcome: str, note: str | None = None) -> Exposure:
+        try:
+            parsed = CallOutcome(str(outcome).strip().lower())
+        except ValueError:
+            raise ValidationError(
+                "outcome", "is not a known call outcome", expected="one of " + ", ".join(o.value for o in CallOutcome)
+            ) from None
+        note_value = validated({"notes": note}, EXPOSURE_VALIDATORS, self.today).get("notes") if note else None
+        with self.store.transaction() as conn:
+            exposure_id = self._exposure_id(conn, ref)
+            now = utcnow()
+            conn.execute(
+                "INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)",
+                (exposure_id, now, parsed.value, note_value),
+            )
+            new_status = OUTCOME_STATUS[parsed]
+            if new_status is not None:
+                conn.execute(
+                    "UPDATE exposures SET trace_status = ?, updated_at = ? WHERE id = ?", (new_status.value, now, exposure_id)
+                )
+            exposure = self._load_exposure(conn, exposure_id)
+            self._audit(conn, "contact.call", [exposure.ref], parsed.value)
+        return exposure
+
+    def _recompute_exposure(self, conn: Any, exposure_id: int) -> None:
+        current = self._load_exposure(conn, exposure_id, with_calls=False)
+        computed = self._exposure_rule_values(current.__dict__)
+        assignments = ", ".join(f"{k} = ?" for k in computed)
+        conn.execute(f"UPDATE exposures SET {assignments} WHERE id = ?", (*computed.values(), exposure_id))
+
+    def promote_contact(
+        self, person_ref: str, *, test_date: str | date, test_type: str = "pcr",
+        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
+    ) -> Case:
+        """Make a contact a case, keeping the chain: the new case records the exposure
+        through which the person was (most recently) a contact."""
+        conn = self.store.conn
+        person_id = self._person_id(conn, person_ref)
+        row = conn.execute(
+            "SELECT id FROM exposures WHERE person_id = ? ORDER BY last_exposure DESC, id DESC LIMIT 1", (person_id,)
+        ).fetchone()
+        if row is None:
+            raise Conflict(f"{parse_ref(person_ref, RefKind.PERSON)} is not a contact of any case; use 'case add --person'")
+        open_case = conn.execute(
+            "SELECT ref FROM cases WHERE person_id = ? AND status = 'open'", (person_id,)
+        ).fetchone()
+        if open_case:
+            raise Conflict(f"this person already has an open case ({open_case[0]})")
+        return self.add_case(
+            person_ref=person_ref, test_date=test_date, test_type=test_type, symptom_onset=symptom_onset,
+            asymptomatic=asymptomatic, notes=notes, source_exposure_id=int(row[0]),
+        )
+
+    def case_tree(self, ref: str) -> tuple[TreeNode, int]:
+        """The transmission chain containing a case: from its earliest known ancestor down.
+
+        Returns the root node and the id of the case asked about (to highlight it).
+        """
+        conn = self.store.conn
+        case_id = self._case_id(conn, ref)
+        root_id, seen = case_id, {case_id}
+        while True:
+            parent = conn.execute(
+                "SELECT e.case_id FROM cases c JOIN exposures e ON e.id = c.source_exposure_id WHERE c.id = ?",
+                (root_id,),
+            ).fetchone()
+            if parent is None or parent[0] in seen:
+                break
+            root_id = parent[0]
+            seen.add(root_id)
+        return self._subtree(conn, root_id, None, set()), case_id
+
+    def _subtree(self, conn: Any, case_id: int, via: Exposure | None, visited: set[int]) -> TreeNode:
+        visited.add(case_id)
+        node = TreeNode(self._load_case(conn, case_id), via)
+        for (exposure_id,) in conn.execute(
+            "SELECT id FROM exposures WHERE case_id = ? ORDER BY last_exposure, id", (case_id,)
+        ).fetchall():
+            exposure = self._load_exposure(conn, exposure_id, with_calls=False)
+            child_cases = conn.execute(
+                "SELECT id FROM cases WHERE source_exposure_id = ? ORDER BY id", (exposure_id,)
+            ).fetchall()
+            if not child_cases:
+                node.uncased_contacts.append(exposure)
+            for (child_id,) in child_cases:
+                if child_id not in visited:
+                    node.children.append(self._subtree(conn, child_id, exposure, visited))
+        return node
+
+    # -- the worklist ----------------------------------------------------------------------
+    def worklist(self, day: date | None = None, limit: int = 50) -> Worklist:
+        """Contacts not yet reached, highest risk and most recent exposure first, and
+        contacts whose isolation ends on ``day``."""
+        day = day or self.today
+        conn = self.store.conn
+        to_call_total = conn.execute(
+            "SELECT count(*) FROM exposures WHERE trace_status = ?", (TraceStatus.NOT_YET_REACHED.value,)
+        ).fetchone()[0]
+        to_call = conn.execute(
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
+            "WHERE e.trace_status = ? ORDER BY e.risk_rank, e.last_exposure DESC LIMIT ?",
+            (TraceStatus.NOT_YET_REACHED.value, _limit(limit)),
+        ).fetchall()
+        ending = conn.execute(
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
+            "WHERE e.isolation_end = ? ORDER BY e.risk_rank, e.id LIMIT ?",
+            (day.isoformat(), _limit(limit)),
+        ).fetchall()
+        return Worklist(day, [_exposure(r) for r in to_call], [_exposure(r) for r in ending], to_call_total)
+
+
+class DuplicatePerson(Conflict):
+    """The details match people already stored; ``matches`` lists them."""
+
+    def __init__(self, matches: list[DuplicateMatch], message: str) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE))
+
+
+def _search_query(text: str) -> str | None:
+    """An FTS5 query: each variant of the text as a quoted trigram phrase, OR-ed."""
+    text = " ".join(text.split())
+    variants = {ids.name_key(text)}
+    compact = "".join(ch for ch in text if ch.isalnum())
+    if compact:
+        variants.add(compact.upper() if any(c.isalpha() for c in compact) else compact)
+        variants.add(compact.lower())
+    if sum(ch.isdigit() for ch in text) >= 7:
+        try:
+            variants.add(ids.normalise_phone(text))
+        except ValidationError:
+            pass
+    variants = {v for v in variants if len(v) >= 3}
+    if not variants:
+        return None
+    return " OR ".join('"' + v.replace('"', '""') + '"' for v in sorted(variants))
+

@@ -1,0 +1,254 @@
+"""Records of the case book: people, cases, exposures and call attempts.
+
+These are plain data. ``to_json()`` gives the documented, stable JSON shape used by
+``--json`` (see docs/json.md); dates are ISO 8601 strings, absent values are ``null``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    REFERRED = "referred"
+
+
+class TraceStatus(StrEnum):
+    NOT_YET_REACHED = "not-yet-reached"
+    REACHED = "reached"
+    ISOLATING = "isolating"
+    DECLINED = "declined"
+    UNREACHABLE = "unreachable"
+
+
+class TestType(StrEnum):
+    __test__ = False  # not a pytest class
+
+    PCR = "pcr"
+    LFD = "lfd"
+    LAMP = "lamp"
+    OTHER = "other"
+
+
+class TestResult(StrEnum):
+    __test__ = False
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    VOID = "void"
+
+
+class CallOutcome(StrEnum):
+    REACHED = "reached"
+    ISOLATING = "isolating"
+    NO_ANSWER = "no-answer"
+    VOICEMAIL = "voicemail"
+    WRONG_NUMBER = "wrong-number"
+    DECLINED = "declined"
+    UNREACHABLE = "unreachable"
+
+
+#: How a call's outcome changes the contact's trace status (None: unchanged).
+OUTCOME_STATUS: dict[CallOutcome, TraceStatus | None] = {
+    CallOutcome.REACHED: TraceStatus.REACHED,
+    CallOutcome.ISOLATING: TraceStatus.ISOLATING,
+    CallOutcome.NO_ANSWER: None,
+    CallOutcome.VOICEMAIL: None,
+    CallOutcome.WRONG_NUMBER: TraceStatus.UNREACHABLE,
+    CallOutcome.DECLINED: TraceStatus.DECLINED,
+    CallOutcome.UNREACHABLE: TraceStatus.UNREACHABLE,
+}
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass
+class Person:
+    id: int
+    ref: str
+    name: str
+    date_of_birth: date | None = None
+    nhs_number: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    occupation: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    #: The identity fields, in display order (used by masking and the leak guard).
+    IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "date_of_birth": _iso(self.date_of_birth),
+            "nhs_number": self.nhs_number,
+            "phone": self.phone,
+            "email": self.email,
+            "address": self.address,
+            "postcode": self.postcode,
+            "occupation": self.occupation,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class CallAttempt:
+    at: str
+    outcome: CallOutcome
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "outcome": str(self.outcome), "note": self.note}
+
+
+@dataclass
+class Exposure:
+    id: int
+    ref: str
+    case_ref: str
+    contact: Person
+    last_exposure: date
+    setting: str
+    proximity_m: float | None
+    duration_min: float | None
+    face_to_face: bool
+    direct_contact: bool
+    trace_status: TraceStatus
+    notes: str | None
+    ruleset_id: str
+    close_contact: bool
+    clause: str | None
+    isolation_end: date
+    created_at: str = ""
+    updated_at: str = ""
+    calls: list[CallAttempt] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "case": self.case_ref,
+            "contact": self.contact.to_json(),
+            "last_exposure": _iso(self.last_exposure),
+            "setting": self.setting,
+            "proximity_m": self.proximity_m,
+            "duration_min": self.duration_min,
+            "face_to_face": self.face_to_face,
+            "direct_contact": self.direct_contact,
+            "trace_status": str(self.trace_status),
+            "close_contact": self.close_contact,
+            "clause": self.clause,
+            "ruleset": self.ruleset_id,
+            "isolation_end": _iso(self.isolation_end),
+            "notes": self.notes,
+            "calls": [c.to_json() for c in self.calls],
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class Case:
+    id: int
+    ref: str
+    person: Person
+    test_date: date
+    test_type: TestType
+    test_result: TestResult
+    symptom_onset: date | None
+    status: CaseStatus
+    notes: str | None
+    source_exposure_ref: str | None
+    ruleset_id: str
+    infectious_start: date
+    infectious_end: date
+    isolation_end: date
+    created_at: str = ""
+    updated_at: str = ""
+    closed_at: str | None = None
+    contact_count: int = 0
+
+    @property
+    def asymptomatic(self) -> bool:
+        return self.symptom_onset is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "person": self.person.to_json(),
+            "test_date": _iso(self.test_date),
+            "test_type": str(self.test_type),
+            "test_result": str(self.test_result),
+            "symptom_onset": _iso(self.symptom_onset),
+            "asymptomatic": self.asymptomatic,
+            "status": str(self.status),
+            "notes": self.notes,
+            "source_exposure": self.source_exposure_ref,
+            "ruleset": self.ruleset_id,
+            "infectious_period": {"start": _iso(self.infectious_start), "end": _iso(self.infectious_end)},
+            "isolation_end": _iso(self.isolation_end),
+            "contact_count": self.contact_count,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "closed_at": self.closed_at,
+        }
+
+
+@dataclass
+class DuplicateMatch:
+    person: Person
+    reasons: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"person": self.person.to_json(), "reasons": self.reasons}
+
+
+@dataclass
+class TreeNode:
+    case: Case
+    via: Exposure | None = None
+    children: list["TreeNode"] = field(default_factory=list)
+    uncased_contacts: list[Exposure] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": [item.to_json() for item in self.items],
+            "total": self.total,
+            "limit": self.limit,
+            "offset": self.offset,
+        }
+
+
+@dataclass
+class Worklist:
+    day: date
+    to_call: list[Exposure]
+    isolation_ends_today: list[Exposure]
+    to_call_total: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "date": self.day.isoformat(),
+            "to_call": [e.to_json() for e in self.to_call],
+            "to_call_total": self.to_call_total,
+            "isolation_ends_today": [e.to_json() for e in self.isolation_ends_today],
+        }
