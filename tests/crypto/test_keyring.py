@@ -1,11 +1,11 @@
 """Tests of tracekit.crypto.keyring.
 
-The tests marked as needing the real keyring first join a fresh anonymous session
-keyring for this test process (what ``keyctl session`` does). That keeps them away from
-the developer's own session keyring, and gives the process a session keyring of its own
-where it has none (containers, logins without pam_keyinit). It lasts for the rest of the
-test process. Where the kernel refuses, these tests skip, naming the errno; the tests of
-the unavailable paths fake the system calls and always run.
+The tests of the real keyring first join a fresh anonymous session keyring for this
+test process (what ``keyctl session`` does). That keeps them away from the developer's
+own session keyring, and gives the process a session keyring of its own where it has
+none (containers, logins without pam_keyinit); in that case the per-user default one is
+joined again afterwards. Where the kernel refuses, these tests skip, naming the errno.
+The tests of the unavailable paths fake the system calls and always run.
 """
 
 from __future__ import annotations
@@ -47,14 +47,26 @@ def describe(key_id: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def session_keyring() -> None:
+def session_keyring() -> Iterator[None]:
     try:
+        had_own_session_keyring = keyring.keyring_available()
         keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, None)
     except KeyringUnavailable as error:
         pytest.skip(f"no kernel keyring on this platform: {error}")
     except OSError as error:
         name = errno.errorcode.get(error.errno or 0, str(error.errno))
         pytest.skip(f"the kernel keyring is unavailable here: {name} ({error.strerror})")
+    yield
+    if not had_own_session_keyring:
+        # Go back to the per-user default session keyring, so that later tests in this
+        # process still see no session keyring of their own. (A previous session
+        # keyring of its own cannot be rejoined, but the fresh one behaves the same.)
+        default = keyring._keyctl(
+            keyring.KEYCTL_GET_KEYRING_ID, keyring.KEY_SPEC_USER_SESSION_KEYRING, 0
+        )
+        name = describe(default).split(";", 4)[4].encode()
+        assert keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) == default
+        assert not keyring.keyring_available()
 
 
 @pytest.fixture
@@ -91,6 +103,7 @@ def failing_with(code: int) -> Callable[..., int]:
 
 def test_keyring_is_available(session_keyring: None) -> None:
     assert keyring.keyring_available()
+    keyring.ensure_keyring_available()
 
 
 @pytest.mark.parametrize("key_type", [bytes, bytearray])
@@ -213,6 +226,8 @@ def test_kernel_refusal(monkeypatch: pytest.MonkeyPatch, code: int, name: str) -
     assert keyring.cached_key(store) is None
     assert keyring.forget_key(store) is False
     assert keyring.keyring_available() is False
+    with pytest.raises(KeyringUnavailable, match=name):
+        keyring.ensure_keyring_available()
 
 
 def test_refusal_to_store_names_the_errno(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,6 +258,8 @@ def test_without_a_session_keyring_of_its_own_nothing_is_stored(
     assert "no session keyring of its own" in str(caught.value)
     assert all(call[0] != "add_key" for call in calls)
     assert keyring.keyring_available() is False
+    with pytest.raises(KeyringUnavailable, match="no session keyring of its own"):
+        keyring.ensure_keyring_available()
     assert keyring.cached_key(new_store_id()) is None
     assert keyring.forget_key(new_store_id()) is False
 
@@ -266,6 +283,8 @@ def test_unsupported_platform(
     assert keyring.cached_key(new_store_id()) is None
     assert keyring.forget_key(new_store_id()) is False
     assert keyring.keyring_available() is False
+    with pytest.raises(KeyringUnavailable, match=machine):
+        keyring.ensure_keyring_available()
 
 
 # -- arguments (checked before any system call) ----------------------------------------

@@ -106,7 +106,9 @@ def pipe_with() -> Iterator[Callable[[bytes], int]]:
 # -- precedence ------------------------------------------------------------------------
 
 
-def test_file_comes_first(private_file: Callable[[bytes], Path], pipe_with: Callable[[bytes], int]) -> None:
+def test_file_comes_first(
+    private_file: Callable[[bytes], Path], pipe_with: Callable[[bytes], int]
+) -> None:
     source = PassphraseSource(file=private_file(b"from file\n"), fd=pipe_with(b"from fd"))
     environ = {ENVIRONMENT_VARIABLE: "from environment"}
     assert read(source, environ=environ, isatty=tty) == b"from file"

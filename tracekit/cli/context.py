@@ -230,3 +230,11 @@ def open_current_store(*, for_check: bool = False) -> "Store":
 def _zero(buffer: bytearray) -> None:
     for i in range(len(buffer)):
         buffer[i] = 0
+
+
+def interactive() -> bool:
+    """Whether tracekit may ask questions: stdin is a terminal. Tests replace this."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False

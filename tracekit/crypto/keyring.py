@@ -161,10 +161,22 @@ def forget_key(store_id: str) -> bool:
 def keyring_available() -> bool:
     """Whether this process can cache keys in a session keyring of its own."""
     try:
-        _session_keyring()
-    except (OSError, KeyringUnavailable):
+        ensure_keyring_available()
+    except KeyringUnavailable:
         return False
     return True
+
+
+def ensure_keyring_available() -> None:
+    """Raise :class:`KeyringUnavailable`, saying why, unless keys can be cached here.
+
+    For checking before work that would be wasted (such as asking for the passphrase)
+    when the reason matters to the user.
+    """
+    try:
+        _session_keyring()
+    except OSError as error:
+        raise _refused("look up the session keyring", error) from None
 
 
 # -- kernel operations ---------------------------------------------------------------
@@ -207,12 +219,18 @@ def _search(keyring: int, description: bytes) -> int | None:
 def _remove_all(keyring: int, description: bytes) -> bool:
     """Invalidate every key with this description reachable from ``keyring``.
 
-    Invalidated keys are at once invisible to searches, so the loop ends.
+    True if one was invalidated. Invalidated and expired keys are at once invisible to
+    searches, so the loop ends.
     """
     removed = False
     while (key_id := _search(keyring, description)) is not None:
-        _keyctl(KEYCTL_INVALIDATE, key_id)
-        removed = True
+        try:
+            _keyctl(KEYCTL_INVALIDATE, key_id)
+        except OSError as error:
+            if error.errno not in _KEY_GONE:  # else it expired since the search: fine
+                raise
+        else:
+            removed = True
     return removed
 
 
@@ -259,7 +277,8 @@ def _c_argument(value: _Argument) -> object:
 
 def _syscall_numbers() -> dict[str, int]:
     machine = platform.machine()
-    if sys.platform != "linux" or machine not in _SYSCALL_NUMBERS or ctypes.sizeof(ctypes.c_void_p) != 8:
+    is_64_bit = ctypes.sizeof(ctypes.c_void_p) == 8  # not a 32-bit process on a 64-bit kernel
+    if sys.platform != "linux" or machine not in _SYSCALL_NUMBERS or not is_64_bit:
         raise KeyringUnavailable(
             "the kernel keyring is supported only on 64-bit Linux on x86_64 and aarch64 "
             f"(this is {sys.platform} on {machine or 'an unknown machine'})",

@@ -65,6 +65,11 @@ OUTCOME_STATUS: dict[CallOutcome, TraceStatus | None] = {
 }
 
 
+#: The explicit marker shown instead of a masked person's details (never a blank).
+WITHHELD_TEXT = "[withheld: sensitive role]"
+WITHHELD_REASON = "sensitive-role"
+
+
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -83,11 +88,24 @@ class Person:
     occupation: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    #: True when the person is in a sensitive role and not revealed: every identity
+    #: field is then None here, and shown as an explicit "withheld" marker, never blank.
+    masked: bool = False
 
     #: The identity fields, in display order (used by masking and the leak guard).
     IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
 
+    @property
+    def display_name(self) -> str:
+        """The name to show, or the withheld marker for a masked person."""
+        return WITHHELD_TEXT if self.masked else self.name
+
     def to_json(self) -> dict[str, Any]:
+        if self.masked:
+            data: dict[str, Any] = {"ref": self.ref, "withheld": WITHHELD_REASON}
+            data.update({name: {"withheld": WITHHELD_REASON} for name in self.IDENTITY_FIELDS})
+            data["occupation"] = {"withheld": WITHHELD_REASON}
+            return data
         return {
             "ref": self.ref,
             "name": self.name,
