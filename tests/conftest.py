@@ -8,6 +8,8 @@ open them are fast too.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +88,43 @@ def cli_with_store(store, store_path: Path) -> TracekitRunner:
     """A runner whose store exists already (closed again so commands can open it)."""
     store.close()
     return TracekitRunner(store_path)
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_DESCRIBE = 6
+
+
+def _describe_key(key_id: int) -> str:
+    from tracekit.crypto import keyring
+
+    length = keyring._keyctl(KEYCTL_DESCRIBE, key_id, None, 0)
+    buffer = ctypes.create_string_buffer(length)
+    keyring._keyctl(KEYCTL_DESCRIBE, key_id, buffer, length)
+    return buffer.value.decode()
+
+
+@pytest.fixture(scope="module")
+def session_keyring() -> Iterator[None]:
+    """Join a fresh session keyring (what `keyctl session` does) for real-keyring tests.
+
+    Machines without a per-login session keyring (containers, CI) then still run the
+    real-keyring tests; afterwards the per-user default is rejoined so later tests see
+    the machine as it was.
+    """
+    from tracekit.crypto import keyring
+    from tracekit.errors import KeyringUnavailable
+
+    try:
+        had_own_session_keyring = keyring.keyring_available()
+        keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, None)
+    except KeyringUnavailable as error:
+        pytest.skip(f"no kernel keyring on this platform: {error}")
+    except OSError as error:
+        name = errno.errorcode.get(error.errno or 0, str(error.errno))
+        pytest.skip(f"the kernel keyring is unavailable here: {name} ({error.strerror})")
+    yield
+    if not had_own_session_keyring:
+        default = keyring._keyctl(keyring.KEYCTL_GET_KEYRING_ID, keyring.KEY_SPEC_USER_SESSION_KEYRING, 0)
+        name = _describe_key(default).split(";", 4)[4].encode()
+        assert keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) == default
+        assert not keyring.keyring_available()

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 STORE_ENV = "TRACEKIT_STORE"
-PASSPHRASE_ENV = "TRACEKIT_PASSPHRASE"
 STORE_FILENAME = "tracekit.store"
 
 

@@ -303,15 +303,7 @@ def test_store_passwd_does_not_take_new_passphrase_from_environment(cli_with_sto
 # -- unlock / lock ----------------------------------------------------------------------
 
 
-def _keyring_works() -> bool:
-    from tracekit.crypto import keyring
-
-    return keyring.keyring_available()
-
-
-def test_unlock_then_commands_need_no_passphrase_then_lock(cli_with_store):
-    if not _keyring_works():
-        pytest.skip("the kernel keyring is unavailable on this machine (the fallback is tested below)")
+def test_unlock_then_commands_need_no_passphrase_then_lock(cli_with_store, session_keyring):
     assert cli_with_store("unlock", "--for", "5m").exit_code == 0
     try:
         without = cli_with_store("store", "info", env={"TRACEKIT_PASSPHRASE": None})
@@ -324,10 +316,15 @@ def test_unlock_then_commands_need_no_passphrase_then_lock(cli_with_store):
 
 
 def test_unlock_without_keyring_says_so(cli_with_store, monkeypatch):
-    monkeypatch.setattr("tracekit.crypto.keyring.keyring_available", lambda: False)
+    from tracekit.crypto import keyring
+
+    def no_own_session_keyring():
+        raise keyring.KeyringUnavailable("this login has no session keyring of its own")
+
+    monkeypatch.setattr(keyring, "_session_keyring", no_own_session_keyring)
     result = cli_with_store("unlock")
     assert result.exit_code == ExitCode.KEYRING
-    assert "keyring" in result.stderr and "ask for the passphrase" in result.stderr
+    assert "session keyring" in result.stderr
 
 
 def test_unlock_rejects_bad_duration(cli_with_store):

@@ -46,29 +46,6 @@ def describe(key_id: int) -> str:
     return buffer.value.decode()
 
 
-@pytest.fixture(scope="module")
-def session_keyring() -> Iterator[None]:
-    try:
-        had_own_session_keyring = keyring.keyring_available()
-        keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, None)
-    except KeyringUnavailable as error:
-        pytest.skip(f"no kernel keyring on this platform: {error}")
-    except OSError as error:
-        name = errno.errorcode.get(error.errno or 0, str(error.errno))
-        pytest.skip(f"the kernel keyring is unavailable here: {name} ({error.strerror})")
-    yield
-    if not had_own_session_keyring:
-        # Go back to the per-user default session keyring, so that later tests in this
-        # process still see no session keyring of their own. (A previous session
-        # keyring of its own cannot be rejoined, but the fresh one behaves the same.)
-        default = keyring._keyctl(
-            keyring.KEYCTL_GET_KEYRING_ID, keyring.KEY_SPEC_USER_SESSION_KEYRING, 0
-        )
-        name = describe(default).split(";", 4)[4].encode()
-        assert keyring._keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) == default
-        assert not keyring.keyring_available()
-
-
 @pytest.fixture
 def store_id(session_keyring: None) -> Iterator[str]:
     """A fresh store id in the real session keyring; its cached key is removed after."""

@@ -203,16 +203,15 @@ def open_current_store(*, for_check: bool = False) -> "Store":
     descriptor is given; the header is read first, so a missing or foreign file fails
     before any prompt.
     """
-    from tracekit.config import PASSPHRASE_ENV
     from tracekit.crypto import keyring
-    from tracekit.crypto.passphrase import read_passphrase
+    from tracekit.crypto.passphrase import ENVIRONMENT_VARIABLE, read_passphrase
     from tracekit.errors import WrongPassphrase
     from tracekit.store import open_store, read_header
 
     path = store_path()
     header = read_header(path)
     source = passphrase_source()
-    explicit = source.file is not None or source.fd is not None or bool(os.environ.get(PASSPHRASE_ENV))
+    explicit = source.file is not None or source.fd is not None or ENVIRONMENT_VARIABLE in os.environ
     if not explicit:
         cached = keyring.cached_key(header.store_id)
         if cached is not None:
@@ -220,6 +219,8 @@ def open_current_store(*, for_check: bool = False) -> "Store":
                 return open_store(path, key=cached, migrate=not for_check)
             except WrongPassphrase:
                 keyring.forget_key(header.store_id)
+            finally:
+                _zero(cached)  # open_store keeps its own copy
     passphrase = read_passphrase(source, prompt=f"Passphrase for {path}")
     try:
         return open_store(path, passphrase, migrate=not for_check)

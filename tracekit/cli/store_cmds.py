@@ -70,15 +70,9 @@ def unlock(
     from tracekit.durations import parse_duration
 
     seconds = parse_duration(duration)
-    if not keyring.keyring_available():
-        from tracekit.errors import KeyringUnavailable
-
-        raise KeyringUnavailable(
-            "the Linux kernel keyring is not available here, so the store cannot stay unlocked; "
-            "tracekit will ask for the passphrase each time"
-        )
+    keyring.ensure_keyring_available()  # says why not (no session keyring, refused, ...)
     with open_current_store() as store:
-        keyring.cache_key(store.store_id, bytes(store.key), seconds)
+        keyring.cache_key(store.store_id, store.key, seconds)
         path = store.path
     if settings().json:
         emit_json({"path": str(path), "unlocked_for_seconds": seconds})
@@ -175,6 +169,7 @@ def store_passwd(
     """Change the passphrase. If it fails half-way, the old passphrase still opens the store."""
     from tracekit.crypto import keyring
     from tracekit.crypto.passphrase import PassphraseSource, check_new_passphrase, read_passphrase
+    from tracekit.errors import TracekitError
 
     with open_current_store() as store:
         old_id = store.store_id
@@ -191,7 +186,10 @@ def store_passwd(
         finally:
             _zero(new)
         path = store.path
-    keyring.forget_key(old_id)
+    try:
+        keyring.forget_key(old_id)  # the old key no longer opens anything; best effort
+    except TracekitError:
+        pass
     if settings().json:
         emit_json({"path": str(path), "changed": True})
         return
