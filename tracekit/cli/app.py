@@ -107,9 +107,11 @@ def root(
 
 
 def _register() -> None:
-    from tracekit.cli import demo, store_cmds
+    from tracekit.cli import audit_cmds, demo, roles_cmds, store_cmds
 
     store_cmds.register(app)
+    roles_cmds.register(app)
+    audit_cmds.register(app)
     demo.register(app)
 
 

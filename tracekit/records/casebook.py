@@ -65,14 +65,38 @@ def risk_rank(closeness: rules.Closeness) -> int:
         return len(rules.CLAUSE_PRIORITY)
 
 
-PERSON_COLUMNS = "p.id, p.ref, p.name, p.date_of_birth, p.nhs_number, p.phone, p.email, p.address, p.postcode, p.occupation, p.created_at, p.updated_at"
+PERSON_COLUMNS = (
+    "p.id, p.ref, p.name, p.date_of_birth, p.nhs_number, p.phone, p.email, p.address, p.postcode, "
+    "p.occupation, p.created_at, p.updated_at, (SELECT role FROM person_roles WHERE person_id = p.id), "
+    "(SELECT ref FROM referrals WHERE id = p.referral_id)"
+)
+
+NO_REVEAL: frozenset[int] = frozenset()
 
 
-def _person(row: tuple[Any, ...], offset: int = 0) -> Person:
-    r = row[offset : offset + 12]
+class _RevealAll(frozenset):  # type: ignore[type-arg]
+    """For internal loads that need the full record (re-indexing, merging, recomputing)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+REVEAL_ALL: frozenset[int] = _RevealAll()
+
+
+def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_REVEAL) -> Person:
+    """A person from a row; masked if in a sensitive role, unless revealed (never if referred)."""
+    r = row[offset : offset + 14]
+    role, referral_ref = r[12], r[13]
+    if referral_ref is not None or (role is not None and r[0] not in reveal):
+        return Person(
+            id=r[0], ref=r[1], name="", created_at=r[10], updated_at=r[11],
+            role=role, referral_ref=referral_ref, masked=True,
+        )
     return Person(
         id=r[0], ref=r[1], name=r[2], date_of_birth=_date(r[3]), nhs_number=r[4], phone=r[5],
         email=r[6], address=r[7], postcode=r[8], occupation=r[9], created_at=r[10], updated_at=r[11],
+        role=role, referral_ref=referral_ref,
     )
 
 
@@ -84,14 +108,14 @@ CASE_COLUMNS = (
 )
 
 
-def _case(row: tuple[Any, ...]) -> Case:
+def _case(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Case:
     return Case(
         id=row[0], ref=row[1], test_date=date.fromisoformat(row[2]), test_type=TestType(row[3]),
         test_result=TestResult(row[4]), symptom_onset=_date(row[5]), status=CaseStatus(row[6]),
         notes=row[7], source_exposure_ref=row[8], ruleset_id=row[9],
         infectious_start=date.fromisoformat(row[10]), infectious_end=date.fromisoformat(row[11]),
         isolation_end=date.fromisoformat(row[12]), created_at=row[13], updated_at=row[14],
-        closed_at=row[15], contact_count=row[16], person=_person(row, 17),
+        closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
     )
 
 
@@ -99,18 +123,34 @@ EXPOSURE_COLUMNS = (
     "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
     "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
     "e.ruleset_id, e.close_contact, e.clause, e.isolation_end, e.created_at, e.updated_at, "
+    "(SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
+    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
     + PERSON_COLUMNS
 )
 
 
-def _exposure(row: tuple[Any, ...]) -> Exposure:
+def _exposure(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Exposure:
+    """An exposure; withheld when its case's person is marked, unless released or revealed."""
+    marked_case_person, released = row[17], bool(row[18])
+    withheld = marked_case_person is not None and not released and marked_case_person not in reveal
+    if withheld:
+        contact = _person(row, 19, NO_REVEAL)
+        contact = Person(id=contact.id, ref=contact.ref, name="", role=contact.role,
+                         referral_ref=contact.referral_ref, masked=True)
+        return Exposure(
+            id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
+            setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
+            trace_status=TraceStatus(row[9]), notes=None, ruleset_id=row[11], close_contact=bool(row[12]),
+            clause=row[13], isolation_end=date.fromisoformat(row[14]), created_at=row[15],
+            updated_at=row[16], contact=contact, withheld=True,
+        )
     return Exposure(
         id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
         setting=row[4], proximity_m=row[5], duration_min=row[6], face_to_face=bool(row[7]),
         direct_contact=bool(row[8]), trace_status=TraceStatus(row[9]), notes=row[10],
         ruleset_id=row[11], close_contact=bool(row[12]), clause=row[13],
         isolation_end=date.fromisoformat(row[14]), created_at=row[15], updated_at=row[16],
-        contact=_person(row, 17),
+        contact=_person(row, 19, reveal),
     )
 
 
@@ -136,6 +176,9 @@ class Casebook:
     def __init__(self, store: Store, *, today: date | None = None) -> None:
         self.store = store
         self.today = today or date.today()
+        #: People whose identity this Casebook shows although they are marked; only
+        #: :meth:`reveal` (audited) adds to it.
+        self._reveal: frozenset[int] = NO_REVEAL
 
     # -- rules ---------------------------------------------------------------------------
     @property
@@ -170,6 +213,25 @@ class Casebook:
 
         audit.append(conn, action, refs, reason)
 
+    # -- revealing a masked identity ---------------------------------------------------------
+    def reveal(self, person_refs: list[str], reason: str) -> None:
+        """Show these people's identities in this Casebook's results (audited, with reason).
+
+        Referred people cannot be revealed: their details are no longer in the store.
+        """
+        from tracekit.records.sensitive import check_reason
+
+        with self.store.transaction() as conn:
+            ids, refs, people = set(), [], []
+            for ref in person_refs:
+                person = self._load_person(conn, self._person_id(conn, ref), raw=True)
+                ids.add(person.id)
+                refs.append(person.ref)
+                people.append(person)
+            check_reason(reason, people)
+            self._audit(conn, "person.reveal", refs, reason)
+        self._reveal = self._reveal | frozenset(ids)
+
     # -- references ----------------------------------------------------------------------
     def _insert_with_ref(self, conn: Any, kind: RefKind, sql: str, params: tuple[Any, ...]) -> tuple[int, str]:
         """Insert a row whose first parameter is a fresh reference; redraw on a collision."""
@@ -194,9 +256,9 @@ class Casebook:
             raise NotFound(f"no person {ref}")
         return int(row[0])
 
-    def _load_person(self, conn: Any, person_id: int) -> Person:
+    def _load_person(self, conn: Any, person_id: int, *, raw: bool = False) -> Person:
         row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id = ?", (person_id,)).fetchone()
-        return _person(row)
+        return _person(row, 0, REVEAL_ALL if raw else self._reveal)
 
     def get_person(self, ref: str) -> Person:
         conn = self.store.conn
@@ -250,6 +312,7 @@ class Casebook:
         return person_id
 
     def _index_person(self, conn: Any, person_id: int, values: dict[str, Any] | None) -> None:
+        """Replace the person's search entry (None: remove it, e.g. for marked people)."""
         conn.execute("DELETE FROM people_fts WHERE rowid = ?", (person_id,))
         if values is not None:
             conn.execute("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", (person_id, search_terms(values)))
@@ -296,13 +359,19 @@ class Casebook:
                 f"UPDATE people SET {', '.join(assignments)}, updated_at = ? WHERE id = ?",
                 (*params, utcnow(), person_id),
             )
-            person = self._load_person(conn, person_id)
-            self._index_person(conn, person_id, {**person.__dict__})
-            self._audit(conn, "person.update", [person.ref], None)
-        return person
+            full = self._load_person(conn, person_id, raw=True)
+            self._index_person(conn, person_id, None if full.role else full.__dict__)
+            self._audit(conn, "person.update", [full.ref], None)
+            return self._load_person(conn, person_id)
 
-    def search_people(self, text: str, limit: int = 20) -> list[Person]:
-        """People whose name, phone, NHS number or postcode contains ``text``."""
+    def search_people(self, text: str, limit: int = 20, *, include_marked: bool = False) -> list[Person]:
+        """People whose name, phone, NHS number or postcode contains ``text``.
+
+        People in sensitive roles are not in the index (their entries are removed when
+        they are marked), so a search by their details finds nothing. With
+        ``include_marked`` (after :meth:`reveal_search`), they are matched by a scan of
+        the marked people only, which is small.
+        """
         query = _search_query(text)
         if query is None:
             raise ValidationError("search", "is too short", expected="at least 3 letters or digits")
@@ -312,7 +381,23 @@ class Casebook:
             "WHERE people_fts MATCH ? ORDER BY f.rank LIMIT ?",
             (query, min(limit, MAX_PAGE)),
         ).fetchall()
-        return [_person(r) for r in rows]
+        found = [_person(r, 0, self._reveal) for r in rows]
+        if include_marked:
+            found.extend(self._search_marked(conn, text))
+        return found
+
+    def _search_marked(self, conn: Any, text: str) -> list[Person]:
+        needles = {v.lower() for v in _search_query(text).replace('"', " ").split(" OR ")}  # type: ignore[union-attr]
+        needles = {n.strip() for n in needles if n.strip()}
+        matches = []
+        for row in conn.execute(
+            f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
+        ):
+            full = _person(row, 0, REVEAL_ALL)
+            haystack = search_terms(full.__dict__).lower()
+            if any(n in haystack for n in needles):
+                matches.append(_person(row, 0, self._reveal))
+        return matches
 
     def merge_people(self, keep_ref: str, other_ref: str) -> Person:
         """Merge ``other`` into ``keep``: cases and exposures move, the other reference
@@ -322,8 +407,10 @@ class Casebook:
             other_id = self._person_id(conn, other_ref)
             if keep_id == other_id:
                 raise Conflict("both references are the same person")
-            keep = self._load_person(conn, keep_id)
-            other = self._load_person(conn, other_id)
+            keep = self._load_person(conn, keep_id, raw=True)
+            other = self._load_person(conn, other_id, raw=True)
+            if keep.referral_ref or other.referral_ref:
+                raise Conflict("a referred person's record is sealed and cannot be merged")
             shared = conn.execute(
                 "SELECT count(*) FROM exposures a JOIN exposures b ON a.case_id = b.case_id "
                 "WHERE a.person_id = ? AND b.person_id = ?",
@@ -349,10 +436,12 @@ class Casebook:
             self._index_person(conn, other_id, None)
             conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
             conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
-            merged = self._load_person(conn, keep_id)
-            self._index_person(conn, keep_id, {**merged.__dict__})
+            if other.role and not keep.role:
+                conn.execute("UPDATE person_roles SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
+            merged = self._load_person(conn, keep_id, raw=True)
+            self._index_person(conn, keep_id, None if merged.role else merged.__dict__)
             self._audit(conn, "person.merge", [merged.ref, other.ref])
-        return merged
+            return self._load_person(conn, keep_id)
 
     def _before_person_delete(self, conn: Any, person_id: int) -> None:
         """Hook for data tied to a person that must move or go before deletion."""
@@ -365,11 +454,11 @@ class Casebook:
             raise NotFound(f"no case {ref}")
         return int(row[0])
 
-    def _load_case(self, conn: Any, case_id: int) -> Case:
+    def _load_case(self, conn: Any, case_id: int, *, raw: bool = False) -> Case:
         row = conn.execute(
             f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id WHERE c.id = ?", (case_id,)
         ).fetchone()
-        return _case(row)
+        return _case(row, REVEAL_ALL if raw else self._reveal)
 
     def get_case(self, ref: str) -> Case:
         conn = self.store.conn
@@ -462,7 +551,7 @@ class Casebook:
             "ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
             (*params, _limit(limit), max(0, offset)),
         ).fetchall()
-        return Page([_case(r) for r in rows], total, _limit(limit), max(0, offset))
+        return Page([_case(r, self._reveal) for r in rows], total, _limit(limit), max(0, offset))
 
     def update_case(
         self, ref: str, *, test_date: str | date | None = None, test_type: str | None = None,
@@ -524,12 +613,12 @@ class Casebook:
             raise NotFound(f"no contact {ref}")
         return int(row[0])
 
-    def _load_exposure(self, conn: Any, exposure_id: int, *, with_calls: bool = True) -> Exposure:
+    def _load_exposure(self, conn: Any, exposure_id: int, *, with_calls: bool = True, raw: bool = False) -> Exposure:
         row = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.id = ?",
             (exposure_id,),
         ).fetchone()
-        exposure = _exposure(row)
+        exposure = _exposure(row, REVEAL_ALL if raw else self._reveal)
         if with_calls:
             exposure.calls = [
                 CallAttempt(at, CallOutcome(outcome), note)
@@ -666,7 +755,7 @@ class Casebook:
             "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
             (*params, _limit(limit), max(0, offset)),
         ).fetchall()
-        return Page([_exposure(r) for r in rows], total, _limit(limit), max(0, offset))
+        return Page([_exposure(r, self._reveal) for r in rows], total, _limit(limit), max(0, offset))
 
     def update_contact(
         self, ref: str, *, last_exposure: str | date | None = None, setting: str | None = None,
@@ -684,7 +773,7 @@ class Casebook:
             raise ValidationError("changes", "none given", expected="at least one field to change")
         with self.store.transaction() as conn:
             exposure_id = self._exposure_id(conn, ref)
-            current = self._load_exposure(conn, exposure_id, with_calls=False)
+            current = self._load_exposure(conn, exposure_id, with_calls=False, raw=True)
             merged = {
                 "last_exposure": current.last_exposure, "setting": current.setting,
                 "proximity_m": current.proximity_m, "duration_min": current.duration_min,
@@ -728,7 +817,7 @@ class Casebook:
         return exposure
 
     def _recompute_exposure(self, conn: Any, exposure_id: int) -> None:
-        current = self._load_exposure(conn, exposure_id, with_calls=False)
+        current = self._load_exposure(conn, exposure_id, with_calls=False, raw=True)
         computed = self._exposure_rule_values(current.__dict__)
         assignments = ", ".join(f"{k} = ?" for k in computed)
         conn.execute(f"UPDATE exposures SET {assignments} WHERE id = ?", (*computed.values(), exposure_id))
@@ -811,7 +900,9 @@ class Casebook:
             "WHERE e.isolation_end = ? ORDER BY e.risk_rank, e.id LIMIT ?",
             (day.isoformat(), _limit(limit)),
         ).fetchall()
-        return Worklist(day, [_exposure(r) for r in to_call], [_exposure(r) for r in ending], to_call_total)
+        return Worklist(
+            day, [_exposure(r, self._reveal) for r in to_call], [_exposure(r, self._reveal) for r in ending], to_call_total
+        )
 
 
 class DuplicatePerson(Conflict):

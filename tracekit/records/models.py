@@ -68,6 +68,8 @@ OUTCOME_STATUS: dict[CallOutcome, TraceStatus | None] = {
 #: The explicit marker shown instead of a masked person's details (never a blank).
 WITHHELD_TEXT = "[withheld: sensitive role]"
 WITHHELD_REASON = "sensitive-role"
+WITHHELD_ASSOCIATION = "sensitive-by-association"
+WITHHELD_ASSOCIATION_TEXT = "[withheld: sensitive by association]"
 
 
 def _iso(value: date | None) -> str | None:
@@ -88,6 +90,10 @@ class Person:
     occupation: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    #: The sensitive role the person is marked with, if any.
+    role: str | None = None
+    #: The referral reference once the person has been referred (their details are gone).
+    referral_ref: str | None = None
     #: True when the person is in a sensitive role and not revealed: every identity
     #: field is then None here, and shown as an explicit "withheld" marker, never blank.
     masked: bool = False
@@ -98,16 +104,28 @@ class Person:
     @property
     def display_name(self) -> str:
         """The name to show, or the withheld marker for a masked person."""
-        return WITHHELD_TEXT if self.masked else self.name
+        if not self.masked:
+            return self.name
+        if self.referral_ref:
+            return f"[withheld: sensitive role, referred {self.referral_ref}]"
+        return WITHHELD_TEXT
+
+    def withheld_marker(self) -> dict[str, str]:
+        marker = {"withheld": WITHHELD_REASON}
+        if self.referral_ref:
+            marker["referral"] = self.referral_ref
+        return marker
 
     def to_json(self) -> dict[str, Any]:
         if self.masked:
-            data: dict[str, Any] = {"ref": self.ref, "withheld": WITHHELD_REASON}
-            data.update({name: {"withheld": WITHHELD_REASON} for name in self.IDENTITY_FIELDS})
-            data["occupation"] = {"withheld": WITHHELD_REASON}
+            data: dict[str, Any] = {"ref": self.ref, "masked": True, **self.withheld_marker()}
+            data.update({name: self.withheld_marker() for name in (*self.IDENTITY_FIELDS, "occupation")})
+            data["sensitive"] = True
             return data
         return {
             "ref": self.ref,
+            "masked": False,
+            "sensitive": self.role is not None,
             "name": self.name,
             "date_of_birth": _iso(self.date_of_birth),
             "nhs_number": self.nhs_number,
@@ -152,11 +170,39 @@ class Exposure:
     created_at: str = ""
     updated_at: str = ""
     calls: list[CallAttempt] = field(default_factory=list)
+    #: True when the exposure belongs to the case of a person in a sensitive role and has
+    #: not been released: the contact and the details that could identify them, the
+    #: place or the activity are withheld ("sensitive by association").
+    withheld: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        if self.withheld:
+            marker = {"withheld": WITHHELD_ASSOCIATION}
+            return {
+                "ref": self.ref,
+                "case": self.case_ref,
+                "withheld": WITHHELD_ASSOCIATION,
+                "contact": {"ref": self.contact.ref, "masked": True, **marker},
+                "last_exposure": _iso(self.last_exposure),
+                "setting": marker,
+                "proximity_m": marker,
+                "duration_min": marker,
+                "face_to_face": marker,
+                "direct_contact": marker,
+                "trace_status": str(self.trace_status),
+                "close_contact": self.close_contact,
+                "clause": self.clause,
+                "ruleset": self.ruleset_id,
+                "isolation_end": _iso(self.isolation_end),
+                "notes": marker,
+                "calls": [{"at": c.at, "outcome": str(c.outcome), "note": marker} for c in self.calls],
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+            }
         return {
             "ref": self.ref,
             "case": self.case_ref,
+            "withheld": False,
             "contact": self.contact.to_json(),
             "last_exposure": _iso(self.last_exposure),
             "setting": self.setting,

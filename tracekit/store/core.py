@@ -460,6 +460,11 @@ class Store:
             _remove_store_files(temp)
             raise
         files.publish(temp, dest)
+        if self.table_exists("audit_log"):
+            from tracekit import audit
+
+            with self.transaction() as conn:
+                audit.append(conn, "store.backup", [], str(dest))
         return dest
 
     def change_passphrase(self, new_passphrase: bytes | bytearray, kdf: KdfParams | None = None) -> None:
@@ -484,6 +489,7 @@ class Store:
         exporter = _connect(self.path, bytearray(self._key), self.header)
         try:
             self._export_copy(exporter, temp, new_key, new_header)
+            _record_in_copy(temp, new_key, new_header, "store.passwd")
             self._verify_copy(temp, new_key, new_header)
             os.replace(temp, self.path)
             files.fsync_dir(self.path.parent)
@@ -503,6 +509,21 @@ class Store:
         self._key = new_key
         self.header = new_header
         self._inode = os.stat(self.path).st_ino
+
+
+def _record_in_copy(path: Path, key: bytearray, header: StoreHeader, action: str) -> None:
+    """Write an audit entry into a copy before it replaces the store: the entry exists
+    exactly when the change completed."""
+    from tracekit import audit
+
+    conn = _connect(path, bytearray(key), header)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_log'").fetchone():
+            conn.execute("BEGIN IMMEDIATE")
+            audit.append(conn, action, [])
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
 def _remove_store_files(path: Path) -> None:

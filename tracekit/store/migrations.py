@@ -198,3 +198,45 @@ def _audit_log(conn: Connection) -> None:
         CREATE INDEX audit_log_action ON audit_log(action)
         """,
     )
+
+
+@migration("sensitive-roles")
+def _sensitive_roles(conn: Connection) -> None:
+    """Sensitive roles, released contacts, recipients, referrals, the signing key."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE person_roles (
+            person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            reason TEXT,
+            marked_at TEXT NOT NULL,
+            referral_id INTEGER REFERENCES referrals(id)
+        );
+        CREATE TABLE released_exposures (
+            exposure_id INTEGER PRIMARY KEY REFERENCES exposures(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL,
+            released_at TEXT NOT NULL
+        );
+        CREATE TABLE recipients (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            added_at TEXT NOT NULL
+        );
+        CREATE TABLE referrals (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            envelope BLOB NOT NULL,
+            exported_at TEXT
+        );
+        ALTER TABLE people ADD COLUMN referral_id INTEGER REFERENCES referrals(id)
+        """,
+    )
+    from tracekit.crypto import signing
+
+    signing.ensure_signing_key(conn)

@@ -1,0 +1,78 @@
+"""``audit show|verify`` and ``keys show``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from tracekit.cli.context import command, emit_json, open_current_store, out, settings
+
+audit_app = typer.Typer(help="The tamper-evident audit log of every change.", no_args_is_help=True)
+keys_app = typer.Typer(help="This store's signing key (for central teams to register).", no_args_is_help=True)
+
+
+@audit_app.command("show")
+@command
+def audit_show(
+    since: Annotated[Optional[str], typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.")] = None,
+    action: Annotated[
+        Optional[str], typer.Option("--action", help="Only this action or family, e.g. role.mark or role.")
+    ] = None,
+    ref: Annotated[Optional[str], typer.Option("--ref", help="Only entries naming this reference.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many entries.")] = None,
+) -> None:
+    """List audit entries: when, what, which references, and the stated reason."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from tracekit import audit
+    from tracekit.domain.identifiers import parse_date
+
+    since_iso = parse_date(since, "since").isoformat() if since else None
+    with open_current_store() as store:
+        entries = audit.entries(store.conn, since=since_iso, action=action, ref=ref.upper() if ref else None, limit=limit)
+    if settings().json:
+        emit_json({"items": [e.to_json() for e in entries], "total": len(entries)})
+        return
+    table = Table("#", "when (UTC)", "action", "references", "reason")
+    for entry in entries:
+        table.add_row(str(entry.seq), entry.at[:19], entry.action, ", ".join(entry.refs), escape(entry.reason or ""))
+    out().print(table)
+
+
+@audit_app.command("verify")
+@command
+def audit_verify() -> None:
+    """Check the hash chain; name the first entry that was edited, deleted, inserted or reordered."""
+    from tracekit import audit
+    from tracekit.errors import IntegrityError
+
+    with open_current_store() as store:
+        result = audit.verify(store.conn)
+    if settings().json:
+        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head, "problem": result.problem, "first_bad_entry": result.first_bad_seq})
+    elif result.ok:
+        out().print(f"Audit log intact: {result.entries} entries, head {result.head}.")
+    if not result.ok:
+        raise IntegrityError(result.problem or "the audit log does not verify")
+
+
+@keys_app.command("show")
+@command
+def keys_show() -> None:
+    """The Ed25519 public key and fingerprint that sign this store's bundles and referrals."""
+    from tracekit.crypto import signing
+
+    with open_current_store() as store:
+        public = signing.public_key_hex(store.conn)
+    fingerprint = signing.fingerprint(public)
+    if settings().json:
+        emit_json({"algorithm": "ed25519", "public_key": public, "fingerprint": fingerprint})
+        return
+    out().print(f"Signing key (Ed25519): {public}\nFingerprint: {fingerprint}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,223 @@
+"""Sensitive roles: ``role mark|unmark|list|release``, ``recipients``, ``refer``, ``referrals``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+
+role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
+recipients_app = typer.Typer(help="The age public keys that sealed referrals and bundles go to.", no_args_is_help=True)
+referrals_app = typer.Typer(help="Sealed referrals to the vetted outbreak team.", no_args_is_help=True)
+
+ReasonOption = Annotated[
+    str,
+    typer.Option("--reason", help="Why (stored and audited; must not contain the person's details)."),
+]
+
+
+def _roles(store):  # type: ignore[no-untyped-def]
+    from tracekit.records import Casebook
+    from tracekit.records.sensitive import SensitiveRoles
+
+    return SensitiveRoles(Casebook(store))
+
+
+def _role_help() -> str:
+    from tracekit.records.sensitive import ROLES
+
+    return "; ".join(f"{key}: {meaning}" for key, meaning in ROLES.items())
+
+
+@role_app.command("mark")
+@command
+def role_mark(
+    person: Annotated[str, typer.Argument(help="The person's reference, e.g. P-7K2M9Q.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="undercover-officer, counter-terrorism, protected-witness, victim, or other.",
+        ),
+    ],
+    reason: ReasonOption,
+) -> None:
+    """Mark a person as in a sensitive role: masked everywhere, contacts withheld, not searchable."""
+    with open_current_store() as store:
+        mark = _roles(store).mark(person, role, reason)
+    if settings().json:
+        emit_json(mark.to_json())
+        return
+    out().print(f"{mark.person_ref} marked as {mark.role}. Their identity is now masked in every output.")
+    note(f"Refer them to the vetted team when ready: tracekit refer {mark.person_ref}")
+
+
+@role_app.command("unmark")
+@command
+def role_unmark(
+    person: Annotated[str, typer.Argument(help="The person's reference.")],
+    reason: ReasonOption,
+) -> None:
+    """Remove a sensitive-role mark (not possible once the person has been referred)."""
+    from tracekit.domain.refs import RefKind, parse_ref
+
+    with open_current_store() as store:
+        _roles(store).unmark(person, reason)
+    ref = parse_ref(person, RefKind.PERSON)
+    if settings().json:
+        emit_json({"person": ref, "unmarked": True})
+        return
+    out().print(f"{ref} is no longer marked; their details are shown and searchable again.")
+
+
+@role_app.command("list")
+@command
+def role_list() -> None:
+    """People marked in sensitive roles (references and roles only)."""
+    from rich.table import Table
+
+    with open_current_store() as store:
+        marks = _roles(store).list_marks()
+    if settings().json:
+        emit_json({"items": [m.to_json() for m in marks], "total": len(marks)})
+        return
+    if not marks:
+        out().print("No one is marked.")
+        return
+    table = Table("person", "role", "marked at", "referral")
+    for mark in marks:
+        table.add_row(mark.person_ref, mark.role, mark.marked_at, mark.referral_ref or "-")
+    out().print(table)
+
+
+@role_app.command("release")
+@command
+def role_release(
+    contact: Annotated[str, typer.Argument(help="The contact (exposure) reference, e.g. E-7K2M9Q.")],
+    reason: ReasonOption,
+) -> None:
+    """Show one contact of a marked case in standard outputs, when it is plainly unrelated."""
+    from tracekit.domain.refs import RefKind, parse_ref
+
+    with open_current_store() as store:
+        _roles(store).release_contact(contact, reason)
+    ref = parse_ref(contact, RefKind.EXPOSURE)
+    if settings().json:
+        emit_json({"contact": ref, "released": True})
+        return
+    out().print(f"{ref} released: it now appears in standard outputs.")
+
+
+@recipients_app.command("add")
+@command
+def recipients_add(
+    name: Annotated[str, typer.Argument(help="A name for the recipient, e.g. 'Vetted Team North'.")],
+    public_key: Annotated[str, typer.Argument(help="Their age X25519 public key (age1...).")],
+    role: Annotated[str, typer.Option("--role", help="vetted-team or central-team.")] = "central-team",
+) -> None:
+    """Register a recipient's age public key."""
+    with open_current_store() as store:
+        recipient = _roles(store).add_recipient(name, public_key, role)
+    if settings().json:
+        emit_json(recipient.to_json())
+        return
+    out().print(f"Added {recipient.name} ({recipient.role}).")
+
+
+@recipients_app.command("list")
+@command
+def recipients_list() -> None:
+    """Registered recipients and their roles."""
+    from rich.table import Table
+
+    with open_current_store() as store:
+        recipients = _roles(store).recipients()
+    if settings().json:
+        emit_json({"items": [r.to_json() for r in recipients], "total": len(recipients)})
+        return
+    if not recipients:
+        out().print("No recipients. Add one: tracekit recipients add NAME age1... --role vetted-team")
+        return
+    table = Table("name", "role", "public key", "added")
+    for r in recipients:
+        table.add_row(r.name, r.role, r.public_key, r.added_at)
+    out().print(table)
+
+
+@recipients_app.command("remove")
+@command
+def recipients_remove(name: Annotated[str, typer.Argument(help="The recipient's name.")]) -> None:
+    """Remove a recipient (future referrals and bundles are no longer sealed to them)."""
+    with open_current_store() as store:
+        _roles(store).remove_recipient(name)
+    if settings().json:
+        emit_json({"name": name, "removed": True})
+        return
+    out().print(f"Removed {name}.")
+
+
+@command
+def refer(
+    person: Annotated[str, typer.Argument(help="The marked person's reference.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why now (optional; audited).")] = None,
+) -> None:
+    """Seal a marked person's record to the vetted team and purge it from this store."""
+    with open_current_store() as store:
+        referral = _roles(store).refer(person, reason)
+    if settings().json:
+        emit_json(referral.to_json())
+        return
+    out().print(
+        f"Referred as {referral.ref}: sealed to {', '.join(referral.recipients)}. "
+        "The details are no longer readable in this store, even with your passphrase."
+    )
+    note("Send it: tracekit referrals export --out DIR")
+
+
+@referrals_app.command("list")
+@command
+def referrals_list() -> None:
+    """Referrals in the outbox (sealed; only the vetted team can open them)."""
+    from rich.table import Table
+
+    with open_current_store() as store:
+        referrals = _roles(store).referrals()
+    if settings().json:
+        emit_json({"items": [r.to_json() for r in referrals], "total": len(referrals)})
+        return
+    if not referrals:
+        out().print("No referrals.")
+        return
+    table = Table("referral", "role", "created", "sealed to", "exported")
+    for r in referrals:
+        table.add_row(r.ref, r.role, r.created_at, ", ".join(r.recipients), r.exported_at or "-")
+    out().print(table)
+
+
+@referrals_app.command("export")
+@command
+def referrals_export(
+    out_dir: Annotated[Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.")],
+    ref: Annotated[Optional[list[str]], typer.Option("--ref", help="Only this referral (repeatable).")] = None,
+) -> None:
+    """Write sealed envelopes as .age files (mode 0600), decryptable with the age tool."""
+    with open_current_store() as store:
+        written = _roles(store).export_referrals(out_dir, ref)
+    if settings().json:
+        emit_json({"written": [str(p) for p in written]})
+        return
+    if not written:
+        out().print("No referrals to export.")
+        return
+    for path in written:
+        out().print(f"Wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(role_app, name="role")
+    app.add_typer(recipients_app, name="recipients")
+    app.command()(refer)
+    app.add_typer(referrals_app, name="referrals")

@@ -1,0 +1,452 @@
+"""People in sensitive roles: marking, releasing contacts, recipients and sealed referral.
+
+What marking does (see docs/sensitive-roles.md):
+
+* the person's identity is masked in every result of :class:`Casebook` unless revealed
+  (``Casebook.reveal``, audited with a reason), and they leave the search index;
+* the exposures of their cases are withheld ("sensitive by association") unless the
+  tracer releases one with a reason;
+* :meth:`SensitiveRoles.refer` seals their full record, their exposures and the
+  associated contacts' details to the vetted team's age keys, and purges the plaintext
+  from the store, leaving a stub (reference, role category, dates, status "referred").
+
+Reasons are stored and audited, so a reason that contains the person's own details
+(name, phone, NHS number, email, postcode, date of birth) is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tracekit.domain.refs import RefKind, new_ref, parse_ref
+from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
+from tracekit.records.casebook import Casebook, utcnow
+from tracekit.records.models import CaseStatus, Person
+
+ROLES: dict[str, str] = {
+    "undercover-officer": "undercover police officer",
+    "counter-terrorism": "counter-terrorism officer",
+    "protected-witness": "protected witness",
+    "victim": "victim of crime (e.g. living in a refuge)",
+    "other": "other sensitive role (say why in the reason)",
+}
+
+RECIPIENT_ROLES = ("vetted-team", "central-team")
+REASON_MAX_LENGTH = 500
+ENVELOPE_FORMAT = "tracekit-referral"
+ENVELOPE_VERSION = 1
+
+
+def _identity_needles(person: Person) -> set[str]:
+    """Lower-case fragments of a person's details that must not appear in free text."""
+    needles: set[str] = set()
+    for part in re.split(r"[\s\-']+", person.name or ""):
+        if len(part) >= 3:
+            needles.add(part.casefold())
+    for value in (person.email, person.nhs_number):
+        if value:
+            needles.add(value.casefold())
+    if person.phone:
+        digits = person.phone.lstrip("+")
+        needles.update({digits, "0" + digits[2:] if digits.startswith("44") else digits, digits[-6:]})
+    if person.postcode:
+        needles.update({person.postcode.casefold(), person.postcode.replace(" ", "").casefold()})
+    if person.date_of_birth:
+        dob = person.date_of_birth
+        needles.update({dob.isoformat(), dob.strftime("%d/%m/%Y"), f"{dob.day}/{dob.month}/{dob.year}"})
+    return needles
+
+
+def check_reason(reason: str | None, people: list[Person], *, required: bool = True) -> str | None:
+    """Validate a stated reason: present, plain, short, and free of these people's details."""
+    if reason is None or not reason.strip():
+        if required:
+            raise ValidationError("reason", "is required", expected="a short reason, without names or numbers")
+        return None
+    text = " ".join(reason.split())
+    if len(text) > REASON_MAX_LENGTH:
+        raise ValidationError("reason", f"is {len(text)} characters long", expected=f"at most {REASON_MAX_LENGTH}")
+    folded = text.casefold()
+    compact = re.sub(r"[\s\-()]", "", folded)
+    for person in people:
+        for needle in _identity_needles(person):
+            if needle in folded or needle in compact:
+                raise ValidationError(
+                    "reason",
+                    f"contains details of {person.ref} (reasons are stored and audited)",
+                    expected="a reason without the person's name, numbers, address or date of birth",
+                )
+    return text
+
+
+@dataclass
+class RoleMark:
+    person_ref: str
+    role: str
+    marked_at: str
+    referral_ref: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"person": self.person_ref, "role": self.role, "marked_at": self.marked_at, "referral": self.referral_ref}
+
+
+@dataclass
+class Recipient:
+    name: str
+    role: str
+    public_key: str
+    added_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "public_key": self.public_key, "added_at": self.added_at}
+
+
+@dataclass
+class Referral:
+    ref: str
+    role: str
+    created_at: str
+    recipients: list[str]
+    exported_at: str | None
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref, "role": self.role, "created_at": self.created_at,
+            "recipients": self.recipients, "exported_at": self.exported_at, "size_bytes": self.size,
+        }
+
+
+def parse_recipient_key(text: str) -> str:
+    """An age X25519 recipient (``age1...``), checked by pyrage."""
+    from pyrage import RecipientError, x25519
+
+    key = text.strip()
+    try:
+        x25519.Recipient.from_str(key)
+    except (RecipientError, ValueError):
+        raise ValidationError("public_key", "is not an age public key", expected="an age X25519 recipient such as age1...") from None
+    return key
+
+
+class SensitiveRoles:
+    """Marking, releasing, recipients and referral, on top of a :class:`Casebook`."""
+
+    def __init__(self, casebook: Casebook) -> None:
+        self.casebook = casebook
+        self.store = casebook.store
+
+    # -- marking -------------------------------------------------------------------------
+    def mark(self, person_ref: str, role: str, reason: str) -> RoleMark:
+        role_key = str(role).strip().lower()
+        if role_key not in ROLES:
+            raise ValidationError("role", "is not a sensitive role", expected="one of " + ", ".join(ROLES))
+        cb = self.casebook
+        with self.store.transaction() as conn:
+            person_id = cb._person_id(conn, person_ref)
+            person = cb._load_person(conn, person_id, raw=True)
+            if person.role:
+                raise Conflict(f"{person.ref} is already marked ({person.role}); unmark first to change the role")
+            text = check_reason(reason, [person])
+            now = utcnow()
+            conn.execute(
+                "INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)",
+                (person_id, role_key, text, now),
+            )
+            cb._index_person(conn, person_id, None)  # not findable by their details any more
+            cb._audit(conn, "role.mark", [person.ref], f"{role_key}: {text}")
+        return RoleMark(person.ref, role_key, now, None)
+
+    def unmark(self, person_ref: str, reason: str) -> None:
+        cb = self.casebook
+        with self.store.transaction() as conn:
+            person_id = cb._person_id(conn, person_ref)
+            person = cb._load_person(conn, person_id, raw=True)
+            if not person.role:
+                raise Conflict(f"{person.ref} is not marked")
+            if person.referral_ref:
+                raise Conflict(f"{person.ref} has been referred ({person.referral_ref}); the record is sealed")
+            text = check_reason(reason, [person])
+            conn.execute("DELETE FROM person_roles WHERE person_id = ?", (person_id,))
+            conn.execute(
+                "DELETE FROM released_exposures WHERE exposure_id IN "
+                "(SELECT e.id FROM exposures e JOIN cases c ON c.id = e.case_id WHERE c.person_id = ?)",
+                (person_id,),
+            )
+            cb._index_person(conn, person_id, person.__dict__)
+            cb._audit(conn, "role.unmark", [person.ref], text)
+
+    def list_marks(self) -> list[RoleMark]:
+        rows = self.store.query(
+            "SELECT p.ref, r.role, r.marked_at, (SELECT ref FROM referrals WHERE id = r.referral_id) "
+            "FROM person_roles r JOIN people p ON p.id = r.person_id ORDER BY r.marked_at, p.ref"
+        )
+        return [RoleMark(*row) for row in rows]
+
+    def release_contact(self, exposure_ref: str, reason: str) -> None:
+        """Show one contact of a marked case in standard outputs (plainly unrelated)."""
+        cb = self.casebook
+        with self.store.transaction() as conn:
+            exposure_id = cb._exposure_id(conn, exposure_ref)
+            exposure = cb._load_exposure(conn, exposure_id, raw=True, with_calls=False)
+            case = cb._load_case(conn, cb._case_id(conn, exposure.case_ref), raw=True)
+            if not case.person.role:
+                raise Conflict(f"{exposure.ref} is a contact of an ordinary case; nothing is withheld")
+            if case.person.referral_ref:
+                raise Conflict(f"{exposure.ref} belongs to a referred case; it is sealed")
+            if conn.execute("SELECT 1 FROM released_exposures WHERE exposure_id = ?", (exposure_id,)).fetchone():
+                raise Conflict(f"{exposure.ref} is already released")
+            text = check_reason(reason, [case.person, exposure.contact])
+            conn.execute(
+                "INSERT INTO released_exposures(exposure_id, reason, released_at) VALUES(?, ?, ?)",
+                (exposure_id, text, utcnow()),
+            )
+            cb._audit(conn, "contact.release", [exposure.ref, case.ref], text)
+
+    # -- recipients ----------------------------------------------------------------------
+    def add_recipient(self, name: str, public_key: str, role: str) -> Recipient:
+        clean = " ".join(str(name).split())
+        if not clean or len(clean) > 100 or not re.fullmatch(r"[\w .@-]+", clean):
+            raise ValidationError("name", "is not a usable recipient name", expected="1 to 100 letters, digits, spaces, . @ - _")
+        role_key = str(role).strip().lower()
+        if role_key not in RECIPIENT_ROLES:
+            raise ValidationError("role", "is not a recipient role", expected="one of " + ", ".join(RECIPIENT_ROLES))
+        key = parse_recipient_key(public_key)
+        now = utcnow()
+        with self.store.transaction() as conn:
+            if conn.execute("SELECT 1 FROM recipients WHERE name = ?", (clean,)).fetchone():
+                raise Conflict(f"a recipient named {clean!r} already exists")
+            conn.execute(
+                "INSERT INTO recipients(name, role, public_key, added_at) VALUES(?, ?, ?, ?)", (clean, role_key, key, now)
+            )
+            self.casebook._audit(conn, "recipient.add", [], f"{clean} ({role_key}) {key}")
+        return Recipient(clean, role_key, key, now)
+
+    def remove_recipient(self, name: str) -> None:
+        with self.store.transaction() as conn:
+            cursor = conn.execute("DELETE FROM recipients WHERE name = ?", (name,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no recipient named {name!r}")
+            self.casebook._audit(conn, "recipient.remove", [], name)
+
+    def recipients(self, role: str | None = None) -> list[Recipient]:
+        if role:
+            rows = self.store.query("SELECT name, role, public_key, added_at FROM recipients WHERE role = ? ORDER BY name", (role,))
+        else:
+            rows = self.store.query("SELECT name, role, public_key, added_at FROM recipients ORDER BY role, name")
+        return [Recipient(*r) for r in rows]
+
+    # -- referral ------------------------------------------------------------------------
+    def refer(self, person_ref: str, reason: str | None = None) -> Referral:
+        """Seal a marked person's record to the vetted team and purge it from the store."""
+        from pyrage import encrypt, x25519
+
+        from tracekit import __version__
+        from tracekit.crypto import signing
+
+        vetted = self.recipients("vetted-team")
+        if not vetted:
+            raise PolicyError(
+                "no vetted-team recipient is configured, so nothing can be sealed; nothing was changed",
+                hint="add the vetted team's age key: tracekit recipients add NAME age1... --role vetted-team",
+            )
+        cb = self.casebook
+        with self.store.transaction() as conn:
+            person_id = cb._person_id(conn, person_ref)
+            person = cb._load_person(conn, person_id, raw=True)
+            if not person.role:
+                raise Conflict(f"{person.ref} is not marked; mark the person first (tracekit role mark)")
+            if person.referral_ref:
+                raise Conflict(f"{person.ref} has already been referred ({person.referral_ref})")
+            text = check_reason(reason, [person], required=False)
+            mark_reason = conn.execute("SELECT reason FROM person_roles WHERE person_id = ?", (person_id,)).fetchone()[0]
+            referral_ref = self._new_referral_ref(conn)
+            payload = self._envelope_payload(conn, person_id, referral_ref, mark_reason, text, __version__)
+            payload_bytes = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+            signature = signing.sign(conn, payload_bytes)
+            envelope = json.dumps(
+                {
+                    "format": ENVELOPE_FORMAT,
+                    "version": ENVELOPE_VERSION,
+                    "signer": signing.public_key_hex(conn),
+                    "payload": base64.b64encode(payload_bytes).decode("ascii"),
+                    "signature": base64.b64encode(signature).decode("ascii"),
+                },
+                sort_keys=True,
+            ).encode("utf-8")
+            sealed = encrypt(envelope, [x25519.Recipient.from_str(r.public_key) for r in vetted])
+            now = utcnow()
+            cursor = conn.execute(
+                "INSERT INTO referrals(ref, role, created_at, recipients, envelope) VALUES(?, ?, ?, ?, ?)",
+                (referral_ref, person.role, now, json.dumps([r.name for r in vetted]), sealed),
+            )
+            referral_id = int(cursor.lastrowid)
+            self._purge(conn, person_id, referral_id)
+            cb._audit(conn, "referral.create", [referral_ref, person.ref], text)
+        return Referral(referral_ref, person.role or "", now, [r.name for r in vetted], None, len(sealed))
+
+    def _new_referral_ref(self, conn: Any) -> str:
+        for _ in range(20):
+            ref = new_ref(RefKind.REFERRAL)
+            if not conn.execute("SELECT 1 FROM referrals WHERE ref = ?", (ref,)).fetchone():
+                return ref
+        raise Conflict("could not draw an unused referral reference")  # pragma: no cover
+
+    def _envelope_payload(
+        self, conn: Any, person_id: int, referral_ref: str, mark_reason: str | None, reason: str | None, version: str
+    ) -> dict[str, Any]:
+        from tracekit.crypto import signing
+
+        cb = self.casebook
+        person = cb._load_person(conn, person_id, raw=True)
+        cases = []
+        for (case_id,) in conn.execute("SELECT id FROM cases WHERE person_id = ? ORDER BY id", (person_id,)).fetchall():
+            case = cb._load_case(conn, case_id, raw=True).to_json()
+            case["contacts"] = [
+                cb._load_exposure(conn, exposure_id, raw=True).to_json()
+                for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE case_id = ? ORDER BY id", (case_id,)).fetchall()
+            ]
+            cases.append(case)
+        as_contact = [
+            cb._load_exposure(conn, exposure_id, raw=True).to_json()
+            for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE person_id = ? ORDER BY id", (person_id,)).fetchall()
+        ]
+        public_hex = signing.public_key_hex(conn)
+        return {
+            "referral": referral_ref,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "tracekit_version": version,
+            "tracer_key": {"algorithm": "ed25519", "public_key": public_hex, "fingerprint": signing.fingerprint(public_hex)},
+            "role": person.role,
+            "mark_reason": mark_reason,
+            "referral_reason": reason,
+            "person": person.to_json(),
+            "cases": cases,
+            "exposures_as_contact": as_contact,
+        }
+
+    def _purge(self, conn: Any, person_id: int, referral_id: int) -> None:
+        """Remove the referred person's and their associates' details, leaving stubs.
+
+        Kept: references, role category, dates (tests, onset, infectious period,
+        exposures, isolation ends), close-contact yes/no, trace status. Gone: identity
+        and contact details, notes, settings and circumstances, call notes, and the link
+        between the referred case and any contact who is also known elsewhere.
+        """
+        cb = self.casebook
+        stub_identity = (
+            "name = '', name_key = '', date_of_birth = NULL, nhs_number = NULL, phone = NULL, email = NULL, "
+            "address = NULL, postcode = NULL, occupation = NULL"
+        )
+        now = utcnow()
+        case_ids = [r[0] for r in conn.execute("SELECT id FROM cases WHERE person_id = ?", (person_id,)).fetchall()]
+        for case_id in case_ids:
+            for exposure_id, contact_id in conn.execute(
+                "SELECT id, person_id FROM exposures WHERE case_id = ?", (case_id,)
+            ).fetchall():
+                linked_elsewhere = conn.execute(
+                    "SELECT (SELECT count(*) FROM exposures WHERE person_id = ? AND case_id NOT IN "
+                    f"({','.join('?' * len(case_ids))})) + (SELECT count(*) FROM cases WHERE person_id = ?)",
+                    (contact_id, *case_ids, contact_id),
+                ).fetchone()[0]
+                if linked_elsewhere:
+                    # Known elsewhere: keep them, but cut the link to the referred case.
+                    stub_id, _ = cb._insert_with_ref(
+                        conn, RefKind.PERSON,
+                        "INSERT INTO people(ref, name, name_key, created_at, updated_at, referral_id) VALUES(?, '', '', ?, ?, ?)",
+                        (now, now, referral_id),
+                    )
+                    conn.execute("UPDATE exposures SET person_id = ? WHERE id = ?", (stub_id, exposure_id))
+                else:
+                    cb._index_person(conn, contact_id, None)
+                    conn.execute(
+                        f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?",
+                        (referral_id, now, contact_id),
+                    )
+                    conn.execute("DELETE FROM person_aliases WHERE person_id = ?", (contact_id,))
+                conn.execute(
+                    "UPDATE exposures SET setting = 'withheld', proximity_m = NULL, duration_min = NULL, "
+                    "face_to_face = 0, direct_contact = 0, notes = NULL, clause = NULL, updated_at = ? WHERE id = ?",
+                    (now, exposure_id),
+                )
+                conn.execute("DELETE FROM call_attempts WHERE exposure_id = ?", (exposure_id,))
+                conn.execute("DELETE FROM released_exposures WHERE exposure_id = ?", (exposure_id,))
+            conn.execute(
+                "UPDATE cases SET status = ?, notes = NULL, updated_at = ? WHERE id = ?",
+                (CaseStatus.REFERRED.value, now, case_id),
+            )
+        # Where the referred person was a contact of ordinary cases: keep the dates only.
+        for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE person_id = ?", (person_id,)).fetchall():
+            conn.execute("UPDATE exposures SET notes = NULL, updated_at = ? WHERE id = ?", (now, exposure_id))
+            conn.execute("UPDATE call_attempts SET note = NULL WHERE exposure_id = ?", (exposure_id,))
+        cb._index_person(conn, person_id, None)
+        conn.execute(f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?", (referral_id, now, person_id))
+        conn.execute("UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id))
+
+    def referrals(self) -> list[Referral]:
+        rows = self.store.query(
+            "SELECT ref, role, created_at, recipients, exported_at, length(envelope) FROM referrals ORDER BY created_at, ref"
+        )
+        return [Referral(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def referral_envelope(self, ref: str) -> bytes:
+        canonical = parse_ref(ref, RefKind.REFERRAL)
+        rows = self.store.query("SELECT envelope FROM referrals WHERE ref = ?", (canonical,))
+        if not rows:
+            raise NotFound(f"no referral {canonical}")
+        return bytes(rows[0][0])
+
+    def export_referrals(self, out_dir: Path, refs: list[str] | None = None) -> list[Path]:
+        """Write sealed envelopes as ``R-XXXXXX.age`` files (atomic, 0600); audited."""
+        from tracekit import files
+        from tracekit.errors import WriteFailed
+
+        out_dir = Path(out_dir).expanduser()
+        if not out_dir.is_dir():
+            raise WriteFailed(f"{out_dir} is not a directory")
+        chosen = [r.ref for r in self.referrals()] if not refs else [parse_ref(r, RefKind.REFERRAL) for r in refs]
+        written = []
+        for ref in chosen:
+            dest = out_dir / f"{ref}.age"
+            with files.atomic_output(dest) as handle:
+                handle.write(self.referral_envelope(ref))
+            written.append(dest)
+        if chosen:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    f"UPDATE referrals SET exported_at = ? WHERE ref IN ({','.join('?' * len(chosen))})",
+                    (utcnow(), *chosen),
+                )
+                self.casebook._audit(conn, "referral.export", chosen, str(out_dir))
+        return written
+
+
+def open_envelope(sealed: bytes, identities: list[Any]) -> dict[str, Any]:
+    """Decrypt and verify a referral envelope (vetted-team side). Returns the payload."""
+    from pyrage import DecryptError, decrypt
+
+    from tracekit.crypto import signing
+    from tracekit.errors import BundleInvalid
+
+    try:
+        plain = decrypt(sealed, identities)
+    except DecryptError:
+        raise BundleInvalid("this referral cannot be decrypted with the given identity (not sealed to it, or damaged)") from None
+    try:
+        outer = json.loads(plain)
+        payload = base64.b64decode(outer["payload"], validate=True)
+        signature = base64.b64decode(outer["signature"], validate=True)
+        signer = outer["signer"]
+        if outer.get("format") != ENVELOPE_FORMAT:
+            raise ValueError("format")
+    except (ValueError, KeyError, TypeError):
+        raise BundleInvalid("the referral envelope is malformed") from None
+    if not signing.verify(signer, payload, signature):
+        raise BundleInvalid("the referral's signature does not verify")
+    return dict(json.loads(payload))
