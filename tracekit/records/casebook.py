@@ -123,14 +123,16 @@ EXPOSURE_COLUMNS = (
     "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
     "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
     "e.ruleset_id, e.close_contact, e.clause, e.isolation_end, e.created_at, e.updated_at, "
-    "(SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
+    "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
+    "(SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id)), "
     "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
     + PERSON_COLUMNS
 )
 
 
 def _exposure(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Exposure:
-    """An exposure; withheld when its case's person is marked, unless released or revealed."""
+    """An exposure; withheld when its case's person or its contact is marked, unless the
+    exposure was released or that person revealed."""
     marked_case_person, released = row[17], bool(row[18])
     withheld = marked_case_person is not None and not released and marked_case_person not in reveal
     if withheld:
@@ -179,6 +181,47 @@ class Casebook:
         #: People whose identity this Casebook shows although they are marked; only
         #: :meth:`reveal` (audited) adds to it.
         self._reveal: frozenset[int] = NO_REVEAL
+        self._scrub_pattern: Any = None  # built on first use; reset when marks change
+        self._scrub_ready = False
+
+    # -- free text: no marked person's details in notes ----------------------------------------
+    def forget_marks(self) -> None:
+        """Marks or reveals changed: rebuild the free-text scrubber on next use."""
+        self._scrub_ready = False
+
+    def _scrub(self, text: str | None) -> str | None:
+        """Replace any unrevealed marked person's details in free text with a marker."""
+        if not text:
+            return text
+        if not self._scrub_ready:
+            from tracekit.records.sensitive import identity_pattern
+
+            people = [
+                _person(row, 0, REVEAL_ALL)
+                for row in self.store.conn.execute(
+                    f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id "
+                    "WHERE p.referral_id IS NULL"
+                ).fetchall()
+            ]
+            self._scrub_pattern = identity_pattern([p for p in people if p.id not in self._reveal])
+            self._scrub_ready = True
+        if self._scrub_pattern is None:
+            return text
+        from tracekit.records.sensitive import WITHHELD_IN_TEXT
+
+        return str(self._scrub_pattern.sub(WITHHELD_IN_TEXT, text))
+
+    def _case_view(self, row: tuple[Any, ...], raw: bool = False) -> Case:
+        case = _case(row, REVEAL_ALL if raw else self._reveal)
+        if not raw:
+            case.notes = self._scrub(case.notes)
+        return case
+
+    def _exposure_view(self, row: tuple[Any, ...], raw: bool = False) -> Exposure:
+        exposure = _exposure(row, REVEAL_ALL if raw else self._reveal)
+        if not raw:
+            exposure.notes = self._scrub(exposure.notes)
+        return exposure
 
     # -- rules ---------------------------------------------------------------------------
     @property
@@ -231,6 +274,7 @@ class Casebook:
             check_reason(reason, people)
             self._audit(conn, "person.reveal", refs, reason)
         self._reveal = self._reveal | frozenset(ids)
+        self.forget_marks()
 
     # -- references ----------------------------------------------------------------------
     def _insert_with_ref(self, conn: Any, kind: RefKind, sql: str, params: tuple[Any, ...]) -> tuple[int, str]:
@@ -458,7 +502,7 @@ class Casebook:
         row = conn.execute(
             f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id WHERE c.id = ?", (case_id,)
         ).fetchone()
-        return _case(row, REVEAL_ALL if raw else self._reveal)
+        return self._case_view(row, raw)
 
     def get_case(self, ref: str) -> Case:
         conn = self.store.conn
@@ -551,7 +595,7 @@ class Casebook:
             "ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
             (*params, _limit(limit), max(0, offset)),
         ).fetchall()
-        return Page([_case(r, self._reveal) for r in rows], total, _limit(limit), max(0, offset))
+        return Page([self._case_view(r) for r in rows], total, _limit(limit), max(0, offset))
 
     def update_case(
         self, ref: str, *, test_date: str | date | None = None, test_type: str | None = None,
@@ -618,10 +662,10 @@ class Casebook:
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.id = ?",
             (exposure_id,),
         ).fetchone()
-        exposure = _exposure(row, REVEAL_ALL if raw else self._reveal)
+        exposure = self._exposure_view(row, raw)
         if with_calls:
             exposure.calls = [
-                CallAttempt(at, CallOutcome(outcome), note)
+                CallAttempt(at, CallOutcome(outcome), note if raw else self._scrub(note))
                 for at, outcome, note in conn.execute(
                     "SELECT at, outcome, note FROM call_attempts WHERE exposure_id = ? ORDER BY id", (exposure_id,)
                 )
@@ -755,7 +799,7 @@ class Casebook:
             "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
             (*params, _limit(limit), max(0, offset)),
         ).fetchall()
-        return Page([_exposure(r, self._reveal) for r in rows], total, _limit(limit), max(0, offset))
+        return Page([self._exposure_view(r) for r in rows], total, _limit(limit), max(0, offset))
 
     def update_contact(
         self, ref: str, *, last_exposure: str | date | None = None, setting: str | None = None,
@@ -901,7 +945,7 @@ class Casebook:
             (day.isoformat(), _limit(limit)),
         ).fetchall()
         return Worklist(
-            day, [_exposure(r, self._reveal) for r in to_call], [_exposure(r, self._reveal) for r in ending], to_call_total
+            day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total
         )
 
 

@@ -63,6 +63,29 @@ def _identity_needles(person: Person) -> set[str]:
     return needles
 
 
+WITHHELD_IN_TEXT = "[withheld]"
+
+
+def identity_pattern(people: list[Person]) -> re.Pattern[str] | None:
+    """A regex matching these people's details in free text, for scrubbing notes.
+
+    Name parts match as whole words, case-insensitively; numbers match with any spaces
+    or dashes between digits (people write phone and NHS numbers in groups).
+    """
+    alternatives: set[str] = set()
+    for person in people:
+        for needle in _identity_needles(person):
+            if needle.isdigit():
+                alternatives.add(r"[\s\-]?".join(re.escape(d) for d in needle))
+            elif re.fullmatch(r"[\w]+", needle):
+                alternatives.add(rf"\b{re.escape(needle)}\b")
+            else:
+                alternatives.add(re.escape(needle))
+    if not alternatives:
+        return None
+    return re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE)
+
+
 def check_reason(reason: str | None, people: list[Person], *, required: bool = True) -> str | None:
     """Validate a stated reason: present, plain, short, and free of these people's details."""
     if reason is None or not reason.strip():
@@ -161,6 +184,7 @@ class SensitiveRoles:
             )
             cb._index_person(conn, person_id, None)  # not findable by their details any more
             cb._audit(conn, "role.mark", [person.ref], f"{role_key}: {text}")
+        cb.forget_marks()
         return RoleMark(person.ref, role_key, now, None)
 
     def unmark(self, person_ref: str, reason: str) -> None:
@@ -181,6 +205,7 @@ class SensitiveRoles:
             )
             cb._index_person(conn, person_id, person.__dict__)
             cb._audit(conn, "role.unmark", [person.ref], text)
+        cb.forget_marks()
 
     def list_marks(self) -> list[RoleMark]:
         rows = self.store.query(
@@ -289,6 +314,7 @@ class SensitiveRoles:
             referral_id = int(cursor.lastrowid)
             self._purge(conn, person_id, referral_id)
             cb._audit(conn, "referral.create", [referral_ref, person.ref], text)
+        cb.forget_marks()
         return Referral(referral_ref, person.role or "", now, [r.name for r in vetted], None, len(sealed))
 
     def _new_referral_ref(self, conn: Any) -> str:
