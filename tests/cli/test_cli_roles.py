@@ -1,0 +1,153 @@
+"""CLI: role mark/unmark/list/release, recipients, refer, referrals, audit, keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from pyrage import x25519
+
+from tests.conftest import PASSPHRASE
+from tracekit.errors import ExitCode
+from tracekit.records import Casebook, PersonInput
+from tracekit.store import open_store
+
+SECRET_NAME = "Perpetua Quillfeather"
+SECRET_PHONE = "+447700900555"
+
+
+@pytest.fixture
+def people(store, store_path):
+    book = Casebook(store, today=date(2020, 11, 1))
+    case = book.add_case(
+        person=PersonInput(name=SECRET_NAME, phone=SECRET_PHONE, nhs_number="9990000026"),
+        test_date="2020-10-20", asymptomatic=True,
+    )
+    contact, _ = book.add_contact(
+        case.ref, person=PersonInput(name="Ordinary Contact"), last_exposure="2020-10-19", setting="household"
+    )
+    store.close()
+    return case, contact
+
+
+def _no_secret(result) -> None:
+    for text in (result.stdout, result.stderr):
+        assert SECRET_NAME not in text and "Quillfeather" not in text
+        assert "900555" not in text and "9990000026" not in text
+
+
+def test_mark_list_unmark(people, cli_with_store):
+    case, _ = people
+    ref = case.person.ref
+    marked = cli_with_store("role", "mark", ref, "--role", "protected-witness", "--reason", "court order")
+    assert marked.exit_code == 0, marked.stderr
+    _no_secret(marked)
+    listed = cli_with_store("role", "list", "--json")
+    items = json.loads(listed.stdout)["items"]
+    assert items[0]["person"] == ref and items[0]["role"] == "protected-witness"
+    _no_secret(listed)
+    again = cli_with_store("role", "mark", ref, "--role", "victim", "--reason", "x")
+    assert again.exit_code == ExitCode.CONFLICT
+    unmarked = cli_with_store("role", "unmark", ref, "--reason", "order lifted")
+    assert unmarked.exit_code == 0
+    assert json.loads(cli_with_store("role", "list", "--json").stdout)["items"] == []
+
+
+def test_mark_errors(people, cli_with_store):
+    case, _ = people
+    bad_role = cli_with_store("role", "mark", case.person.ref, "--role", "spy", "--reason", "x")
+    assert bad_role.exit_code == ExitCode.VALIDATION and "role" in bad_role.stderr
+    missing = cli_with_store("role", "mark", "P-000000", "--role", "victim", "--reason", "x")
+    assert missing.exit_code == ExitCode.NOT_FOUND
+    leaky = cli_with_store("role", "mark", case.person.ref, "--role", "victim", "--reason", "Quillfeather asked")
+    assert leaky.exit_code == ExitCode.VALIDATION
+    assert "contains details" in leaky.stderr
+    _no_secret(leaky)  # the refusal itself does not echo the value
+
+
+def test_release_contact(people, cli_with_store):
+    case, contact = people
+    cli_with_store("role", "mark", case.person.ref, "--role", "undercover-officer", "--reason", "ops")
+    result = cli_with_store("role", "release", contact.ref, "--reason", "household member, unrelated")
+    assert result.exit_code == 0, result.stderr
+    assert contact.ref in result.stdout
+
+
+def test_refer_requires_vetted_recipient_then_seals(people, cli_with_store, store_path, tmp_path):
+    case, _ = people
+    ref = case.person.ref
+    cli_with_store("role", "mark", ref, "--role", "undercover-officer", "--reason", "ops")
+    refused = cli_with_store("refer", ref)
+    assert refused.exit_code == ExitCode.POLICY
+    assert "vetted-team" in refused.stderr and "nothing was changed" in refused.stderr
+    vetted = x25519.Identity.generate()
+    added = cli_with_store("recipients", "add", "Vetted North", str(vetted.to_public()), "--role", "vetted-team")
+    assert added.exit_code == 0, added.stderr
+    referred = cli_with_store("refer", ref, "--reason", "protocol", "--json")
+    assert referred.exit_code == 0, referred.stderr
+    referral = json.loads(referred.stdout)
+    assert referral["recipients"] == ["Vetted North"]
+    listed = json.loads(cli_with_store("referrals", "list", "--json").stdout)
+    assert [r["ref"] for r in listed["items"]] == [referral["ref"]]
+    out_dir = tmp_path / "outbox"
+    out_dir.mkdir()
+    exported = cli_with_store("referrals", "export", "--out", str(out_dir))
+    assert exported.exit_code == 0
+    files = list(out_dir.iterdir())
+    assert [f.name for f in files] == [f"{referral['ref']}.age"]
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
+        text = repr(store.conn.execute("SELECT * FROM people").fetchall())
+    assert SECRET_NAME not in text
+
+
+def test_recipients_add_list_remove(cli_with_store):
+    key = str(x25519.Identity.generate().to_public())
+    assert cli_with_store("recipients", "add", "PHE East", key).exit_code == 0
+    listed = json.loads(cli_with_store("recipients", "list", "--json").stdout)["items"]
+    assert listed == [{"name": "PHE East", "role": "central-team", "public_key": key, "added_at": listed[0]["added_at"]}]
+    assert cli_with_store("recipients", "add", "PHE East", key).exit_code == ExitCode.CONFLICT
+    assert cli_with_store("recipients", "add", "Bad", "age1nope").exit_code == ExitCode.VALIDATION
+    assert cli_with_store("recipients", "remove", "PHE East").exit_code == 0
+    assert cli_with_store("recipients", "remove", "PHE East").exit_code == ExitCode.NOT_FOUND
+
+
+def test_audit_show_and_verify(people, cli_with_store, store_path):
+    case, _ = people
+    cli_with_store("role", "mark", case.person.ref, "--role", "victim", "--reason", "refuge")
+    shown = cli_with_store("audit", "show", "--json")
+    entries = json.loads(shown.stdout)["items"]
+    assert [e["action"] for e in entries][:2] == ["person.add", "case.add"]
+    assert entries[-1]["action"] == "role.mark" and entries[-1]["refs"] == [case.person.ref]
+    _no_secret(shown)
+    only = json.loads(cli_with_store("audit", "show", "--action", "role", "--json").stdout)["items"]
+    assert [e["action"] for e in only] == ["role.mark"]
+    ok = cli_with_store("audit", "verify")
+    assert ok.exit_code == 0 and "intact" in ok.stdout
+    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
+        with store.transaction() as conn:
+            conn.execute("UPDATE audit_log SET reason = 'edited' WHERE seq = 2")
+    broken = cli_with_store("audit", "verify")
+    assert broken.exit_code == ExitCode.INTEGRITY
+    assert "audit entry 2" in broken.stderr and "edited" in broken.stderr
+    check = cli_with_store("store", "check")
+    assert check.exit_code == ExitCode.INTEGRITY and "audit entry 2" in check.stderr
+
+
+def test_keys_show(cli_with_store):
+    shown = json.loads(cli_with_store("keys", "show", "--json").stdout)
+    assert shown["algorithm"] == "ed25519" and len(shown["public_key"]) == 64
+    assert len(shown["fingerprint"].split(":")) == 8
+    assert cli_with_store("keys", "show", "--json").stdout == cli_with_store("keys", "show", "--json").stdout
+
+
+def test_passphrase_change_is_audited(cli_with_store, tmp_path):
+    import os
+
+    new_file = tmp_path / "new.txt"
+    new_file.write_text("another long passphrase\n")
+    os.chmod(new_file, 0o600)
+    assert cli_with_store("store", "passwd", "--new-passphrase-file", str(new_file)).exit_code == 0
+    shown = cli_with_store("audit", "show", "--json", env={"TRACEKIT_PASSPHRASE": "another long passphrase"})
+    assert json.loads(shown.stdout)["items"][-1]["action"] == "store.passwd"
