@@ -48,6 +48,12 @@ RECORD_TABLES: list[tuple[str, str]] = [
     ("cases", "cases"),
     ("exposures", "exposures"),
     ("call attempts", "call_attempts"),
+    ("sensitive-role marks", "person_roles"),
+    ("referrals", "referrals"),
+    ("recipients", "recipients"),
+    ("audit entries", "audit_log"),
+    ("imports", "imports"),
+    ("handovers", "handovers"),
 ]
 
 

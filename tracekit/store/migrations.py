@@ -240,3 +240,55 @@ def _sensitive_roles(conn: Connection) -> None:
     from tracekit.crypto import signing
 
     signing.ensure_signing_key(conn)
+
+
+@migration("imports")
+def _imports(conn: Connection) -> None:
+    """External ids from source systems (idempotent re-import) and the import log."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE external_ids (
+            kind TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            record_id INTEGER NOT NULL,
+            import_id INTEGER REFERENCES imports(id),
+            PRIMARY KEY (kind, external_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX external_ids_record ON external_ids(kind, record_id);
+        CREATE TABLE imports (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            input_sha256 TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT
+        )
+        """,
+    )
+
+
+@migration("handovers")
+def _handovers(conn: Connection) -> None:
+    """Handover bundles made, per recipient (for --since-last), and the pseudonym key."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE handovers (
+            id INTEGER PRIMARY KEY,
+            bundle_id TEXT NOT NULL UNIQUE,
+            recipient TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            policy_sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            changes_since TEXT,
+            changes_until TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            record_counts TEXT NOT NULL
+        );
+        CREATE INDEX handovers_recipient ON handovers(recipient, created_at);
+        CREATE INDEX cases_updated ON cases(updated_at);
+        CREATE INDEX exposures_updated ON exposures(updated_at)
+        """,
+    )
