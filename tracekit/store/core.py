@@ -495,8 +495,8 @@ class Store:
         exporter = _connect(self.path, bytearray(self._key), self.header)
         try:
             self._export_copy(exporter, temp, new_key, new_header)
-            _record_in_copy(temp, new_key, new_header, "store.passwd")
             self._verify_copy(temp, new_key, new_header)
+            _record_in_copy(temp, new_key, new_header, "store.passwd")
             os.replace(temp, self.path)
             files.fsync_dir(self.path.parent)
         except BaseException:
