@@ -107,11 +107,28 @@ def root(
 
 
 def _register() -> None:
-    from tracekit.cli import audit_cmds, demo, roles_cmds, store_cmds
+    from tracekit.cli import (
+        audit_cmds,
+        bundle_cmds,
+        case_cmds,
+        contact_cmds,
+        demo,
+        person_cmds,
+        roles_cmds,
+        rules_cmds,
+        store_cmds,
+        today_cmd,
+    )
 
     store_cmds.register(app)
+    today_cmd.register(app)
+    case_cmds.register(app)
+    contact_cmds.register(app)
+    person_cmds.register(app)
+    rules_cmds.register(app)
     roles_cmds.register(app)
     audit_cmds.register(app)
+    bundle_cmds.register(app)
     demo.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Handover bundles: writing (redact, guard, sign, encrypt) and the receiving side."""

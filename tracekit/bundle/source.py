@@ -1,0 +1,86 @@
+"""Raw records for export, streamed from the store as plain dicts with sensitivity facts.
+
+One SQL statement per record type, read in batches, so a million contacts stream in
+constant memory. Records are "changed since" a time when the record or its person was
+updated at or after it (inclusive: a record at the boundary may come twice, never zero
+times; recipients de-duplicate by ``ref``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+BATCH = 5000
+
+_PERSON = (
+    "{p}.ref, {p}.name, {p}.name_key, {p}.date_of_birth, {p}.nhs_number, {p}.phone, {p}.email, "
+    "{p}.address, {p}.postcode, {r}.role, (SELECT ref FROM referrals WHERE id = {p}.referral_id)"
+)
+_PERSON_KEYS = (
+    "person", "name", "name_key", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode",
+    "self_role", "self_referral",
+)
+
+CASE_SQL = (
+    "SELECT c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
+    "c.infectious_end, c.isolation_end, c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
+    "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + " "
+    "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
+    "{where} ORDER BY c.id"
+)
+_CASE_KEYS = (
+    "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
+    "infectious_end", "isolation_end", "ruleset", "source_exposure", "notes", "updated_at", *_PERSON_KEYS,
+)
+
+CONTACT_SQL = (
+    "SELECT e.ref, c.ref, e.last_exposure, e.setting, e.proximity_m, e.duration_min, e.face_to_face, "
+    "e.direct_contact, e.close_contact, e.clause, e.trace_status, e.isolation_end, e.ruleset_id, e.notes, "
+    "e.updated_at, " + _PERSON.format(p="p", r="r") + ", cr.role, "
+    "(SELECT ref FROM referrals WHERE id = cp.referral_id), "
+    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id) "
+    "FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id "
+    "JOIN people cp ON cp.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
+    "LEFT JOIN person_roles cr ON cr.person_id = cp.id {where} ORDER BY e.id"
+)
+_CONTACT_KEYS = (
+    "ref", "case", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
+    "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "notes", "updated_at", *_PERSON_KEYS,
+    "case_role", "case_referral", "released",
+)
+_BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released")
+
+
+def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    while True:
+        rows = cursor.fetchmany(BATCH)
+        if not rows:
+            return
+        for row in rows:
+            record = dict(zip(keys, row))
+            for name in _BOOLEAN:
+                if name in record:
+                    record[name] = bool(record[name])
+            if "symptom_onset" in record:
+                record["asymptomatic"] = record["symptom_onset"] is None
+            yield record
+
+
+def cases(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
+    where, params = "", ()
+    if since:
+        where, params = "WHERE c.updated_at >= ? OR p.updated_at >= ?", (since, since)
+    return _stream(conn, CASE_SQL.format(where=where), params, _CASE_KEYS)
+
+
+def contacts(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
+    where, params = "", ()
+    if since:
+        where, params = "WHERE e.updated_at >= ? OR p.updated_at >= ?", (since, since)
+    return _stream(conn, CONTACT_SQL.format(where=where), params, _CONTACT_KEYS)
+
+
+def count_rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> dict[str, int]:
+    return {str(k): int(v) for k, v in conn.execute(sql, params).fetchall()}

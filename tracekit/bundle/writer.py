@@ -1,0 +1,460 @@
+"""Writing a handover bundle: records -> redact -> leak guard -> tar -> age -> atomic file.
+
+The bundle (format in docs/bundle-format.md) is an uncompressed POSIX tar, streamed
+through age encryption into a temporary file beside the destination, then fsynced and
+renamed into place. Nothing is ever written in plaintext: the tar goes through an OS
+pipe straight into pyrage's streaming encryption (a thread), and records are read,
+redacted and checked in chunks, so memory stays flat whatever the store's size.
+
+Members, in order: ``records/<type>s-NNNNN.jsonl`` and ``.csv`` chunks, ``statistics.json``
+and ``statistics.csv`` (statistics policy), ``referrals/R-XXXXXX.age`` (vetted-team only),
+``redaction-report.json``, then ``manifest.json`` and ``manifest.sig``. The manifest comes
+last so a streaming reader can check every file against it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tracekit import __version__, audit, files
+from tracekit.bundle import source
+from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFailed
+from tracekit.redaction import apply as redaction
+from tracekit.redaction.guard import LeakGuard
+from tracekit.redaction.policy import (
+    RECORD_FIELDS,
+    Policy,
+    check_policy_for_recipient,
+    default_policy_for,
+    get_policy,
+)
+from tracekit.redaction.statistics import suppress_table
+
+BUNDLE_FORMAT = "tracekit-bundle"
+BUNDLE_VERSION = 1
+CHUNK_RECORDS = 50_000
+
+Redactor = Callable[..., dict[str, Any] | None]
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    bundle_id: str
+    recipient: str
+    policy: str
+    record_counts: dict[str, int]
+    changes_since: str | None
+    changes_until: str
+    size_bytes: int
+    seconds: float
+    files: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
+            "record_counts": self.record_counts, "changes_since": self.changes_since,
+            "changes_until": self.changes_until, "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
+            "files": self.files,
+        }
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _TarStream:
+    """Adds members to a streaming tar and remembers each one's SHA-256 and size."""
+
+    def __init__(self, sink: BinaryIO, mtime: float) -> None:
+        self._tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)
+        self._mtime = mtime
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, name: str, data: bytes, *, listed: bool = True) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = int(self._mtime)
+        info.mode = 0o600
+        self._tar.addfile(info, io.BytesIO(data))
+        if listed:
+            self.entries.append({"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+class _Encryptor:
+    """age-encrypt everything written to ``sink`` into ``out``, in a background thread."""
+
+    def __init__(self, out: BinaryIO, recipients: list[Any]) -> None:
+        from pyrage import encrypt_io
+
+        read_fd, write_fd = os.pipe()
+        self.sink = os.fdopen(write_fd, "wb", buffering=1 << 20)
+        self._source = os.fdopen(read_fd, "rb")
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                encrypt_io(self._source, out, recipients)
+            except BaseException as exc:  # reported by finish()
+                self._error = exc
+            finally:
+                self._source.close()
+
+        self._thread = threading.Thread(target=run, name="tracekit-age", daemon=True)
+        self._thread.start()
+
+    def finish(self) -> None:
+        if not self.sink.closed:
+            self.sink.close()
+        self._thread.join()
+        if self._error is not None:
+            raise WriteFailed(f"encrypting the bundle failed: {self._error}") from None
+
+
+def _recipient(conn: Any, name: str) -> tuple[str, str, str]:
+    row = conn.execute("SELECT name, role, public_key FROM recipients WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        known = [r[0] for r in conn.execute("SELECT name FROM recipients ORDER BY name").fetchall()]
+        raise NotFound(
+            f"no recipient named {name!r}",
+            hint=("known recipients: " + ", ".join(known)) if known else "add one: tracekit recipients add NAME age1...",
+        )
+    return row[0], row[1], row[2]
+
+
+def _marked_people(store: Any) -> list[Any]:
+    from tracekit.records.casebook import PERSON_COLUMNS, REVEAL_ALL, _person
+
+    rows = store.conn.execute(
+        f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
+    ).fetchall()
+    return [_person(row, 0, REVEAL_ALL) for row in rows]
+
+
+def _columns(policy: Policy, record_type: str) -> list[str]:
+    columns = list(policy.fields[record_type]) + ["withheld", "referral"]
+    if policy.role_category or policy.scope == "sensitive":
+        columns.append("role")
+    if policy.scope == "sensitive":
+        columns.append("sensitive")
+    return columns
+
+
+@dataclass
+class _Report:
+    withheld: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def withhold(self, reason: str, record_type: str, ref: str) -> None:
+        self.withheld.setdefault(reason, {}).setdefault(record_type, []).append(ref)
+
+
+def _record_members(
+    conn: Any, policy: Policy, record_type: str, since: str | None, guard: LeakGuard,
+    redact: Redactor, pseudonymise: Any, tar: _TarStream, report: _Report, scrub: Callable[[str | None], str | None],
+) -> None:
+    rows: Iterator[dict[str, Any]] = (source.cases if record_type == "case" else source.contacts)(conn, since)
+    columns = _columns(policy, record_type)
+    chunk_json: list[str] = []
+    csv_buffer = io.StringIO()
+    writer = csv.writer(csv_buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    refs: list[str] = []
+    number = 0
+
+    def flush() -> None:
+        nonlocal number, csv_buffer, writer
+        if not chunk_json:
+            return
+        number += 1
+        json_text = "".join(chunk_json)
+        csv_text = csv_buffer.getvalue()
+        _guard_chunk(guard, json_text, refs)
+        _guard_chunk(guard, csv_text, refs)
+        tar.add(f"records/{record_type}s-{number:05d}.jsonl", json_text.encode("utf-8"))
+        tar.add(f"records/{record_type}s-{number:05d}.csv", csv_text.encode("utf-8"))
+        chunk_json.clear()
+        refs.clear()
+        csv_buffer = io.StringIO()
+        writer = csv.writer(csv_buffer, lineterminator="\r\n")
+        writer.writerow(columns)
+
+    for raw in rows:
+        if raw.get("notes"):
+            raw["notes"] = scrub(raw["notes"])
+        out = redact(record_type, raw, policy, pseudonymise)
+        if out is None:
+            continue
+        report.count(f"{record_type}s")
+        reason = out.get("withheld")
+        if reason:
+            report.withhold(str(reason), record_type, str(raw["ref"]))
+        chunk_json.append(json.dumps(out, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
+        writer.writerow([redaction.csv_cell(out.get(col)) for col in columns])
+        refs.append(str(raw["ref"]))
+        if len(chunk_json) >= CHUNK_RECORDS:
+            flush()
+    flush()
+
+
+def _guard_chunk(guard: LeakGuard, text: str, refs: list[str]) -> None:
+    """Scan a whole chunk at once; on a hit, find the record line to name it."""
+    if guard.empty or guard.find(text) is None:
+        return
+    lines = text.splitlines()
+    offset = len(lines) - len(refs)  # CSV chunks start with a header line
+    for index, line in enumerate(lines):
+        ref = refs[index - offset] if index >= offset else "the header"
+        guard.check(line, ref)
+    guard.check(text, refs[0] if refs else "a record")  # a value split across lines
+
+
+def _statistics(conn: Any, policy: Policy, since: str | None) -> dict[str, Any]:
+    """Counts by dimension; sensitive records count under "withheld" where the value could identify."""
+    case_where = "WHERE c.updated_at >= ?" if since else ""
+    contact_where = "WHERE e.updated_at >= ?" if since else ""
+    params: tuple[Any, ...] = (since,) if since else ()
+    sensitive_case = (
+        "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = c.person_id) "
+        "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
+    )
+    sensitive_contact = (
+        "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id IN (e.person_id, c.person_id)) "
+        "OR (SELECT referral_id FROM people WHERE id = e.person_id) IS NOT NULL "
+        "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
+    )
+    queries = {
+        "cases_by_test_date": f"SELECT c.test_date, count(*) FROM cases c {case_where} GROUP BY 1",
+        "cases_by_status": (
+            f"SELECT CASE WHEN {sensitive_case} THEN 'withheld' ELSE c.status END, count(*) FROM cases c {case_where} GROUP BY 1"
+        ),
+        "contacts_by_exposure_date": (
+            f"SELECT e.last_exposure, count(*) FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
+        ),
+        "contacts_by_setting": (
+            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' ELSE e.setting END, count(*) "
+            f"FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
+        ),
+        "contacts_by_area": (
+            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' "
+            "ELSE COALESCE(substr(p.postcode, 1, instr(p.postcode, ' ') - 1), 'unknown') END, count(*) "
+            f"FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id {contact_where} GROUP BY 1"
+        ),
+        "contacts_by_trace_status": (
+            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' ELSE e.trace_status END, count(*) "
+            f"FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
+        ),
+    }
+    return {name: suppress_table(source.count_rows(conn, queries[name], params)) for name in policy.statistics}
+
+
+def _statistics_csv(tables: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["table", "value", "count"])
+    for name, table in tables.items():
+        for row in table["rows"]:
+            writer.writerow([name, redaction.csv_cell(row["value"]), row["count"]])
+        writer.writerow([name, "total", table["total"]])
+    return buffer.getvalue()
+
+
+def bundle_file_name(recipient: str, created: datetime, bundle_id: str) -> str:
+    slug = "".join(ch if ch.isalnum() else "-" for ch in recipient.lower()).strip("-") or "recipient"
+    return f"tracekit-handover-{slug}-{created:%Y%m%dT%H%M%SZ}-{bundle_id[:8]}.tar.age"
+
+
+def resolve_since(
+    conn: Any, recipient: str, policy: str, *, since: str | date | None, since_last: bool, all_records: bool
+) -> str | None:
+    """Where this export starts: everything, a date, or the end of the last handover of
+    this policy to this recipient (the default; everything if there was none)."""
+    chosen = sum(bool(x) for x in (since, since_last, all_records))
+    if chosen > 1:
+        raise ValidationError("since", "more than one of --since, --since-last and --all was given", expected="one of them")
+    if all_records:
+        return None
+    if since:
+        from tracekit.domain.identifiers import parse_date
+
+        return (since if isinstance(since, date) else parse_date(str(since), "since")).isoformat()
+    row = conn.execute(
+        "SELECT changes_until FROM handovers WHERE recipient = ? AND policy = ? ORDER BY id DESC LIMIT 1",
+        (recipient, policy),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def export_handover(
+    store: Any,
+    recipient_name: str,
+    *,
+    policy_name: str | None = None,
+    since: str | date | None = None,
+    since_last: bool = False,
+    all_records: bool = False,
+    out_dir: Path | str = ".",
+    redact: Redactor = redaction.redact,
+) -> ExportResult:
+    """Write one bundle for one recipient. ``redact`` is replaceable only to test the guard."""
+    from pyrage import x25519
+
+    from tracekit.crypto import signing
+    from tracekit.records import Casebook
+    from tracekit.redaction.pseudonym import make_pseudonymiser, require_key
+
+    started = time.perf_counter()
+    conn = store.conn
+    name, role, public_key = _recipient(conn, recipient_name)
+    policy = get_policy(policy_name) if policy_name else default_policy_for(role)
+    check_policy_for_recipient(policy, name, role)
+    out_dir = Path(out_dir).expanduser()
+    if not out_dir.is_dir():
+        raise WriteFailed(f"{out_dir} is not a directory")
+    changes_since = resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
+    wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
+    pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None
+
+    created = datetime.now(timezone.utc)
+    bundle_id = uuid.uuid4().hex
+    dest = out_dir / bundle_file_name(name, created, bundle_id)
+    temp = files.temp_path_beside(dest, "export")
+    report = _Report()
+    casebook = Casebook(store)
+    conn.execute("BEGIN")  # one consistent snapshot for the whole bundle
+    try:
+        changes_until = _utcnow()
+        # The vetted-team bundle is meant to carry these identities (sealed to that team);
+        # every other policy must carry none of them.
+        guard = LeakGuard(_marked_people(store) if policy.scope == "standard" else [])
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, files.PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            encryptor = _Encryptor(out, [x25519.Recipient.from_str(public_key)])
+            try:
+                tar = _TarStream(encryptor.sink, created.timestamp())
+                if policy.kind == "records":
+                    for record_type in ("case", "contact"):
+                        if record_type in policy.fields:
+                            _record_members(
+                                conn, policy, record_type, changes_since, guard, redact, pseudonymise, tar, report,
+                                casebook._scrub,
+                            )
+                else:
+                    tables = _statistics(conn, policy, changes_since)
+                    stats_json = json.dumps(tables, indent=1, sort_keys=True).encode()
+                    guard.check(stats_json.decode(), "statistics.json")
+                    tar.add("statistics.json", stats_json)
+                    tar.add("statistics.csv", _statistics_csv(tables).encode())
+                referral_refs: list[str] = []
+                if policy.scope == "sensitive":
+                    where, params = ("WHERE created_at >= ?", (changes_since,)) if changes_since else ("", ())
+                    for ref, envelope in conn.execute(
+                        f"SELECT ref, envelope FROM referrals {where} ORDER BY id", params
+                    ).fetchall():
+                        tar.add(f"referrals/{ref}.age", bytes(envelope))
+                        referral_refs.append(ref)
+                    report.count("referrals", len(referral_refs))
+                report_doc = {
+                    "policy": policy.name,
+                    "withheld": {
+                        reason: {"count": sum(len(v) for v in by_type.values()), "refs": by_type}
+                        for reason, by_type in sorted(report.withheld.items())
+                    },
+                    "dropped_fields": {
+                        record_type: [f for f in RECORD_FIELDS[record_type] if f not in policy.fields[record_type]]
+                        for record_type in policy.fields
+                    },
+                    "note": "Withheld values appear in the records as {\"withheld\": reason, \"referral\": ref}.",
+                }
+                report_bytes = json.dumps(report_doc, indent=1, sort_keys=True).encode()
+                guard.check(report_bytes.decode(), "redaction-report.json")
+                tar.add("redaction-report.json", report_bytes)
+                signer = signing.public_key_hex(conn)
+                last_seq, head_hash = audit._head(conn)
+                counts = {k: report.counts.get(k, 0) for k in ("cases", "contacts", "referrals")}
+                counts.update({f"withheld_{reason}": sum(len(v) for v in by_type.values()) for reason, by_type in report.withheld.items()})
+                manifest = {
+                    "format": BUNDLE_FORMAT,
+                    "version": BUNDLE_VERSION,
+                    "bundle_id": bundle_id,
+                    "created_at": created.isoformat(timespec="seconds"),
+                    "tracekit_version": __version__,
+                    "tracer_key": {"algorithm": "ed25519", "public_key": signer, "fingerprint": signing.fingerprint(signer)},
+                    "recipient": {"name": name, "role": role},
+                    "policy": {"name": policy.name, "sha256": policy.sha256, "kind": policy.kind, "definition": policy.canonical()},
+                    "changes": {"since": changes_since, "until": changes_until},
+                    "record_counts": counts,
+                    "files": tar.entries,
+                    "audit_head": f"{last_seq}:{head_hash}",
+                }
+                manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
+                guard.check(manifest_bytes.decode(), "manifest.json")
+                tar.add("manifest.json", manifest_bytes, listed=False)
+                signature = signing.sign(conn, manifest_bytes)
+                tar.add("manifest.sig", (signature.hex() + "\n").encode(), listed=False)
+                tar.close()
+            except BaseException:
+                encryptor.sink.close()
+                try:
+                    encryptor.finish()
+                except TracekitError:
+                    pass
+                raise
+            encryptor.finish()
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        _rollback(conn)
+        _unlink_quietly(temp)
+        raise
+    _rollback(conn)  # end the read snapshot
+    files.publish(temp, dest)
+    with store.transaction() as txn:
+        txn.execute(
+            "INSERT INTO handovers(bundle_id, recipient, policy, policy_sha256, created_at, changes_since, changes_until, "
+            "file_name, record_counts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (bundle_id, name, policy.name, policy.sha256, created.isoformat(timespec="seconds"), changes_since,
+             changes_until, dest.name, json.dumps(counts)),
+        )
+        audit.append(
+            txn, "export.handover", referral_refs,
+            f"bundle {bundle_id} to {name} ({role}), policy {policy.name}, "
+            f"{counts['cases']} cases, {counts['contacts']} contacts, {counts['referrals']} referrals",
+        )
+    return ExportResult(
+        dest, bundle_id, name, policy.name, counts, changes_since, changes_until, os.stat(dest).st_size,
+        time.perf_counter() - started, [e["path"] for e in tar.entries],
+    )
+
+
+def _rollback(conn: Any) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except Exception:
+        pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,244 @@
+"""``export handover``, ``bundle verify|inspect|open``, ``policy list|show|check``,
+``keys pseudonym generate|import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+
+export_app = typer.Typer(help="Export what leaves this machine: redacted, signed, encrypted bundles.", no_args_is_help=True)
+bundle_app = typer.Typer(
+    help="The receiving side: verify, inspect and open bundles (needs your age identity, not a store).",
+    no_args_is_help=True,
+)
+policy_app = typer.Typer(help="Redaction policies: what each recipient may receive.", no_args_is_help=True)
+pseudonym_app = typer.Typer(help="The team-wide key for stable pseudonyms.", no_args_is_help=True)
+
+IdentityOption = Annotated[
+    Path, typer.Option("--identity", "-i", help="Your age identity file (AGE-SECRET-KEY-1..., mode 0600).")
+]
+SignerOption = Annotated[
+    Optional[str],
+    typer.Option("--signer", help="The tracer's registered public key (64 hex digits) or a file holding it."),
+]
+
+
+@export_app.command("handover")
+@command
+def export_handover(
+    to: Annotated[str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).")],
+    policy: Annotated[
+        Optional[str],
+        typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role."),
+    ] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date.")] = None,
+    since_last: Annotated[
+        bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default).")
+    ] = False,
+    all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")] = Path("."),
+) -> None:
+    """Write one redacted, signed, age-encrypted bundle for one recipient."""
+    from tracekit.bundle.writer import export_handover as export
+
+    with open_current_store() as store:
+        result = export(
+            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records, out_dir=out_dir
+        )
+    if settings().json:
+        emit_json(result.to_json())
+        return
+    counts = result.record_counts
+    withheld = sum(v for k, v in counts.items() if k.startswith("withheld_"))
+    out().print(f"Wrote {result.path}")
+    out().print(
+        f"  {result.policy} for {result.recipient}: {counts['cases']} cases, {counts['contacts']} contacts"
+        + (f", {counts['referrals']} sealed referrals" if counts.get("referrals") else "")
+        + (f"; {withheld} withheld (see redaction-report.json)" if withheld else "")
+    )
+    note(f"  changes {'since ' + result.changes_since if result.changes_since else 'from the beginning'}; {result.size_bytes:,} bytes in {result.seconds:.2f} s")
+
+
+def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    data = verified.to_json()
+    table = Table(show_header=False, box=None, title=title, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("bundle", data["bundle_id"])
+    table.add_row("created", data["created_at"])
+    table.add_row("for", f"{data['recipient']['name']} ({data['recipient']['role']})")
+    table.add_row("policy", f"{data['policy']} (sha256 {data['policy_sha256'][:16]}...)")
+    table.add_row("changes", f"since {data['changes']['since'] or 'the beginning'} until {data['changes']['until']}")
+    for key, value in data["record_counts"].items():
+        table.add_row(key.replace("_", " "), str(value))
+    signer = data["signer_fingerprint"] + (" (matches --signer)" if data["signer_checked"] else " (not checked: pass --signer)")
+    table.add_row("signed by", signer)
+    table.add_row("files", str(len(data["files"])))
+    out().print(table)
+
+
+@bundle_app.command("verify")
+@command
+def bundle_verify(
+    file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
+    identity: IdentityOption,
+    signer: SignerOption = None,
+) -> None:
+    """Decrypt and check the signature, every file's hash and the record counts."""
+    from tracekit.bundle.reader import load_identities, parse_signer, read_bundle
+
+    verified = read_bundle(file, load_identities(identity), signer=parse_signer(signer))
+    if settings().json:
+        emit_json(verified.to_json())
+        return
+    _print_verified(verified, "Bundle verified: signature, hashes and counts all match.")
+    if not verified.signer_checked:
+        note("Compare the signer's fingerprint with the one the tracer registered, or pass --signer.")
+
+
+@bundle_app.command("inspect")
+@command
+def bundle_inspect(
+    file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
+    identity: IdentityOption,
+) -> None:
+    """Show the manifest: who made it, for whom, under which policy, how many records."""
+    from tracekit.bundle.reader import load_identities, read_bundle
+
+    verified = read_bundle(file, load_identities(identity))
+    if settings().json:
+        emit_json({**verified.to_json(), "manifest": verified.manifest})
+        return
+    _print_verified(verified, f"Bundle {file.name}")
+    for name in verified.files:
+        out().print(f"  {name}")
+
+
+@bundle_app.command("open")
+@command
+def bundle_open(
+    file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
+    identity: IdentityOption,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).")],
+    signer: SignerOption = None,
+) -> None:
+    """Verify and write the contents for loading elsewhere (only if everything verifies)."""
+    from tracekit.bundle.reader import load_identities, open_bundle, parse_signer
+
+    verified, final = open_bundle(file, load_identities(identity), out_dir, signer=parse_signer(signer))
+    if settings().json:
+        emit_json({**verified.to_json(), "opened_into": str(final)})
+        return
+    out().print(f"Verified and opened into {final}")
+    if not verified.signer_checked:
+        note("Signer not checked against a registered key: pass --signer to do so.")
+
+
+@policy_app.command("list")
+@command
+def policy_list() -> None:
+    """The built-in policies."""
+    from tracekit.redaction.policy import BUILT_IN
+
+    if settings().json:
+        emit_json({"items": [p.canonical() | {"sha256": p.sha256} for p in BUILT_IN.values()]})
+        return
+    for policy in BUILT_IN.values():
+        out().print(f"[bold]{policy.name}[/bold] (for {', '.join(policy.recipient_roles)}): {policy.description}")
+
+
+@policy_app.command("show")
+@command
+def policy_show(name: Annotated[str, typer.Argument(help="A built-in policy name or a .toml file.")]) -> None:
+    """Every field a policy lets through, per record type."""
+    from tracekit.redaction.policy import get_policy
+
+    policy = get_policy(name)
+    if settings().json:
+        emit_json(policy.canonical() | {"sha256": policy.sha256, "source": policy.source})
+        return
+    out().print(f"[bold]{policy.name}[/bold] ({policy.kind}; for {', '.join(policy.recipient_roles)})")
+    out().print(policy.description)
+    for record_type, fields in policy.fields.items():
+        out().print(f"  {record_type}: {', '.join(fields)}")
+    if policy.statistics:
+        out().print(f"  statistics: {', '.join(policy.statistics)}")
+    out().print(f"  sha256: {policy.sha256}")
+
+
+@policy_app.command("check")
+@command
+def policy_check(file: Annotated[Path, typer.Argument(help="A custom policy TOML file.")]) -> None:
+    """Check a custom policy file; every problem names the key and what was expected."""
+    from tracekit.redaction.policy import load_policy_file
+
+    policy = load_policy_file(file)
+    if settings().json:
+        emit_json({"ok": True, **policy.canonical(), "sha256": policy.sha256})
+        return
+    out().print(f"{file}: OK, policy {policy.name!r} (sha256 {policy.sha256[:16]}...)")
+
+
+@pseudonym_app.command("generate")
+@command
+def pseudonym_generate(
+    out_file: Annotated[Path, typer.Option("--out", help="Write the key here (0600) to share with your team.")],
+) -> None:
+    """Make a new team key, keep it in this store and write it to a file for the team."""
+    from tracekit import audit, files
+    from tracekit.errors import Conflict
+    from tracekit.redaction.pseudonym import KEY_SETTING, key_file_text, new_key
+
+    with open_current_store() as store:
+        if store.get_setting(KEY_SETTING):
+            raise Conflict("this store already has a pseudonym key; replacing it would change every pseudonym")
+        key = new_key()
+        with files.atomic_output(out_file) as handle:
+            handle.write(key_file_text(key).encode())
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO settings(key, value) VALUES(?, ?)", (KEY_SETTING, key.hex()))
+            audit.append(conn, "keys.pseudonym.generate", [], str(out_file))
+    if settings().json:
+        emit_json({"written": str(out_file)})
+        return
+    out().print(f"Pseudonym key made and written to {out_file} (mode 0600). Share it only with your team's tracers.")
+
+
+@pseudonym_app.command("import")
+@command
+def pseudonym_import(file: Annotated[Path, typer.Argument(help="The key file from keys pseudonym generate.")]) -> None:
+    """Use the team's key (so pseudonyms match across tracers)."""
+    from tracekit import audit
+    from tracekit.errors import Conflict
+    from tracekit.redaction.pseudonym import KEY_SETTING, read_key_file
+
+    key = read_key_file(file)
+    with open_current_store() as store:
+        current = store.get_setting(KEY_SETTING)
+        if current and current != key.hex():
+            raise Conflict("this store already has a different pseudonym key")
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (KEY_SETTING, key.hex()),
+            )
+            audit.append(conn, "keys.pseudonym.import", [], str(file))
+    if settings().json:
+        emit_json({"imported": True})
+        return
+    out().print("Pseudonym key imported.")
+
+
+def register(app: typer.Typer) -> None:
+    from tracekit.cli.audit_cmds import keys_app
+
+    keys_app.add_typer(pseudonym_app, name="pseudonym")
+    app.add_typer(export_app, name="export")
+    app.add_typer(bundle_app, name="bundle")
+    app.add_typer(policy_app, name="policy")

@@ -1,0 +1,1 @@
+"""Redaction: policies, the pure redact function, statistics, pseudonyms, the leak guard."""

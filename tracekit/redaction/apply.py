@@ -1,0 +1,109 @@
+"""Redaction as a pure function of (record, policy): no I/O, no store, no clock.
+
+Input records are plain dicts built by :mod:`tracekit.bundle.source` with every field
+plus the sensitivity facts (``self_role``, ``self_referral``, and for contacts
+``case_role``, ``case_referral``, ``released``). The output holds only the fields the
+policy allows. A record of a person in a sensitive role, or associated with one, becomes
+a *stub*: the fields needed for the epidemiological picture (dates, status) are kept,
+every other allowed field is an explicit marker ``{"withheld": reason, "referral": ref}``,
+never a blank. Dropped-by-policy fields are absent; the policy (named and hashed in the
+manifest) says which those are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tracekit.redaction.policy import Policy
+
+SENSITIVE_ROLE = "sensitive-role"
+SENSITIVE_ASSOCIATION = "sensitive-by-association"
+
+#: Fields a stub keeps: what the epidemiological picture needs, nothing that identifies.
+STUB_FIELDS = frozenset({
+    "ref", "test_date", "symptom_onset", "asymptomatic", "status", "infectious_start", "infectious_end",
+    "isolation_end", "last_exposure", "trace_status", "close_contact", "updated_at", "case",
+})
+
+Pseudonymiser = Callable[[dict[str, Any]], str | None]
+
+
+def marker(reason: str, referral: str | None) -> dict[str, Any]:
+    return {"withheld": reason, "referral": referral}
+
+
+def classify(record_type: str, record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(withheld reason, referral ref) for a record; (None, None) for an ordinary one."""
+    if record.get("self_role") or record.get("self_referral"):
+        return SENSITIVE_ROLE, record.get("self_referral")
+    if record_type == "contact" and (record.get("case_role") or record.get("case_referral")) and not record.get("released"):
+        return SENSITIVE_ASSOCIATION, record.get("case_referral")
+    return None, None
+
+
+def is_sensitive(record_type: str, record: dict[str, Any]) -> bool:
+    reason, _ = classify(record_type, record)
+    if reason:
+        return True
+    return record_type == "contact" and bool(record.get("case_role") or record.get("case_referral"))
+
+
+def redact(
+    record_type: str, record: dict[str, Any], policy: Policy, pseudonymise: Pseudonymiser | None = None
+) -> dict[str, Any] | None:
+    """The record as ``policy`` lets it leave; None when it is not in the policy's scope."""
+    fields = policy.fields.get(record_type)
+    if fields is None:
+        return None
+    reason, referral = classify(record_type, record)
+    if policy.scope == "sensitive":
+        if not is_sensitive(record_type, record):
+            return None
+        out = {name: record.get(name) for name in fields if name != "pseudonym"}
+        out["withheld"] = False
+        out["sensitive"] = reason or SENSITIVE_ASSOCIATION
+        out["referral"] = referral or record.get("case_referral")
+        out["role"] = record.get("self_role") or record.get("case_role")
+        return out
+    if reason is None:
+        out = {}
+        for name in fields:
+            if name == "pseudonym":
+                out[name] = pseudonymise(record) if pseudonymise else None
+            else:
+                out[name] = record.get(name)
+        if record_type == "contact" and (record.get("case_role") or record.get("case_referral")) and "case" in out:
+            out["case"] = marker(SENSITIVE_ROLE, record.get("case_referral"))  # released contact
+        out["withheld"] = False
+        return out
+    withheld = marker(reason, referral)
+    out = {name: (record.get(name) if name in STUB_FIELDS else withheld) for name in fields}
+    out["withheld"] = reason
+    out["referral"] = referral
+    if policy.role_category:
+        out["role"] = record.get("self_role") or record.get("case_role")
+    return out
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell. Markers become ``withheld:<reason>[:<referral>]``; text that a
+    spreadsheet would run as a formula is prefixed with ``'`` (OWASP's advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and "withheld" in value:
+        ref = value.get("referral")
+        return f"withheld:{value['withheld']}" + (f":{ref}" if ref else "")
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
