@@ -96,6 +96,13 @@ class _TarStream:
     def close(self) -> None:
         self._tar.close()
 
+    def abandon(self) -> None:
+        """Give up without writing the end of the archive (the output is being deleted)."""
+        stream = self._tar.fileobj
+        self._tar.closed = True
+        if stream is not None and hasattr(stream, "closed"):
+            stream.closed = True  # tarfile's _Stream would otherwise flush into a closed pipe
+
 
 class _Encryptor:
     """age-encrypt everything written to ``sink`` into ``out``, in a background thread."""
@@ -349,6 +356,7 @@ def export_handover(
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, files.PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as out:
             encryptor = _Encryptor(out, [x25519.Recipient.from_str(public_key)])
+            tar: _TarStream | None = None
             try:
                 tar = _TarStream(encryptor.sink, created.timestamp())
                 if policy.kind == "records":
@@ -413,6 +421,8 @@ def export_handover(
                 tar.add("manifest.sig", (signature.hex() + "\n").encode(), listed=False)
                 tar.close()
             except BaseException:
+                if tar is not None:
+                    tar.abandon()
                 encryptor.sink.close()
                 try:
                     encryptor.finish()
@@ -442,7 +452,7 @@ def export_handover(
         )
     return ExportResult(
         dest, bundle_id, name, policy.name, counts, changes_since, changes_until, os.stat(dest).st_size,
-        time.perf_counter() - started, [e["path"] for e in tar.entries],
+        time.perf_counter() - started, [e["path"] for e in tar.entries] if tar else [],
     )
 
 

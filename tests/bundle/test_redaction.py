@@ -1,0 +1,213 @@
+"""Policies, the pure redact function, CSV cells, statistics suppression, the leak guard."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracekit.errors import LeakBlocked, PolicyError
+from tracekit.records.models import Person
+from tracekit.redaction.apply import csv_cell, redact
+from tracekit.redaction.guard import LeakGuard
+from tracekit.redaction.policy import BUILT_IN, get_policy, parse_policy
+from tracekit.redaction.pseudonym import make_pseudonymiser, pseudonym
+from tracekit.redaction.statistics import SUPPRESSED, recoverable_cells, suppress_table
+
+ORDINARY_CONTACT = {
+    "ref": "E-AAAAAA", "case": "C-BBBBBB", "person": "P-CCCCCC", "name": "Olwen Ordinary", "name_key": "olwen ordinary",
+    "date_of_birth": "1990-01-01", "nhs_number": "9990000018", "phone": "+447700900100", "email": None,
+    "address": None, "postcode": "SW1A 1AA", "last_exposure": "2020-10-01", "setting": "household",
+    "proximity_m": None, "duration_min": None, "face_to_face": False, "direct_contact": False,
+    "close_contact": True, "clause": "household", "trace_status": "reached", "isolation_end": "2020-10-15",
+    "ruleset": "england-2020-07-30", "notes": "gets home at 6", "updated_at": "2020-10-02T10:00:00+00:00",
+    "self_role": None, "self_referral": None, "case_role": None, "case_referral": None, "released": False,
+}
+
+
+def contact(**changes):
+    return {**ORDINARY_CONTACT, **changes}
+
+
+# -- policies ---------------------------------------------------------------------------
+
+
+def test_built_in_policies_exist_with_stable_hashes():
+    assert set(BUILT_IN) == {"central-handover", "vetted-team", "statistics"}
+    assert get_policy("central-handover").sha256 == get_policy("central-handover").sha256
+    assert len({p.sha256 for p in BUILT_IN.values()}) == 3
+    assert "notes" not in BUILT_IN["central-handover"].fields["contact"]
+
+
+def test_custom_policy_round_trip():
+    policy = parse_policy(
+        'name = "minimal"\nrecipient_roles = ["central-team"]\n[fields]\ncontact = ["ref", "last_exposure", "pseudonym"]\n'
+    )
+    assert policy.fields == {"contact": ("ref", "last_exposure", "pseudonym")}
+    assert policy.scope == "standard"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name = ", "not valid TOML"),
+        ('name = "x"\n[fields]\ncontact = ["ref", "secret_field"]', "unknown field(s) secret_field"),
+        ('name = "x"\n[fields]\nperson = ["ref"]', "unknown record type"),
+        ('name = "x"\n[fields]\ncontact = ["name"]', "must include 'ref'"),
+        ('name = "central-handover"\n[fields]\ncontact = ["ref"]', "built-in"),
+        ('name = "x"\nscope = "sensitive"\n[fields]\ncontact = ["ref"]', "unknown key(s) scope"),
+        ('name = "x"\nrecipient_roles = ["anyone"]\n[fields]\ncontact = ["ref"]', "recipient_roles"),
+        ('name = "x"\nkind = "statistics"\nstatistics = ["by_name"]', "'statistics' must be"),
+        ('name = "x"', "needs a [fields] table"),
+    ],
+)
+def test_invalid_custom_policies_name_the_problem(text, message):
+    with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        parse_policy(text, source="test.toml")
+
+
+def test_unknown_policy_name():
+    with pytest.raises(PolicyError, match="no policy named"):
+        get_policy("everything")
+
+
+# -- redaction ---------------------------------------------------------------------------
+
+
+def test_ordinary_record_keeps_allowed_fields_only():
+    out = redact("contact", contact(), BUILT_IN["central-handover"])
+    assert out["name"] == "Olwen Ordinary" and out["phone"] == "+447700900100"
+    assert "notes" not in out and "self_role" not in out and "name_key" not in out
+    assert out["withheld"] is False
+
+
+def test_marked_contact_becomes_a_stub_with_markers():
+    out = redact("contact", contact(self_role="victim", self_referral="R-DDDDDD"), BUILT_IN["central-handover"])
+    marker = {"withheld": "sensitive-role", "referral": "R-DDDDDD"}
+    assert out["name"] == marker and out["phone"] == marker and out["setting"] == marker
+    assert out["last_exposure"] == "2020-10-01" and out["ref"] == "E-AAAAAA"
+    assert out["withheld"] == "sensitive-role" and out["referral"] == "R-DDDDDD"
+    assert "role" not in out  # the built-in central policy does not carry the role category
+    assert "Olwen" not in repr(out) and "7700900100" not in repr(out)
+
+
+def test_contact_of_marked_case_is_withheld_by_association():
+    out = redact("contact", contact(case_role="undercover-officer", case_referral=None), BUILT_IN["central-handover"])
+    assert out["withheld"] == "sensitive-by-association"
+    assert out["name"] == {"withheld": "sensitive-by-association", "referral": None}
+
+
+def test_released_contact_is_shown_but_its_case_is_not():
+    out = redact("contact", contact(case_role="undercover-officer", released=True), BUILT_IN["central-handover"])
+    assert out["name"] == "Olwen Ordinary"
+    assert out["case"] == {"withheld": "sensitive-role", "referral": None}
+
+
+def test_vetted_scope_carries_only_sensitive_records_in_full():
+    vetted = BUILT_IN["vetted-team"]
+    assert redact("contact", contact(), vetted) is None
+    out = redact("contact", contact(self_role="victim"), vetted)
+    assert out["name"] == "Olwen Ordinary" and out["notes"] == "gets home at 6" and out["role"] == "victim"
+
+
+def test_custom_policy_cannot_unmask_sensitive_records():
+    greedy = parse_policy(
+        'name = "greedy"\nrole_category = true\n[fields]\ncontact = ' + repr(list(BUILT_IN["vetted-team"].fields["contact"])).replace("'", '"')
+    )
+    out = redact("contact", contact(self_role="protected-witness"), greedy)
+    assert "Olwen" not in repr(out) and out["notes"] == {"withheld": "sensitive-role", "referral": None}
+    assert out["role"] == "protected-witness"  # only because this policy allows the category
+
+
+def test_pseudonyms_are_keyed_and_stable():
+    key = b"k" * 32
+    pseudonymise = make_pseudonymiser(key)
+    assert pseudonymise(contact()) == pseudonymise(contact(name="Someone Else"))  # NHS number decides
+    assert pseudonymise(contact()) != make_pseudonymiser(b"x" * 32)(contact())
+    assert pseudonymise(contact(nhs_number=None)) == pseudonym(key, "nd:olwen ordinary|1990-01-01")
+    assert pseudonymise(contact()).startswith("PS-") and "9990000018" not in pseudonymise(contact())
+
+
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        ("=SUM(A1)", "'=SUM(A1)"), ("+447700900100", "'+447700900100"), ("-2", "'-2"), ("@cmd", "'@cmd"),
+        ("\tx", "'\tx"), ("plain", "plain"), (None, ""), (True, "true"), (1.5, "1.5"), (3, "3"),
+        ({"withheld": "sensitive-role", "referral": "R-1"}, "withheld:sensitive-role:R-1"),
+        ({"withheld": "sensitive-role", "referral": None}, "withheld:sensitive-role"),
+    ],
+)
+def test_csv_cells_neutralise_formulas(value, cell):
+    assert csv_cell(value) == cell
+
+
+# -- statistics --------------------------------------------------------------------------
+
+
+def test_small_counts_are_suppressed_with_secondary_suppression():
+    table = suppress_table({"household": 3, "workplace": 10, "social": 7})
+    counts = {r["value"]: r["count"] for r in table["rows"]}
+    assert counts["household"] == SUPPRESSED
+    assert counts["social"] == SUPPRESSED  # secondary: else 20 - 10 - 7 = 3
+    assert counts["workplace"] == 10 and table["total"] == 20
+    assert table["suppressed"] == {"primary": 1, "secondary": 1}
+
+
+def test_two_ones_are_not_left_recoverable():
+    table = suppress_table({"a": 1, "b": 1, "c": 7})
+    assert recoverable_cells(table) == []
+    assert [r["count"] for r in table["rows"]] == [SUPPRESSED] * 3
+
+
+def test_small_total_is_suppressed():
+    assert suppress_table({"a": 2, "b": 1})["total"] == SUPPRESSED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(min_value=0, max_value=40), min_size=1))
+def test_no_suppressed_cell_can_be_recovered(counts):
+    table = suppress_table(counts)
+    for row in table["rows"]:
+        true = counts[row["value"]]
+        if 0 < true < 5:
+            assert row["count"] == SUPPRESSED
+    assert recoverable_cells(table) == []
+    if isinstance(table["total"], int):
+        assert table["total"] == sum(counts.values())
+
+
+# -- the leak guard ----------------------------------------------------------------------
+
+
+def guarded() -> LeakGuard:
+    person = Person(
+        id=1, ref="P-SECRET", name="Quintessa Zarkovian", date_of_birth=date(1981, 3, 14), nhs_number="9990000018",
+        phone="+447700900321", email="q.z@example.org", postcode="SW1A 2AB",
+    )
+    return LeakGuard([person])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Quintessa Zarkovian", "quintessa  zarkovian", "ZARKOVIAN, Quintessa", "07700 900321", "07700900321",
+        "+44 7700 900321", "447700900321", "999 000 0018", "9990000018", "Q.Z@example.org",
+        "SW1A 2AB born 1981-03-14", "sw1a2ab 14/03/1981",
+    ],
+)
+def test_guard_catches_common_written_forms(text):
+    with pytest.raises(LeakBlocked, match="E-TEST1.*P-SECRET"):
+        guarded().check(f'{{"ref": "E-TEST1", "x": "{text}"}}', "E-TEST1")
+
+
+@pytest.mark.parametrize("text", ["Quintessa Smith", "07700 900322", "SW1A 2AB", "1981-03-14", "9990000026"])
+def test_guard_lets_unrelated_values_through(text):
+    guarded().check(text, "E-TEST1")
+
+
+def test_guard_message_names_references_not_values():
+    with pytest.raises(LeakBlocked) as info:
+        guarded().check("Quintessa Zarkovian", "C-REC1")
+    assert "Quintessa" not in str(info.value) and "C-REC1" in str(info.value)
