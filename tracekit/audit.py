@@ -115,9 +115,19 @@ def verify(conn: Any) -> VerifyResult:
     for row in conn.execute("SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log ORDER BY rowid"):
         entry = _row(row)
         count += 1
-        if entry.seq != expected_seq:
-            kind = "deleted" if entry.seq > expected_seq else "inserted or reordered"
-            return VerifyResult(False, count, f"audit entry {entry.seq} is out of sequence (expected {expected_seq}): an entry was {kind}", entry.seq)
+        if entry.seq > expected_seq:
+            return VerifyResult(
+                False, count,
+                f"audit entry {expected_seq} is missing where it should be (entry {entry.seq} comes next): "
+                "it was deleted or moved",
+                expected_seq,
+            )
+        if entry.seq < expected_seq:
+            return VerifyResult(
+                False, count,
+                f"audit entry {entry.seq} appears again after entry {expected_seq - 1}: an entry was inserted or moved",
+                entry.seq,
+            )
         if entry.prev_hash != prev_hash:
             return VerifyResult(False, count, f"audit entry {entry.seq} does not follow entry {entry.seq - 1}: the chain was broken (an entry was inserted, deleted or reordered)", entry.seq)
         if entry_hash(prev_hash, entry.seq, entry.at, entry.action, entry.refs, entry.reason) != entry.hash:
@@ -125,12 +135,33 @@ def verify(conn: Any) -> VerifyResult:
         prev_hash = entry.hash
         expected_seq += 1
     head_row = conn.execute("SELECT value FROM settings WHERE key = ?", (HEAD_SETTING,)).fetchone()
-    actual_head = f"{expected_seq - 1}:{prev_hash}" if count else None
-    if head_row is not None and head_row[0] != actual_head:
-        recorded_seq = head_row[0].split(":", 1)[0]
-        return VerifyResult(False, count, f"the audit log ends at entry {expected_seq - 1} but its recorded head is entry {recorded_seq}: entries were removed from the end or the head was altered", expected_seq)
-    if head_row is None and count:
-        return VerifyResult(False, count, "the audit log's recorded head is missing", 1)
+    last_seq = expected_seq - 1
+    actual_head = f"{last_seq}:{prev_hash}" if count else None
+    if head_row is None:
+        if count:
+            return VerifyResult(False, count, "the audit log's recorded head is missing (it was removed)", last_seq)
+        return VerifyResult(True, count, None, None, actual_head)
+    if head_row[0] != actual_head:
+        recorded_seq_text, _, _ = head_row[0].partition(":")
+        recorded_seq = int(recorded_seq_text) if recorded_seq_text.isdigit() else -1
+        if last_seq > recorded_seq >= 0:
+            return VerifyResult(
+                False, count,
+                f"audit entry {recorded_seq + 1} was added after the recorded head (entry {recorded_seq})",
+                recorded_seq + 1,
+            )
+        if last_seq == recorded_seq:
+            return VerifyResult(
+                False, count,
+                f"audit entry {last_seq} was altered: its hash does not match the recorded head",
+                last_seq,
+            )
+        return VerifyResult(
+            False, count,
+            f"the audit log ends at entry {last_seq} but its recorded head is entry {recorded_seq_text}: "
+            "entries were removed from the end",
+            last_seq + 1,
+        )
     return VerifyResult(True, count, None, None, actual_head)
 
 

@@ -172,6 +172,20 @@ def search_terms(values: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def set_index_entry(conn: Any, person_id: int, terms: str | None) -> None:
+    """Make ``terms`` the person's search entry (None: no entry). The one place that
+    writes the search index; importers use it too."""
+    row = conn.execute("SELECT search_terms FROM people WHERE id = ?", (person_id,)).fetchone()
+    old = row[0] if row else None
+    if old == terms:
+        return
+    if old is not None:
+        conn.execute("INSERT INTO people_fts(people_fts, rowid, terms) VALUES('delete', ?, ?)", (person_id, old))
+    if terms is not None:
+        conn.execute("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", (person_id, terms))
+    conn.execute("UPDATE people SET search_terms = ? WHERE id = ?", (terms, person_id))
+
+
 class Casebook:
     """People, cases and contacts in one store. ``today`` is injectable for tests."""
 
@@ -356,10 +370,12 @@ class Casebook:
         return person_id
 
     def _index_person(self, conn: Any, person_id: int, values: dict[str, Any] | None) -> None:
-        """Replace the person's search entry (None: remove it, e.g. for marked people)."""
-        conn.execute("DELETE FROM people_fts WHERE rowid = ?", (person_id,))
-        if values is not None:
-            conn.execute("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", (person_id, search_terms(values)))
+        """Replace the person's search entry (None: remove it, e.g. for marked people).
+
+        The old entry is deleted with the exact text it was indexed with (kept in
+        ``people.search_terms``); with secure-delete on, its tokens are erased at once.
+        """
+        set_index_entry(conn, person_id, search_terms(values) if values is not None else None)
 
     def resolve_person(
         self, conn: Any, person: PersonInput | None, *, person_ref: str | None = None,
@@ -462,6 +478,16 @@ class Casebook:
             ).fetchone()[0]
             if shared:
                 raise Conflict(f"{keep.ref} and {other.ref} are both contacts of the same case; remove one exposure first")
+            own = conn.execute(
+                "SELECT count(*) FROM exposures e JOIN cases c ON c.id = e.case_id "
+                "WHERE (e.person_id = ? AND c.person_id = ?) OR (e.person_id = ? AND c.person_id = ?)",
+                (keep_id, other_id, other_id, keep_id),
+            ).fetchone()[0]
+            if own:
+                raise Conflict(
+                    f"{keep.ref} and {other.ref} are a case and a contact of that case; "
+                    "merging would make the person their own contact"
+                )
             fill = {
                 name: getattr(other, name)
                 for name in ("date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
@@ -554,6 +580,8 @@ class Casebook:
         self._check_case_dates(values["test_date"], onset)
         with self.store.transaction() as conn:
             person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
+            dob = conn.execute("SELECT date_of_birth FROM people WHERE id = ?", (person_id,)).fetchone()[0]
+            self._check_case_dates(values["test_date"], onset, _date(dob))
             now = utcnow()
             computed = self._case_rule_values(values["test_date"], onset)
             case_id, ref = self._insert_with_ref(
@@ -609,6 +637,10 @@ class Casebook:
         )
         if not values and not asymptomatic:
             raise ValidationError("changes", "none given", expected="at least one field to change")
+        if asymptomatic and "symptom_onset" in values:
+            raise ValidationError(
+                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or --asymptomatic"
+            )
         with self.store.transaction() as conn:
             case_id = self._case_id(conn, ref)
             current = self._load_case(conn, case_id)
@@ -964,6 +996,8 @@ def _limit(limit: int) -> int:
 def _search_query(text: str) -> str | None:
     """An FTS5 query: each variant of the text as a quoted trigram phrase, OR-ed."""
     text = " ".join(text.split())
+    if not text:
+        return None
     variants = {ids.name_key(text)}
     compact = "".join(ch for ch in text if ch.isalnum())
     if compact:

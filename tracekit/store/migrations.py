@@ -84,6 +84,12 @@ def _casebook(conn: Connection) -> None:
 
     Computed columns (isolation ends, close-contact clause, risk rank, rule set) are
     written with each change so the worklist and lists are plain index scans.
+
+    The search index is a plain contentless FTS5 table with secure-delete on. Entries are
+    removed with the 'delete' command and the exact text that was indexed, kept in
+    ``people.search_terms``, so the tokens are erased in place at once. (With
+    ``contentless_delete`` a delete only writes a tombstone and the old tokens stay in
+    the index segments until a merge: a removed name would stay recoverable.)
     """
     run_statements(
         conn,
@@ -100,6 +106,7 @@ def _casebook(conn: Connection) -> None:
             address TEXT,
             postcode TEXT,
             occupation TEXT,
+            search_terms TEXT,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
@@ -171,7 +178,6 @@ def _casebook(conn: Connection) -> None:
         CREATE VIRTUAL TABLE people_fts USING fts5(
             terms,
             content = '',
-            contentless_delete = 1,
             tokenize = 'trigram remove_diacritics 1'
         );
         INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)
