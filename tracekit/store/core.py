@@ -462,15 +462,17 @@ class Store:
         try:
             self._export_copy(self.conn, temp, self._key, self.header)
             self._verify_copy(temp, self._key, self.header)
+            # The audit entry and the published file go together: take the write lock
+            # first (a busy store fails here, leaving nothing at dest), then publish.
+            with self.transaction() as conn:
+                if self.table_exists("audit_log"):
+                    from tracekit import audit
+
+                    audit.append(conn, "store.backup", [], str(dest))
+                files.publish(temp, dest)
         except BaseException:
             _remove_store_files(temp)
             raise
-        files.publish(temp, dest)
-        if self.table_exists("audit_log"):
-            from tracekit import audit
-
-            with self.transaction() as conn:
-                audit.append(conn, "store.backup", [], str(dest))
         return dest
 
     def change_passphrase(self, new_passphrase: bytes | bytearray, kdf: KdfParams | None = None) -> None:
