@@ -1,0 +1,32 @@
+"""The demo's steps replayed in-process (fast: cheap key derivation), look-ups included.
+
+`tracekit demo` runs the same steps as child processes; this keeps them working without
+paying for the real Argon2 parameters at every step.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tracekit.cli.demo import DEMO_LOOKUPS, DEMO_STEPS, lookup_from, step_command, step_lookups
+
+
+def test_demo_steps_replay(cli, tmp_path):
+    for number, step in enumerate(DEMO_STEPS, 1):
+        values = {}
+        for name in step_lookups(step):
+            lookup = DEMO_LOOKUPS[name]
+            found = cli("--json", *lookup.args)
+            assert found.exit_code == 0, found.stderr
+            values[name] = lookup_from(json.loads(found.stdout), lookup)
+        args = step_command(step, tmp_path, values)
+        assert not any("{" in arg for arg in args), args
+        result = cli(*args, env=step.env or None)
+        assert result.exit_code == step.expect_exit, f"step {number} {step.title}: {result.stderr}"
+
+
+def test_demo_covers_the_tracers_day():
+    commands = {" ".join(step.args[:2]) for step in DEMO_STEPS}
+    for expected in ("case add", "contact add", "case tree", "person search", "contact promote"):
+        assert expected in commands
+    assert any(step.args[0] == "today" for step in DEMO_STEPS)

@@ -1,0 +1,113 @@
+"""Option types shared by the case-book commands, defined once (as in sqlite-utils).
+
+Only Typer is imported here: command modules import these at start-up, and
+``tracekit --version`` must stay cheap. Choice-like values (test type, setting, trace
+status, call outcome) are plain text validated by the library, which names the allowed
+values in its error; the help texts below list them too, and a test keeps the two lists
+in step with the library's enums.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+PERSON_PANEL = "Person"
+CASE_PANEL = "Case"
+CONTACT_PANEL = "Contact"
+LIST_PANEL = "Listing"
+
+#: The allowed values of choice-like options, as the library spells them.
+TEST_TYPES = ("pcr", "lfd", "lamp", "other")
+TEST_RESULTS = ("positive", "negative", "void")
+CASE_STATUSES = ("open", "closed", "referred")
+SETTINGS = ("household", "workplace", "education", "healthcare", "social", "travel", "other")
+TRACE_STATUSES = ("not-yet-reached", "reached", "isolating", "declined", "unreachable")
+CALL_OUTCOMES = ("reached", "isolating", "no-answer", "voicemail", "wrong-number", "declined", "unreachable")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+
+def _opt(*names: str, help: str, panel: str | None = None, **kw: object) -> object:
+    return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kw)  # type: ignore[arg-type]
+
+
+# -- references --------------------------------------------------------------------------
+CaseRefArg = Annotated[str, typer.Argument(help="The case reference, e.g. C-7K2M9Q.", show_default=False)]
+ContactRefArg = Annotated[str, typer.Argument(help="The contact reference, e.g. E-7K2M9Q.", show_default=False)]
+PersonRefArg = Annotated[str, typer.Argument(help="The person reference, e.g. P-7K2M9Q.", show_default=False)]
+
+# -- a person: an existing one, or details ----------------------------------------------
+PersonOption = Annotated[
+    Optional[str], _opt("--person", help="An existing person (P-...) instead of details.", panel=PERSON_PANEL)
+]
+NameOption = Annotated[Optional[str], _opt("--name", help="Full name.", panel=PERSON_PANEL)]
+DobOption = Annotated[
+    Optional[str], _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL)
+]
+NhsOption = Annotated[
+    Optional[str], _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL)
+]
+PhoneOption = Annotated[Optional[str], _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL)]
+EmailOption = Annotated[Optional[str], _opt("--email", help="Email address.", panel=PERSON_PANEL)]
+AddressOption = Annotated[Optional[str], _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)]
+PostcodeOption = Annotated[Optional[str], _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL)]
+OccupationOption = Annotated[Optional[str], _opt("--occupation", help="Occupation.", panel=PERSON_PANEL)]
+LinkOption = Annotated[
+    Optional[str],
+    _opt("--link", help="When the details match someone already stored: use that person (P-...).", panel=PERSON_PANEL),
+]
+NewPersonOption = Annotated[
+    bool,
+    typer.Option(
+        "--new-person",
+        help="When the details match someone already stored: add a new person anyway.",
+        rich_help_panel=PERSON_PANEL,
+    ),
+]
+
+# -- a case ------------------------------------------------------------------------------
+TestDateOption = Annotated[
+    Optional[str], _opt("--test-date", help="Date of the test (ISO, or day first).", panel=CASE_PANEL)
+]
+TestTypeOption = Annotated[
+    Optional[str], _opt("--test-type", help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).", panel=CASE_PANEL)
+]
+ResultOption = Annotated[
+    Optional[str], _opt("--result", help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).", panel=CASE_PANEL)
+]
+OnsetOption = Annotated[Optional[str], _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL)]
+AsymptomaticOption = Annotated[
+    bool,
+    typer.Option("--asymptomatic", help="No symptoms: periods count from the test date.", rich_help_panel=CASE_PANEL),
+]
+CaseNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CASE_PANEL)]
+
+# -- a contact (exposure) ------------------------------------------------------------------
+LastExposureOption = Annotated[
+    Optional[str], _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL)
+]
+SettingOption = Annotated[
+    Optional[str], _opt("--setting", help=f"Where it happened: {', '.join(SETTINGS)}.", panel=CONTACT_PANEL)
+]
+ProximityOption = Annotated[
+    Optional[str], _opt("--proximity", help="Closest distance in metres, e.g. 1.5.", panel=CONTACT_PANEL)
+]
+DurationOption = Annotated[
+    Optional[str],
+    _opt("--duration", help="Minutes spent within that distance, added up over the day.", panel=CONTACT_PANEL),
+]
+ContactNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
+
+# -- lists -----------------------------------------------------------------------------------
+LimitOption = Annotated[
+    int,
+    typer.Option("--limit", min=1, max=MAX_LIMIT, help=f"Show at most this many (1 to {MAX_LIMIT}).", rich_help_panel=LIST_PANEL),
+]
+OffsetOption = Annotated[
+    int, typer.Option("--offset", min=0, help="Skip this many first (for the next page).", rich_help_panel=LIST_PANEL)
+]
+SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL)]
+UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL)]

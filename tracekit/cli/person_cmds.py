@@ -1,0 +1,135 @@
+"""``tracekit person show|search|update|merge``: the people behind cases and contacts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tracekit.cli import context
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.options import (
+    MAX_LIMIT,
+    AddressOption,
+    DobOption,
+    EmailOption,
+    NameOption,
+    NhsOption,
+    OccupationOption,
+    PersonRefArg,
+    PhoneOption,
+    PostcodeOption,
+)
+
+person_app = typer.Typer(help="Find, show, correct and merge people.", no_args_is_help=True)
+
+SEARCH_DEFAULT_LIMIT = 20
+
+
+@person_app.command("show")
+@command
+def person_show(ref: PersonRefArg) -> None:
+    """A person's details (only the reference and a marker for someone in a sensitive role)."""
+    from tracekit.cli import render
+    from tracekit.records import Casebook
+
+    with open_current_store() as store:
+        person = Casebook(store).get_person(ref)
+    if settings().json:
+        emit_json(person.to_json())
+        return
+    out().print(render.person_detail(person))
+
+
+@person_app.command("search")
+@command
+def person_search(
+    text: Annotated[str, typer.Argument(help="Part of a name, phone number, NHS number or postcode (3 characters or more).")],
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many matches, best first.")
+    ] = SEARCH_DEFAULT_LIMIT,
+) -> None:
+    """Find people by name, phone, NHS number or postcode (any part, any common form)."""
+    from tracekit.cli import render
+    from tracekit.records import Casebook
+
+    with open_current_store() as store:
+        people = Casebook(store).search_people(text, limit=limit)
+    if settings().json:
+        emit_json({"items": [p.to_json() for p in people], "limit": limit})
+        return
+    if not people:
+        out().print("no matches", highlight=False)
+        return
+    out().print(render.people_table(people))
+    more = "; there may be more: --limit N" if len(people) == limit else ""
+    out().print(f"{len(people):,} match{'es' if len(people) != 1 else ''}, best first{more}", highlight=False, markup=False)
+
+
+@person_app.command("update")
+@command
+def person_update(
+    ref: PersonRefArg,
+    name: NameOption = None,
+    dob: DobOption = None,
+    nhs_number: NhsOption = None,
+    phone: PhoneOption = None,
+    email: EmailOption = None,
+    address: AddressOption = None,
+    postcode: PostcodeOption = None,
+    occupation: OccupationOption = None,
+) -> None:
+    """Change a person's details (contact details change); only the options given are changed."""
+    from tracekit.cli import forms, render
+    from tracekit.records import Casebook, PersonInput
+
+    changes = PersonInput(
+        name=name, date_of_birth=dob, nhs_number=nhs_number, phone=phone, email=email, address=address,
+        postcode=postcode, occupation=occupation,
+    )
+    with open_current_store() as store, forms.option_hints():
+        person = Casebook(store).update_person(ref, changes)
+    if settings().json:
+        emit_json(person.to_json())
+        return
+    out().print(f"Updated {render.person_summary(person)}", highlight=False)
+
+
+@person_app.command("merge")
+@command
+def person_merge(
+    keep: Annotated[str, typer.Argument(help="The person to keep (P-...).", show_default=False)],
+    other: Annotated[str, typer.Argument(help="The duplicate to merge into it (P-...); its reference keeps working.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Merge a duplicate person into another: cases and contacts move, missing details are filled in.
+
+    The duplicate's reference stays valid as an alias of the kept person. At a terminal
+    both people are shown and you are asked to confirm; scripts pass --yes.
+    """
+    from tracekit.cli import forms, render
+    from tracekit.errors import Interrupted, ValidationError
+    from tracekit.records import Casebook
+
+    with open_current_store() as store:
+        casebook = Casebook(store)
+        kept, merged_away = casebook.get_person(keep), casebook.get_person(other)
+        if not yes:
+            if not context.interactive():
+                raise ValidationError(
+                    "confirmation", "is needed to merge people", expected="--yes when there is no terminal to ask at"
+                )
+            context.err().print(f"Keep:  {render.person_summary(kept)}", highlight=False)
+            context.err().print(f"Merge: {render.person_summary(merged_away)}", highlight=False)
+            if not forms.confirm(f"Merge {merged_away.ref} into {kept.ref}?"):
+                raise Interrupted("merge cancelled; nothing was changed")
+        person = casebook.merge_people(kept.ref, merged_away.ref)
+    if settings().json:
+        emit_json({"person": person.to_json(), "merged": merged_away.ref})
+        return
+    out().print(f"Merged {merged_away.ref} into {render.person_summary(person)}", highlight=False)
+    note(f"{merged_away.ref} still finds this person.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(person_app, name="person")

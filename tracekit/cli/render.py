@@ -1,0 +1,685 @@
+"""How people, cases, contacts, rule sets and lists look on the terminal and in JSON.
+
+This is the one place the CLI turns records into output, so the masking rules live in
+one place: a person is always named through ``person.display_name``, and when
+``person.masked`` is true nothing but the reference and the withheld marker is shown:
+no identity field is read, even if one happened to be set. A contact withheld by
+association (``exposure.withheld``: a contact of a person in a sensitive role) shows its
+reference, dates, closeness and status, and a marker in place of the person, setting,
+measurements, notes and clause (some clauses name the setting); its closeness is never
+re-explained (that would need them). Every piece of user text is escaped
+(:func:`rich.markup.escape`) before it goes into markup, because names and notes may
+contain ``[``.
+
+Imported only inside commands (it imports the records and domain modules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from tracekit.cli.options import DEFAULT_LIMIT
+from tracekit.domain import rules
+from tracekit.records.models import (
+    WITHHELD_ASSOCIATION,
+    WITHHELD_ASSOCIATION_TEXT,
+    WITHHELD_TEXT,
+    Case,
+    Exposure,
+    Page,
+    Person,
+    TreeNode,
+    Worklist,
+)
+
+NOT_RECORDED = "[dim]not recorded[/dim]"
+#: The short marker used in table columns other than the name (never a blank).
+WITHHELD_CELL = "[yellow]withheld[/yellow]"
+
+
+# -- values ------------------------------------------------------------------------------
+def day(value: date | None) -> str:
+    """A date as people in England read it, unambiguously: ``9 Oct 2020``."""
+    return f"{value.day} {value:%b %Y}" if value else "-"
+
+
+def phone_number(e164: str) -> str:
+    """A stored E.164 number in the form a tracer dials: national for the UK."""
+    try:
+        import phonenumbers
+
+        parsed = phonenumbers.parse(e164, None)
+        style = (
+            phonenumbers.PhoneNumberFormat.NATIONAL
+            if parsed.country_code == 44
+            else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return phonenumbers.format_number(parsed, style)
+    except Exception:  # noqa: BLE001 - a stored value we cannot reformat is shown as stored
+        return e164
+
+
+def nhs_number(digits: str) -> str:
+    from tracekit.domain.identifiers import format_nhs_number
+
+    try:
+        return format_nhs_number(digits)
+    except Exception:  # noqa: BLE001
+        return digits
+
+
+def measure(value: float | None, unit: str) -> str:
+    return f"{value:g} {unit}" if value is not None else NOT_RECORDED
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def words(value: str) -> str:
+    """A stable id (``not-yet-reached``) as words (``not yet reached``)."""
+    return str(value).replace("-", " ")
+
+
+def footer(page: Page, noun: str) -> str:
+    """``showing 1–50 of 1,234; next: --offset 50`` (plain text, no markup)."""
+    if page.total == 0:
+        return f"no {noun}"
+    if not page.items:
+        return f"nothing at --offset {page.offset:,}; {page.total:,} {noun} in all"
+    first, last = page.offset + 1, page.offset + len(page.items)
+    text = f"showing {first:,}–{last:,} of {page.total:,}"
+    if last < page.total:
+        text += f"; next: --offset {last}"
+        if page.limit != DEFAULT_LIMIT:
+            text += f" --limit {page.limit}"
+    return text
+
+
+# -- people ------------------------------------------------------------------------------
+def name(person: Person) -> str:
+    """The person's display name, escaped for markup (the withheld marker when masked)."""
+    return escape(person.display_name)
+
+
+def person_label(person: Person) -> str:
+    """Reference and display name: ``P-7K2M9Q Ada Example``."""
+    style = "yellow" if person.masked else ""
+    shown = f"[{style}]{name(person)}[/{style}]" if style else name(person)
+    return f"[bold]{person.ref}[/bold] {shown}"
+
+
+def phone_cell(person: Person) -> str:
+    if person.masked:
+        return WITHHELD_CELL
+    return escape(phone_number(person.phone)) if person.phone else "[dim]no phone[/dim]"
+
+
+def identity_cell(person: Person, field: str) -> str:
+    """One identity field for a table column: withheld when masked, never blank."""
+    if person.masked:
+        return WITHHELD_CELL
+    value = getattr(person, field)
+    if value in (None, ""):
+        return "[dim]-[/dim]"
+    if field == "date_of_birth":
+        return day(value)
+    if field == "phone":
+        return escape(phone_number(value))
+    if field == "nhs_number":
+        return nhs_number(value)
+    return escape(str(value))
+
+
+def person_summary(person: Person) -> str:
+    """One line to recognise a person by: reference, name, date of birth, phone, postcode."""
+    if person.masked:
+        return person_label(person)
+    parts = []
+    if person.date_of_birth:
+        parts.append(f"born {day(person.date_of_birth)}")
+    if person.nhs_number:
+        parts.append(f"NHS {nhs_number(person.nhs_number)}")
+    if person.phone:
+        parts.append(escape(phone_number(person.phone)))
+    if person.postcode:
+        parts.append(escape(person.postcode))
+    extra = f" [dim]({', '.join(parts)})[/dim]" if parts else ""
+    return person_label(person) + extra
+
+
+def duplicate_line(match: Any) -> str:
+    """A possible duplicate: who (masking applies) and why the details matched."""
+    return f"{person_summary(match.person)}: [bold]{escape(', '.join(match.reasons))}[/bold]"
+
+
+def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str]]:
+    """Label/value rows for a person's details; only the reference and marker if masked.
+
+    ``compact`` leaves out details that were not recorded, except the phone."""
+    if person.masked:
+        return [
+            ("person", f"[bold]{person.ref}[/bold]"),
+            ("identity", f"[yellow]{escape(WITHHELD_TEXT)}[/yellow] (details are not shown)"),
+        ]
+    rows = [("person", f"[bold]{person.ref}[/bold]"), ("name", escape(person.name))]
+    for label, field in (
+        ("date of birth", "date_of_birth"),
+        ("NHS number", "nhs_number"),
+        ("phone", "phone"),
+        ("email", "email"),
+        ("address", "address"),
+        ("postcode", "postcode"),
+        ("occupation", "occupation"),
+    ):
+        value = getattr(person, field)
+        if value not in (None, ""):
+            rows.append((label, identity_cell(person, field)))
+        elif field == "phone" or not compact:
+            rows.append((label, NOT_RECORDED))
+    return rows
+
+
+def people_table(people: Iterable[Person]) -> RenderableType:
+    table = _table("ref", "name", ("date of birth", 2), ("NHS number", 3), "phone", ("postcode", 1))
+    for person in people:
+        table.add_row(
+            f"[bold]{person.ref}[/bold]",
+            name(person) if not person.masked else f"[yellow]{name(person)}[/yellow]",
+            identity_cell(person, "date_of_birth"),
+            identity_cell(person, "nhs_number"),
+            identity_cell(person, "phone"),
+            identity_cell(person, "postcode"),
+        )
+    return table
+
+
+def person_detail(person: Person) -> RenderableType:
+    rows = person_rows(person)[1:]  # the reference is in the heading
+    rows += [("recorded", escape(person.created_at)), ("updated", escape(person.updated_at))]
+    return Group(f"[bold]Person {person.ref}[/bold]", _grid(rows))
+
+
+def contact_label(exposure: Exposure) -> str:
+    """The person of a contact; the association marker when the contact is withheld."""
+    if exposure.withheld:
+        return f"[bold]{exposure.contact.ref}[/bold] [yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+    return person_label(exposure.contact)
+
+
+def contact_name(exposure: Exposure) -> str:
+    """Just the name (or the marker) of a contact, for narrow tables."""
+    if exposure.withheld:
+        return f"[yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+    person = exposure.contact
+    return f"[yellow]{name(person)}[/yellow]" if person.masked else name(person)
+
+
+# -- cases -------------------------------------------------------------------------------
+def _ruleset_title(ruleset_id: str) -> str:
+    try:
+        return rules.get_ruleset(ruleset_id).title
+    except Exception:  # noqa: BLE001 - an unknown id is shown as stored
+        return ""
+
+
+def case_rows(case: Case) -> list[tuple[str, str]]:
+    rs = _safe_ruleset(case.ruleset_id)
+    reference = "onset" if case.symptom_onset else "test"
+    rows = [("status", _status(str(case.status)))]
+    rows += person_rows(case.person, compact=True)
+    rows += [
+        ("test", f"{day(case.test_date)}, {str(case.test_type).upper()}, {case.test_result}"),
+        ("symptom onset", day(case.symptom_onset) if case.symptom_onset else "none (asymptomatic)"),
+    ]
+    infectious = f"{day(case.infectious_start)} to {day(case.infectious_end)}"
+    isolation = f"until the end of {day(case.isolation_end)}"
+    if rs is not None:
+        infectious += f" [dim]({rs.infectious_days_before} days before the {reference} to {rs.infectious_days_after} after)[/dim]"
+        isolation += f" [dim]({rs.case_isolation_days} days from the day after the {reference})[/dim]"
+    rows += [
+        ("infectious period", infectious),
+        ("isolation", isolation),
+        ("rule set", _ruleset_cell(case.ruleset_id)),
+    ]
+    if case.source_exposure_ref:
+        rows.append(("infected via", f"contact {case.source_exposure_ref} (see 'tracekit case tree {case.ref}')"))
+    rows.append(("contacts", str(case.contact_count)))
+    if case.notes:
+        rows.append(("notes", escape(case.notes)))
+    rows.append(("recorded", escape(case.created_at)))
+    if case.closed_at:
+        rows.append(("closed", escape(case.closed_at)))
+    return rows
+
+
+def case_detail(case: Case, contacts: Page | None = None) -> RenderableType:
+    parts: list[RenderableType] = [f"[bold]Case {case.ref}[/bold]", _grid(case_rows(case))]
+    if contacts is not None and contacts.total:
+        parts += ["", f"[bold]Contacts[/bold] ({contacts.total})", contacts_table(contacts.items, show_case=False)]
+        if len(contacts.items) < contacts.total:
+            parts.append(f"[dim]{footer(contacts, 'contacts')}; all: tracekit contact list --case {case.ref}[/dim]")
+    return Group(*parts)
+
+
+def cases_table(cases: Iterable[Case]) -> RenderableType:
+    table = _table("ref", "person", "test date", ("onset", 3), "status", ("contacts", 2), ("isolation until", 1))
+    for case in cases:
+        table.add_row(
+            f"[bold]{case.ref}[/bold]",
+            person_label(case.person),
+            day(case.test_date),
+            day(case.symptom_onset) if case.symptom_onset else "[dim]none[/dim]",
+            _status(str(case.status)),
+            str(case.contact_count),
+            day(case.isolation_end),
+        )
+    return table
+
+
+def case_line(case: Case) -> str:
+    return (
+        f"[bold]{case.ref}[/bold] for {person_label(case.person)}: tested {day(case.test_date)}, "
+        f"infectious {day(case.infectious_start)} to {day(case.infectious_end)}, "
+        f"isolate until the end of {day(case.isolation_end)} [dim](rule set {case.ruleset_id})[/dim]"
+    )
+
+
+# -- contacts ----------------------------------------------------------------------------
+def closeness_cell(exposure: Exposure) -> str:
+    """Close or not, with the clause; for a withheld contact the clause is left out,
+    because some clauses name the setting (household, shared vehicle), which is withheld."""
+    if exposure.withheld:
+        return "[bold red]close[/bold red]" if exposure.close_contact else "[dim]not close[/dim]"
+    if exposure.close_contact:
+        return f"[bold red]close[/bold red] ({exposure.clause})" if exposure.clause else "[bold red]close[/bold red]"
+    return "[dim]not close[/dim]"
+
+
+def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -> list[tuple[str, str]]:
+    rs = _safe_ruleset(exposure.ruleset_id)
+    rows = [("case", f"[bold]{exposure.case_ref}[/bold]"), ("trace status", _status(str(exposure.trace_status)))]
+    if exposure.withheld:
+        marker = f"[yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+        rows += [("person", contact_label(exposure)), ("last exposure", day(exposure.last_exposure))]
+        rows += [(label, WITHHELD_CELL) for label in ("setting", "distance", "duration", "face to face", "direct contact")]
+        rows += [
+            ("close contact", closeness_cell(exposure) if exposure.close_contact else "no"),
+            ("why", f"{marker} (a contact of a person in a sensitive role)"),
+            ("isolation", f"until the end of {day(exposure.isolation_end)}"),
+            ("rule set", _ruleset_cell(exposure.ruleset_id)),
+            ("notes", WITHHELD_CELL),
+            ("recorded", escape(exposure.created_at)),
+        ]
+        return rows
+    rows += person_rows(exposure.contact, compact=True)
+    rows += [
+        ("last exposure", day(exposure.last_exposure)),
+        ("setting", escape(exposure.setting)),
+        ("distance", measure(exposure.proximity_m, "m")),
+        ("duration", measure(exposure.duration_min, "min")),
+        ("face to face", yes_no(exposure.face_to_face)),
+        ("direct contact", yes_no(exposure.direct_contact)),
+        ("close contact", closeness_cell(exposure) if exposure.close_contact else "no"),
+    ]
+    if closeness is not None:
+        rows.append(("why", escape(closeness.explanation)))
+        if closeness.missing:
+            missing = ", ".join("--proximity" if m == "proximity_m" else "--duration" for m in closeness.missing)
+            rows.append(("missing", f"[yellow]{missing}[/yellow]: recording it could make this a close contact"))
+    isolation = f"until the end of {day(exposure.isolation_end)}"
+    if rs is not None:
+        isolation += f" [dim]({rs.contact_isolation_days} days from the day after the last exposure)[/dim]"
+    rows += [("isolation", isolation), ("rule set", _ruleset_cell(exposure.ruleset_id))]
+    if exposure.notes:
+        rows.append(("notes", escape(exposure.notes)))
+    rows.append(("recorded", escape(exposure.created_at)))
+    return rows
+
+
+def contact_detail(exposure: Exposure, closeness: rules.Closeness | None = None) -> RenderableType:
+    parts: list[RenderableType] = [f"[bold]Contact {exposure.ref}[/bold]", _grid(contact_rows(exposure, closeness))]
+    parts += ["", f"[bold]Calls[/bold] ({len(exposure.calls)})"]
+    if exposure.calls:
+        table = _table("at", "outcome", "note")
+        for call in exposure.calls:
+            if exposure.withheld:
+                call_note = WITHHELD_CELL
+            else:
+                call_note = escape(call.note) if call.note else ""
+            table.add_row(escape(call.at), words(str(call.outcome)), call_note)
+        parts.append(table)
+    else:
+        parts.append("[dim]no calls logged yet[/dim]")
+    return Group(*parts)
+
+
+def contacts_table(exposures: Iterable[Exposure], *, show_case: bool = True) -> RenderableType:
+    """Contacts, one a line. With ``show_case`` (contact list) the case column replaces the
+    phone column, to fit a terminal; the worklist and 'contact show' give the phone."""
+    table = _table(
+        "ref", ("case", 2) if show_case else "phone", "person", "exposed", "risk (clause)", ("status", 1), ("isolate until", 3)
+    )
+    for e in exposures:
+        table.add_row(
+            f"[bold]{e.ref}[/bold]",
+            e.case_ref if show_case else (phone_cell(e.contact) if not e.withheld else WITHHELD_CELL),
+            contact_label(e),
+            day(e.last_exposure),
+            risk_cell(e),
+            words(str(e.trace_status)),
+            day(e.isolation_end),
+        )
+    return table
+
+
+def risk_cell(exposure: Exposure) -> str:
+    """The worklist's reason for the risk: the clause that made the contact close."""
+    if not exposure.close_contact:
+        return "[dim]not close[/dim]"
+    if exposure.withheld or not exposure.clause:
+        return "[bold red]close[/bold red]"
+    return f"[bold red]{exposure.clause}[/bold red]"
+
+
+def closeness_json(closeness: rules.Closeness) -> dict[str, Any]:
+    return {
+        "is_close": closeness.is_close,
+        "clause": closeness.clause,
+        "explanation": closeness.explanation,
+        "missing": list(closeness.missing),
+        "ruleset": closeness.ruleset_id,
+    }
+
+
+def contact_json(exposure: Exposure, closeness: rules.Closeness | None) -> dict[str, Any]:
+    """A contact as shown by ``contact add|show|update|call``: the record plus why
+    (a withheld marker instead of the why when the contact is withheld by association)."""
+    why = {"withheld": WITHHELD_ASSOCIATION} if exposure.withheld or closeness is None else closeness_json(closeness)
+    return {**exposure.to_json(), "closeness": why}
+
+
+# -- the transmission chain ---------------------------------------------------------------
+def case_tree(root: TreeNode, highlight_id: int) -> Tree:
+    tree = Tree(_tree_case_label(root, highlight_id), guide_style="dim")
+    _add_tree_children(tree, root, highlight_id)
+    return tree
+
+
+def _tree_case_label(node: TreeNode, highlight_id: int) -> str:
+    case = node.case
+    label = (
+        f"[bold]{case.ref}[/bold] {person_label(case.person)} · tested {day(case.test_date)} · "
+        f"{_status(str(case.status))}"
+    )
+    if node.via is not None:
+        via = node.via
+        how = "withheld" if via.withheld else (via.clause or "not close")
+        label += f" [dim](was contact {via.ref}, {how}, {day(via.last_exposure)})[/dim]"
+    if case.id == highlight_id:
+        label = f"[reverse]{label}[/reverse] [bold]◀ this case[/bold]"
+    return label
+
+
+def _add_tree_children(branch: Tree, node: TreeNode, highlight_id: int) -> None:
+    for child in node.children:
+        sub = branch.add(_tree_case_label(child, highlight_id))
+        _add_tree_children(sub, child, highlight_id)
+    for e in node.uncased_contacts:
+        branch.add(
+            f"{e.ref} {contact_label(e)} · {closeness_cell(e)} · {words(str(e.trace_status))}"
+            f" [dim]· last exposure {day(e.last_exposure)}[/dim]"
+        )
+
+
+def tree_json(root: TreeNode, highlight_id: int) -> dict[str, Any]:
+    def node(n: TreeNode) -> dict[str, Any]:
+        return {
+            "case": n.case.to_json(),
+            "via": n.via.ref if n.via else None,
+            "highlight": n.case.id == highlight_id,
+            "children": [node(c) for c in n.children],
+            "contacts": [e.to_json() for e in n.uncased_contacts],
+        }
+
+    asked = _find_ref(root, highlight_id)
+    return {"case": asked, "root": node(root)}
+
+
+def _find_ref(n: TreeNode, case_id: int) -> str | None:
+    if n.case.id == case_id:
+        return n.case.ref
+    for child in n.children:
+        found = _find_ref(child, case_id)
+        if found:
+            return found
+    return None
+
+
+# -- the worklist ----------------------------------------------------------------------
+def worklist(work: Worklist) -> RenderableType:
+    parts: list[RenderableType] = [f"[bold]To call[/bold] ({work.to_call_total:,} not yet reached)"]
+    if work.to_call:
+        # one entry on two lines, not a table: the number to ring is never cut short
+        for number, e in enumerate(work.to_call, 1):
+            phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
+            parts.append(f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]")
+            parts.append(
+                f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)} · "
+                f"isolate until the end of {day(e.isolation_end)}"
+            )
+        legend = _clause_legend(work.to_call)
+        if legend:
+            parts += ["", legend]
+        if len(work.to_call) < work.to_call_total:
+            parts.append(f"[dim]showing the first {len(work.to_call):,} of {work.to_call_total:,}; more: --limit N[/dim]")
+    else:
+        parts.append("[dim]nobody waiting for a call[/dim]")
+    parts += ["", f"[bold]Isolation ends today[/bold] ({day(work.day)}: they may stop at the end of the day)"]
+    if work.isolation_ends_today:
+        table = _table("contact", "person", "phone", ("case", 1), ("status", 2))
+        for e in work.isolation_ends_today:
+            table.add_row(
+                f"[bold]{e.ref}[/bold]",
+                contact_label(e),
+                phone_cell(e.contact) if not e.withheld else WITHHELD_CELL,
+                e.case_ref,
+                words(str(e.trace_status)),
+            )
+        parts.append(table)
+    else:
+        parts.append("[dim]nobody[/dim]")
+    return Group(*parts)
+
+
+def _clause_legend(exposures: Iterable[Exposure]) -> str:
+    seen: dict[str, str] = {}
+    for e in exposures:
+        if e.clause and e.clause not in seen and not e.withheld:
+            rs = _safe_ruleset(e.ruleset_id)
+            text = next((c.text for c in rs.clauses if c.id == e.clause), "") if rs else ""
+            seen[e.clause] = text
+    return "\n".join(f"[dim]{clause}: {escape(text)}[/dim]" for clause, text in seen.items())
+
+
+# -- rule sets -----------------------------------------------------------------------------
+def ruleset_json(rs: rules.RuleSet, *, valid_until: date | None = None) -> dict[str, Any]:
+    return {
+        "id": rs.id,
+        "title": rs.title,
+        "valid_from": rs.valid_from.isoformat(),
+        "valid_until": valid_until.isoformat() if valid_until else None,
+        "description": rs.description,
+        "infectious_days_before": rs.infectious_days_before,
+        "infectious_days_after": rs.infectious_days_after,
+        "case_isolation_days": rs.case_isolation_days,
+        "contact_isolation_days": rs.contact_isolation_days,
+        "clauses": [{"id": c.id, "text": c.text} for c in rs.clauses],
+        "sources": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "publisher": s.publisher,
+                "date": s.date.isoformat() if s.date else None,
+                "url": s.url,
+            }
+            for s in rs.sources
+        ],
+    }
+
+
+def rulesets_table(
+    rulesets: Iterable[tuple[rules.RuleSet, date | None]], *, pinned: str | None, in_force: str
+) -> RenderableType:
+    table = _table("id", "from", ("until", 3), ("title", 2), "case isolates", "contact isolates", "note")
+    for rs, until in rulesets:
+        marks = []
+        if rs.id == in_force:
+            marks.append("in force today")
+        if rs.id == pinned:
+            marks.append("[bold]pinned[/bold]")
+        table.add_row(
+            f"[bold]{rs.id}[/bold]",
+            day(rs.valid_from),
+            day(until) if until else "[dim]now[/dim]",
+            escape(rs.title),
+            f"{rs.case_isolation_days} days",
+            f"{rs.contact_isolation_days} days",
+            ", ".join(marks),
+        )
+    return table
+
+
+def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[str]) -> RenderableType:
+    header = f"[bold]{rs.id}[/bold]: {escape(rs.title)}"
+    if marks:
+        header += f" [dim]({', '.join(marks)})[/dim]"
+    grid = _grid(
+        [
+            ("in force", f"from {day(rs.valid_from)}" + (f" to {day(valid_until)}" if valid_until else " (the latest)")),
+            (
+                "infectious period",
+                f"{rs.infectious_days_before} days before symptom onset (or the test) to {rs.infectious_days_after} days after",
+            ),
+            ("case isolation", f"{rs.case_isolation_days} days from the day after onset (or the test)"),
+            ("contact isolation", f"{rs.contact_isolation_days} days from the day after the last exposure"),
+        ]
+    )
+    clauses = _table("clause", "close contact when")
+    for clause in sorted(rs.clauses, key=lambda c: rules.CLAUSE_PRIORITY.index(c.id)):
+        clauses.add_row(f"[bold]{clause.id}[/bold]", escape(clause.text))
+    sources: list[RenderableType] = []
+    for s in rs.sources:
+        line = f"- {escape(s.title)}, {escape(s.publisher)}"
+        if s.date:
+            line += f", {day(s.date)}"
+        sources.append(line)
+        if s.url:
+            sources.append(Text(f"  {s.url}", overflow="fold"))  # whole, even if folded
+    return Group(
+        header,
+        escape(rs.description),
+        "",
+        grid,
+        "",
+        "[bold]Close contact[/bold] (clauses tried in this order; the first that holds is reported)",
+        clauses,
+        "",
+        "[bold]Sources[/bold]",
+        *sources,
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _safe_ruleset(ruleset_id: str) -> rules.RuleSet | None:
+    try:
+        return rules.get_ruleset(ruleset_id)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _ruleset_cell(ruleset_id: str) -> str:
+    title = _ruleset_title(ruleset_id)
+    return f"{escape(ruleset_id)}" + (f" [dim]({escape(title)})[/dim]" if title else "")
+
+
+_STATUS_STYLE = {
+    "open": "bold",
+    "referred": "yellow",
+    "not-yet-reached": "bold",
+    "unreachable": "red",
+    "declined": "red",
+}
+
+
+def _status(value: str) -> str:
+    style = _STATUS_STYLE.get(value)
+    return f"[{style}]{words(value)}[/{style}]" if style else words(value)
+
+
+#: Columns whose text may wrap (at spaces); every other column stays on one line.
+_WRAPPING = {"person", "name", "title", "note", "close contact when"}
+
+Header = str | tuple[str, int]
+
+
+class _FitTable:
+    """A table that leaves out its least important columns when the terminal is too
+    narrow, instead of cutting values short: a phone number or a reference with an
+    ellipsis in it is worse than no column at all. Each column has a drop priority
+    (0: always shown; the highest number goes first)."""
+
+    def __init__(self, headers: tuple[Header, ...]) -> None:
+        self.columns = [(h, 0) if isinstance(h, str) else h for h in headers]
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def _width(self, index: int) -> int:
+        header = self.columns[index][0]
+        texts = [Text.from_markup(row[index]).plain for row in self.rows]
+        if header in _WRAPPING:
+            longest_word = max((len(w) for t in [header, *texts] for w in t.split()), default=0)
+            return max(longest_word, min(12, max((len(t) for t in texts), default=0)))
+        return max(len(t) for t in [header, *texts])
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        widths = [self._width(i) for i in range(len(self.columns))]
+        keep = list(range(len(self.columns)))
+        while sum(widths[i] for i in keep) + 2 * (len(keep) - 1) > options.max_width:
+            droppable = [i for i in keep if self.columns[i][1] > 0]
+            if not droppable:
+                break
+            keep.remove(max(droppable, key=lambda i: (self.columns[i][1], i)))
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for i in keep:
+            header = self.columns[i][0]
+            # "fold": when even a kept column cannot fit, a value wraps onto the next line
+            # rather than being cut off with an ellipsis
+            table.add_column(header, no_wrap=header not in _WRAPPING, overflow="fold")
+        for row in self.rows:
+            table.add_row(*(row[i] for i in keep))
+        yield table
+
+
+def _table(*headers: Header) -> _FitTable:
+    return _FitTable(headers)
+
+
+def _grid(rows: list[tuple[str, str]]) -> Table:
+    grid = Table(show_header=False, box=None, pad_edge=False)
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid

@@ -1,0 +1,45 @@
+"""``tracekit today``: the day's worklist."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from tracekit.cli.context import command, emit_json, open_current_store, out, settings
+from tracekit.cli.options import DEFAULT_LIMIT, MAX_LIMIT
+
+
+@command
+def today(
+    day: Annotated[
+        Optional[str],
+        typer.Option("--date", help="The day to plan for (default: today); ISO or day first.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many contacts to call.")
+    ] = DEFAULT_LIMIT,
+) -> None:
+    """Who to call today, highest risk first, with the reason and the number to ring.
+
+    Contacts not yet reached, ordered by the close-contact clause that applies (household
+    first, not close last) and then by the most recent exposure; then the contacts whose
+    isolation ends that day.
+    """
+    from tracekit.cli import forms, render
+    from tracekit.domain.identifiers import parse_date
+    from tracekit.records import Casebook
+
+    with forms.option_hints():
+        when = parse_date(day, "date") if day else None
+    with open_current_store() as store:
+        work = Casebook(store).worklist(when, limit=limit)
+    if settings().json:
+        emit_json(work.to_json())
+        return
+    out().print(f"[bold]Worklist for {render.day(work.day)}[/bold]\n", highlight=False)
+    out().print(render.worklist(work))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(today)
