@@ -42,3 +42,17 @@ def test_every_command_has_help_text():
             walk(sub, (*prefix, name))
 
     walk(typer.main.get_command(app))
+
+
+def test_site_builds_in_strict_mode(tmp_path):
+    """The docs build as a site (mkdocs, material theme, strict: broken links fail)."""
+    import subprocess
+    import sys
+
+    root = DOCS.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "site" / "threat-model" / "index.html").exists()

@@ -272,6 +272,15 @@ def test_promote_without_terminal_needs_the_test_date(cli_with_store, case):
     assert result.exit_code == ExitCode.VALIDATION and "test_date:" in result.stderr and "--test-date" in result.stderr
 
 
+def test_promoted_contact_leaves_the_worklist(cli_with_store, case):
+    bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-09")
+    before = as_json(cli_with_store, "today", "--date", "2020-10-12")
+    assert bob["ref"] in [e["ref"] for e in before["to_call"]]
+    ok(cli_with_store, "contact", "promote", bob["contact"]["ref"], "--test-date", "2020-10-11", "--asymptomatic")
+    after = as_json(cli_with_store, "today", "--date", "2020-10-12")
+    assert bob["ref"] not in [e["ref"] for e in after["to_call"]]
+
+
 def test_tree_unknown_case(cli_with_store):
     assert cli_with_store("case", "tree", "C-7K2M9Q").exit_code == ExitCode.NOT_FOUND
 
@@ -283,7 +292,7 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     social_old = add_contact(cli_with_store, case["ref"], "Al Example", "--proximity", "2", "--duration", "30", n=11, last="2020-10-07")
     social_new = add_contact(cli_with_store, case["ref"], "Bo Example", "--proximity", "2", "--duration", "30", n=12, last="2020-10-09")
     not_close = add_contact(cli_with_store, case["ref"], "Cy Example", n=13, last="2020-10-10", setting="social")
-    home = add_contact(cli_with_store, case["ref"], "Di Example", n=14, last="2020-10-06", setting="household")
+    home = add_contact(cli_with_store, case["ref"], "Di Example", n=14, last="2020-10-08", setting="household")
     reached = add_contact(cli_with_store, case["ref"], "Ed Example", "--direct-contact", n=15, last="2020-10-08")
     ok(cli_with_store, "contact", "call", reached["ref"], "--outcome", "reached")
 
@@ -298,12 +307,15 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     lines = human.splitlines()
     first = lines.index(next(line for line in lines if line.strip().startswith("1. ")))
     assert home["ref"] in lines[first] and "Di Example" in lines[first] and "07700 900014" in lines[first]
-    assert "close (household)" in lines[first + 1] and "isolate until the end of 20 Oct 2020" in lines[first + 1]
+    assert "close (household)" in lines[first + 1] and "isolate until the end of 22 Oct 2020" in lines[first + 1]
     assert human.index(social_new["ref"]) < human.index(social_old["ref"]) < human.index(not_close["ref"])
     assert "household: lives in the same household as the case" in human  # what the clause means
     assert "Isolation ends today" in human and "Al Example" in human.split("Isolation ends today")[1]
 
     limited = ok(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1").stdout
+    # A day later Al's isolation is over: no point in calling any more.
+    later = as_json(cli_with_store, "today", "--date", "2020-10-22")
+    assert social_old["ref"] not in [e["ref"] for e in later["to_call"]]
     assert "showing the first 1 of 4" in limited
     assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["to_call_total"] == 4
 

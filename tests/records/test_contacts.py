@@ -501,10 +501,10 @@ def test_promote_validates_like_add_case(cb, case):
 def worklist_contacts(cb, case):
     return {
         "not_close_recent": contact(cb, case, "Nat Far", setting="workplace", proximity_m="5", last_exposure="2020-10-27"),
-        "m2_old": contact(cb, case, "Moe Twoold", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-17"),
+        "m2_old": contact(cb, case, "Moe Twoold", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-19"),
         "m2_new": contact(cb, case, "Meg Twonew", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-25"),
         "face": contact(cb, case, "Fin Face", setting="social", proximity_m="0.5", face_to_face=True, last_exposure="2020-10-18"),
-        "house_old": contact(cb, case, "Hal Old", setting="household", last_exposure="2020-10-17"),
+        "house_old": contact(cb, case, "Hal Old", setting="household", last_exposure="2020-10-19"),
         "house_new": contact(cb, case, "Hep New", setting="household", last_exposure="2020-10-20"),
     }
 
@@ -515,6 +515,13 @@ def test_worklist_orders_by_risk_then_most_recent_exposure(cb, worklist_contacts
     order = ["house_new", "house_old", "face", "m2_new", "m2_old", "not_close_recent"]
     assert [e.ref for e in w.to_call] == [worklist_contacts[k].ref for k in order]
     assert w.to_call_total == 6
+
+
+def test_worklist_leaves_out_contacts_whose_isolation_is_over(cb, worklist_contacts):
+    """Exposed 19 Oct: isolation ends at the end of 2 Nov; on 3 Nov there is no call to make."""
+    on_3_november = [e.ref for e in cb.worklist(date(2020, 11, 3)).to_call]
+    assert worklist_contacts["house_old"].ref not in on_3_november
+    assert worklist_contacts["house_new"].ref in on_3_november
 
 
 def test_worklist_limit_keeps_the_total(cb, worklist_contacts):
@@ -536,13 +543,13 @@ def test_reached_contacts_leave_the_to_call_list(cb, worklist_contacts):
 
 
 def test_isolation_ends_today(cb, worklist_contacts):
-    # Exposure on 17 October: 14 days from the day after, to the end of 31 October.
-    w = cb.worklist(day=date(2020, 10, 31))
-    assert w.day == date(2020, 10, 31)
+    # Exposure on 19 October: 14 days from the day after, to the end of 2 November.
+    w = cb.worklist(day=date(2020, 11, 2))
+    assert w.day == date(2020, 11, 2)
     assert [e.ref for e in w.isolation_ends_today] == [worklist_contacts[k].ref for k in ("house_old", "m2_old")]
     # Reached contacts still appear in the isolation-ends list.
     cb.log_call(worklist_contacts["house_old"].ref, "reached")
-    assert len(cb.worklist(day=date(2020, 10, 31)).isolation_ends_today) == 2
+    assert len(cb.worklist(day=date(2020, 11, 2)).isolation_ends_today) == 2
     # The default day is the case book's today (1 November: exposure on 18 October).
     assert [e.ref for e in cb.worklist().isolation_ends_today] == [worklist_contacts["face"].ref]
     assert cb.worklist(day=date(2020, 10, 30)).isolation_ends_today == []

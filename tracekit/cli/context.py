@@ -222,6 +222,8 @@ def open_current_store(*, for_check: bool = False) -> "Store":
             finally:
                 _zero(cached)  # open_store keeps its own copy
     passphrase = read_passphrase(source, prompt=f"Passphrase for {path}")
+    if source.file is None and source.fd is None:
+        os.environ.pop(ENVIRONMENT_VARIABLE, None)  # read once; nothing started later inherits it
     try:
         return open_store(path, passphrase, migrate=not for_check)
     finally:

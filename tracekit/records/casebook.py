@@ -349,7 +349,12 @@ class Casebook:
             for (pid,) in conn.execute("SELECT id FROM people WHERE phone = ?", (values["phone"],)):
                 found.setdefault(pid, []).append("same phone")
         found.pop(exclude, None)  # type: ignore[arg-type]
-        return [DuplicateMatch(self._load_person(conn, pid), reasons) for pid, reasons in sorted(found.items())]
+        matches = []
+        for pid, reasons in sorted(found.items()):
+            person = self._load_person(conn, pid)
+            # Saying which detail matched would confirm a masked person's identifier.
+            matches.append(DuplicateMatch(person, ["possible match"] if person.masked else reasons))
+        return matches
 
     def _insert_person(self, conn: Any, values: dict[str, Any]) -> int:
         now = utcnow()
@@ -660,9 +665,12 @@ class Casebook:
             return self._load_case(conn, case_id)
 
     def close_case(self, ref: str, *, reason: str | None = None) -> Case:
+        from tracekit.records.sensitive import check_reason
+
         with self.store.transaction() as conn:
             case_id = self._case_id(conn, ref)
             current = self._load_case(conn, case_id)
+            reason = check_reason(reason, [self._load_case(conn, case_id, raw=True).person], required=False)
             if current.status is not CaseStatus.OPEN:
                 raise Conflict(f"{current.ref} is {current.status}, not open")
             now = utcnow()
@@ -727,7 +735,14 @@ class Casebook:
         }
 
     def explain_contact(self, exposure: Exposure) -> rules.Closeness:
+        """Which rule and clause made this contact close (or not). For a withheld contact
+        only the stored yes/no: the clause would reveal the withheld setting."""
         rs = rules.get_ruleset(exposure.ruleset_id)
+        if exposure.withheld:
+            return rules.Closeness(
+                is_close=exposure.close_contact, clause=None,
+                explanation="withheld: sensitive by association", ruleset_id=rs.id,
+            )
         return rules.classify_exposure(
             rs, setting=exposure.setting, proximity_m=exposure.proximity_m, duration_min=exposure.duration_min,
             face_to_face=exposure.face_to_face, direct_contact=exposure.direct_contact,
@@ -870,7 +885,7 @@ class Casebook:
 
     def log_call(self, ref: str, outcome: str, note: str | None = None) -> Exposure:
         try:
-            parsed = CallOutcome(str(outcome).strip().lower())
+            parsed = CallOutcome(str(outcome).strip().lower().replace("_", "-").replace(" ", "-"))
         except ValueError:
             raise ValidationError(
                 "outcome", "is not a known call outcome", expected="one of " + ", ".join(o.value for o in CallOutcome)
@@ -959,17 +974,24 @@ class Casebook:
 
     # -- the worklist ----------------------------------------------------------------------
     def worklist(self, day: date | None = None, limit: int = 50) -> Worklist:
-        """Contacts not yet reached, highest risk and most recent exposure first, and
+        """Contacts to call on ``day`` (not yet reached, still within their isolation
+        period, not a case themselves), highest risk and most recent exposure first; and
         contacts whose isolation ends on ``day``."""
         day = day or self.today
         conn = self.store.conn
+        # Still worth a call: not reached yet, isolation not over, and not a case themselves.
+        pending = (
+            "e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
+        )
+        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat())
         to_call_total = conn.execute(
-            "SELECT count(*) FROM exposures WHERE trace_status = ?", (TraceStatus.NOT_YET_REACHED.value,)
+            f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}", params
         ).fetchone()[0]
         to_call = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
-            "WHERE e.trace_status = ? ORDER BY e.risk_rank, e.last_exposure DESC LIMIT ?",
-            (TraceStatus.NOT_YET_REACHED.value, _limit(limit)),
+            f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
+            (*params, _limit(limit)),
         ).fetchall()
         ending = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "

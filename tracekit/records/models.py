@@ -191,7 +191,7 @@ class Exposure:
                 "direct_contact": marker,
                 "trace_status": str(self.trace_status),
                 "close_contact": self.close_contact,
-                "clause": self.clause,
+                "clause": marker,
                 "ruleset": self.ruleset_id,
                 "isolation_end": _iso(self.isolation_end),
                 "notes": marker,
