@@ -45,7 +45,7 @@ from tracekit.redaction.statistics import suppress_table
 
 BUNDLE_FORMAT = "tracekit-bundle"
 BUNDLE_VERSION = 1
-CHUNK_RECORDS = 50_000
+CHUNK_RECORDS = 20_000
 
 Redactor = Callable[..., dict[str, Any] | None]
 
@@ -187,6 +187,8 @@ def _record_members(
     writer.writerow(columns)
     refs: list[str] = []
     number = 0
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    cell = redaction.csv_cell
 
     def flush() -> None:
         nonlocal number, csv_buffer, writer
@@ -215,8 +217,8 @@ def _record_members(
         reason = out.get("withheld")
         if reason:
             report.withhold(str(reason), record_type, str(raw["ref"]))
-        chunk_json.append(json.dumps(out, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
-        writer.writerow([redaction.csv_cell(out.get(col)) for col in columns])
+        chunk_json.append(encode(out) + "\n")
+        writer.writerow([cell(get(col)) for get in (out.get,) for col in columns])
         refs.append(str(raw["ref"]))
         if len(chunk_json) >= CHUNK_RECORDS:
             flush()

@@ -88,22 +88,29 @@ def redact(
 
 # -- CSV ----------------------------------------------------------------------------------
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_STARTS = frozenset("=+-@\t\r\n")
 
 
 def csv_cell(value: Any) -> str:
     """One CSV cell. Markers become ``withheld:<reason>[:<referral>]``; text that a
-    spreadsheet would run as a formula is prefixed with ``'`` (OWASP's advice)."""
+    spreadsheet would run as a formula is prefixed with ``'`` (OWASP's advice).
+
+    Hot path of every export (once per field per record): plain strings are checked
+    first and by exact type.
+    """
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value[:1] in _FORMULA_STARTS else value
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, dict) and "withheld" in value:
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value)
+    if kind is dict and "withheld" in value:
         ref = value.get("referral")
         return f"withheld:{value['withheld']}" + (f":{ref}" if ref else "")
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
     text = str(value)
-    if text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
+    return "'" + text if text[:1] in _FORMULA_STARTS else text
