@@ -170,9 +170,17 @@ def test_interrupted_export_leaves_no_file(world, monkeypatch):
     assert world["store"].query("SELECT count(*) FROM handovers")[0][0] == 0
 
 
-def test_export_to_missing_directory(world, tmp_path):
-    with pytest.raises(WriteFailed):
-        export_handover(world["store"], "PHE", out_dir=tmp_path / "nope")
+def test_export_creates_a_private_output_directory(world, tmp_path):
+    result = export_handover(world["store"], "PHE", out_dir=tmp_path / "new" / "outbox")
+    assert result.path.parent == tmp_path / "new" / "outbox"
+    assert (tmp_path / "new" / "outbox").stat().st_mode & 0o777 == 0o700
+
+
+def test_export_to_a_file_path_is_refused(world, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    with pytest.raises(WriteFailed, match="not a directory"):
+        export_handover(world["store"], "PHE", out_dir=target)
 
 
 def test_since_last_exports_only_changes(world, keys):

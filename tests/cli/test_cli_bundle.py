@@ -109,3 +109,12 @@ def test_pseudonym_key_generate_import_and_use(setup, cli_with_store, tmp_path):
     policy.write_text('name = "pseudo"\n[fields]\ncase = ["ref", "pseudonym", "test_date"]\n')
     exported = cli_with_store("export", "handover", "--to", "PHE", "--policy", str(policy), "--out", str(setup["out"]), "--json")
     assert exported.exit_code == 0, exported.stderr
+
+
+def test_export_list_shows_what_was_sent(setup, cli_with_store):
+    assert json.loads(cli_with_store("export", "list", "--json").stdout)["items"] == []
+    made = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)
+    listed = json.loads(cli_with_store("export", "list", "--to", "PHE", "--json").stdout)["items"]
+    assert [h["bundle_id"] for h in listed] == [made["bundle_id"]]
+    assert listed[0]["file_name"] == os.path.basename(made["path"]) and listed[0]["record_counts"]["cases"] == 2
+    assert json.loads(cli_with_store("export", "list", "--to", "Nobody", "--json").stdout)["items"] == []

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 
-from tracekit.cli.demo import DEMO_LOOKUPS, DEMO_STEPS, lookup_from, step_command, step_lookups
+from tracekit.cli.demo import DEMO_LOOKUPS, DEMO_STEPS, lookup_from, prepare_workdir, step_command, step_lookups
 
 
 def test_demo_steps_replay(cli, tmp_path):
+    prepared = prepare_workdir(tmp_path)
     for number, step in enumerate(DEMO_STEPS, 1):
-        values = {}
+        values = dict(prepared)
         for name in step_lookups(step):
             lookup = DEMO_LOOKUPS[name]
             found = cli("--json", *lookup.args)
@@ -21,7 +22,7 @@ def test_demo_steps_replay(cli, tmp_path):
             values[name] = lookup_from(json.loads(found.stdout), lookup)
         args = step_command(step, tmp_path, values)
         assert not any("{" in arg for arg in args), args
-        result = cli(*args, env=step.env or None)
+        result = cli(*args, env={"TRACEKIT_PASSPHRASE": step.passphrase} if step.passphrase else None)
         assert result.exit_code == step.expect_exit, f"step {number} {step.title}: {result.stderr}"
 
 

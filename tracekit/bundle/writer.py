@@ -337,8 +337,9 @@ def export_handover(
     policy = get_policy(policy_name) if policy_name else default_policy_for(role)
     check_policy_for_recipient(policy, name, role)
     out_dir = Path(out_dir).expanduser()
-    if not out_dir.is_dir():
+    if out_dir.exists() and not out_dir.is_dir():
         raise WriteFailed(f"{out_dir} is not a directory")
+    files.ensure_private_dir(out_dir)
     changes_since = resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
     pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None
@@ -456,6 +457,36 @@ def export_handover(
         dest, bundle_id, name, policy.name, counts, changes_since, changes_until, os.stat(dest).st_size,
         time.perf_counter() - started, [e["path"] for e in tar.entries] if tar else [],
     )
+
+
+@dataclass
+class Handover:
+    bundle_id: str
+    recipient: str
+    policy: str
+    created_at: str
+    changes_since: str | None
+    changes_until: str
+    file_name: str
+    record_counts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
+            "created_at": self.created_at, "changes_since": self.changes_since,
+            "changes_until": self.changes_until, "file_name": self.file_name, "record_counts": self.record_counts,
+        }
+
+
+def list_handovers(store: Any, recipient: str | None = None, limit: int = 50) -> list[Handover]:
+    """Bundles made from this store, newest first (optionally for one recipient)."""
+    where, params = ("WHERE recipient = ?", (recipient,)) if recipient else ("", ())
+    rows = store.query(
+        "SELECT bundle_id, recipient, policy, created_at, changes_since, changes_until, file_name, record_counts "
+        f"FROM handovers {where} ORDER BY id DESC LIMIT ?",
+        (*params, max(1, min(int(limit), 1000))),
+    )
+    return [Handover(*row[:7], json.loads(row[7])) for row in rows]
 
 
 def _rollback(conn: Any) -> None:

@@ -63,6 +63,34 @@ def export_handover(
     note(f"  changes {'since ' + result.changes_since if result.changes_since else 'from the beginning'}; {result.size_bytes:,} bytes in {result.seconds:.2f} s")
 
 
+@export_app.command("list")
+@command
+def export_list(
+    to: Annotated[Optional[str], typer.Option("--to", help="Only bundles for this recipient.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+) -> None:
+    """Bundles made from this store: when, for whom, under which policy, how many records."""
+    from rich.table import Table
+
+    from tracekit.bundle.writer import list_handovers
+
+    with open_current_store() as store:
+        handovers = list_handovers(store, to, limit)
+    if settings().json:
+        emit_json({"items": [h.to_json() for h in handovers], "total": len(handovers)})
+        return
+    if not handovers:
+        out().print("No bundles yet.")
+        return
+    table = Table("created (UTC)", "recipient", "policy", "cases", "contacts", "file")
+    for h in handovers:
+        table.add_row(
+            h.created_at, h.recipient, h.policy, str(h.record_counts.get("cases", 0)),
+            str(h.record_counts.get("contacts", 0)), h.file_name,
+        )
+    out().print(table)
+
+
 def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 

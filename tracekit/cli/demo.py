@@ -2,8 +2,13 @@
 
 Each step runs ``python -m tracekit ...`` in a child process, exactly as a user would
 type it, against a store in a new temporary directory that is deleted at the end. The
-demo passphrase goes to the children through ``TRACEKIT_PASSPHRASE``, the variable meant
-for scripts. The steps are data (:data:`DEMO_STEPS`) so tests can replay them.
+demo passphrase reaches each child through a pipe (``--passphrase-fd``), so it is in no
+child's arguments or environment. The steps are data (:data:`DEMO_STEPS`) so tests can
+replay them.
+
+The receiving teams' age keys are made in the temporary directory before the first step
+(:func:`prepare_workdir`); in real life each team runs ``age-keygen`` and sends its
+public key.
 
 References are random, so a step that needs one made by an earlier step names it as a
 placeholder (``{latest_case}``); the demo reads it just before the step from a quiet
@@ -19,7 +24,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +41,8 @@ class DemoStep:
     explanation: str
     args: tuple[str, ...]
     expect_exit: int = 0
-    env: dict[str, str] = field(default_factory=dict)
+    #: A different passphrase for this step (to show a wrong one); default: the demo's.
+    passphrase: str | None = None
 
 
 DEMO_STEPS: list[DemoStep] = [
@@ -55,7 +61,7 @@ DEMO_STEPS: list[DemoStep] = [
         "Refused with its own exit code (5); the file is not touched.",
         ("store", "info"),
         expect_exit=5,
-        env={"TRACEKIT_PASSPHRASE": "not the right passphrase"},
+        passphrase="not the right passphrase",
     ),
     DemoStep(
         "Check the store",
@@ -74,6 +80,7 @@ DEMO_STEPS: list[DemoStep] = [
         (
             "case", "add", "--name", "Amara Example", "--dob", "14/03/1985", "--nhs-number", "999 000 0018",
             "--phone", "07700 900101", "--postcode", "sw1a 1aa", "--test-date", "10/10/2020", "--onset", "8/10/2020",
+            "--notes", "works nights; call after 2pm",
         ),
     ),
     DemoStep(
@@ -119,6 +126,101 @@ DEMO_STEPS: list[DemoStep] = [
         "By any part of a name, phone number (any common form), NHS number or postcode.",
         ("person", "search", "07700900103"),
     ),
+    DemoStep(
+        "A bulk-import template",
+        "The expected headers and one row of made-up data, to fill in or to match an export to.",
+        ("import", "template", "cases", "--output", "{workdir}/cases.csv"),
+    ),
+    DemoStep(
+        "Import cases from a file",
+        "Every row is validated first and the file goes in whole or not at all. The example row "
+        "has Amara's NHS number, so it is linked to her rather than added as a new person.",
+        ("import", "cases", "{workdir}/cases.csv"),
+    ),
+    DemoStep(
+        "Import the same file again",
+        "Rows carry their source system's id: a second run changes nothing, and says so.",
+        ("import", "cases", "{workdir}/cases.csv"),
+    ),
+    DemoStep(
+        "Register the receiving teams",
+        "Each team sends its age public key. The central team gets standard handovers; the vetted "
+        "outbreak team alone can open referrals of people in sensitive roles.",
+        ("recipients", "add", "PHE North", "{central_public}", "--role", "central-team"),
+    ),
+    DemoStep(
+        "Register the vetted team",
+        "Without a vetted-team key, nothing can be referred.",
+        ("recipients", "add", "Vetted Team", "{vetted_public}", "--role", "vetted-team"),
+    ),
+    DemoStep(
+        "A case who turns out to be an undercover officer",
+        "Recorded like anyone else at the outset.",
+        (
+            "case", "add", "--name", "Dana Confidential", "--phone", "07700 900190", "--nhs-number", "999 000 0026",
+            "--test-date", "12/10/2020", "--asymptomatic",
+        ),
+    ),
+    DemoStep(
+        "Mark the sensitive role",
+        "From now on the identity is masked in every output and the case's contacts are withheld.",
+        ("role", "mark", "{officer}", "--role", "undercover-officer", "--reason", "operational safety"),
+    ),
+    DemoStep(
+        "The case list now masks them",
+        "A reference and an explicit marker, never a blank.",
+        ("case", "list"),
+    ),
+    DemoStep(
+        "Refer them to the vetted team",
+        "The full record is sealed to the vetted team's key and purged from this store: even "
+        "this passphrase can no longer recover it.",
+        ("refer", "{marked_officer}", "--reason", "per protocol"),
+    ),
+    DemoStep(
+        "Today's handover to the central team",
+        "Redacted by the central-handover policy, checked by the leak guard, signed and encrypted.",
+        ("export", "handover", "--to", "PHE North", "--out", "{workdir}/outbox"),
+    ),
+    DemoStep(
+        "And to the vetted team",
+        "Only sensitive records and the sealed referral go to them.",
+        ("export", "handover", "--to", "Vetted Team", "--out", "{workdir}/outbox"),
+    ),
+    DemoStep(
+        "The tracer's signing key",
+        "Given to the receiving teams once, over a channel they trust.",
+        ("keys", "show"),
+    ),
+    DemoStep(
+        "Receiving side: verify the central bundle",
+        "Decrypt with the team's key, check the signature against the tracer's key, every hash and count.",
+        (
+            "bundle", "verify", "{workdir}/outbox/{central_bundle}", "--identity", "{workdir}/central.key",
+            "--signer", "{signer}",
+        ),
+    ),
+    DemoStep(
+        "Receiving side: open it",
+        "Written out only if everything verified: JSON Lines and CSV, a redaction report, the manifest.",
+        (
+            "bundle", "open", "{workdir}/outbox/{central_bundle}", "--identity", "{workdir}/central.key",
+            "--out", "{workdir}/received", "--signer", "{signer}",
+        ),
+    ),
+    DemoStep(
+        "Receiving side: the vetted team opens theirs",
+        "With the sealed referral inside (referrals/R-....age).",
+        (
+            "bundle", "open", "{workdir}/outbox/{vetted_bundle}", "--identity", "{workdir}/vetted.key",
+            "--out", "{workdir}/received-vetted", "--signer", "{signer}",
+        ),
+    ),
+    DemoStep(
+        "The audit log is intact",
+        "Every change above is in it, hash-chained, with references only.",
+        ("audit", "verify"),
+    ),
 ]
 
 
@@ -135,14 +237,23 @@ DEMO_LOOKUPS: dict[str, Lookup] = {
     "close_contact_person": Lookup(
         ("contact", "list", "--close-only", "--limit", "1"), ("items", 0, "contact", "ref")
     ),
+    "officer": Lookup(("person", "search", "07700 900190"), ("items", 0, "ref")),
+    # Once marked, search no longer finds her (by design): the role list does.
+    "marked_officer": Lookup(("role", "list"), ("items", 0, "person")),
+    "central_bundle": Lookup(("export", "list", "--to", "PHE North", "--limit", "1"), ("items", 0, "file_name")),
+    "vetted_bundle": Lookup(("export", "list", "--to", "Vetted Team", "--limit", "1"), ("items", 0, "file_name")),
+    "signer": Lookup(("keys", "show"), ("public_key",)),
 }
+
+#: Placeholders filled once, before the first step, by :func:`prepare_workdir`.
+PREPARED = ("workdir", "central_public", "vetted_public")
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 def step_lookups(step: DemoStep) -> list[str]:
     """The look-up placeholders a step's arguments use, in order."""
-    names = [m for arg in step.args for m in _PLACEHOLDER.findall(arg) if m != "workdir"]
+    names = [m for arg in step.args for m in _PLACEHOLDER.findall(arg) if m not in PREPARED]
     return list(dict.fromkeys(names))
 
 
@@ -158,16 +269,45 @@ def step_command(step: DemoStep, workdir: Path, values: dict[str, str] | None = 
     return [_PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), arg) for arg in step.args]
 
 
+def prepare_workdir(workdir: Path) -> dict[str, str]:
+    """Make the receiving teams' age key pairs (as age-keygen would); return the public keys."""
+    from pyrage import x25519
+
+    values = {}
+    for team in ("central", "vetted"):
+        identity = x25519.Identity.generate()
+        path = workdir / f"{team}.key"
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"# {team} team's demo identity\n{identity}\n")
+        values[f"{team}_public"] = str(identity.to_public())
+    return values
+
+
+def _tracekit(args: list[str], workdir: Path, passphrase: str, *, capture: bool) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tracekit`` with the passphrase on a pipe (``--passphrase-fd``)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, (passphrase + "\n").encode())
+    finally:
+        os.close(write_fd)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "tracekit", "--passphrase-fd", str(read_fd), *args],
+            env=demo_environment(workdir),
+            text=True,
+            capture_output=capture,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(read_fd,),
+            check=False,
+        )
+    finally:
+        os.close(read_fd)
+
+
 def run_lookup(name: str, workdir: Path) -> str:
     lookup = DEMO_LOOKUPS[name]
-    result = subprocess.run(
-        [sys.executable, "-m", "tracekit", "--json", *lookup.args],
-        env=demo_environment(workdir),
-        text=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    result = _tracekit(["--json", *lookup.args], workdir, DEMO_PASSPHRASE, capture=True)
     if result.returncode != 0:
         from tracekit.errors import TracekitError
 
@@ -176,9 +316,8 @@ def run_lookup(name: str, workdir: Path) -> str:
 
 
 def demo_environment(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
     env["TRACEKIT_STORE"] = str(workdir / "demo.store")
-    env["TRACEKIT_PASSPHRASE"] = DEMO_PASSPHRASE
     env.setdefault("COLUMNS", "100")
     return env
 
@@ -186,16 +325,7 @@ def demo_environment(workdir: Path) -> dict[str, str]:
 def run_step(
     step: DemoStep, workdir: Path, *, capture: bool = False, values: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = demo_environment(workdir)
-    env.update(step.env)
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit", *step_command(step, workdir, values)],
-        env=env,
-        text=True,
-        capture_output=capture,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return _tracekit(step_command(step, workdir, values), workdir, step.passphrase or DEMO_PASSPHRASE, capture=capture)
 
 
 @command
@@ -213,12 +343,16 @@ def demo(
     console = out()
     workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
     os.chmod(workdir, 0o700)
-    console.print(f"[bold]tracekit demo[/bold]: a throwaway store in {workdir}\n")
+    console.print(f"[bold]tracekit demo[/bold]: a throwaway store in {workdir}")
+    console.print(
+        "[dim]Each command gets the demo passphrase through a pipe (--passphrase-fd), as a script would.[/dim]\n"
+    )
     try:
+        prepared = prepare_workdir(workdir)
         for number, step in enumerate(DEMO_STEPS, 1):
             console.print(Rule(f"{number}. {step.title}", align="left"))
             console.print(f"[dim]{step.explanation}[/dim]")
-            values = {name: run_lookup(name, workdir) for name in step_lookups(step)}
+            values = {**prepared, **{name: run_lookup(name, workdir) for name in step_lookups(step)}}
             shown = " ".join(shlex.quote(a) for a in step_command(step, workdir, values))
             console.print(f"[bold green]$[/bold green] tracekit {escape(shown)}", highlight=False)
             sys.stdout.flush()

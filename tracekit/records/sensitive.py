@@ -434,8 +434,9 @@ class SensitiveRoles:
         from tracekit.errors import WriteFailed
 
         out_dir = Path(out_dir).expanduser()
-        if not out_dir.is_dir():
+        if out_dir.exists() and not out_dir.is_dir():
             raise WriteFailed(f"{out_dir} is not a directory")
+        files.ensure_private_dir(out_dir)
         chosen = [r.ref for r in self.referrals()] if not refs else [parse_ref(r, RefKind.REFERRAL) for r in refs]
         written = []
         for ref in chosen:
