@@ -113,6 +113,7 @@ def _register() -> None:
         case_cmds,
         contact_cmds,
         demo,
+        import_cmds,
         person_cmds,
         roles_cmds,
         rules_cmds,
@@ -129,6 +130,7 @@ def _register() -> None:
     roles_cmds.register(app)
     audit_cmds.register(app)
     bundle_cmds.register(app)
+    import_cmds.register(app)
     demo.register(app)
 
 

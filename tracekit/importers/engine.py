@@ -1,0 +1,1169 @@
+"""The import pass: read, map, validate and write, in batches, inside one transaction.
+
+One streaming pass over the input, all inside one store transaction:
+
+1. rows are read (see :mod:`tracekit.importers.readers`) and mapped to fields;
+2. every :data:`BATCH_ROWS` rows, the batch is checked against the store with a few
+   set-based queries (external ids already imported, the cases contacts name, people
+   already stored with the same NHS number or name and date of birth), each row is
+   validated (every problem of every row is collected, never the cell's value), and
+   the valid rows are written with ``executemany``: the same column values the
+   :class:`~tracekit.records.Casebook` writes, computed with its own rule functions;
+3. at the end, in strict mode, any invalid row rolls the whole transaction back and
+   :class:`ImportInvalid` lists the problems; otherwise the import's log row and its one
+   audit entry are added and the transaction commits.
+
+So the store has either the whole import or none of it, also when the process is killed
+(SQLite's rollback journal undoes an unfinished transaction when the store is next
+opened), memory stays flat whatever the file size, and standard input works (nothing is
+read twice and nothing is written outside the store, except the rejects file the user
+asked for). ``dry_run`` is the same pass, always rolled back.
+
+People in sensitive roles (see :mod:`tracekit.importers.triage`) are marked in the same
+transaction as the row that creates them: they never enter the search index, appear in
+the summary by reference only, and their identity and free-text cells are withheld from
+the rejects file. No message ever contains a cell's value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from tracekit import audit, files
+from tracekit.domain import rules
+from tracekit.domain.refs import RefKind, parse_ref
+from tracekit.errors import StoreExists, TracekitError, ValidationError
+from tracekit.importers import columns as cols
+from tracekit.importers import triage
+from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
+from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
+from tracekit.records.casebook import Casebook, set_index_entry, utcnow
+from tracekit.records.inputs import (
+    ADDRESS_MAX_LENGTH,
+    CASE_VALIDATORS,
+    EXPOSURE_VALIDATORS,
+    NOTES_MAX_LENGTH,
+    PERSON_VALIDATORS,
+)
+from tracekit.records.models import WITHHELD_TEXT, CaseStatus, TraceStatus
+from tracekit.store import Store
+
+BATCH_ROWS = 2000
+MAX_PROBLEMS = 100
+EXTERNAL_ID_MAX_LENGTH = 200
+#: Values per ``IN (...)`` list.
+IN_CHUNK = 500
+#: Low-cardinality validations (dates, choices, numbers) are memoised up to this size.
+MEMO_LIMIT = 50_000
+CASE_CACHE_LIMIT = 20_000
+#: Page cache for the import's connection (KiB, as PRAGMA cache_size takes it negated).
+IMPORT_CACHE_KIB = 32 * 1024
+
+EXTERNAL_KIND = {"cases": "case", "contacts": "contact"}
+
+
+# ------------------------------------------------------------------------ results
+
+
+@dataclass
+class Problem:
+    """One problem of one row: where, which field, what is wrong, what was expected."""
+
+    line: int | None
+    column: str | None
+    field: str
+    problem: str
+    expected: str | None
+
+    @classmethod
+    def from_error(cls, error: ValidationError) -> "Problem":
+        return cls(error.row, error.column, error.field, error.problem, error.expected)
+
+    def text(self) -> str:
+        return ValidationError(self.field, self.problem, expected=self.expected, row=self.line, column=self.column).message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "field": self.field, "problem": self.problem,
+                "expected": self.expected}
+
+
+@dataclass
+class ImportSummary:
+    kind: str
+    file: str
+    format: str
+    sha256: str = ""
+    bytes: int = 0
+    dry_run: bool = False
+    skip_invalid: bool = False
+    committed: bool = False
+    import_id: int | None = None
+    rows_read: int = 0
+    imported: int = 0
+    linked: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    people_created: int = 0
+    #: People marked by this import: ``{"person", "record", "role"}`` (references only).
+    marked: list[dict[str, str]] = field(default_factory=list)
+    outside_infectious_period: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    problems_total: int = 0
+    rejects_file: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> int:
+        return self.unchanged + (self.invalid if self.skip_invalid else 0)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def nothing_changed(self) -> bool:
+        return self.imported == 0 and not self.marked
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "format": self.format,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "dry_run": self.dry_run,
+            "mode": "skip-invalid" if self.skip_invalid else "strict",
+            "committed": self.committed,
+            "import_id": self.import_id,
+            "rows": {
+                "read": self.rows_read,
+                "imported": self.imported,
+                "linked": self.linked,
+                "unchanged": self.unchanged,
+                "invalid": self.invalid,
+                "skipped": self.skipped,
+                "marked_sensitive": len(self.marked),
+            },
+            "people_created": self.people_created,
+            "marked_sensitive": self.marked,
+            "outside_infectious_period": self.outside_infectious_period,
+            "columns": self.columns,
+            "ignored_columns": self.ignored_columns,
+            "problems": [p.to_json() for p in self.problems],
+            "problems_total": self.problems_total,
+            "rejects_file": self.rejects_file,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+        }
+
+    def audit_reason(self) -> str:
+        return (
+            f"{self.file} sha256:{self.sha256}: {self.rows_read} read, {self.imported} imported, "
+            f"{self.linked} linked, {self.unchanged} unchanged, {self.invalid} invalid, "
+            f"{len(self.marked)} marked sensitive"
+        )
+
+
+class ImportInvalid(ValidationError):
+    """Strict mode found invalid rows, so nothing was imported. ``summary`` has them all."""
+
+    def __init__(self, summary: ImportSummary) -> None:
+        self.summary = summary
+        self.field = "rows"
+        self.problem = f"{summary.invalid} invalid"
+        self.expected = None
+        self.row = None
+        self.column = None
+        TracekitError.__init__(
+            self,
+            _invalid_message(summary),
+            hint="fix those rows and run the same command again (rows already imported are skipped), "
+            "or import the valid rows with --skip-invalid --rejects FILE",
+        )
+
+
+def _invalid_message(summary: ImportSummary) -> str:
+    what = "dry run: nothing was written" if summary.dry_run else "strict mode: nothing was imported"
+    lines = [f"{summary.invalid:,} of {summary.rows_read:,} rows of {summary.file} are invalid ({what}):"]
+    lines += [f"  {p.text()}" for p in summary.problems]
+    if summary.problems_total > len(summary.problems):
+        lines.append(f"  ... and {summary.problems_total - len(summary.problems):,} more problems "
+                     f"(the first {len(summary.problems)} are shown)")
+    if summary.rejects_file:
+        lines.append(f"  The invalid rows are in {summary.rejects_file}.")
+    return "\n".join(lines)
+
+
+@dataclass
+class ImportOptions:
+    format: str | None = None
+    #: header text -> field name or "ignore" (``--map`` and the mapping file)
+    mapping: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    skip_invalid: bool = False
+    rejects: Path | None = None
+    today: date | None = None
+    batch_rows: int = BATCH_ROWS
+    max_problems: int = MAX_PROBLEMS
+
+
+# ------------------------------------------------------------------------- rows
+
+
+class _Row:
+    """One data row on its way through a batch."""
+
+    __slots__ = ("line", "cells", "raw", "ext", "values", "problems", "sensitive", "role", "role_reason",
+                 "person_ok", "name_key", "person_ext", "person_id", "person_new", "case", "case_ref",
+                 "case_ext")
+
+    def __init__(self, line: int, cells: Any) -> None:
+        self.line = line
+        self.cells = cells
+        self.raw: dict[str, Any] = {}
+        self.ext: str | None = None
+        self.values: dict[str, Any] = {}
+        self.problems: list[ValidationError] = []
+        self.sensitive = False
+        self.role: str | None = None
+        self.role_reason: str | None = None
+        self.person_ok = False
+        self.name_key: str | None = None
+        self.person_ext: str | None = None
+        self.person_id: int | None = None
+        self.person_new = False
+        self.case: tuple[Any, ...] | None = None
+        self.case_ref: str | None = None
+        self.case_ext: str | None = None
+
+
+def _memo(fn: Callable[[Any], Any], limit: int = MEMO_LIMIT) -> Callable[[Any], Any]:
+    """Memoise a validator, errors included (they carry no value, only the field)."""
+    cache: dict[Any, Any] = {}
+
+    def call(value: Any) -> Any:
+        try:
+            result = cache[value]
+        except KeyError:
+            try:
+                result = fn(value)
+            except ValidationError as error:
+                result = error
+            if len(cache) >= limit:
+                cache.clear()
+            cache[value] = result
+        if isinstance(result, ValidationError):
+            raise result
+        return result
+
+    return call
+
+
+def _external_id(text: Any, field_name: str) -> str:
+    value = " ".join(str(text).split())
+    if len(value) > EXTERNAL_ID_MAX_LENGTH:
+        raise ValidationError(field_name, f"is {len(value)} characters long", expected=f"at most {EXTERNAL_ID_MAX_LENGTH}")
+    if not value.isprintable():
+        raise ValidationError(field_name, "contains control characters", expected="plain text")
+    return value
+
+
+class _LRU(OrderedDict):  # type: ignore[type-arg]
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+def _chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+# ---------------------------------------------------------------------- rejects
+
+
+class _Rejects:
+    """The rejects file: invalid rows as read, plus the reason; written atomically (0600)."""
+
+    def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack) -> None:
+        self.dest = dest
+        self.opened = opened
+        self.plan = plan
+        self.stack = stack
+        self.count = 0
+        self._writer: Any = None
+        self._text: IO[str] | None = None
+        self._headers: list[str] = []
+
+    def _open(self) -> None:
+        handle = self.stack.enter_context(files.atomic_output(self.dest))
+        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)  # type: ignore[arg-type]
+        self.stack.callback(self._text.detach)  # flush; atomic_output closes the handle
+        self.stack.callback(self._text.flush)
+        if self.opened.format != "jsonl":
+            dialect = self.opened.dialect or csv.excel
+            self._writer = csv.writer(self._text, dialect)
+            self._headers = [str(h) if h is not None else "" for h in (self.plan.headers if self.plan else [])]
+            self._writer.writerow([*self._headers, cols.REJECTS_COLUMN])
+
+    def write(self, row: _Row, reason: str, field_of_column: Callable[[str], str | None]) -> None:
+        if self._text is None:
+            self._open()
+        self.count += 1
+        if self.opened.format == "jsonl":
+            obj = row.cells if isinstance(row.cells, dict) else {}
+            if row.sensitive:
+                obj = {k: (v if field_of_column(k) not in cols.IDENTIFYING and field_of_column(k) is not None
+                           else WITHHELD_TEXT) for k, v in obj.items()}
+            obj = {k: v for k, v in obj.items() if k != cols.REJECTS_COLUMN}
+            assert self._text is not None
+            self._text.write(json.dumps({**obj, cols.REJECTS_COLUMN: reason}, ensure_ascii=False, default=str) + "\n")
+            return
+        cells = list(row.cells) if isinstance(row.cells, list) else []
+        cells += [""] * (len(self._headers) - len(cells))
+        out = []
+        for i, value in enumerate(cells):
+            header = self._headers[i] if i < len(self._headers) else None
+            if row.sensitive:
+                name = field_of_column(header) if header is not None else None
+                if name is None or name in cols.IDENTIFYING:
+                    value = WITHHELD_TEXT if value not in (None, "") else value
+            out.append("" if value is None else str(value))
+        self._writer.writerow([*out, reason])
+
+
+# ------------------------------------------------------------------------ the pass
+
+
+class _Importer:
+    def __init__(self, store: Store, kind: str, opened: OpenedInput, options: ImportOptions,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.store = store
+        self.kind = kind
+        self.opened = opened
+        self.options = options
+        self.progress = progress
+        self.casebook = Casebook(store, today=options.today)
+        self.today = self.casebook.today
+        # Casebook.ruleset_for reads the pinned rule set from the store on every call;
+        # it cannot change inside the import's transaction, so read it once.
+        pinned = self.casebook.pinned_ruleset
+        self.casebook.ruleset_for = functools.lru_cache(maxsize=4096)(  # type: ignore[method-assign]
+            lambda day: rules.ruleset_for(day, pinned))
+        self.summary = ImportSummary(kind, opened.name, opened.format, dry_run=options.dry_run,
+                                     skip_invalid=options.skip_invalid)
+        self.plan: cols.ColumnPlan | None = None
+        self._json_fields: dict[str, str | None] = {}
+        self.ext_kind = EXTERNAL_KIND[kind]
+        self.conn: Any = None
+        self.import_id = 0
+        self._case_rules: dict[Any, dict[str, Any]] = {}
+        self._exposure_rules: dict[Any, dict[str, Any]] = {}
+        self._isolation_ends: dict[Any, str] = {}
+        self._case_by_ref = _LRU(CASE_CACHE_LIMIT)
+        self._case_by_ext = _LRU(CASE_CACHE_LIMIT)
+        self._converters = self._build_converters()
+        self._person_fields = ("date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
+        self._record_fields = (
+            ("test_date", "symptom_onset", "test_type", "test_result", "asymptomatic", "notes") if kind == "cases"
+            else ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"))
+        self.rejects: _Rejects | None = None
+
+    # -- validators -------------------------------------------------------------------
+    def _build_converters(self) -> dict[str, Callable[[Any], Any]]:
+        today = self.today
+        P, C, E = PERSON_VALIDATORS, CASE_VALIDATORS, EXPOSURE_VALIDATORS
+
+        def dated(fn: Callable[..., Any]) -> Callable[[Any], Any]:
+            return _memo(lambda value: fn(value, today))
+
+        converters = {
+            "date_of_birth": dated(P["date_of_birth"]),
+            "nhs_number": P["nhs_number"],
+            "phone": P["phone"],
+            "email": P["email"],
+            "address": printable_text(P["address"], ADDRESS_MAX_LENGTH, collapse=True),
+            "postcode": _memo(P["postcode"]),
+            "occupation": _memo(P["occupation"]),
+        }
+        if self.kind == "cases":
+            converters.update({
+                "test_date": dated(C["test_date"]),
+                "symptom_onset": dated(C["symptom_onset"]),
+                "test_type": _memo(C["test_type"]),
+                "test_result": _memo(C["test_result"]),
+                "asymptomatic": _memo(_flag("asymptomatic")),
+                "notes": printable_text(C["notes"], NOTES_MAX_LENGTH, collapse=False),
+            })
+        else:
+            converters.update({
+                "last_exposure": dated(E["last_exposure"]),
+                "setting": _memo(E["setting"]),
+                "proximity_m": _memo(E["proximity_m"]),
+                "duration_min": _memo(E["duration_min"]),
+                "face_to_face": _memo(E["face_to_face"]),
+                "direct_contact": _memo(E["direct_contact"]),
+                "notes": printable_text(E["notes"], NOTES_MAX_LENGTH, collapse=False),
+            })
+        return converters
+
+    # -- mapping ----------------------------------------------------------------------
+    def _set_header(self, cells: list[Any]) -> None:
+        headers = ["" if c is None else str(c) for c in cells]
+        self.plan = cols.plan_columns(self.kind, headers, self.options.mapping)
+        self.summary.columns = self.plan.mapping()
+        self.summary.ignored_columns = list(self.plan.ignored)
+        self._index_items = sorted(self.plan.index.items(), key=lambda kv: kv[1])
+        self._width = len(headers)
+        self._column_of = {name: headers[i] for name, i in self.plan.index.items()}
+
+    def _json_field(self, key: str) -> str | None:
+        try:
+            return self._json_fields[key]
+        except KeyError:
+            plan = cols.plan_columns(self.kind, [key], self.options.mapping, complete=False)
+            name = next(iter(plan.index), None)
+            self._json_fields[key] = name
+            if name is None and cols.normal_header(key) != cols.normal_header(cols.REJECTS_COLUMN):
+                self.summary.ignored_columns.append(key)
+            elif name is not None:
+                self.summary.columns[key] = name
+            return name
+
+    def field_of_column(self, header: str | None) -> str | None:
+        if header is None:
+            return None
+        if self.opened.format == "jsonl":
+            return self._json_field(header)
+        assert self.plan is not None
+        for name, i in self.plan.index.items():
+            if self.plan.headers[i] == header:
+                return name
+        return None
+
+    def _column(self, name: str) -> str | None:
+        if self.opened.format == "jsonl":
+            for key, mapped in self._json_fields.items():
+                if mapped == name:
+                    return key
+            return name
+        return self._column_of.get(name)
+
+    def _map_row(self, row: _Row) -> None:
+        """Fill ``row.raw`` (field -> cell) from the row's cells."""
+        cells = row.cells
+        if isinstance(cells, dict):
+            seen: dict[str, str] = {}
+            for key, value in cells.items():
+                name = self._json_field(key)
+                if name is None:
+                    continue
+                if name in seen:
+                    row.problems.append(ValidationError(
+                        name, f"is given twice (keys {seen[name]!r} and {key!r})", expected="one key per field",
+                        row=row.line))
+                    continue
+                seen[name] = key
+                text = cell_text(value)
+                if text is NOT_A_VALUE:
+                    row.problems.append(ValidationError(name, "is not a single value", expected="text or a number",
+                                                        row=row.line, column=key))
+                    continue
+                row.raw[name] = text
+            return
+        if len(cells) > self._width and any(c not in (None, "") for c in cells[self._width :]):
+            row.problems.append(ValidationError(
+                "row", f"has {len(cells)} cells but the header has {self._width}",
+                expected="one cell per column (check the quoting)", row=row.line))
+        raw = row.raw
+        n = len(cells)
+        for name, i in self._index_items:
+            if i < n:
+                raw[name] = cells[i]
+
+    # -- validation -------------------------------------------------------------------
+    def _problem(self, row: _Row, error: ValidationError, name: str | None = None) -> None:
+        column = self._column(name or error.field)
+        row.problems.append(error.at(row=row.line, column=column))
+
+    def _validate(self, row: _Row) -> None:
+        """Validate every field of ``row``; collect all problems; decide sensitivity."""
+        raw = row.raw
+        values = row.values
+        convert = self._converters
+        # Sensitivity first: it decides what the rejects file may show.
+        role_text = raw.get("role")
+        if isinstance(role_text, str) and role_text.strip():
+            try:
+                row.role = triage.role_from_cell(role_text)
+            except ValidationError as error:
+                row.sensitive = True
+                self._problem(row, error)
+            if row.role:
+                row.role_reason = triage.ROLE_REASON
+        occupation = raw.get("occupation")
+        if row.role is None and isinstance(occupation, str) and occupation and _occupation_sensitive(occupation):
+            row.role, row.role_reason = "other", triage.OCCUPATION_REASON
+        if row.role:
+            row.sensitive = True
+        # Person.
+        person_problems = len(row.problems)
+        name_text = raw.get("name")
+        if name_text in (None, "") or (isinstance(name_text, str) and not name_text.strip()):
+            given, family = raw.get("given_name"), raw.get("family_name")
+            parts = [str(p) for p in (given, family) if p not in (None, "") and str(p).strip()]
+            name_text = " ".join(parts) if parts else None
+        if name_text is None:
+            self._problem(row, ValidationError("name", "is required", expected="the person's full name"))
+        else:
+            try:
+                values["name"], row.name_key = name_and_key(str(name_text))
+            except ValidationError as error:
+                self._problem(row, error, "name")
+        # Cells are text, a date (spreadsheets) or None (see readers).
+        for name in self._person_fields:
+            value = raw.get(name)
+            if not value or (value.__class__ is str and value.isspace()):
+                continue
+            try:
+                values[name] = convert[name](value)
+            except ValidationError as error:
+                self._problem(row, error, name)
+        person_ext = raw.get("person_external_id")
+        if person_ext not in (None, "") and str(person_ext).strip():
+            try:
+                row.person_ext = _external_id(person_ext, "person_external_id")
+            except ValidationError as error:
+                self._problem(row, error)
+        row.person_ok = len(row.problems) == person_problems and "name" in values
+        # The record's own fields.
+        for name in self._record_fields:
+            value = raw.get(name)
+            if not value or (value.__class__ is str and value.isspace()):
+                continue
+            try:
+                values[name] = convert[name](value)
+            except ValidationError as error:
+                self._problem(row, error, name)
+        if self.kind == "cases":
+            self._check_case(row)
+        else:
+            self._check_contact(row)
+
+    def _check_case(self, row: _Row) -> None:
+        values, raw = row.values, row.raw
+        if not _given(raw.get("test_date")):
+            self._problem(row, ValidationError("test_date", "is required", expected="the date of the positive test"))
+        onset = values.get("symptom_onset")
+        asymptomatic = values.get("asymptomatic", False)
+        if not _given(raw.get("symptom_onset")) and not asymptomatic:
+            self._problem(row, ValidationError(
+                "symptom_onset", "is required", expected="the date symptoms started, or asymptomatic = yes"))
+        if onset is not None and asymptomatic:
+            self._problem(row, ValidationError(
+                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or asymptomatic = yes"))
+        test_date = values.get("test_date")
+        if test_date is not None:
+            try:
+                self.casebook._check_case_dates(test_date, onset, values.get("date_of_birth"))
+            except ValidationError as error:
+                self._problem(row, error)
+
+    def _check_contact(self, row: _Row) -> None:
+        raw = row.raw
+        if not _given(raw.get("last_exposure")):
+            self._problem(row, ValidationError("last_exposure", "is required", expected="the date of last contact"))
+        if not _given(raw.get("setting")):
+            self._problem(row, ValidationError("setting", "is required", expected="where it happened"))
+        case_ref, case_ext = raw.get("case_ref"), raw.get("case_external_id")
+        if _given(case_ref):
+            try:
+                row.case_ref = parse_ref(str(case_ref), RefKind.CASE)
+            except ValidationError as error:
+                self._problem(row, ValidationError("case_ref", error.problem, expected=error.expected))
+        if _given(case_ext):
+            try:
+                row.case_ext = _external_id(case_ext, "case_external_id")
+            except ValidationError as error:
+                self._problem(row, error)
+        if not _given(case_ref) and not _given(case_ext):
+            self._problem(row, ValidationError(
+                "case_ref", "is required", expected="the case's reference (C-...) or its external id from a case import"))
+
+    # -- batches ----------------------------------------------------------------------
+    def _process(self, batch: list[_Row]) -> None:
+        rows = self._drop_unchanged(batch)
+        for row in rows:
+            if not isinstance(row.cells, RowError):
+                self._validate(row)
+        if self.kind == "contacts":
+            self._resolve_cases(rows)
+        self._resolve_people(rows)
+        self._write(rows)
+        for row in rows:
+            if row.problems:
+                self._reject(row)
+
+    def _drop_unchanged(self, batch: list[_Row]) -> list[_Row]:
+        """Rows whose external id was imported before are counted and skipped."""
+        wanted: dict[str, _Row] = {}
+        for row in batch:
+            ext = row.raw.get("external_id")
+            if not _given(ext):
+                row.problems.append(ValidationError(
+                    "external_id", "is required", expected="the record's id in the source system",
+                    row=row.line, column=self._column("external_id")))
+                continue
+            try:
+                row.ext = _external_id(ext, "external_id")
+            except ValidationError as error:
+                self._problem(row, error)
+                continue
+            if row.ext in wanted:
+                self._problem(row, ValidationError(
+                    "external_id", f"repeats the external id of line {wanted[row.ext].line}",
+                    expected="a different id on every row"))
+                continue
+            wanted[row.ext] = row
+        known: dict[str, int | None] = {}
+        for chunk in _chunks(wanted):
+            for ext, import_id in self.conn.execute(
+                f"SELECT external_id, import_id FROM external_ids WHERE kind = ? AND external_id IN ({_marks(len(chunk))})",
+                (self.ext_kind, *chunk),
+            ):
+                known[ext] = import_id
+        kept = []
+        for row in batch:
+            if row.ext is not None and row.ext in known and wanted.get(row.ext) is row:
+                if known[row.ext] == self.import_id:
+                    self._problem(row, ValidationError(
+                        "external_id", "repeats the external id of an earlier row of this file",
+                        expected="a different id on every row"))
+                else:
+                    self.summary.unchanged += 1
+                    continue
+            kept.append(row)
+        return kept
+
+    def _resolve_cases(self, rows: list[_Row]) -> None:
+        # The batch's cases are resolved into local dicts: the caches only save queries
+        # (adding to a cache may evict an entry this very batch still needs).
+        cases_by_ref: dict[str, tuple[Any, ...] | None] = {}
+        cases_by_ext: dict[str, tuple[Any, ...] | None] = {}
+        for row in rows:
+            if row.case_ref and row.case_ref not in cases_by_ref and row.case_ref in self._case_by_ref:
+                cases_by_ref[row.case_ref] = self._case_by_ref[row.case_ref]
+            if row.case_ext and row.case_ext not in cases_by_ext and row.case_ext in self._case_by_ext:
+                cases_by_ext[row.case_ext] = self._case_by_ext[row.case_ext]
+        refs = {r.case_ref for r in rows if r.case_ref and r.case_ref not in cases_by_ref}
+        exts = {r.case_ext for r in rows if r.case_ext and r.case_ext not in cases_by_ext}
+        columns = "c.id, c.ref, c.person_id, c.status, c.infectious_start, c.infectious_end"
+        for ref in refs:
+            cases_by_ref[ref] = None
+        for ext in exts:
+            cases_by_ext[ext] = None
+        for chunk in _chunks(refs):
+            for case in self.conn.execute(f"SELECT {columns} FROM cases c WHERE c.ref IN ({_marks(len(chunk))})", chunk):
+                cases_by_ref[case[1]] = case
+        for chunk in _chunks(exts):
+            for ext, *case in self.conn.execute(
+                f"SELECT x.external_id, {columns} FROM external_ids x JOIN cases c ON c.id = x.record_id "
+                f"WHERE x.kind = 'case' AND x.external_id IN ({_marks(len(chunk))})",
+                chunk,
+            ):
+                cases_by_ext[ext] = tuple(case)
+        for ref in refs:
+            self._case_by_ref.put(ref, cases_by_ref[ref])
+        for ext in exts:
+            self._case_by_ext.put(ext, cases_by_ext[ext])
+        for row in rows:
+            by_ref = cases_by_ref.get(row.case_ref) if row.case_ref else None
+            by_ext = cases_by_ext.get(row.case_ext) if row.case_ext else None
+            if row.case_ref and by_ref is None:
+                self._problem(row, ValidationError(
+                    "case_ref", "is not the reference of a case in the store", expected="a case reference such as C-7K2M9Q"))
+            if row.case_ext and by_ext is None:
+                self._problem(row, ValidationError(
+                    "case_external_id", "is not the external id of a case imported before",
+                    expected="the external id of a case from an earlier 'tracekit import cases'"))
+            if by_ref and by_ext and by_ref[0] != by_ext[0]:
+                self._problem(row, ValidationError(
+                    "case_ref", f"names {by_ref[1]} but case_external_id names {by_ext[1]}",
+                    expected="both columns naming the same case"))
+            case = by_ref or by_ext
+            if case is not None and case[3] == CaseStatus.REFERRED.value:
+                self._problem(row, ValidationError(
+                    "case_ref", f"{case[1]} has been referred", expected="an open or closed case; add a referred case's contacts through the vetted team"))
+            row.case = case
+
+    def _resolve_people(self, rows: list[_Row]) -> None:
+        """Link each row to a person already stored (or made by an earlier row), or mark it new."""
+        conn = self.conn
+        lookup = [r for r in rows if r.person_ok]
+        by_ext: dict[str, int] = {}
+        by_nhs: dict[str, set[int]] = {}
+        by_key: dict[tuple[str, str], list[tuple[int, str | None]]] = {}
+        exts = {r.person_ext for r in lookup if r.person_ext}
+        for chunk in _chunks(exts):
+            for ext, pid in conn.execute(
+                f"SELECT external_id, record_id FROM external_ids WHERE kind = 'person' AND external_id IN ({_marks(len(chunk))})",
+                chunk,
+            ):
+                by_ext[ext] = pid
+        nhs_numbers = {r.values["nhs_number"] for r in lookup if "nhs_number" in r.values}
+        for chunk in _chunks(nhs_numbers):
+            for nhs, pid in conn.execute(
+                f"SELECT nhs_number, id FROM people WHERE nhs_number IN ({_marks(len(chunk))})", chunk
+            ):
+                by_nhs.setdefault(nhs, set()).add(pid)
+        keys = {(r.name_key, r.values["date_of_birth"].isoformat()) for r in lookup if "date_of_birth" in r.values}
+        for chunk in _chunks({k for k, _ in keys}):
+            for key, dob, pid, nhs in conn.execute(
+                f"SELECT name_key, date_of_birth, id, nhs_number FROM people WHERE name_key IN ({_marks(len(chunk))})",
+                chunk,
+            ):
+                if (key, dob) in keys:
+                    by_key.setdefault((key, dob), []).append((pid, nhs))
+        candidates = set(by_ext.values()) | {p for s in by_nhs.values() for p in s} | {
+            p for v in by_key.values() for p, _ in v}
+        self._marked_now: dict[int, str] = {}
+        for chunk in _chunks(candidates):
+            for pid, role in conn.execute(
+                f"SELECT person_id, role FROM person_roles WHERE person_id IN ({_marks(len(chunk))})", chunk
+            ):
+                self._marked_now[pid] = role
+        pairs: set[tuple[int, int]] = set()
+        if self.kind == "contacts" and candidates:
+            for chunk in _chunks(candidates):
+                pairs.update(conn.execute(
+                    f"SELECT case_id, person_id FROM exposures WHERE person_id IN ({_marks(len(chunk))})", chunk
+                ).fetchall())
+        # Rows in file order: a valid row may create a person later rows link to.
+        pending_ext: dict[str, int] = {}
+        pending_nhs: dict[str, int] = {}
+        pending_key: dict[tuple[str, str], list[tuple[int, str | None]]] = {}
+        for row in lookup:
+            values = row.values
+            nhs = values.get("nhs_number")
+            dob = values.get("date_of_birth")
+            key = (str(row.name_key), dob.isoformat()) if dob else None
+            found: set[int] = set()
+            if row.person_ext and (row.person_ext in by_ext or row.person_ext in pending_ext):
+                found = {by_ext.get(row.person_ext) or pending_ext[row.person_ext]}
+            else:
+                if nhs:
+                    found |= by_nhs.get(nhs, set())
+                    if nhs in pending_nhs:
+                        found.add(pending_nhs[nhs])
+                if key:
+                    for pid, their_nhs in (*by_key.get(key, ()), *pending_key.get(key, ())):
+                        if nhs is None or their_nhs is None or their_nhs == nhs:
+                            found.add(pid)
+            if len(found) > 1:
+                self._problem(row, ValidationError(
+                    "person", f"matches {len(found)} people already in the store (same NHS number, or name and date of birth)",
+                    expected="details that match at most one person: merge the duplicates first "
+                    "(tracekit person merge), or give a person_external_id"))
+                continue
+            if found:
+                pid = next(iter(found))
+                if pid in self._marked_now:
+                    row.sensitive = True
+            if row.problems:
+                continue  # resolved only to decide what the rejects file may show
+            if self.kind == "contacts" and row.case is not None:
+                case_id, case_person = row.case[0], row.case[2]
+                if found and pid == case_person:
+                    self._problem(row, ValidationError(
+                        "person", f"is the person of case {row.case[1]}", expected="a contact who is not the case themself"))
+                    continue
+                if found and (case_id, pid) in pairs:
+                    self._problem(row, ValidationError(
+                        "person", f"is already a contact of {row.case[1]}",
+                        expected="each person once per case (change an existing contact with 'tracekit contact update')"))
+                    continue
+            if found:
+                row.person_id, row.person_new = pid, False
+            else:
+                row.person_id, row.person_new = self._next_person_id, True
+                self._next_person_id += 1
+                if nhs:
+                    pending_nhs[nhs] = row.person_id
+                if key:
+                    pending_key.setdefault(key, []).append((row.person_id, nhs))
+            if row.person_ext and row.person_ext not in by_ext:
+                pending_ext.setdefault(row.person_ext, row.person_id)
+            if self.kind == "contacts" and row.case is not None:
+                pairs.add((row.case[0], row.person_id))
+
+    # -- writing ----------------------------------------------------------------------
+    def _unique_refs(self, kind: RefKind, table: str, count: int) -> list[str]:
+        """Fresh references not used in ``table`` (nor as person aliases); redrawn on collision."""
+        refs = draw_refs(kind, count)
+        todo = list(range(count))
+        while todo:
+            drawn = {refs[i] for i in todo}
+            taken: set[str] = set()
+            for chunk in _chunks(drawn):
+                taken.update(r for (r,) in self.conn.execute(f"SELECT ref FROM {table} WHERE ref IN ({_marks(len(chunk))})", chunk))
+                if kind is RefKind.PERSON:
+                    taken.update(r for (r,) in self.conn.execute(
+                        f"SELECT ref FROM person_aliases WHERE ref IN ({_marks(len(chunk))})", chunk))
+            seen: set[str] = set()
+            again = []
+            for i in range(count):
+                ref = refs[i]
+                if ref in taken or ref in seen:
+                    again.append(i)
+                seen.add(ref)
+            fresh = draw_refs(kind, len(again))
+            for i, ref in zip(again, fresh):
+                refs[i] = ref
+            todo = again
+        return refs
+
+    def _write(self, rows: list[_Row]) -> None:
+        valid = [r for r in rows if not r.problems]
+        if not valid:
+            return
+        conn = self.conn
+        now = utcnow()
+        new_people = [r for r in valid if r.person_new]
+        person_refs = self._unique_refs(RefKind.PERSON, "people", len(new_people))
+        ref_of: dict[int, str] = {}
+        people, fts, roles = [], [], []
+        newly_marked: list[tuple[_Row, int]] = []
+        for row, ref in zip(new_people, person_refs):
+            v = row.values
+            dob = v.get("date_of_birth")
+            ref_of[row.person_id] = ref  # type: ignore[index]
+            if row.role:
+                terms = None  # marked people are never in the search index
+                roles.append((row.person_id, row.role, row.role_reason, now))
+                newly_marked.append((row, row.person_id))  # type: ignore[arg-type]
+                self._marked_now[row.person_id] = row.role  # type: ignore[index]
+            else:
+                terms = search_terms_for(row.name_key, v.get("phone"), v.get("nhs_number"), v.get("postcode"))  # type: ignore[arg-type]
+                fts.append((row.person_id, terms))
+            people.append((row.person_id, ref, v["name"], row.name_key, dob.isoformat() if dob else None,
+                           v.get("nhs_number"), v.get("phone"), v.get("email"), v.get("address"), v.get("postcode"),
+                           v.get("occupation"), terms, now, now))
+        marked_existing: list[int] = []
+        for row in valid:
+            if not row.person_new and row.role and row.person_id not in self._marked_now:
+                self._marked_now[row.person_id] = row.role  # type: ignore[index]
+                roles.append((row.person_id, row.role, row.role_reason, now))
+                marked_existing.append(row.person_id)  # type: ignore[arg-type]
+                newly_marked.append((row, row.person_id))  # type: ignore[arg-type]
+        # The same rows Casebook._insert_person and set_index_entry write, a batch at a time.
+        conn.executemany(
+            "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, postcode, "
+            "occupation, search_terms, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", people)
+        conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", fts)
+        if roles:
+            conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
+        for pid in marked_existing:
+            set_index_entry(conn, pid, None)  # as SensitiveRoles.mark: out of the search index
+        record_refs = self._write_records(valid, now)
+        externals = [(self.ext_kind, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()]
+        person_exts: dict[str, int] = {}
+        for row in valid:
+            if row.person_ext:
+                person_exts.setdefault(row.person_ext, row.person_id)  # type: ignore[arg-type]
+        if person_exts:
+            known: set[str] = set()
+            for chunk in _chunks(person_exts):
+                known.update(e for (e,) in conn.execute(
+                    f"SELECT external_id FROM external_ids WHERE kind = 'person' AND external_id IN ({_marks(len(chunk))})", chunk))
+            externals += [("person", ext, pid, self.import_id) for ext, pid in person_exts.items() if ext not in known]
+        conn.executemany("INSERT INTO external_ids(kind, external_id, record_id, import_id) VALUES(?, ?, ?, ?)", externals)
+        # Counts, and the marks' audit entries (references only).
+        summary = self.summary
+        summary.imported += len(valid)
+        summary.people_created += len(new_people)
+        summary.linked += len(valid) - len(new_people)
+        if newly_marked:
+            missing = [pid for _, pid in newly_marked if pid not in ref_of]
+            for chunk in _chunks(missing):
+                ref_of.update(conn.execute(f"SELECT id, ref FROM people WHERE id IN ({_marks(len(chunk))})", chunk).fetchall())
+            counts: dict[str, int] = {}
+            for row, pid in newly_marked:
+                summary.marked.append({"person": ref_of[pid], "record": self._record_refs.get(row.line, ""),
+                                       "role": row.role or ""})
+                label = f"{row.role}: {row.role_reason}"
+                counts[label] = counts.get(label, 0) + 1
+            # One entry for the batch's marks, with their references only (as role.mark
+            # entries of 'tracekit role mark' have the person's reference and the reason).
+            audit.append(conn, "role.mark", [ref_of[pid] for _, pid in newly_marked],
+                         "; ".join(f"{label} ({n})" for label, n in sorted(counts.items())))
+
+    def _write_records(self, valid: list[_Row], now: str) -> dict[int, tuple[_Row, int]]:
+        """Insert the cases or exposures; return line -> (row, record id) (refs: ``_record_refs``)."""
+        conn = self.conn
+        out: dict[int, tuple[_Row, int]] = {}
+        self._record_refs: dict[int, str] = {}
+        if self.kind == "cases":
+            refs = self._unique_refs(RefKind.CASE, "cases", len(valid))
+            rows: list[tuple[Any, ...]] = []
+            for row, ref in zip(valid, refs):
+                v = row.values
+                test_date, onset = v["test_date"], v.get("symptom_onset")
+                computed = self._case_rule_values(test_date, onset)
+                case_id = self._next_record_id
+                self._next_record_id += 1
+                rows.append((case_id, ref, row.person_id, test_date.isoformat(), v.get("test_type", "pcr"),
+                             v.get("test_result", "positive"), onset.isoformat() if onset else None,
+                             CaseStatus.OPEN.value, v.get("notes"), None, computed["ruleset_id"],
+                             computed["infectious_start"], computed["infectious_end"], computed["isolation_end"], now, now))
+                out[row.line] = (row, case_id)
+                self._record_refs[row.line] = ref
+            conn.executemany(
+                "INSERT INTO cases(id, ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
+                "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        else:
+            refs = self._unique_refs(RefKind.EXPOSURE, "exposures", len(valid))
+            rows = []
+            for row, ref in zip(valid, refs):
+                v = row.values
+                computed = self._exposure_rule_values(v)
+                last = v["last_exposure"]
+                case = row.case
+                assert case is not None
+                if not case[4] <= last.isoformat() <= case[5]:
+                    self.summary.outside_infectious_period += 1
+                exposure_id = self._next_record_id
+                self._next_record_id += 1
+                rows.append((exposure_id, ref, case[0], row.person_id, last.isoformat(), v["setting"],
+                             v.get("proximity_m"), v.get("duration_min"), int(bool(v.get("face_to_face"))),
+                             int(bool(v.get("direct_contact"))), TraceStatus.NOT_YET_REACHED.value, v.get("notes"),
+                             computed["ruleset_id"], computed["close_contact"], computed["clause"], computed["risk_rank"],
+                             computed["isolation_end"], now, now))
+                out[row.line] = (row, exposure_id)
+                self._record_refs[row.line] = ref
+            conn.executemany(
+                "INSERT INTO exposures(id, ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
+                "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
+                "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
+        return out
+
+    def _case_rule_values(self, test_date: date, onset: date | None) -> dict[str, Any]:
+        key = (test_date, onset)
+        try:
+            return self._case_rules[key]
+        except KeyError:
+            if len(self._case_rules) >= MEMO_LIMIT:
+                self._case_rules.clear()
+            value = self._case_rules[key] = self.casebook._case_rule_values(test_date, onset)
+            return value
+
+    def _exposure_rule_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``Casebook._exposure_rule_values``, memoised in two parts: the closeness part
+        depends on the rule set and the facts, not the date; the isolation end on the
+        date (and its rule set)."""
+        last = values["last_exposure"]
+        rs = self.casebook.ruleset_for(last)
+        key = (rs.id, values["setting"], values.get("proximity_m"), values.get("duration_min"),
+               bool(values.get("face_to_face")), bool(values.get("direct_contact")))
+        base = self._exposure_rules.get(key)
+        if base is None:
+            if len(self._exposure_rules) >= MEMO_LIMIT:
+                self._exposure_rules.clear()
+            base = self._exposure_rules[key] = self.casebook._exposure_rule_values(values)
+            self._isolation_ends[(last, rs.id)] = base["isolation_end"]
+        end = self._isolation_ends.get((last, rs.id))
+        if end is None:
+            end = self._isolation_ends[(last, rs.id)] = rules.contact_isolation_end(last, rs).isoformat()
+        return {**base, "isolation_end": end}
+
+    # -- problems and rejects -----------------------------------------------------------
+    def _reject(self, row: _Row) -> None:
+        summary = self.summary
+        summary.invalid += 1
+        summary.problems_total += len(row.problems)
+        for error in row.problems:
+            if len(summary.problems) < self.options.max_problems:
+                summary.problems.append(Problem.from_error(error))
+        if self.rejects is not None:
+            self.rejects.write(row, "; ".join(_reject_reason(e) for e in row.problems), self.field_of_column)
+
+    # -- the whole pass -----------------------------------------------------------------
+    def run(self, stack: contextlib.ExitStack) -> ImportSummary:
+        started = time.perf_counter()
+        summary = self.summary
+        rows_iter = self.opened.rows()
+        batch: list[_Row] = []
+        batch_rows = self.options.batch_rows
+        with self.store.transaction() as conn:
+            self.conn = conn
+            self._begin()
+            if self.options.rejects is not None and not self.options.dry_run:
+                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack)
+            header_done = self.opened.format == "jsonl"
+            for line, cells in rows_iter:
+                if not header_done:
+                    if isinstance(cells, RowError):  # pragma: no cover - CSV/xlsx rows are never RowError
+                        raise cells.error
+                    self._set_header(cells)
+                    if self.rejects is not None:
+                        self.rejects.plan = self.plan
+                    header_done = True
+                    continue
+                row = _Row(line, cells)
+                summary.rows_read += 1
+                if isinstance(cells, RowError):
+                    row.problems.append(cells.error)
+                else:
+                    self._map_row(row)
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    self._process(batch)
+                    batch = []
+                    if self.progress is not None:
+                        self.progress(summary.rows_read, self.opened.reader.bytes_read)
+            if not header_done:
+                raise ValidationError("file", "has no header row", expected="a header row naming the columns", row=1)
+            if batch:
+                self._process(batch)
+            self.opened.reader.drain()
+            if self.progress is not None:
+                self.progress(summary.rows_read, self.opened.reader.bytes_read)
+            summary.sha256 = self.opened.sha256
+            summary.bytes = self.opened.reader.bytes_read
+            summary.seconds = time.perf_counter() - started
+            if self.rejects is not None and self.rejects.count:
+                summary.rejects_file = str(self.rejects.dest)
+            if summary.invalid and not self.options.skip_invalid:
+                stack.close()  # publish the rejects file; the transaction rolls back
+                raise ImportInvalid(summary)
+            if self.options.dry_run:
+                raise _DryRun()
+            self._finish(now=utcnow())
+        summary.committed = True
+        summary.import_id = self.import_id
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _begin(self) -> None:
+        conn = self.conn
+        conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
+        table = "cases" if self.kind == "cases" else "exposures"
+        self._next_record_id = int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+        cursor = conn.execute(
+            "INSERT INTO imports(kind, file_name, input_sha256, started_at) VALUES(?, ?, '', ?)",
+            (self.kind, self.opened.name, utcnow()),
+        )
+        self.import_id = int(cursor.lastrowid)
+
+    def _finish(self, now: str) -> None:
+        summary = self.summary
+        summary.import_id = self.import_id
+        document = summary.to_json()
+        document.pop("problems")
+        document["committed"] = True
+        self.conn.execute(
+            "UPDATE imports SET input_sha256 = ?, finished_at = ?, summary = ? WHERE id = ?",
+            (summary.sha256, now, json.dumps(document, ensure_ascii=False), self.import_id),
+        )
+        audit.append(self.conn, f"import.{self.kind}", [], summary.audit_reason())
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != "" and not (isinstance(value, str) and not value.strip())
+
+
+def _flag(field_name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        text = str(value).strip().lower()
+        if text in ("y", "yes", "true", "1"):
+            return True
+        if text in ("n", "no", "false", "0"):
+            return False
+        raise ValidationError(field_name, "is not yes or no", expected="yes/no, true/false or 1/0")
+
+    return check
+
+
+_occupation_sensitive = _memo(triage.occupation_is_sensitive)
+
+
+def _reject_reason(error: ValidationError) -> str:
+    text = f"{error.field}: {error.problem}"
+    if error.expected:
+        text += f" (expected {error.expected})"
+    return text
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def import_file(
+    store: Store,
+    kind: str,
+    source: str | Path,
+    options: ImportOptions | None = None,
+    *,
+    stdin: IO[bytes] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import ``source`` (a path, or ``-`` for ``stdin``) as ``kind`` ("cases" or "contacts").
+
+    Returns the summary. Raises :class:`ImportInvalid` (exit code 11) when strict mode
+    finds invalid rows, after rolling back; other :class:`TracekitError` for files that
+    cannot be read at all. ``progress(rows, bytes)`` is called after each batch.
+    """
+    if kind not in cols.KINDS:
+        raise ValidationError("kind", "is not an import kind", expected="cases or contacts")
+    options = options or ImportOptions()
+    if options.rejects is not None and Path(options.rejects).exists():
+        raise StoreExists(f"{options.rejects} already exists; tracekit never overwrites it")
+    opened = open_input(source, options.format, stdin=stdin)
+    importer = _Importer(store, kind, opened, options, progress)
+    cache_size = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                return importer.run(stack)
+            except _DryRun:
+                summary = importer.summary
+                summary.committed = False
+                summary.import_id = None
+                return summary
+    finally:
+        opened.close()
+        try:
+            store.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        except Exception:  # pragma: no cover - the connection is gone
+            pass
+
+
