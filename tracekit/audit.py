@@ -50,7 +50,7 @@ def entry_hash(prev_hash: str, seq: int, at: str, action: str, refs: list[str], 
 
 
 def _head(conn: Any) -> tuple[int, str]:
-    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY rowid DESC LIMIT 1").fetchone()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
 
 

@@ -149,7 +149,7 @@ def _marked_people(store: Any) -> list[Any]:
     from tracekit.records.casebook import PERSON_COLUMNS, REVEAL_ALL, _person
 
     rows = store.conn.execute(
-        f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
+        f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
     ).fetchall()
     return [_person(row, 0, REVEAL_ALL) for row in rows]
 

@@ -213,7 +213,8 @@ class Casebook:
             people = [
                 _person(row, 0, REVEAL_ALL)
                 for row in self.store.conn.execute(
-                    f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id "
+                    # CROSS JOIN: loop over the few marked people, not over everyone.
+                    f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
                     "WHERE p.referral_id IS NULL"
                 ).fetchall()
             ]
@@ -985,9 +986,7 @@ class Casebook:
             "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
         )
         params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat())
-        to_call_total = conn.execute(
-            f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}", params
-        ).fetchone()[0]
+        to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
         to_call = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
             f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
