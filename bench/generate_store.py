@@ -783,6 +783,8 @@ class Generator(Dice):
                 "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, postcode, "
                 "occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b["people"])
             conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", b["fts"])
+            # The exact indexed text, as set_index_entry keeps it, so later changes can erase it.
+            conn.executemany("UPDATE people SET search_terms = ? WHERE id = ?", [(t, pid) for pid, t in b["fts"]])
             conn.executemany(
                 "INSERT INTO cases(id, ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
                 "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at, "

@@ -431,7 +431,7 @@ class Casebook:
             return self._load_person(conn, person_id)
 
     def search_people(self, text: str, limit: int = 20, *, include_marked: bool = False) -> list[Person]:
-        """People whose name, phone, NHS number or postcode contains ``text``.
+        """People whose name, phone, NHS number or postcode contains ``text``, newest first.
 
         People in sensitive roles are not in the index (their entries are removed when
         they are marked), so a search by their details finds nothing. With
@@ -442,11 +442,22 @@ class Casebook:
         if query is None:
             raise ValidationError("search", "is too short", expected="at least 3 letters or digits")
         conn = self.store.conn
-        rows = conn.execute(
-            f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
-            "WHERE people_fts MATCH ? ORDER BY f.rank LIMIT ?",
-            (query, min(limit, MAX_PAGE)),
-        ).fetchall()
+        limit = min(limit, MAX_PAGE)
+        phone = _full_phone(text)
+        if phone is not None:
+            # A whole phone number: an exact index lookup (the trigram index is for parts).
+            rows = conn.execute(
+                f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.phone = ? AND p.search_terms IS NOT NULL "
+                "ORDER BY p.id DESC LIMIT ?",
+                (phone, limit),
+            ).fetchall()
+        else:
+            # Newest first: FTS5 serves rowid order directly, without ranking every match.
+            rows = conn.execute(
+                f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
+                "WHERE people_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
+                (query, limit),
+            ).fetchall()
         found = [_person(r, 0, self._reveal) for r in rows]
         if include_marked:
             found.extend(self._search_marked(conn, text))
@@ -1012,6 +1023,16 @@ class DuplicatePerson(Conflict):
 
 def _limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_PAGE))
+
+
+def _full_phone(text: str) -> str | None:
+    """The E.164 form if ``text`` is a complete phone number (and nothing else), else None."""
+    if sum(ch.isdigit() for ch in text) < 10 or any(ch.isalpha() for ch in text):
+        return None
+    try:
+        return ids.normalise_phone(text)
+    except ValidationError:
+        return None
 
 
 def _search_query(text: str) -> str | None:
