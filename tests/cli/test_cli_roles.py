@@ -151,3 +151,18 @@ def test_passphrase_change_is_audited(cli_with_store, tmp_path):
     assert cli_with_store("store", "passwd", "--new-passphrase-file", str(new_file)).exit_code == 0
     shown = cli_with_store("audit", "show", "--json", env={"TRACEKIT_PASSPHRASE": "another long passphrase"})
     assert json.loads(shown.stdout)["items"][-1]["action"] == "store.passwd"
+
+
+def test_reveal_on_show_commands_needs_a_reason(people, cli_with_store):
+    case, contact = people
+    cli_with_store("role", "mark", case.person.ref, "--role", "victim", "--reason", "refuge")
+    masked = cli_with_store("case", "show", case.ref)
+    assert SECRET_NAME not in masked.stdout
+    no_reason = cli_with_store("case", "show", case.ref, "--reveal")
+    assert no_reason.exit_code == ExitCode.VALIDATION and "reason" in no_reason.stderr
+    shown = cli_with_store("case", "show", case.ref, "--reveal", "--reason", "identity check on call")
+    assert shown.exit_code == 0 and SECRET_NAME in shown.stdout
+    contact_shown = cli_with_store("contact", "show", contact.ref, "--reveal", "--reason", "household check")
+    assert contact_shown.exit_code == 0 and "Ordinary Contact" in contact_shown.stdout
+    reveals = json.loads(cli_with_store("audit", "show", "--action", "person.reveal", "--json").stdout)["items"]
+    assert len(reveals) == 2

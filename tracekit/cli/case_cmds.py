@@ -33,6 +33,8 @@ from tracekit.cli.options import (
     TestDateOption,
     TestTypeOption,
     UntilOption,
+    RevealOption,
+    RevealReasonOption,
 )
 
 case_app = typer.Typer(help="Record and follow cases (people with a positive test).", no_args_is_help=True)
@@ -134,7 +136,7 @@ def case_list(
 
 @case_app.command("show")
 @command
-def case_show(ref: CaseRefArg) -> None:
+def case_show(ref: CaseRefArg, reveal: RevealOption = False, reason: RevealReasonOption = None) -> None:
     """A case with its rule-derived dates (infectious period, isolation) and the rule set used."""
     from tracekit.cli import render
     from tracekit.records import Casebook
@@ -142,6 +144,10 @@ def case_show(ref: CaseRefArg) -> None:
     with open_current_store() as store:
         casebook = Casebook(store)
         case = casebook.get_case(ref)
+        if reveal:
+            masked = [c.contact.ref for c in casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT).items if c.contact.masked]
+            casebook.reveal([case.person.ref, *masked], reason or "")
+            case = casebook.get_case(ref)
         contacts = None if settings().json else casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT)
     if settings().json:
         emit_json(case.to_json())

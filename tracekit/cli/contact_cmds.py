@@ -43,6 +43,8 @@ from tracekit.cli.options import (
     TestDateOption,
     TestTypeOption,
     UntilOption,
+    RevealOption,
+    RevealReasonOption,
 )
 
 if TYPE_CHECKING:
@@ -197,7 +199,7 @@ def contact_list(
 
 @contact_app.command("show")
 @command
-def contact_show(ref: ContactRefArg) -> None:
+def contact_show(ref: ContactRefArg, reveal: RevealOption = False, reason: RevealReasonOption = None) -> None:
     """A contact: close or not and why (the clause and rule set), isolation end, call log."""
     from tracekit.cli import render
     from tracekit.records import Casebook
@@ -205,6 +207,10 @@ def contact_show(ref: ContactRefArg) -> None:
     with open_current_store() as store:
         casebook = Casebook(store)
         exposure = casebook.get_contact(ref)
+        if reveal:
+            # The contact, and the case's person (whose mark withholds the contact by association).
+            casebook.reveal([exposure.contact.ref, casebook.get_case(exposure.case_ref).person.ref], reason or "")
+            exposure = casebook.get_contact(ref)
         closeness = _explain(casebook, exposure)
     if settings().json:
         emit_json(render.contact_json(exposure, closeness))

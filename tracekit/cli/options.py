@@ -111,3 +111,12 @@ OffsetOption = Annotated[
 ]
 SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL)]
 UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL)]
+
+RevealOption = Annotated[
+    bool,
+    typer.Option("--reveal", help="Show the identity of a person in a sensitive role (needs --reason; audited)."),
+]
+RevealReasonOption = Annotated[
+    Optional[str],
+    typer.Option("--reason", help="Why you need to see it (stored in the audit log; no names or numbers)."),
+]

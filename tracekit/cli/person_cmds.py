@@ -19,6 +19,8 @@ from tracekit.cli.options import (
     PersonRefArg,
     PhoneOption,
     PostcodeOption,
+    RevealOption,
+    RevealReasonOption,
 )
 
 person_app = typer.Typer(help="Find, show, correct and merge people.", no_args_is_help=True)
@@ -28,13 +30,17 @@ SEARCH_DEFAULT_LIMIT = 20
 
 @person_app.command("show")
 @command
-def person_show(ref: PersonRefArg) -> None:
-    """A person's details (only the reference and a marker for someone in a sensitive role)."""
+def person_show(ref: PersonRefArg, reveal: RevealOption = False, reason: RevealReasonOption = None) -> None:
+    """A person's details (only the reference and a marker for someone in a sensitive role,
+    unless revealed with a reason)."""
     from tracekit.cli import render
     from tracekit.records import Casebook
 
     with open_current_store() as store:
-        person = Casebook(store).get_person(ref)
+        casebook = Casebook(store)
+        if reveal:
+            casebook.reveal([ref], reason or "")
+        person = casebook.get_person(ref)
     if settings().json:
         emit_json(person.to_json())
         return
