@@ -70,6 +70,20 @@ def interleaved(commands: list[tuple[str, list[str], dict[str, str]]], runs: int
     return samples
 
 
+def code_state() -> str:
+    """The commit measured, and whether tracekit/ had uncommitted changes (read-only git)."""
+    root = HERE.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tracekit"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return f"commit {head}" + (f" with uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
 def pick_samples(conn: Any) -> dict[str, Any]:
     """What to look up: mid-store cases with a typical number of contacts that came from a
     contact (so a chain), a common and a rare surname, a phone as a tracer would type it,
@@ -173,16 +187,15 @@ def plan(conn: Any, sql: str) -> str:
 
 
 # The index changes and query shapes recommended for tracekit/ (see docs/performance.md),
-# tried on a copy of the store. Each index is prefix-compatible with the one it replaces.
+# tried on a copy of the store: (name, definition). Each is prefix-compatible with the
+# index of the same name it replaces. An index already defined this way (a store migrated
+# by a tracekit that has them) is left alone.
 FIX_INDEXES = [
-    "CREATE INDEX exposures_status_date ON exposures(trace_status, last_exposure)",
-    "DROP INDEX exposures_worklist",
-    "CREATE INDEX exposures_worklist ON exposures(trace_status, risk_rank, last_exposure DESC)",
-    "CREATE INDEX exposures_pending ON exposures(trace_status, isolation_end, person_id)",
-    "DROP INDEX exposures_isolation_end",
-    "CREATE INDEX exposures_isolation_end ON exposures(isolation_end, risk_rank)",
-    "DROP INDEX cases_person",
-    "CREATE INDEX cases_person ON cases(person_id, status)",
+    ("exposures_status_date", "CREATE INDEX exposures_status_date ON exposures(trace_status, last_exposure)"),
+    ("exposures_worklist", "CREATE INDEX exposures_worklist ON exposures(trace_status, risk_rank, last_exposure DESC)"),
+    ("exposures_pending", "CREATE INDEX exposures_pending ON exposures(trace_status, isolation_end, person_id)"),
+    ("exposures_isolation_end", "CREATE INDEX exposures_isolation_end ON exposures(isolation_end, risk_rank)"),
+    ("cases_person", "CREATE INDEX cases_person ON cases(person_id, status)"),
 ]
 
 
@@ -256,21 +269,27 @@ def try_fixes(path: Path, passphrase: str, s: dict[str, Any], limit: int, runs: 
         conn = store.conn
         queries = fix_queries(s, limit)
         before = {name: time_statement(conn, conn_sql(sql, params), runs) for name, sql, params, *_ in queries}
-        head_now = time_statement(conn, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", 3)
-        head_fix = time_statement(conn, "SELECT seq, hash FROM audit_log ORDER BY rowid DESC LIMIT 1", runs)
-        assert conn.execute("SELECT seq, hash FROM audit_log ORDER BY rowid DESC LIMIT 1").fetchone() == audit._head(conn) \
-            or not conn.execute("SELECT 1 FROM audit_log LIMIT 1").fetchone()
-        for ddl in FIX_INDEXES:
+        head_now = statistics.median(time_call(lambda: audit._head(conn), 3)) * 1000
+        head_sql = "SELECT seq, hash FROM audit_log ORDER BY rowid DESC LIMIT 1"
+        head_fix = time_statement(conn, head_sql, runs)
+        assert conn.execute(head_sql).fetchone() == (audit._head(conn) if conn.execute(head_sql).fetchone() else None)
+        for name, ddl in FIX_INDEXES:
+            row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+            if row and " ".join(row[0].split()) == ddl:
+                lines.append(f"   already there  {ddl}")
+                continue
             started = time.perf_counter()
             with store.transaction() as c:
+                if row:
+                    c.execute(f"DROP INDEX {name}")
                 c.execute(ddl)
-            lines.append(f"{(time.perf_counter() - started):6.1f} s  {ddl}")
+            lines.append(f"{(time.perf_counter() - started):6.1f} s  {'DROP INDEX ' + name + '; ' if row else ''}{ddl}")
         for name, sql, params, new_sql, new_params, change in queries:
             final = conn_sql(new_sql or sql, new_params if new_sql else params)
             after = time_statement(conn, final, runs)
             results.append({"operation": name, "now_ms": round(before[name], 2), "fixed_ms": round(after, 2),
                             "change": change, "plan_after": plan(conn, final)})
-        results.append({"operation": "audit head on every write (audit._head)", "now_ms": round(head_now, 2),
+        results.append({"operation": "audit head on every write (audit._head as it is now)", "now_ms": round(head_now, 2),
                         "fixed_ms": round(head_fix, 2),
                         "change": "ORDER BY rowid DESC (rows are appended in seq order) or index audit_log(seq)",
                         "plan_after": ""})
@@ -328,7 +347,9 @@ def main() -> None:
     open_ms = (time.perf_counter() - started) * 1000
     conn = store.conn
     samples = pick_samples(conn)
-    report: dict[str, Any] = {"machine": machine(), "store": facts, "samples": samples, "kdf": header.kdf.describe()}
+    schema_version = store.schema_version()
+    report: dict[str, Any] = {"machine": machine(), "store": facts, "samples": samples, "kdf": header.kdf.describe(),
+                              "code": code_state()}
 
     # -- 2. the library, in-process --------------------------------------------------------
     print(f"Library, in-process ({args.runs} runs each, after one warm-up)...", file=sys.stderr, flush=True)
@@ -415,6 +436,7 @@ def main() -> None:
     # -- the report ------------------------------------------------------------------------
     c = facts["counts"]
     print(f"Machine: {machine()}")
+    print(f"tracekit: {report['code']}; schema version {schema_version}")
     print(f"Store: {path} ({facts['size_bytes'] / 2**20:,.0f} MiB; {c['people']:,} people, {c['cases']:,} cases, "
           f"{c['exposures']:,} exposures, {c['call_attempts']:,} call attempts, {c['audit_log']:,} audit entries; "
           f"made in {facts['generation_seconds']} s); key derivation {header.kdf.describe()}")
@@ -454,10 +476,11 @@ def main() -> None:
         if "plan" in entry:
             print("    " + entry["plan"].replace("\n", "\n    "))
     if fix_results:
-        print("\nRecommended fixes, tried on a copy of the store (in-process, median ms):\n")
+        print("\nRecommended fixes, tried on a copy of the store (in-process, median ms). 'before': the statement "
+              "as tracekit ran it before the fixes (commit da4b2e6), on the store's indexes as they are:\n")
         print("Index changes (time to build on this store):\n")
         print("\n".join("    " + line for line in fix_lines) + "\n")
-        print("| statement | now ms | with fix ms | change |\n|---|---:|---:|---|")
+        print("| statement | before ms | with fix ms | change |\n|---|---:|---:|---|")
         for r in fix_results:
             print(f"| {r['operation']} | {r['now_ms']:.2f} | {r['fixed_ms']:.2f} | {r['change']} |")
         for r in fix_results:

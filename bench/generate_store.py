@@ -560,6 +560,7 @@ class Generator(Dice):
         self.proximities = _weighted(PROXIMITIES)
         self.durations = _weighted(DURATIONS)
 
+        self.people_keep_terms = any(col[1] == "search_terms" for col in self.conn.execute("PRAGMA table_info(people)"))
         self.next_person = (self.conn.execute("SELECT max(id) FROM people").fetchone()[0] or 0) + 1
         self.next_case = (self.conn.execute("SELECT max(id) FROM cases").fetchone()[0] or 0) + 1
         self.next_exposure = (self.conn.execute("SELECT max(id) FROM exposures").fetchone()[0] or 0) + 1
@@ -779,12 +780,20 @@ class Generator(Dice):
         self.results.clear()
         with self.store.transaction():
             conn.execute("PRAGMA defer_foreign_keys = ON")
-            conn.executemany(
-                "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, postcode, "
-                "occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b["people"])
+            if self.people_keep_terms:
+                # The exact indexed text, as set_index_entry keeps it, so later changes can erase it.
+                assert all(row[0] == pid for row, (pid, _) in zip(b["people"], b["fts"]))
+                conn.executemany(
+                    "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
+                    "postcode, occupation, created_at, updated_at, search_terms) "
+                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*row, terms) for row, (_, terms) in zip(b["people"], b["fts"])])
+            else:
+                conn.executemany(
+                    "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
+                    "postcode, occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    b["people"])
             conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", b["fts"])
-            # The exact indexed text, as set_index_entry keeps it, so later changes can erase it.
-            conn.executemany("UPDATE people SET search_terms = ? WHERE id = ?", [(t, pid) for pid, t in b["fts"]])
             conn.executemany(
                 "INSERT INTO cases(id, ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
                 "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at, "
