@@ -330,3 +330,20 @@ def test_unlock_without_keyring_says_so(cli_with_store, monkeypatch):
 def test_unlock_rejects_bad_duration(cli_with_store):
     result = cli_with_store("unlock", "--for", "forever")
     assert result.exit_code == ExitCode.VALIDATION
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(store, store_path):
+    """`tracekit ... | head`: the closed pipe ends the command quietly, no internal error."""
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
+    env.update({"TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE})
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tracekit", "audit", "show"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )
+    child.stdout.close()  # the reader is gone before anything is written
+    stderr = child.stderr.read().decode()
+    import signal
+
+    assert child.wait(timeout=60) in (0, -signal.SIGPIPE), stderr  # quiet, like other Unix tools
+    assert stderr == ""

@@ -42,6 +42,15 @@ class TracekitGroup(TyperGroup):
             return super().invoke(ctx)
         except TracekitError as exc:
             ctx.exit(report_error(exc, as_json=settings().json))
+        except BrokenPipeError:
+            # The reader went away (`tracekit ... | head`): not an error of ours. Point stdout
+            # at /dev/null so the interpreter's final flush does not fail again.
+            import os
+            import sys
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except (KeyboardInterrupt, EOFError):
             ctx.exit(report_error(Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json))
         except typer.Exit:

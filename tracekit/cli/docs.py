@@ -51,6 +51,10 @@ def render_exit_codes() -> str:
         "and location only (no message, no locals), because either could hold a protected "
         "value. Set `TRACEKIT_DEBUG=1` to see the plain traceback."
     )
+    lines.append(
+        "\nWhen the reader of tracekit's output goes away (`tracekit audit show | head`), "
+        "tracekit ends quietly as other Unix tools do, killed by SIGPIPE (a shell shows 141)."
+    )
     return "\n".join(lines) + "\n"
 
 
