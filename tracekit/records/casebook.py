@@ -519,7 +519,6 @@ class Casebook:
             conn.execute("UPDATE cases SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
             conn.execute("UPDATE exposures SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
             conn.execute("UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
-            self._before_person_delete(conn, other_id)
             self._index_person(conn, other_id, None)
             conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
             conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
@@ -529,9 +528,6 @@ class Casebook:
             self._index_person(conn, keep_id, None if merged.role else merged.__dict__)
             self._audit(conn, "person.merge", [merged.ref, other.ref])
             return self._load_person(conn, keep_id)
-
-    def _before_person_delete(self, conn: Any, person_id: int) -> None:
-        """Hook for data tied to a person that must move or go before deletion."""
 
     # -- cases ---------------------------------------------------------------------------
     def _case_id(self, conn: Any, ref_text: str) -> int:

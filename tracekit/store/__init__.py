@@ -5,7 +5,6 @@ from tracekit.store.core import (
     Store,
     StoreInfo,
     create_store,
-    derive_store_key,
     open_store,
     read_header,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "Store",
     "StoreInfo",
     "create_store",
-    "derive_store_key",
     "open_store",
     "read_header",
 ]

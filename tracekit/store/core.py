@@ -623,14 +623,7 @@ def create_store(
     except BaseException:
         _remove_store_files(path)
         raise
-    store = Store(path, conn, header, key)
-    for hook in CREATE_HOOKS:
-        hook(store)
-    return store
-
-
-#: Called with each newly created store (the signing key is made here, for example).
-CREATE_HOOKS: list[Callable[[Store], None]] = []
+    return Store(path, conn, header, key)
 
 
 def open_store(
@@ -661,10 +654,4 @@ def open_store(
         conn.close()
         raise
     return Store(path, conn, header, store_key)
-
-
-def derive_store_key(path: Path, passphrase: bytes | bytearray) -> bytearray:
-    """Derive the key for the store at ``path`` (reads only its header)."""
-    header = read_header(Path(path).expanduser())
-    return derive_key(passphrase, header.to_bytes(), header.kdf)
 
