@@ -362,3 +362,41 @@ def test_person_merge_without_terminal_needs_yes(cli_with_store):
     assert f"Merged {other} into {keep}" in ok(cli_with_store, "person", "merge", keep, other, "--yes").stdout
     same = cli_with_store("person", "merge", keep, other, "--yes")
     assert same.exit_code == ExitCode.CONFLICT
+
+
+# -- what showing records costs ---------------------------------------------------------------
+
+
+def test_showing_cases_and_people_does_not_load_phonenumbers(cli_with_store, store_path):
+    """libphonenumber costs about 20 ms to import; commands that only show stored numbers
+    (already E.164) format UK numbers without it (issue 3's 50 ms budget)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PASSPHRASE
+
+    case = add_case(cli_with_store, "Ada Example", n=123)
+    add_contact(cli_with_store, case["ref"], "Bo Example", "--phone", "020 7946 0123")
+    code = (
+        "import os, sys\n"
+        "from tracekit.cli import main\n"
+        "passphrase = os.environ['TRACEKIT_PASSPHRASE']\n"
+        f"for args in (['case', 'show', {case['ref']!r}], ['person', 'search', 'example'], ['today'], ['case', 'list']):\n"
+        "    sys.argv = ['tracekit', *args]\n"
+        "    os.environ['TRACEKIT_PASSPHRASE'] = passphrase  # each command takes it out\n"
+        "    try:\n        main()\n    except SystemExit as done:\n        assert not done.code, (args, done.code)\n"
+        "print('LOADED', 'phonenumbers' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
+    env.update({"TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE, "COLUMNS": "200"})
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "07700 900123" in result.stdout and "020 7946 0123" in result.stdout
+    assert "LOADED False" in result.stdout, result.stdout[-2000:]
+
+
+def test_emoji_codes_in_records_are_shown_as_typed(cli_with_store):
+    case = add_case(cli_with_store, "Ada Example", "--notes", "see :warning: list")
+    shown = ok(cli_with_store, "case", "show", case["ref"]).stdout
+    assert "see :warning: list" in shown and "\u26a0" not in shown

@@ -231,3 +231,81 @@ def test_drama_numbers_in_any_layout_take_the_fast_path(
     fast = identifiers._fast_path_phone(text, "GB")
     assert fast is not None
     assert fast == reference(text)
+
+
+# -- showing a stored number -------------------------------------------------------------
+def library_display(e164: str) -> str:
+    """libphonenumber's display form, as tracekit showed numbers before format_phone."""
+    parsed = phonenumbers.parse(e164, None)
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if parsed.country_code == 44
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(parsed, style)
+
+
+def test_gb_format_table_is_the_installed_librarys() -> None:
+    """The copied table must follow phonenumbers when it is updated (pip-upgraded)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("GB")
+    expected = tuple(
+        (
+            f.leading_digits_pattern[-1],
+            f.pattern,
+            f.format.replace("\\1", f.national_prefix_formatting_rule or "\\1", 1),
+        )
+        for f in metadata.number_format
+    )
+    assert identifiers._GB_NATIONAL_FORMATS == expected
+
+
+@pytest.mark.parametrize(
+    ("e164", "shown"),
+    [
+        ("+447700900123", "07700 900123"),
+        ("+442079460123", "020 7946 0123"),
+        ("+441134960123", "0113 496 0123"),
+        ("+441632960123", "01632 960123"),
+        ("+448001111", "0800 1111"),
+        ("+441534123456", "01534 123456"),  # Jersey: +44, formatted as GB numbers are
+        ("+33123456789", "+33 1 23 45 67 89"),
+        ("+12025550143", "+1 202-555-0143"),
+    ],
+)
+def test_format_phone_examples(e164: str, shown: str) -> None:
+    assert identifiers.format_phone(e164) == shown == library_display(e164)
+
+
+def test_format_phone_refuses_text_that_is_not_a_number() -> None:
+    with pytest.raises(ValueError):
+        identifiers.format_phone("not a number")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(nsn=st.from_regex(r"[1-9][0-9]{6,9}", fullmatch=True))
+def test_format_phone_agrees_with_libphonenumber_for_every_uk_shape(nsn: str) -> None:
+    e164 = "+44" + nsn
+    assert identifiers._format_gb_national(e164) == library_display(e164)
+
+
+def _library_examples() -> list[str]:
+    """libphonenumber's example number of every type it has for the +44 regions."""
+    examples = []
+    for region in ("GB", "GG", "JE", "IM"):
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                examples.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    return sorted(set(examples))
+
+
+LIBRARY_EXAMPLES = _library_examples()
+
+
+def test_there_are_library_examples_for_every_plus_44_region() -> None:
+    assert len(LIBRARY_EXAMPLES) >= 15  # 19 in phonenumbers 9.0
+
+
+@pytest.mark.parametrize("e164", LIBRARY_EXAMPLES)
+def test_format_phone_agrees_on_the_librarys_examples(e164: str) -> None:
+    assert identifiers.format_phone(e164) == library_display(e164)

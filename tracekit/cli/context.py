@@ -155,7 +155,11 @@ def out() -> "Console":
     if _Output._out is None:
         from rich.console import Console
 
-        _Output._out = Console(file=sys.stdout, no_color=_color_disabled(), highlight=False, soft_wrap=False)
+        # emoji=False: a ":name:" in a record (a note, an address) is shown as typed,
+        # never turned into an emoji; it also saves a scan of every string printed.
+        _Output._out = Console(
+            file=sys.stdout, no_color=_color_disabled(), highlight=False, emoji=False, soft_wrap=False
+        )
     return _Output._out
 
 
@@ -164,7 +168,9 @@ def err() -> "Console":
     if _Output._err is None:
         from rich.console import Console
 
-        _Output._err = Console(file=sys.stderr, no_color=_color_disabled(), highlight=False, stderr=True)
+        _Output._err = Console(
+            file=sys.stderr, no_color=_color_disabled(), highlight=False, emoji=False, stderr=True
+        )
     return _Output._err
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -54,16 +55,10 @@ def day(value: date | None) -> str:
 
 def phone_number(e164: str) -> str:
     """A stored E.164 number in the form a tracer dials: national for the UK."""
-    try:
-        import phonenumbers
+    from tracekit.domain.identifiers import format_phone
 
-        parsed = phonenumbers.parse(e164, None)
-        style = (
-            phonenumbers.PhoneNumberFormat.NATIONAL
-            if parsed.country_code == 44
-            else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
-        return phonenumbers.format_number(parsed, style)
+    try:
+        return format_phone(e164)
     except Exception:  # noqa: BLE001 - a stored value we cannot reformat is shown as stored
         return e164
 
@@ -470,13 +465,15 @@ def worklist(work: Worklist) -> RenderableType:
     parts: list[RenderableType] = [f"[bold]To call[/bold] ({work.to_call_total:,} not yet reached)"]
     if work.to_call:
         # one entry on two lines, not a table: the number to ring is never cut short
+        lines = []
         for number, e in enumerate(work.to_call, 1):
             phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
-            parts.append(f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]")
-            parts.append(
+            lines.append(f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]")
+            lines.append(
                 f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)} · "
                 f"isolate until the end of {day(e.isolation_end)}"
             )
+        parts.append(_Block(lines))
         legend = _clause_legend(work.to_call)
         if legend:
             parts += ["", legend]
@@ -630,6 +627,8 @@ def _status(value: str) -> str:
 _WRAPPING = {"person", "name", "title", "note", "close contact when"}
 
 Header = str | tuple[str, int]
+#: Characters between two columns of a table: padding either side and the box's divider.
+_COLUMN_GAP = 3
 
 
 class _FitTable:
@@ -638,6 +637,9 @@ class _FitTable:
     ellipsis in it is worse than no column at all. Each column has a drop priority
     (0: always shown; the highest number goes first)."""
 
+    #: Lay out one-line rows directly (see __rich_console__); False: always Rich's Table.
+    simple_layout = True
+
     def __init__(self, headers: tuple[Header, ...]) -> None:
         self.columns = [(h, 0) if isinstance(h, str) else h for h in headers]
         self.rows: list[tuple[str, ...]] = []
@@ -645,31 +647,107 @@ class _FitTable:
     def add_row(self, *cells: str) -> None:
         self.rows.append(cells)
 
-    def _width(self, index: int) -> int:
-        header = self.columns[index][0]
-        texts = [Text.from_markup(row[index]).plain for row in self.rows]
-        if header in _WRAPPING:
-            longest_word = max((len(w) for t in [header, *texts] for w in t.split()), default=0)
-            return max(longest_word, min(12, max((len(t) for t in texts), default=0)))
-        return max(len(t) for t in [header, *texts])
-
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        widths = [self._width(i) for i in range(len(self.columns))]
+        # Each cell's markup is parsed once, here, and the column widths are worked out
+        # here and given to Rich, so Rich neither parses nor measures the cells again
+        # (it would otherwise do both: the dearest part of printing a 50-row list).
+        rows = [[Text.from_markup(cell, emoji=False) for cell in row] for row in self.rows]
+        headers = [header for header, _ in self.columns]
+        natural: list[int] = []  # no wrapping
+        least: list[int] = []  # what a column needs to be worth keeping
+        for i, header in enumerate(headers):
+            lengths = [cell_len(header), *(row[i].cell_len for row in rows)]
+            natural.append(max(lengths))
+            if header in _WRAPPING:
+                words = (w for text in [header, *(row[i].plain for row in rows)] for w in text.split())
+                longest_word = max((cell_len(w) for w in words), default=0)
+                least.append(max(longest_word, min(12, max(lengths[1:], default=0))))
+            else:
+                least.append(natural[i])
         keep = list(range(len(self.columns)))
-        while sum(widths[i] for i in keep) + 2 * (len(keep) - 1) > options.max_width:
+        # between two columns: a space of padding on each side and the box's divider
+        while sum(least[i] for i in keep) + _COLUMN_GAP * (len(keep) - 1) > options.max_width:
             droppable = [i for i in keep if self.columns[i][1] > 0]
             if not droppable:
                 break
             keep.remove(max(droppable, key=lambda i: (self.columns[i][1], i)))
+        widths = {i: natural[i] for i in keep}
+        excess = sum(widths.values()) + _COLUMN_GAP * (len(keep) - 1) - options.max_width
+        fits = excess <= sum(widths[i] - least[i] for i in keep)
+        # Too wide: narrow the wrapping columns, widest first, down to what makes them
+        # worth keeping. If even that cannot fit (a very narrow terminal and nothing
+        # left to drop), Rich measures and squeezes the columns itself.
+        while fits and excess > 0:
+            widest = max((i for i in keep if widths[i] > least[i]), key=lambda i: (widths[i], -i))
+            widths[widest] -= 1
+            excess -= 1
+        if self.simple_layout and fits:
+            # Lay the lines out directly, as Rich's Table would, without its cell-by-cell
+            # machinery: a 50-row table prints in about a tenth of the time.
+            # tests/cli/test_render.py checks the output against Rich's own Table.
+            yield self._simple(console, rows, [(i, headers[i], widths[i]) for i in keep])
+            return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for i in keep:
-            header = self.columns[i][0]
             # "fold": when even a kept column cannot fit, a value wraps onto the next line
             # rather than being cut off with an ellipsis
-            table.add_column(header, no_wrap=header not in _WRAPPING, overflow="fold")
-        for row in self.rows:
+            table.add_column(
+                headers[i], no_wrap=headers[i] not in _WRAPPING, overflow="fold", width=widths[i] if fits else None
+            )
+        for row in rows:
             table.add_row(*(row[i] for i in keep))
         yield table
+
+
+    @staticmethod
+    def _simple(console: Any, rows: list[list[Text]], columns: list[tuple[int, str, int]]) -> Text:
+        """The table Rich draws with ``box.SIMPLE_HEAD``, no edge and no edge padding: a
+        bold header (its padding bold too, the divider between columns not), a rule the
+        width of the table, then each row, its cells wrapped (at spaces, or folded) to the
+        column's width and padded, a row as tall as its tallest cell."""
+        last = len(columns) - 1
+        text = Text(end="\n")
+        for n, (_, header, width) in enumerate(columns):
+            left = " " if n else ""
+            right = " " if n < last else ""
+            text.append(left + header + " " * (width - cell_len(header)) + right, style="table.header")
+            if n < last:
+                text.append(" ")
+        text.append("\n" + "\u2500" * (sum(width for _, _, width in columns) + _COLUMN_GAP * last))
+        gap = " " * _COLUMN_GAP
+        for row in rows:
+            cells: list[list[Text]] = []
+            for i, header, width in columns:
+                cell = row[i]
+                if cell.cell_len <= width and "\n" not in cell.plain:
+                    cells.append([cell])
+                else:
+                    wrapped = cell.wrap(console, width, justify="left", overflow="fold", no_wrap=header not in _WRAPPING)
+                    cells.append(list(wrapped))
+            for depth in range(max(len(lines) for lines in cells)):
+                text.append("\n")
+                for n, ((_, _, width), lines) in enumerate(zip(columns, cells)):
+                    if depth < len(lines):
+                        text.append_text(lines[depth])
+                        padding = width - lines[depth].cell_len
+                    else:
+                        padding = width
+                    text.append(" " * padding + gap if n < last else " " * padding)
+        return text
+
+
+class _Block:
+    """Lines of markup printed as one Text, not a renderable a line: the same output in a
+    fraction of the time; lines that fit the terminal are not run through Rich's word
+    wrapping at all (a long line still wraps)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.text = Text.from_markup("\n".join(lines), emoji=False)
+        self.widest = max((cell_len(line) for line in self.text.plain.split("\n")), default=0)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        self.text.no_wrap = self.widest <= options.max_width
+        yield self.text
 
 
 def _table(*headers: Header) -> _FitTable:

@@ -8,11 +8,10 @@ for a person in a sensitive role even echoing it to a terminal can be a disclosu
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date
-
-import phonenumbers
 
 from tracekit.errors import EnvironmentProblem, ValidationError
 
@@ -20,6 +19,7 @@ __all__ = [
     "DRAMA_PHONE_RANGES",
     "NAME_MAX_LENGTH",
     "format_nhs_number",
+    "format_phone",
     "is_valid_nhs_number",
     "name_key",
     "normalise_name",
@@ -118,6 +118,8 @@ DRAMA_PHONE_RANGES: tuple[str, ...] = ("+447700900", "+441134960", "+442079460",
 
 def _gb_number_desc(name: str) -> tuple[frozenset[int], re.Pattern[str]]:
     """libphonenumber's GB number description ``name`` as (possible lengths, pattern)."""
+    import phonenumbers
+
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("GB")
     desc = getattr(metadata, name, None)
     if desc is None or desc.national_number_pattern is None:
@@ -125,11 +127,20 @@ def _gb_number_desc(name: str) -> tuple[frozenset[int], re.Pattern[str]]:
     return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
 
 
-_GB_GENERAL = _gb_number_desc("general_desc")
-#: The number types whose national numbers the fast path may accept: mobile (07),
-#: geographic (01, 02) and UK-wide (03). libphonenumber counts a national number as
-#: valid when it fits the general description and any one type description.
-_FAST_PATH_TYPES = tuple(_gb_number_desc(name) for name in ("mobile", "fixed_line", "uan"))
+@functools.cache
+def _fast_path_descs() -> tuple[tuple[frozenset[int], re.Pattern[str]], tuple[tuple[frozenset[int], re.Pattern[str]], ...]]:
+    """(the GB general description, the types the fast path may accept), loaded once.
+
+    The fast path may accept mobile (07), geographic (01, 02) and UK-wide (03) national
+    numbers: libphonenumber counts a national number as valid when it fits the general
+    description and any one type description. Loaded on first use, not at import:
+    importing phonenumbers and compiling its GB patterns costs about 25 ms, which every
+    command that shows records but parses no phone number would otherwise pay.
+    """
+    general = _gb_number_desc("general_desc")
+    return general, tuple(_gb_number_desc(name) for name in ("mobile", "fixed_line", "uan"))
+
+
 _FAST_PATH_SEPARATORS = str.maketrans("", "", " -().")
 #: Longer text goes to libphonenumber, which has its own length limit.
 _FAST_PATH_MAX_LENGTH = 40
@@ -177,13 +188,16 @@ def _fast_path_phone(text: str, region: str) -> str | None:
     e164 = "+44" + nsn
     if _is_drama_number(e164):
         return e164
-    if _matches(_GB_GENERAL, nsn) and any(_matches(desc, nsn) for desc in _FAST_PATH_TYPES):
+    general, types = _fast_path_descs()
+    if _matches(general, nsn) and any(_matches(desc, nsn) for desc in types):
         return e164
     return None
 
 
 def _library_normalise_phone(text: str, region: str) -> str:
     """Parse, validate and format with libphonenumber (the reference behaviour)."""
+    import phonenumbers
+
     if any(char.isalpha() for char in text):
         # libphonenumber reads letters as keypad digits ("0800 FLOWERS"); a mistyped
         # letter O would silently become a 6 and give a different, real number.
@@ -204,6 +218,12 @@ def _library_normalise_phone(text: str, region: str) -> str:
     return e164
 
 
+def _is_supported_region(region: str) -> bool:
+    import phonenumbers
+
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
 def normalise_phone(text: str, region: str = "GB") -> str:
     """Return the phone number in ``text`` in E.164 form, e.g. ``"+447700900123"``.
 
@@ -216,7 +236,7 @@ def normalise_phone(text: str, region: str = "GB") -> str:
     more than ten times faster (bulk imports normalise every row); everything else,
     including every error, goes through libphonenumber.
     """
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if region != "GB" and not _is_supported_region(region):
         raise ValidationError(
             "region", "is not a known region code", expected="a two-letter region code such as GB"
         )
@@ -224,6 +244,68 @@ def normalise_phone(text: str, region: str = "GB") -> str:
     if fast is not None:
         return fast
     return _library_normalise_phone(text, region)
+
+
+#: libphonenumber's national number formats for GB (and so for every +44 number,
+#: Crown dependencies included), in its order, as (leading digits, pattern, format), with
+#: its national prefix rule ("0" before the first group) applied. A copy, so that showing
+#: a number does not import phonenumbers (about 20 ms a command): the tests check that
+#: it equals the installed library's metadata and that :func:`format_phone` agrees with
+#: ``phonenumbers.format_number`` (tests/domain/test_domain_phone.py).
+_GB_NATIONAL_FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("8001111", r"(\d{3})(\d{4})", r"0\1 \2"),
+    ("845464", r"(\d{3})(\d{2})(\d{2})", r"0\1 \2 \3"),
+    ("800", r"(\d{3})(\d{6})", r"0\1 \2"),
+    ("1(?:3873|5(?:242|39[4-6])|(?:697|768)[347]|9467)", r"(\d{5})(\d{4,5})", r"0\1 \2"),
+    ("1(?:[2-69][02-9]|[78])", r"(\d{4})(\d{5,6})", r"0\1 \2"),
+    ("[25]|7(?:0|6(?:[03-9]|2[356]))", r"(\d{2})(\d{4})(\d{4})", r"0\1 \2 \3"),
+    ("7", r"(\d{4})(\d{6})", r"0\1 \2"),
+    ("[1389]", r"(\d{3})(\d{3})(\d{4})", r"0\1 \2 \3"),
+)
+_GB_E164 = re.compile(r"\+44([1-9][0-9]{6,9})")
+
+
+@functools.cache
+def _gb_national_formats() -> tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...]:
+    return tuple((re.compile(lead), re.compile(pattern), rule) for lead, pattern, rule in _GB_NATIONAL_FORMATS)
+
+
+def _format_gb_national(e164: str) -> str | None:
+    """libphonenumber's NATIONAL format of a +44 number, or None if not a +44 number."""
+    match = _GB_E164.fullmatch(e164)
+    if match is None:
+        return None
+    nsn = match[1]
+    # libphonenumber's choice: the first format whose leading digits match the start of
+    # the number and whose pattern matches all of it; none matching leaves it as is.
+    for lead, pattern, rule in _gb_national_formats():
+        if lead.match(nsn) and pattern.fullmatch(nsn):
+            return pattern.sub(rule, nsn)
+    return nsn
+
+
+def format_phone(e164: str) -> str:
+    """A stored E.164 number in the form a tracer dials: national for +44 numbers
+    (``07700 900123``), international for the rest (``+33 1 23 45 67 89``).
+
+    The same text as ``phonenumbers.format_number`` gives. Raises ``ValueError`` for text
+    that is not a phone number.
+    """
+    national = _format_gb_national(e164)
+    if national is not None:
+        return national
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(str(error)) from None
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if parsed.country_code == 44
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(parsed, style)
 
 
 # -------------------------------------------------------------------------------- email

@@ -14,7 +14,6 @@ day N.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -302,6 +301,8 @@ def parse_rulesets(text: str) -> tuple[RuleSet, ...]:
     and ``valid_from`` dates must be unique. Returns the rule sets in date order.
     Raises :class:`ValidationError` naming the faulty entry.
     """
+    import tomllib  # on first use: its parser's regexes cost a few ms at import
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
