@@ -14,11 +14,14 @@ import os
 import shutil
 import tarfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError
+from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError, WriteFailed
+from tracekit.files import describe_os_error
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
@@ -131,6 +134,15 @@ def _decrypt_failure(error: BaseException) -> BundleInvalid:
     )
 
 
+@contextmanager
+def _writing(directory: Path) -> Iterator[None]:
+    """Our own disk failing (full, read-only, a file size limit) is a write failure, not a bad bundle."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteFailed(f"cannot write the opened bundle into {directory}: {describe_os_error(exc)}") from None
+
+
 def _safe_member_name(name: str) -> str:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or not path.parts:
@@ -179,8 +191,9 @@ def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None,
                 target = None
                 if extract_to is not None:
                     target_path = extract_to / name
-                    target_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    target = open(os.open(target_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
+                    with _writing(extract_to):
+                        target_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                        target = open(os.open(target_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
                 try:
                     while True:
                         block = handle.read(1 << 20)
@@ -190,14 +203,16 @@ def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None,
                         size += len(block)
                         count += block.count(b"\n")
                         if target is not None:
-                            target.write(block)
+                            with _writing(extract_to):
+                                target.write(block)
                 finally:
                     if target is not None:
-                        target.close()
+                        with _writing(extract_to):
+                            target.close()
                 seen[name] = {"sha256": digest.hexdigest(), "bytes": size}
                 order.append(name)
                 lines[name] = count
-    except BundleInvalid as exc:
+    except (BundleInvalid, WriteFailed) as exc:
         failure = exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         failure = exc
@@ -206,7 +221,7 @@ def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None,
     except BundleInvalid as exc:
         raise exc from None
     if failure is not None:
-        if isinstance(failure, BundleInvalid):
+        if isinstance(failure, (BundleInvalid, WriteFailed)):
             raise failure
         raise BundleInvalid(f"the bundle's contents are damaged ({type(failure).__name__})") from None
     if manifest_bytes is None or signature_text is None:
@@ -249,21 +264,28 @@ def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None,
 
 
 def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str | None = None) -> tuple[Verified, Path]:
-    """Verify while extracting into a private temporary directory; publish it only if valid."""
+    """Verify while extracting into a private temporary directory; publish it only if valid.
+
+    On any failure (a bundle that does not verify, a full disk) the temporary directory
+    and everything extracted into it are removed; ``out_dir`` itself, if this call
+    created it, stays (empty).
+    """
     out_dir = Path(out_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = out_dir / f".tracekit-open-{os.getpid()}-{os.urandom(4).hex()}"
-    temp.mkdir(mode=0o700)
+    with _writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp.mkdir(mode=0o700)
     try:
         verified = read_bundle(path, identities, signer=signer, extract_to=temp)
         final = out_dir / verified.manifest["bundle_id"]
         if final.exists():
             raise StoreExists(f"{final} already exists; tracekit never overwrites")
-        # The exact signed bytes, so the opened copy can be checked again later.
-        for name, data in (("manifest.json", verified.manifest_bytes), ("manifest.sig", verified.signature_hex.encode() + b"\n")):
-            with open(os.open(temp / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as handle:
-                handle.write(data)
-        os.rename(temp, final)
+        with _writing(out_dir):
+            # The exact signed bytes, so the opened copy can be checked again later.
+            for name, data in (("manifest.json", verified.manifest_bytes), ("manifest.sig", verified.signature_hex.encode() + b"\n")):
+                with open(os.open(temp / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as handle:
+                    handle.write(data)
+            os.rename(temp, final)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

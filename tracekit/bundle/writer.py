@@ -120,6 +120,14 @@ class _Encryptor:
                 encrypt_io(self._source, out, recipients)
             except BaseException as exc:  # reported by finish()
                 self._error = exc
+                # Keep reading until the writer closes its end: writing into a pipe nobody
+                # reads would kill the CLI by SIGPIPE (or raise BrokenPipeError, which the
+                # CLI takes for "the reader went away") before finish() can report this.
+                try:
+                    while self._source.read(1 << 20):
+                        pass
+                except Exception:
+                    pass
             finally:
                 self._source.close()
 
@@ -435,9 +443,11 @@ def export_handover(
             encryptor.finish()
             out.flush()
             os.fsync(out.fileno())
-    except BaseException:
+    except BaseException as exc:
         _rollback(conn)
         _unlink_quietly(temp)
+        if isinstance(exc, OSError):  # creating, filling, flushing or closing the file
+            raise WriteFailed(f"cannot write {dest}: {files.describe_os_error(exc)}") from None
         raise
     _rollback(conn)  # end the read snapshot
     files.publish(temp, dest)

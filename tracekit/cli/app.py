@@ -55,6 +55,15 @@ class TracekitGroup(TyperGroup):
             ctx.exit(report_error(Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json))
         except typer.Exit:
             raise
+        except OSError as exc:
+            from tracekit.cli.errors import write_failure
+
+            # A full disk, a quota, a file size limit or a read-only file system met where
+            # no tracekit code expected it, most often standard output (`... > file`).
+            failure = write_failure(exc)
+            if failure is None:
+                ctx.exit(report_unexpected(exc, as_json=settings().json))
+            ctx.exit(report_error(failure, as_json=settings().json))
         except Exception as exc:  # a bug: report without details, see cli/errors.py
             if _is_click_exception(exc):
                 raise

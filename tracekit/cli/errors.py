@@ -10,12 +10,13 @@ traceback, still without locals.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
 import traceback
 
-from tracekit.errors import ExitCode, TracekitError
+from tracekit.errors import ExitCode, TracekitError, WriteFailed
 
 DEBUG_ENV = "TRACEKIT_DEBUG"
 
@@ -35,6 +36,22 @@ def report_error(exc: TracekitError, *, as_json: bool) -> int:
         if exc.hint:
             console.print(f"[dim]hint:[/dim] {_escape(exc.hint)}", markup=True, highlight=False)
     return code
+
+
+#: OSError numbers that only writing can cause: met anywhere, they are a write failure.
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS") if hasattr(errno, name)
+)
+
+
+def write_failure(exc: OSError) -> WriteFailed | None:
+    """The :class:`WriteFailed` an OSError means (exit code 16), or None if it is not a write failure."""
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    from tracekit.files import describe_os_error
+
+    what = exc.filename if exc.filename is not None else "the output"
+    return WriteFailed(f"cannot write {what}: {describe_os_error(exc)}")
 
 
 def report_unexpected(exc: BaseException, *, as_json: bool) -> int:

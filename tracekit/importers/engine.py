@@ -32,6 +32,7 @@ import csv
 import functools
 import io
 import json
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -329,6 +330,15 @@ class _Rejects:
             self._writer = csv.writer(self._text, dialect)
             self._headers = [str(h) if h is not None else "" for h in (self.plan.headers if self.plan else [])]
             self._writer.writerow([*self._headers, cols.REJECTS_COLUMN])
+
+    def sync(self) -> None:
+        """Flush and fsync what was written, before the import commits: a full disk must
+        fail the import (rolled back), not be reported after it has committed."""
+        if self._text is not None:
+            self._text.flush()
+            handle = self._text.buffer
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def write(self, row: _Row, reason: str, field_of_column: Callable[[str], str | None]) -> None:
         if self._text is None:
@@ -1063,6 +1073,8 @@ class _Importer:
                 raise ImportInvalid(summary)
             if self.options.dry_run:
                 raise _DryRun()
+            if self.rejects is not None:
+                self.rejects.sync()  # only the rename into place is left for after the commit
             self._finish(now=utcnow())
         summary.committed = True
         summary.import_id = self.import_id
