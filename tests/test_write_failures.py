@@ -477,12 +477,14 @@ def test_backup_on_a_full_filesystem_fails_cleanly(world_store, tmp_path, cli):
 # -------------------------------------------------------------------- standard output
 
 
-def test_output_to_a_full_disk_is_a_write_failure_not_a_bug(tmp_path):
-    """``tracekit ... > file`` on a full disk (here /dev/full): exit 16, not 1."""
+@pytest.mark.parametrize("args", [("policy", "list"), ("--version",), ("--help",), ("case", "--help")])
+def test_output_to_a_full_disk_is_a_write_failure_not_a_bug(tmp_path, args):
+    """``tracekit ... > file`` on a full disk (here /dev/full): exit 16, not 1; also for
+    --version and --help, which run before a command's own error handling."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this platform")
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "tracekit", "policy", "list"], stdout=full, stderr=subprocess.PIPE,
+        done = subprocess.run([sys.executable, "-m", "tracekit", *args], stdout=full, stderr=subprocess.PIPE,
                               text=True, env=_child_env(tmp_path / "no.store"), cwd=tmp_path, timeout=60)
     assert done.returncode == WRITE_FAILED, done.stderr
     assert done.stderr.startswith("error: ") and "the disk is full" in done.stderr

@@ -13,7 +13,17 @@ def main() -> None:
     # (killed by SIGPIPE), not with exit 1, which means "internal error" in our table.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app(prog_name="tracekit")
+    try:
+        app(prog_name="tracekit")
+    except OSError as exc:
+        # Met before a command's own error boundary (--version, --help, usage messages):
+        # output to a full disk is a write failure (exit 16); anything else is a bug.
+        import sys
+
+        from tracekit.cli.errors import report_error, report_unexpected, write_failure
+
+        failure = write_failure(exc)
+        sys.exit(report_error(failure, as_json=False) if failure else report_unexpected(exc, as_json=False))
 
 
 __all__ = ["app", "main"]
