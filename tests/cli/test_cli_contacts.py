@@ -320,6 +320,17 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["to_call_total"] == 4
 
 
+def test_today_says_more_than_when_the_backlog_is_over_the_cap(cli_with_store, case, monkeypatch):
+    for n in range(3):
+        add_contact(cli_with_store, case["ref"], f"Waiting Person{chr(97 + n)}", n=300 + n, setting="household")
+    monkeypatch.setattr("tracekit.cli.today_cmd.TODAY_COUNT_CAP", 1)
+    human = ok(cli_with_store, "today", "--date", "2020-10-15", "--limit", "1").stdout
+    assert "To call (more than 1 not yet reached)" in human
+    assert "showing the first 1 of more than 1; more: --limit N" in human
+    exact = as_json(cli_with_store, "today", "--date", "2020-10-15", "--limit", "1")
+    assert exact["to_call_total"] >= 3  # --json always counts exactly
+
+
 def test_today_empty_and_bad_date(cli_with_store):
     human = ok(cli_with_store, "today", "--date", "2020-10-21").stdout
     assert "nobody waiting for a call" in human

@@ -530,6 +530,14 @@ def test_worklist_limit_keeps_the_total(cb, worklist_contacts):
     assert w.to_call_total == 6
 
 
+@pytest.mark.parametrize(("cap", "total", "capped"), [(0, 0, True), (2, 2, True), (5, 5, True), (6, 6, False), (100, 6, False)])
+def test_worklist_can_count_up_to_a_cap(cb, worklist_contacts, cap, total, capped):
+    w = cb.worklist(limit=2, count_up_to=cap)
+    assert (w.to_call_total, w.to_call_total_capped) == (total, capped)
+    assert len(w.to_call) == 2  # the list itself is not capped by the count
+    assert "to_call_total_capped" not in w.to_json()
+
+
 def test_reached_contacts_leave_the_to_call_list(cb, worklist_contacts):
     cb.log_call(worklist_contacts["house_new"].ref, "reached")
     cb.log_call(worklist_contacts["face"].ref, "no-answer")  # still to call

@@ -214,6 +214,23 @@ def test_search_limit(cb, people):
     assert len(cb.search_people("potter", limit=1)) == 1
 
 
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 2048])
+def test_search_finds_the_newest_matches_first_whatever_the_window(cb, monkeypatch, window):
+    """The search looks among the newest people first and widens its range: the answer
+    must be exactly the newest matches, in order, for any window and limit."""
+    from tracekit.records import casebook as casebook_module
+
+    names = ["Potter", "Smith", "Potts", "Potter", "Jones", "Potter", "Smith", "Potterton", "Jones", "Potter"]
+    made = [
+        cb.add_case(person=person(f"Ann{chr(97 + i)} {surname}"), test_date="2020-10-20", asymptomatic=True).person
+        for i, surname in enumerate(names)
+    ]
+    monkeypatch.setattr(casebook_module, "_SEARCH_WINDOW", window)
+    for query, limit in [("potter", 1), ("potter", 3), ("potter", 20), ("pott", 2), ("smith", 5), ("jones", 1), ("nobody", 3)]:
+        expected = [p.ref for p in reversed(made) if query in p.name.lower()][:limit]
+        assert [p.ref for p in cb.search_people(query, limit=limit)] == expected, (query, limit)
+
+
 @pytest.mark.parametrize("query", ["ab", " AB ", "x", "!!", "é"])
 def test_too_short_search_is_refused(cb, people, query):
     with pytest.raises(ValidationError) as info:

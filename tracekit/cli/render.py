@@ -462,7 +462,8 @@ def _find_ref(n: TreeNode, case_id: int) -> str | None:
 
 # -- the worklist ----------------------------------------------------------------------
 def worklist(work: Worklist) -> RenderableType:
-    parts: list[RenderableType] = [f"[bold]To call[/bold] ({work.to_call_total:,} not yet reached)"]
+    total = f"more than {work.to_call_total:,}" if work.to_call_total_capped else f"{work.to_call_total:,}"
+    parts: list[RenderableType] = [f"[bold]To call[/bold] ({total} not yet reached)"]
     if work.to_call:
         # one entry on two lines, not a table: the number to ring is never cut short
         lines = []
@@ -477,8 +478,8 @@ def worklist(work: Worklist) -> RenderableType:
         legend = _clause_legend(work.to_call)
         if legend:
             parts += ["", legend]
-        if len(work.to_call) < work.to_call_total:
-            parts.append(f"[dim]showing the first {len(work.to_call):,} of {work.to_call_total:,}; more: --limit N[/dim]")
+        if work.to_call_total_capped or len(work.to_call) < work.to_call_total:
+            parts.append(f"[dim]showing the first {len(work.to_call):,} of {total}; more: --limit N[/dim]")
     else:
         parts.append("[dim]nobody waiting for a call[/dim]")
     parts += ["", f"[bold]Isolation ends today[/bold] ({day(work.day)}: they may stop at the end of the day)"]

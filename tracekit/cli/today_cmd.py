@@ -9,6 +9,9 @@ import typer
 from tracekit.cli.context import command, emit_json, open_current_store, out, settings
 from tracekit.cli.options import DEFAULT_LIMIT, MAX_LIMIT
 
+#: Above this many contacts to call, `today` says "more than N" instead of the exact count.
+TODAY_COUNT_CAP = 1000
+
 
 @command
 def today(
@@ -32,8 +35,11 @@ def today(
 
     with forms.option_hints():
         when = parse_date(day, "date") if day else None
+    # The screen says "more than 1,000" rather than counting a national backlog exactly
+    # (tens of ms on a million contacts); --json always gives the exact total.
+    count_up_to = None if settings().json else max(TODAY_COUNT_CAP, limit)
     with open_current_store() as store:
-        work = Casebook(store).worklist(when, limit=limit)
+        work = Casebook(store).worklist(when, limit=limit, count_up_to=count_up_to)
     if settings().json:
         emit_json(work.to_json())
         return

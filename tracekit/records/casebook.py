@@ -452,11 +452,10 @@ class Casebook:
                 (phone, limit),
             ).fetchall()
         else:
-            # Newest first: FTS5 serves rowid order directly, without ranking every match.
+            ids = _newest_matches(conn, query, limit)
+            marks = ", ".join("?" * len(ids))
             rows = conn.execute(
-                f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
-                "WHERE people_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
-                (query, limit),
+                f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids
             ).fetchall()
         found = [_person(r, 0, self._reveal) for r in rows]
         if include_marked:
@@ -981,10 +980,14 @@ class Casebook:
         return node
 
     # -- the worklist ----------------------------------------------------------------------
-    def worklist(self, day: date | None = None, limit: int = 50) -> Worklist:
+    def worklist(self, day: date | None = None, limit: int = 50, *, count_up_to: int | None = None) -> Worklist:
         """Contacts to call on ``day`` (not yet reached, still within their isolation
         period, not a case themselves), highest risk and most recent exposure first; and
-        contacts whose isolation ends on ``day``."""
+        contacts whose isolation ends on ``day``.
+
+        ``count_up_to``: count the contacts to call only up to this many (the total is
+        then marked capped when there are more). Counting a backlog of tens of thousands
+        exactly costs tens of milliseconds, which the day's view does not need."""
         day = day or self.today
         conn = self.store.conn
         # Still worth a call: not reached yet, isolation not over, and not a case themselves.
@@ -993,7 +996,16 @@ class Casebook:
             "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
         )
         params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat())
-        to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
+        capped = False
+        if count_up_to is None:
+            to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
+        else:
+            cap = max(int(count_up_to), 0)
+            to_call_total = conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM exposures e WHERE {pending} LIMIT ?)", (*params, cap + 1)
+            ).fetchone()[0]
+            if to_call_total > cap:
+                to_call_total, capped = cap, True
         to_call = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
             f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
@@ -1005,7 +1017,8 @@ class Casebook:
             (day.isoformat(), _limit(limit)),
         ).fetchall()
         return Worklist(
-            day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total
+            day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total,
+            capped,
         )
 
 
@@ -1031,6 +1044,32 @@ def _full_phone(text: str) -> str | None:
         return None
 
 
+#: The newest people a search looks among first (see _newest_matches).
+_SEARCH_WINDOW = 2048
+
+
+def _newest_matches(conn: Any, query: str, limit: int) -> list[int]:
+    """The ids of the newest ``limit`` people matching the FTS5 ``query``, newest first.
+
+    FTS5 reads a phrase's matches in descending rowid order slowly (it loads every
+    trigram's whole list: 15-30 ms for a common surname in a million people), but seeks a
+    rowid range quickly. So look among the newest ids first and widen the range four
+    times over until enough are found or it covers everyone: the answer is exactly that
+    of ``ORDER BY rowid DESC LIMIT n``, usually in one step of about a millisecond.
+    """
+    top = conn.execute("SELECT max(id) FROM people").fetchone()[0] or 0
+    window = _SEARCH_WINDOW
+    while True:
+        low = top - window
+        ids = [rowid for (rowid,) in conn.execute(
+            "SELECT rowid FROM people_fts WHERE people_fts MATCH ? AND rowid > ?", (query, low)
+        )]
+        if len(ids) >= limit or low <= 0:
+            ids.sort(reverse=True)
+            return ids[:limit]
+        window *= 4
+
+
 def _search_query(text: str) -> str | None:
     """An FTS5 query: each variant of the text as a quoted trigram phrase, OR-ed."""
     text = " ".join(text.split())
@@ -1046,7 +1085,8 @@ def _search_query(text: str) -> str | None:
             variants.add(ids.normalise_phone(text))
         except ValidationError:
             pass
-    variants = {v for v in variants if len(v) >= 3}
+    # The trigram tokenizer folds case, so variants differing only in case are one.
+    variants = {v.lower() for v in variants if len(v) >= 3}
     if not variants:
         return None
     return " OR ".join('"' + v.replace('"', '""') + '"' for v in sorted(variants))

@@ -308,6 +308,9 @@ class Worklist:
     to_call: list[Exposure]
     isolation_ends_today: list[Exposure]
     to_call_total: int
+    #: True when the total was counted only up to a cap (``worklist(count_up_to=N)``):
+    #: there are more than ``to_call_total`` contacts to call.
+    to_call_total_capped: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
