@@ -341,7 +341,7 @@ class Store:
     # -- maintenance -----------------------------------------------------------------
     def info(self) -> StoreInfo:
         counts = {
-            label: self.query(f"SELECT count(*) FROM {table}")[0][0]
+            label: self._count(table)
             for label, table in RECORD_TABLES
             if self.table_exists(table)
         }
@@ -368,6 +368,15 @@ class Store:
             created_at=self.get_setting("created_at"),
             record_counts=counts,
         )
+
+    def _count(self, table: str) -> int:
+        if table == "audit_log":
+            # Append-only and numbered from 1 without gaps (`audit verify` checks both), so
+            # the last sequence number is the count: instant, where count(*) reads every
+            # page of the largest table (seconds on a store of millions of entries).
+            row = self.query("SELECT seq FROM audit_log ORDER BY rowid DESC LIMIT 1")
+            return int(row[0][0]) if row else 0
+        return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
 
     def check(self) -> CheckReport:
         """SQLCipher's page HMAC check, SQLite's integrity and foreign-key checks, extras."""
