@@ -79,8 +79,11 @@ def _row(row: tuple[Any, ...]) -> AuditEntry:
 
 
 def entries(
-    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, limit: int | None = None
+    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, limit: int | None = None,
+    newest: bool = False,
 ) -> list[AuditEntry]:
+    """Entries in order, filtered; at most ``limit``: the first ones, or with ``newest``
+    the last ones (still oldest first)."""
     where, params = [], []
     if since:
         where.append("at >= ?")
@@ -92,10 +95,19 @@ def entries(
         where.append("refs LIKE ?")
         params.append(f'%"{ref}"%')
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    sql = f"SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log {clause} ORDER BY seq"
+    order = "DESC" if newest and limit else "ASC"
+    sql = f"SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log {clause} ORDER BY seq {order}"
     if limit:
         sql += f" LIMIT {int(limit)}"
-    return [_row(r) for r in conn.execute(sql, params).fetchall()]
+    found = [_row(r) for r in conn.execute(sql, params).fetchall()]
+    return found[::-1] if order == "DESC" else found
+
+
+def entry_count(conn: Any) -> int:
+    """How many entries the log holds: the last sequence number (numbered from 1 without
+    gaps, which :func:`verify` checks), without reading the whole log."""
+    row = conn.execute("SELECT seq FROM audit_log ORDER BY rowid DESC LIMIT 1").fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass

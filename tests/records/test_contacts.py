@@ -509,7 +509,9 @@ def worklist_contacts(cb, case):
     }
 
 
-def test_worklist_orders_by_risk_then_most_recent_exposure(cb, worklist_contacts):
+@pytest.mark.parametrize("sort_up_to", [0, 1000])  # walk the worklist index, or find and sort
+def test_worklist_orders_by_risk_then_most_recent_exposure(cb, worklist_contacts, monkeypatch, sort_up_to):
+    monkeypatch.setattr("tracekit.records.casebook._SORT_WAITING_UP_TO", sort_up_to)
     w = cb.worklist()
     assert w.day == date(2020, 11, 1)
     order = ["house_new", "house_old", "face", "m2_new", "m2_old", "not_close_recent"]

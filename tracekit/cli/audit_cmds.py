@@ -6,7 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from tracekit.cli.context import command, emit_json, open_current_store, out, settings
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.options import DEFAULT_LIMIT
+
+#: audit show reads at most this many entries into memory (a store's log can hold millions).
+AUDIT_MAX_LIMIT = 100_000
 
 audit_app = typer.Typer(help="The tamper-evident audit log of every change.", no_args_is_help=True)
 keys_app = typer.Typer(help="This store's signing key (for central teams to register).", no_args_is_help=True)
@@ -20,9 +24,15 @@ def audit_show(
         Optional[str], typer.Option("--action", help="Only this action or family, e.g. role.mark or role.")
     ] = None,
     ref: Annotated[Optional[str], typer.Option("--ref", help="Only entries naming this reference.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many entries.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=AUDIT_MAX_LIMIT, help="At most this many entries.")
+    ] = DEFAULT_LIMIT,
 ) -> None:
-    """List audit entries: when, what, which references, and the stated reason."""
+    """List audit entries: when, what, which references, and the stated reason.
+
+    Oldest first. Without --since, the last --limit entries (the most recent); with
+    --since, the first --limit entries from that date on.
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -31,14 +41,27 @@ def audit_show(
 
     since_iso = parse_date(since, "since").isoformat() if since else None
     with open_current_store() as store:
-        entries = audit.entries(store.conn, since=since_iso, action=action, ref=ref.upper() if ref else None, limit=limit)
+        # One more than asked for says whether there are more, without counting them all
+        # (the log of a national store holds millions of entries).
+        entries = audit.entries(
+            store.conn, since=since_iso, action=action, ref=ref.upper() if ref else None, limit=limit + 1,
+            newest=since_iso is None,
+        )
+        log_size = audit.entry_count(store.conn)
+    more = len(entries) > limit
+    if more:
+        entries = entries[1:] if since_iso is None else entries[:limit]
     if settings().json:
-        emit_json({"items": [e.to_json() for e in entries], "total": len(entries)})
+        emit_json({"items": [e.to_json() for e in entries], "total": len(entries), "more": more})
         return
     table = Table("#", "when (UTC)", "action", "references", "reason")
     for entry in entries:
         table.add_row(str(entry.seq), entry.at[:19], entry.action, ", ".join(entry.refs), escape(entry.reason or ""))
     out().print(table)
+    if more:
+        which = "last" if since_iso is None else "first"
+        note(f"showing the {which} {len(entries):,} matching entries of the {log_size:,} in the log; "
+             "more: --since DATE, --action, --ref or --limit N")
 
 
 @audit_app.command("verify")

@@ -1006,8 +1006,13 @@ class Casebook:
             ).fetchone()[0]
             if to_call_total > cap:
                 to_call_total, capped = cap, True
+        # Many waiting: walk the worklist index in call order and stop at the limit. Few
+        # (the usual day, or a day after the data): find them by isolation end and sort
+        # them; walking the worklist index would read every contact not yet reached
+        # (seconds on millions of contacts when none of them is still isolating).
+        index = "exposures_worklist" if capped or to_call_total > _SORT_WAITING_UP_TO else "exposures_pending"
         to_call = conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
             f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
             (*params, _limit(limit)),
         ).fetchall()
@@ -1043,6 +1048,9 @@ def _full_phone(text: str) -> str | None:
     except ValidationError:
         return None
 
+
+#: Up to this many contacts waiting, the worklist finds them all and sorts them.
+_SORT_WAITING_UP_TO = 1000
 
 #: The newest people a search looks among first (see _newest_matches).
 _SEARCH_WINDOW = 2048
