@@ -159,6 +159,49 @@ def test_notes_are_scrubbed_before_the_guard(world, keys):
     assert "says she saw [withheld] [withheld] there" in text
 
 
+def test_notes_are_not_scrubbed_when_the_policy_drops_them(world, keys, monkeypatch):
+    """central-handover carries no notes: the (costly) scrubber is not run, and the note,
+    which names a marked person, goes nowhere."""
+    world["book"].add_contact(
+        world["ordinary"].ref, person=PersonInput(name="Tess Teller"), last_exposure="2020-10-20", setting="social",
+        notes="says she saw Quintessa Zarkovian there",
+    )
+
+    def no_scrub(self, text):
+        raise AssertionError("notes scrubbed for a policy without notes")
+
+    monkeypatch.setattr("tracekit.records.casebook.Casebook._scrub", no_scrub)
+    result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
+    content = b"".join(members(result.path, keys["central"]).values())
+    assert b"says she saw" not in content and b"Zarkovian" not in content
+
+
+def test_a_household_postcode_with_someone_else_s_birthday_does_not_stop_an_export(world, keys):
+    """Postcode and date of birth count together only within one record (line): a
+    20,000-record chunk holds the marked person's postcode (their household) and their
+    birthday (someone else's) far apart without carrying their details."""
+    witness = world["book"].add_case(
+        person=PersonInput(name="Wilhelmina Witherspoon", postcode="N1 9GU", date_of_birth=date(1981, 3, 14)),
+        test_date="2020-10-22", asymptomatic=True,
+    )
+    world["roles"].mark(witness.person.ref, "protected-witness", "safety")
+    world["book"].add_contact(
+        world["ordinary"].ref, person=PersonInput(name="Hal Housemate", postcode="N1 9GU"),
+        last_exposure="2020-10-20", setting="household",
+    )
+    world["book"].add_contact(
+        world["ordinary"].ref, person=PersonInput(name="Bea Birthday", date_of_birth=date(1981, 3, 14)),
+        last_exposure="2020-10-21", setting="social",
+    )
+    result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
+    text = members(result.path, keys["central"])["records/contacts-00001.jsonl"].decode()
+    assert "N1 9GU" in text and "1981-03-14" in text
+    assert "Witherspoon" not in text
+    # On one line they would stop it.
+    guard = bundle_writer.LeakGuard(bundle_writer._marked_people(world["store"]))
+    assert guard.find('{"postcode":"N1 9GU","date_of_birth":"1981-03-14"}\n') is not None
+
+
 def test_interrupted_export_leaves_no_file(world, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("disk unplugged")

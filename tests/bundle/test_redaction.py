@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tracekit.errors import LeakBlocked, PolicyError
 from tracekit.records.models import Person
-from tracekit.redaction.apply import csv_cell, redact
+from tracekit.redaction.apply import csv_cell, csv_row, redact
 from tracekit.redaction.guard import LeakGuard
 from tracekit.redaction.policy import BUILT_IN, get_policy, parse_policy
 from tracekit.redaction.pseudonym import make_pseudonymiser, pseudonym
@@ -141,6 +141,32 @@ def test_pseudonyms_are_keyed_and_stable():
 )
 def test_csv_cells_neutralise_formulas(value, cell):
     assert csv_cell(value) == cell
+
+
+cell_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8),
+    st.sampled_from(["=1+1", "+44", "-", "@x", "\tx", "\rx", "\nx", "", "'"]),
+    st.builds(lambda r, ref: {"withheld": r, "referral": ref}, st.sampled_from(["sensitive-role", "sensitive-by-association"]),
+              st.one_of(st.none(), st.just("R-7K2M9Q"))),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(cell_values, min_size=1, max_size=8))
+def test_csv_row_writes_what_csv_cell_writes(values):
+    """csv_row decides common cells inline; the CSV text must be the same as cell by cell."""
+    import csv
+    import io
+
+    columns = [f"c{i}" for i in range(len(values))] + ["missing"]
+    record = dict(zip(columns, values))
+
+    def written(row):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerow(row)
+        return buffer.getvalue()
+
+    assert written(csv_row(record, columns)) == written([csv_cell(record.get(c)) for c in columns])
 
 
 # -- statistics --------------------------------------------------------------------------
