@@ -87,3 +87,14 @@ def test_values_are_never_cut_when_columns_can_be_dropped() -> None:
     assert "07700 900222" in shown and "P-ABC123" in shown
     assert "not yet reached" not in shown  # a low-priority column went instead
     assert all(len(line) <= 50 for line in shown.splitlines())
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(cell_text.map(lambda t: t.replace("\n", " ")), max_size=6), width=st.integers(min_value=10, max_value=120))
+def test_block_of_lines_prints_what_rich_prints(lines: list[str], width: int) -> None:
+    """The worklist's lines: short ones as they are, long ones wrapped exactly as Rich wraps."""
+    marked = [f"[bold]{escape(line[:3])}[/bold]{escape(line[3:])}" for line in lines]
+    from rich.text import Text
+
+    expected = _print(Text.from_markup("\n".join(marked), emoji=False), width)
+    assert _print(render._Block(marked), width) == expected

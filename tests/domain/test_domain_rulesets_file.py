@@ -65,6 +65,20 @@ def test_the_shipped_file_is_the_one_loaded() -> None:
     assert parse_rulesets(shipped) == all_rulesets()
 
 
+def test_the_json_twin_is_the_toml_document() -> None:
+    """rulesets.json (what is loaded) must be exactly rulesets.toml (what people edit);
+    after changing the TOML: python -c "from tracekit.domain.rules import write_json; write_json()"."""
+    import tomllib
+
+    from tracekit.domain import rules
+
+    folder = resources.files("tracekit.domain")
+    toml_document = tomllib.loads(folder.joinpath("rulesets.toml").read_text(encoding="utf-8"))
+    json_text = folder.joinpath("rulesets.json").read_text(encoding="utf-8")
+    assert rules.document_from_json(json_text) == toml_document
+    assert json_text == rules.document_to_json(toml_document)
+
+
 @pytest.mark.parametrize(
     ("text", "field", "problem"),
     [

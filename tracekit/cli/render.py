@@ -739,16 +739,24 @@ class _FitTable:
 
 class _Block:
     """Lines of markup printed as one Text, not a renderable a line: the same output in a
-    fraction of the time; lines that fit the terminal are not run through Rich's word
-    wrapping at all (a long line still wraps)."""
+    fraction of the time. Only the lines longer than the terminal go through Rich's word
+    wrapping, each on its own."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.text = Text.from_markup("\n".join(lines), emoji=False)
-        self.widest = max((cell_len(line) for line in self.text.plain.split("\n")), default=0)
+        self.lines = [Text.from_markup(line, emoji=False) for line in lines]
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        self.text.no_wrap = self.widest <= options.max_width
-        yield self.text
+        width = options.max_width
+        text = Text(end="\n")
+        for n, line in enumerate(self.lines):
+            if n:
+                text.append("\n")
+            if line.cell_len <= width:
+                text.append_text(line)
+            else:
+                text.append_text(Text("\n").join(line.wrap(console, width)))
+        text.no_wrap = True
+        yield text
 
 
 def _table(*headers: Header) -> _FitTable:

@@ -13,6 +13,7 @@ day N.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -307,6 +308,27 @@ def parse_rulesets(text: str) -> tuple[RuleSet, ...]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _rule_file_error("rulesets", f"is not valid TOML: {error}") from None
+    return rulesets_from_document(document)
+
+
+#: Keys whose values are TOML dates (ISO strings in the JSON form).
+_DATE_KEYS = frozenset({"valid_from", "date"})
+
+
+def document_to_json(document: dict[str, Any]) -> str:
+    """The rule-set document as JSON, dates as ISO strings (what rulesets.json holds)."""
+    return json.dumps(document, default=date.isoformat, ensure_ascii=False, indent=1) + "\n"
+
+
+def document_from_json(text: str) -> dict[str, Any]:
+    def dates(table: dict[str, Any]) -> dict[str, Any]:
+        return {k: date.fromisoformat(v) if k in _DATE_KEYS and isinstance(v, str) else v for k, v in table.items()}
+
+    return json.loads(text, object_hook=dates)
+
+
+def rulesets_from_document(document: dict[str, Any]) -> tuple[RuleSet, ...]:
+    """Check a parsed rule-set document (see :func:`parse_rulesets`)."""
     _check_keys(document, {"sources", "rulesets"}, "rule-set file")
     source_tables = document.get("sources", {})
     if not isinstance(source_tables, dict):
@@ -329,9 +351,21 @@ def parse_rulesets(text: str) -> tuple[RuleSet, ...]:
 
 @cache
 def all_rulesets() -> tuple[RuleSet, ...]:
-    """The rule sets shipped with tracekit, oldest first."""
+    """The rule sets shipped with tracekit, oldest first.
+
+    rulesets.toml is the source people read and change; rulesets.json is the same
+    document for the machine (Python's TOML parser costs 10-20 ms a command, JSON's well
+    under one). A test checks that they agree; after changing the TOML, regenerate the
+    JSON with ``python -c "from tracekit.domain.rules import write_json; write_json()"``.
+    """
     package_files = resources.files("tracekit.domain")
-    return parse_rulesets(package_files.joinpath("rulesets.toml").read_text(encoding="utf-8"))
+    return rulesets_from_document(document_from_json(package_files.joinpath("rulesets.json").read_text(encoding="utf-8")))
+
+
+def _shipped_toml_document() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(resources.files("tracekit.domain").joinpath("rulesets.toml").read_text(encoding="utf-8"))
 
 
 def get_ruleset(ruleset_id: str) -> RuleSet:
@@ -502,3 +536,11 @@ def classify_exposure(
         ruleset_id=rs.id,
         missing=missing,
     )
+
+
+
+def write_json() -> None:
+    """Rewrite rulesets.json from rulesets.toml (after changing the TOML)."""
+    path = resources.files("tracekit.domain").joinpath("rulesets.json")
+    with resources.as_file(path) as target:
+        target.write_text(document_to_json(_shipped_toml_document()), encoding="utf-8")
