@@ -1,6 +1,7 @@
 """Generate a large, realistic and entirely made-up case book for the benchmarks.
 
-    python bench/generate_store.py [--people N] [--path PATH] [--force] [--seed S] [--no-audit] [--kdf floor]
+    python bench/generate_store.py [--people N] [--exposures N] [--path PATH] [--force] [--seed S] [--no-audit]
+                                   [--kdf floor]
 
 Default: 1,000,000 people at bench/out/casebook-1m.store (bench/out/ is gitignored), about
 N/5 cases and N exposures, about 0.8 N call attempts, the search index and the audit
@@ -23,6 +24,27 @@ phone over the following hours and days (call attempts are recorded for the phon
 what had not happened by the end of 31 December has not happened, so recent contacts are
 still "not yet reached", with a tail of hard-to-reach older ones (about 10% overall).
 Cases close 7-12 days after they were opened.
+
+More exposures per person (``--exposures N``). By default the store has about one exposure
+per person. ``--exposures N`` aims at about N exposures in all (for example 5,000,000 with
+1,000,000 people) while keeping exactly --people people and as many cases (about
+--people/5, on the same days): the extra exposures are repeat contacts in settings where
+people meet the same group again and again. Every case still names its household and other
+contacts as above; on top of that, about three cases in four also name members of their
+group: a workplace team, a school or college bubble, or a social group (a sports club, a
+faith group), mostly close and long contacts on the last days before the case isolated,
+entered quickly from a register or rota. Groups are made of people already in the store
+(the recent ones, as for other repeat contacts) and persist, so when another member of a
+group becomes a case later they name much the same people again: a person is then a contact
+of several cases, as in a school or workplace outbreak. The number a case names is drawn
+around whatever mean still reaches N, re-estimated at each case (so the total lands close
+to N, short by what the end of 31 December cuts off), and a group is topped up from recent
+people when it is smaller than that. Group contacts are phoned and recorded like every
+other contact (calls, audit entries, statuses); they are less likely than other contacts to
+test positive (1% if close, 0.3% if not), so the number of cases and their daily shape stay
+as in the default. A large N costs time and disk roughly in proportion: every exposure
+brings its calls and audit entries. Without --exposures the generator does exactly what it
+did before (the same draws from the same seed).
 
 Made-up identifiers. NHS numbers are in the 999 range with valid modulus-11 check
 digits (the range used for test data; only about 909,000 valid numbers exist there, so
@@ -93,7 +115,9 @@ HOUR = 3600 * US
 DAY = 24 * HOUR
 
 
-def default_path(people: int) -> Path:
+def default_path(people: int, exposures: int | None = None) -> Path:
+    if exposures is not None:
+        return OUT / f"casebook-{people}-{exposures}.store"
     return OUT / ("casebook-1m.store" if people == DEFAULT_PEOPLE else f"casebook-{people}.store")
 
 
@@ -238,6 +262,14 @@ CALL_NOTES = ["Left voicemail.", "Rang out.", "Asked to call back later.", "Spok
 EXPOSURE_SETTINGS = [("workplace", 30), ("social", 24), ("education", 18), ("other", 14),
                      ("healthcare", 6), ("travel", 8)]
 PROXIMITIES = [(None, 12), (0.5, 10), (1.0, 22), (1.5, 16), (2.0, 20), (3.0, 12), (5.0, 8)]
+# Group contacts (--exposures): a workplace team, a school bubble, a social group.
+GROUP_SETTINGS = [("workplace", 50), ("education", 35), ("social", 15)]
+GROUP_PROXIMITIES = [(None, 10), (1.0, 30), (1.5, 20), (2.0, 25), (3.0, 15)]
+GROUP_DURATIONS = [(None, 10), (15.0, 10), (30.0, 10), (60.0, 15), (120.0, 15), (240.0, 15), (480.0, 25)]
+GROUP_NAMING_SHARE = 0.75  # cases that name members of their group
+GROUP_MAX_NAMED = 60  # at most this many group contacts per case
+GROUP_RECENT = 150_000  # groups are drawn from the most recent people, as reuse_person does
+
 DURATIONS = [(None, 12), (1.0, 4), (5.0, 10), (10.0, 12), (15.0, 12), (20.0, 12), (30.0, 12),
              (45.0, 6), (60.0, 8), (90.0, 4), (120.0, 4), (240.0, 3), (480.0, 3)]
 
@@ -527,7 +559,7 @@ class Generator(Dice):
     """A day-by-day simulation that buffers rows and writes them in large transactions."""
 
     def __init__(self, store: Any, people: int, seed: int, audit: bool, pool: Any, refs_pool: Any,
-                 flush_rows: int = 200_000) -> None:
+                 flush_rows: int = 200_000, exposures: int | None = None) -> None:
         from tracekit import audit as audit_module
         from tracekit.records import casebook as casebook_module
         from tracekit.records.models import OUTCOME_STATUS
@@ -541,6 +573,14 @@ class Generator(Dice):
         self.with_audit = audit
         self.pool = pool
         self.flush_rows = flush_rows
+        # --exposures: the target, and the groups whose members cases name again and again.
+        self.exposures_target = exposures
+        self.group_of: dict[int, int] = {}
+        self.group_members: list[list[int]] = []
+        self.group_setting: list[str] = []
+        self.group_settings_w = _weighted(GROUP_SETTINGS)
+        self.group_proximities = _weighted(GROUP_PROXIMITIES)
+        self.group_durations = _weighted(GROUP_DURATIONS)
 
         self.refs = {kind: Stream(refs_pool, _helper_refs, kind) for kind in ("C", "E")}
         self.audit_head_setting = audit_module.HEAD_SETTING
@@ -564,6 +604,7 @@ class Generator(Dice):
         self.next_person = (self.conn.execute("SELECT max(id) FROM people").fetchone()[0] or 0) + 1
         self.next_case = (self.conn.execute("SELECT max(id) FROM cases").fetchone()[0] or 0) + 1
         self.next_exposure = (self.conn.execute("SELECT max(id) FROM exposures").fetchone()[0] or 0) + 1
+        self.first_exposure = self.next_exposure
         self.audit_seq, self.audit_prev = audit_module._head(self.conn)
         self.audit_started = False
 
@@ -653,11 +694,18 @@ class Generator(Dice):
         self.event(created_us, "case.add", [ref, person_id])
         if closed:
             self.event(close_us, "case.close", [ref])
-        self.add_contacts(day, cid, ref, person_id, created_us, test_date, date.fromisoformat(rule["infectious_start"]),
-                          date.fromisoformat(rule["infectious_end"]), cases_made, index_made)
+        named = self.add_contacts(day, cid, ref, person_id, created_us, test_date,
+                                  date.fromisoformat(rule["infectious_start"]), date.fromisoformat(rule["infectious_end"]),
+                                  cases_made, index_made)
+        if self.exposures_target is not None and named is not None:
+            t, seen, first_possible, last_possible = named
+            self.add_group_contacts(day, cid, ref, person_id, t, seen, first_possible, last_possible, cases_made)
 
     def add_contacts(self, day: date, case_id: int, case_ref: str, case_person: int, created_us: int, test_date: date,
-                     infectious_start: date, infectious_end: date, cases_made: int, index_made: int) -> None:
+                     infectious_start: date, infectious_end: date, cases_made: int,
+                     index_made: int) -> tuple[int, set[int], date, date] | None:
+        """The case's household and other contacts. Returns where the interview got to (time,
+        the people named, the exposure window), or None if it had not finished by the end."""
         r = self.random
         household = self.pick((range(6), (30, 60, 80, 93, 98, 100)))
         others = _poisson(r, MEAN_CONTACTS - 1.35)
@@ -670,7 +718,7 @@ class Generator(Dice):
         for i in range(household + others):
             t += self.between(2 * 60 * US, 25 * 60 * US)
             if t > END_US:
-                return  # the interview had not finished by the end of the period
+                return None  # the interview had not finished by the end of the period
             at_home = i < household
             person = None
             if r() >= p_new:
@@ -713,6 +761,95 @@ class Generator(Dice):
             if person not in self.has_case and person not in self.promoting:
                 chance = 0.12 if at_home else (0.05 if rule["close_contact"] else 0.015)
                 if r() < chance:
+                    when = max(last_exposure + timedelta(days=self.between(3, 10)), day + timedelta(days=1))
+                    if when <= END:
+                        self.pending_promotions[when].append((person, eid, last_exposure))
+                        self.promoting.add(person)
+        return t, seen, first_possible, last_possible
+
+    # -- group contacts (--exposures) ---------------------------------------------------------
+    def group_extra_mean(self, cases_made: int) -> float:
+        """Group contacts a case should name, on average, so the total still reaches the target:
+        what is left to make over the cases left, less what their other contacts bring."""
+        assert self.exposures_target is not None
+        made = self.next_exposure - self.first_exposure
+        cases_left = max(1, self.total_cases - cases_made)
+        return max(0.0, (self.exposures_target - made) / cases_left - MEAN_CONTACTS)
+
+    def group_for(self, person: int, wanted: int, seen: set[int]) -> list[int]:
+        """The person's group (made from recent people the first time), topped up from recent
+        people if it has fewer than ``wanted`` members not in ``seen``."""
+        gid = self.group_of.get(person)
+        if gid is None:
+            gid = len(self.group_members)
+            self.group_members.append([person])
+            self.group_setting.append(self.pick(self.group_settings_w))
+            self.group_of[person] = gid
+            size = max(wanted + self.between(0, 10), self.between(15, 46))
+        else:
+            size = 0
+        members = self.group_members[gid]
+        available = [m for m in members if m not in seen]
+        size = max(size, len(members) + wanted - len(available))
+        used = self.used_people
+        low = max(0, len(used) - GROUP_RECENT)
+        inside = set(members)
+        tries = 0
+        while len(members) < size and tries < 4 * size:
+            tries += 1
+            pid = used[self.between(low, len(used))]
+            if pid in inside:
+                continue
+            inside.add(pid)
+            members.append(pid)
+            self.group_of.setdefault(pid, gid)
+            if pid not in seen:
+                available.append(pid)
+        return available
+
+    def add_group_contacts(self, day: date, case_id: int, case_ref: str, case_person: int, t: int, seen: set[int],
+                           first_possible: date, last_possible: date, cases_made: int) -> None:
+        """Members of the case's group (--exposures), named after its other contacts."""
+        r = self.random
+        if r() >= GROUP_NAMING_SHARE:
+            return
+        mean = self.group_extra_mean(cases_made) / GROUP_NAMING_SHARE
+        wanted = min(GROUP_MAX_NAMED, int(mean * (0.5 + r()) + 0.5))
+        if wanted <= 0:
+            return
+        available = self.group_for(case_person, wanted, seen)
+        if len(available) > wanted:
+            # A partial shuffle: the first ``wanted`` are a random choice.
+            for i in range(wanted):
+                j = self.between(i, len(available))
+                available[i], available[j] = available[j], available[i]
+            available = available[:wanted]
+        setting = self.group_setting[self.group_of[case_person]]
+        span = (last_possible - first_possible).days
+        for person in available:
+            t += self.between(30 * US, 3 * 60 * US)  # read from a register or rota: quick
+            if t > END_US:
+                return
+            seen.add(person)
+            last_exposure = last_possible - timedelta(days=self.below(min(span, 2) + 1))
+            proximity = self.pick(self.group_proximities)
+            duration = self.pick(self.group_durations)
+            face_to_face = r() < 0.15
+            direct = r() < 0.02
+            rule = self.exposure_rule_values(last_exposure, setting, proximity, duration, face_to_face, direct)
+            eid = self.next_exposure
+            self.next_exposure += 1
+            ref = self.refs["E"].take()
+            status, updated_us = self.plan_tracing(eid, ref, t)
+            self.buf["exposures"].append((
+                eid, ref, case_id, person, last_exposure.isoformat(), setting, proximity, duration, int(face_to_face),
+                int(direct), status, self.one(CONTACT_NOTES) if r() < 0.02 else None, rule["ruleset_id"],
+                rule["close_contact"], rule["clause"], rule["risk_rank"], rule["isolation_end"], _iso_seconds(t),
+                _iso_seconds(updated_us),
+            ))
+            self.event(t, "contact.add", [ref, case_ref, person])
+            if person not in self.has_case and person not in self.promoting:
+                if r() < (0.01 if rule["close_contact"] else 0.003):
                     when = max(last_exposure + timedelta(days=self.between(3, 10)), day + timedelta(days=1))
                     if when <= END:
                         self.pending_promotions[when].append((person, eid, last_exposure))
@@ -897,7 +1034,8 @@ def _without_memory_security() -> Iterator[None]:
         core._sqlcipher = real  # type: ignore[assignment]
 
 
-def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, kdf: str = "calibrated") -> dict[str, Any]:
+def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, kdf: str = "calibrated",
+             exposures: int | None = None) -> dict[str, Any]:
     """Create the store at ``path`` (it must not exist) and return its sidecar facts."""
     from tracekit.crypto.kdf import FLOOR_PARAMS, calibrate
     from tracekit.store import create_store
@@ -913,7 +1051,8 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
     fork = multiprocessing.get_context("fork")
     pool, refs_pool = fork.Pool(1), fork.Pool(1)
     params = calibrate() if kdf == "calibrated" else FLOOR_PARAMS
-    print(f"Creating {path} with {people:,} people; key derivation {params.describe()} ({kdf})", flush=True)
+    target = f" and about {exposures:,} exposures" if exposures is not None else ""
+    print(f"Creating {path} with {people:,} people{target}; key derivation {params.describe()} ({kdf})", flush=True)
     started = time.perf_counter()
     with _without_memory_security():
         store = create_store(partial, bytearray(BENCH_PASSPHRASE.encode()), kdf=params)
@@ -923,7 +1062,7 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
         # place only when complete). Neither setting is stored in the file.
         store.conn.execute("PRAGMA cache_size = -3000000")
         store.conn.execute("PRAGMA synchronous = OFF")
-        generator = Generator(store, people, seed, audit, pool, refs_pool)
+        generator = Generator(store, people, seed, audit, pool, refs_pool, exposures=exposures)
         generator.run()
         counts = {table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                   for table in ("people", "cases", "exposures", "call_attempts", "audit_log")}
@@ -940,6 +1079,7 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
     facts = {
         "path": str(path),
         "people_requested": people,
+        **({"exposures_requested": exposures} if exposures is not None else {}),
         "seed": seed,
         "passphrase": BENCH_PASSPHRASE,
         "kdf": header.kdf.describe(),
@@ -951,6 +1091,7 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
         "generation_seconds": round(seconds, 1),
         "size_bytes": path.stat().st_size,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"command": " ".join(sys.argv)} if exposures is not None else {}),
     }
     sidecar_path(path).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     print(f"Done in {seconds:.0f} s: {path} is {facts['size_bytes'] / 2**20:,.0f} MiB; "
@@ -959,7 +1100,7 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
 
 
 def ensure_store(path: Path, people: int, *, force: bool = False, seed: int = 2020, audit: bool = True,
-                 kdf: str = "calibrated") -> dict[str, Any]:
+                 kdf: str = "calibrated", exposures: int | None = None) -> dict[str, Any]:
     """The sidecar facts of the store at ``path``, generating it first if needed."""
     facts = read_sidecar(path)
     if path.exists() and not force:
@@ -968,19 +1109,27 @@ def ensure_store(path: Path, people: int, *, force: bool = False, seed: int = 20
         if facts.get("people_requested") != people:
             raise SystemExit(f"{path} holds {facts.get('people_requested'):,} people, not {people:,}; "
                              "use --force or another --path")
+        if facts.get("exposures_requested") != exposures:
+            raise SystemExit(f"{path} was made with --exposures {facts.get('exposures_requested')}, not {exposures}; "
+                             "use --force or another --path")
         print(f"Reusing {path} ({facts['counts']['people']:,} people, made in {facts['generation_seconds']} s; "
               "--force regenerates it)", flush=True)
         return facts
     if path.exists():
         path.unlink()
         sidecar_path(path).unlink(missing_ok=True)
-    return generate(path, people, seed=seed, audit=audit, kdf=kdf)
+    return generate(path, people, seed=seed, audit=audit, kdf=kdf, exposures=exposures)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=DEFAULT_PEOPLE, help="number of people (default 1,000,000)")
-    parser.add_argument("--path", type=Path, help="store path (default bench/out/casebook-1m.store, or casebook-N.store)")
+    parser.add_argument("--exposures", type=int, metavar="N",
+                        help="aim at about N exposures in all, with the same people and cases: the extra ones are "
+                             "repeat contacts within workplace, school and social groups (default: about one per "
+                             "person, as before)")
+    parser.add_argument("--path", type=Path, help="store path (default bench/out/casebook-1m.store, or casebook-N.store; "
+                                                  "with --exposures, casebook-N-E.store)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the store exists")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--no-audit", action="store_true", help="leave the audit log empty (faster, smaller)")
@@ -988,8 +1137,11 @@ def main() -> None:
                         help="Argon2id parameters: this machine's calibrated defaults (default) or RFC 9106's floor")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
-    path = args.path or default_path(args.people)
-    ensure_store(path, args.people, force=args.force, seed=args.seed, audit=not args.no_audit, kdf=args.kdf)
+    if args.exposures is not None and args.exposures <= 0:
+        parser.error("--exposures must be positive")
+    path = args.path or default_path(args.people, args.exposures)
+    ensure_store(path, args.people, force=args.force, seed=args.seed, audit=not args.no_audit, kdf=args.kdf,
+                 exposures=args.exposures)
 
 
 if __name__ == "__main__":
