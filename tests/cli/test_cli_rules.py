@@ -56,7 +56,9 @@ def test_rules_pin_recomputes_and_unpin_restores(cli_with_store):
     contact = add_contact(cli_with_store, case["ref"], "Bob Example", "--proximity", "0.5", "--duration", "5", n=2)
     assert case["isolation_end"] == "2020-10-18" and contact["clause"] == "1m-1min"
 
-    assert as_json(cli_with_store, "rules", "pin", LAUNCH) == {"pinned": LAUNCH}
+    assert as_json(cli_with_store, "rules", "pin", LAUNCH) == {
+        "pinned": LAUNCH, "recomputed": {"cases": 1, "contacts": 1, "cases_changed": 1, "contacts_changed": 1},
+    }
     pinned_case = as_json(cli_with_store, "case", "show", case["ref"])
     assert pinned_case["ruleset"] == LAUNCH and pinned_case["isolation_end"] == "2020-10-15"  # 7 days
     pinned_contact = as_json(cli_with_store, "contact", "show", contact["ref"])
@@ -68,9 +70,18 @@ def test_rules_pin_recomputes_and_unpin_restores(cli_with_store):
     assert shown["id"] == LAUNCH and shown["pinned"] is True
     assert "pinned in this store" in ok(cli_with_store, "rules", "show").stdout
 
-    assert as_json(cli_with_store, "rules", "unpin") == {"pinned": None, "was_pinned": LAUNCH}
+    assert as_json(cli_with_store, "rules", "unpin") == {
+        "pinned": None, "was_pinned": LAUNCH,
+        "recomputed": {"cases": 1, "contacts": 1, "cases_changed": 1, "contacts_changed": 1},
+    }
     assert as_json(cli_with_store, "case", "show", case["ref"])["isolation_end"] == "2020-10-18"
     assert "No rule set was pinned" in ok(cli_with_store, "rules", "unpin").stdout
+    assert as_json(cli_with_store, "rules", "unpin")["recomputed"] is None
+    said = ok(cli_with_store, "rules", "pin", LAUNCH).stdout
+    assert "changed for 1 of 1 cases and 1 of 1 contacts" in " ".join(said.split())
+    said = ok(cli_with_store, "rules", "pin", LAUNCH).stdout
+    assert "no stored values changed" in " ".join(said.split())
+    ok(cli_with_store, "rules", "unpin")
     unknown = cli_with_store("rules", "pin", "england-1918")
     assert unknown.exit_code == ExitCode.NOT_FOUND
     assert as_json(cli_with_store, "rules", "list")["pinned"] is None

@@ -283,6 +283,79 @@ def test_pinning_a_rule_set_recomputes_cases_and_exposures_and_unpinning_restore
     assert cb.get_case(later.ref).isolation_end == date(2020, 11, 4)
 
 
+def _stored_rule_values(cb):
+    conn = cb.store.conn
+    cases = conn.execute(
+        "SELECT id, ruleset_id, infectious_start, infectious_end, isolation_end FROM cases ORDER BY id"
+    ).fetchall()
+    exposures = conn.execute(
+        "SELECT id, ruleset_id, close_contact, clause, risk_rank, isolation_end FROM exposures ORDER BY id"
+    ).fetchall()
+    return cases, exposures
+
+
+def _mixed_case_book(cb):
+    """Cases and contacts on both sides of each rule change, in every setting."""
+    settings = ["household", "workplace", "education", "healthcare", "social", "travel", "other"]
+    days = ["2020-06-01", "2020-07-29", "2020-07-31", "2020-09-01", "2020-12-13", "2020-12-15"]
+    for i, day in enumerate(days):
+        onset = date.fromisoformat(day)
+        case = cb.add_case(
+            person=person(f"Case Person{i}"), test_date=(onset + timedelta(days=1)).isoformat(),
+            symptom_onset=None if i % 3 == 0 else day, asymptomatic=i % 3 == 0,
+        )
+        for j, setting in enumerate(settings):
+            cb.add_contact(
+                case.ref, person=person(f"Contact Person{i}x{j}"), last_exposure=day, setting=setting,
+                proximity_m=[0.5, 1.5, 3.0][j % 3], duration_min=[1, 10, 20][(i + j) % 3], face_to_face=j % 2 == 0,
+            )
+
+
+def test_pinning_in_batches_gives_each_record_the_values_it_would_get_added_under_the_pin(store, monkeypatch):
+    import tracekit.records.casebook as casebook_module
+
+    cb = casebook(store, DECEMBER_TODAY)
+    _mixed_case_book(cb)
+    unpinned = _stored_rule_values(cb)
+    monkeypatch.setattr(casebook_module, "RECOMPUTE_BATCH", 4)  # 6 cases, 42 contacts: many batches
+    reports = []
+    summary = cb.pin_ruleset(LAUNCH, progress=lambda done, total: reports.append((done, total)))
+    pinned = _stored_rule_values(cb)
+
+    # The same values one record at a time, as add_case and add_contact work them out.
+    conn = cb.store.conn
+    for case_id, *stored in pinned[0]:
+        test_date, onset = conn.execute("SELECT test_date, symptom_onset FROM cases WHERE id = ?", (case_id,)).fetchone()
+        expected = cb._case_rule_values(date.fromisoformat(test_date), date.fromisoformat(onset) if onset else None)
+        assert tuple(stored) == tuple(expected.values()) and stored[0] == LAUNCH
+    for exposure_id, *stored in pinned[1]:
+        exposure = cb._load_exposure(conn, exposure_id, with_calls=False, raw=True)
+        assert tuple(stored) == tuple(cb._exposure_rule_values(exposure.__dict__).values())
+        assert stored[0] == LAUNCH
+
+    changed_cases = sum(a != b for a, b in zip(unpinned[0], pinned[0]))
+    changed_contacts = sum(a != b for a, b in zip(unpinned[1], pinned[1]))
+    assert (summary.cases, summary.contacts) == (6, 42)
+    assert (summary.cases_changed, summary.contacts_changed) == (changed_cases, changed_contacts)
+    assert 0 < changed_contacts < 42  # the launch-period records keep theirs
+    assert reports[0] == (0, 48) and reports[-1] == (48, 48)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports) and len(reports) > 10
+
+    # Unpinning puts back exactly what the dated rules gave.
+    back = cb.pin_ruleset(None)
+    assert _stored_rule_values(cb) == unpinned
+    assert (back.cases_changed, back.contacts_changed) == (changed_cases, changed_contacts)
+
+
+def test_pinning_the_rule_set_already_in_force_changes_no_row(cb):
+    case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18")
+    cb.add_contact(case.ref, person=person("Bea Lovelace"), last_exposure="2020-10-18", setting="household")
+    before = _stored_rule_values(cb)
+    summary = cb.pin_ruleset(MID_2020)
+    assert _stored_rule_values(cb) == before
+    assert summary.to_json() == {"cases": 1, "contacts": 1, "cases_changed": 0, "contacts_changed": 0}
+
+
 def test_pinning_an_unknown_rule_set_is_refused_and_changes_nothing(cb):
     cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", asymptomatic=True)
     before = table_snapshot(cb.store)
@@ -489,9 +562,12 @@ def test_failure_half_way_through_add_contact_leaves_nothing(cb, monkeypatch):
     assert table_snapshot(cb.store) == before
 
 
-def test_failure_in_pin_ruleset_leaves_values_unchanged(cb, monkeypatch):
-    case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18")
-    cb.add_contact(case.ref, person=person("Bea Lovelace"), last_exposure="2020-10-18", setting="household")
+def test_failure_in_pin_ruleset_leaves_values_unchanged(store, monkeypatch):
+    import tracekit.records.casebook as casebook_module
+
+    cb = casebook(store, DECEMBER_TODAY)
+    _mixed_case_book(cb)
+    monkeypatch.setattr(casebook_module, "RECOMPUTE_BATCH", 1)  # batches written before the failure
     before = table_snapshot(cb.store)
     monkeypatch.setattr(audit, "append", FailingAudit(fail_on=1))
     with pytest.raises(RuntimeError):

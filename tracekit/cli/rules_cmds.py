@@ -16,6 +16,7 @@ from tracekit.cli.context import command, emit_json, note, open_current_store, o
 
 if TYPE_CHECKING:
     from tracekit.domain.rules import RuleSet
+    from tracekit.records import RecomputeSummary
 
 rules_app = typer.Typer(help="The public-health rule sets: list, show, and pin one for the store.", no_args_is_help=True)
 
@@ -89,6 +90,16 @@ def rules_show(
     out().print(render.ruleset_detail(rs, valid_until=until, marks=marks))
 
 
+def _recompute_message(summary: RecomputeSummary) -> str:
+    changed = summary.cases_changed + summary.contacts_changed
+    if not changed:
+        return "no stored values changed"
+    return (
+        f"stored values changed for {summary.cases_changed:,} of {summary.cases:,} cases and "
+        f"{summary.contacts_changed:,} of {summary.contacts:,} contacts"
+    )
+
+
 @rules_app.command("pin")
 @command
 def rules_pin(
@@ -97,34 +108,42 @@ def rules_pin(
     """Use one rule set for every case and contact in the store, whatever their dates.
 
     Stored values (infectious periods, isolation ends, close-contact clauses) are worked
-    out again at once, and the change is written to the audit log.
+    out again at once, in the same transaction as the setting and its audit entry: if
+    the command is stopped, nothing changes. At a terminal a progress bar shows the
+    records done.
     """
+    from tracekit.cli import progress
     from tracekit.records import Casebook
 
-    with open_current_store() as store:
-        Casebook(store).pin_ruleset(ruleset_id)
+    with open_current_store() as store, progress.counting("recomputing", "records") as report:
+        summary = Casebook(store).pin_ruleset(ruleset_id, progress=report)
     if settings().json:
-        emit_json({"pinned": ruleset_id})
+        emit_json({"pinned": ruleset_id, "recomputed": summary.to_json()})
         return
-    out().print(f"Pinned {ruleset_id}: every case and contact in this store now uses it; stored values were recomputed.")
+    out().print(f"Pinned {ruleset_id}: every case and contact in this store now uses it; {_recompute_message(summary)}.")
 
 
 @rules_app.command("unpin")
 @command
 def rules_unpin() -> None:
     """Go back to the rule set in force on each record's date (values are recomputed)."""
+    from tracekit.cli import progress
     from tracekit.records import Casebook
 
+    summary = None
     with open_current_store() as store:
         casebook = Casebook(store)
         was = casebook.pinned_ruleset
         if was is not None:
-            casebook.pin_ruleset(None)
+            with progress.counting("recomputing", "records") as report:
+                summary = casebook.pin_ruleset(None, progress=report)
     if settings().json:
-        emit_json({"pinned": None, "was_pinned": was})
+        emit_json({"pinned": None, "was_pinned": was, "recomputed": summary.to_json() if summary else None})
         return
-    if was:
-        out().print(f"Unpinned {was}: each record uses the rule set in force on its date again; stored values were recomputed.")
+    if was and summary:
+        out().print(
+            f"Unpinned {was}: each record uses the rule set in force on its date again; {_recompute_message(summary)}."
+        )
     else:
         out().print("No rule set was pinned; each record uses the rule set in force on its date.")
 

@@ -10,6 +10,7 @@ the record so lists and the worklist are index scans.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tracekit.domain import identifiers as ids
@@ -33,6 +34,7 @@ from tracekit.records.models import (
     Exposure,
     Page,
     Person,
+    RecomputeSummary,
     TestResult,
     TestType,
     TraceStatus,
@@ -44,6 +46,8 @@ from tracekit.store import Store
 PINNED_RULESET_SETTING = "rules.pinned"
 NOT_CLOSE_RISK_RANK = 99
 MAX_PAGE = 1000
+#: Rows read and written per batch when stored rule values are recomputed (``rules pin``).
+RECOMPUTE_BATCH = 5000
 _REF_ATTEMPTS = 20
 
 
@@ -53,6 +57,20 @@ def utcnow() -> str:
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def _batches_by_id(conn: Any, sql: str, batch: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of ``sql`` (``... WHERE id > ? ORDER BY id LIMIT ?``, id first) a batch at a
+    time, by id, so that the caller can update rows between batches (no statement is left
+    open over a table being changed)."""
+    size = batch or RECOMPUTE_BATCH
+    after = 0
+    while True:
+        rows = conn.execute(sql, (after, size)).fetchall()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
 
 
 def risk_rank(closeness: rules.Closeness) -> int:
@@ -246,8 +264,17 @@ class Casebook:
     def ruleset_for(self, day: date) -> rules.RuleSet:
         return rules.ruleset_for(day, self.pinned_ruleset)
 
-    def pin_ruleset(self, ruleset_id: str | None) -> None:
-        """Pin a rule set for every computation (None unpins), and recompute stored values."""
+    def pin_ruleset(
+        self, ruleset_id: str | None, *, progress: Callable[[int, int], None] | None = None
+    ) -> RecomputeSummary:
+        """Pin a rule set for every computation (None unpins), and recompute stored values.
+
+        All or nothing: the setting, every recomputed value and the audit entry are one
+        transaction. Records are read in batches of :data:`RECOMPUTE_BATCH` by id, values
+        are worked out once per distinct set of inputs, and only rows whose stored values
+        change are written, so a store of millions of contacts is pinned in minutes, in
+        flat memory. ``progress(done, total)`` is called after each batch.
+        """
         if ruleset_id is not None:
             rules.get_ruleset(ruleset_id)
         with self.store.transaction() as conn:
@@ -258,11 +285,82 @@ class Casebook:
                     "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (PINNED_RULESET_SETTING, ruleset_id),
                 )
-            for (case_id,) in conn.execute("SELECT id FROM cases").fetchall():
-                self._recompute_case(conn, case_id)
-            for (exposure_id,) in conn.execute("SELECT id FROM exposures").fetchall():
-                self._recompute_exposure(conn, exposure_id)
+            summary = self._recompute_rule_values(conn, ruleset_id, progress)
             self._audit(conn, "rules.pin" if ruleset_id else "rules.unpin", [], ruleset_id)
+        return summary
+
+    def _recompute_rule_values(
+        self, conn: Any, pinned: str | None, progress: Callable[[int, int], None] | None
+    ) -> RecomputeSummary:
+        """Bring every case's and contact's stored rule values in line with ``pinned``."""
+        rulesets: dict[date, rules.RuleSet] = {}
+
+        def ruleset(day: date) -> rules.RuleSet:
+            if day not in rulesets:
+                rulesets[day] = rules.ruleset_for(day, pinned)
+            return rulesets[day]
+
+        total = sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("cases", "exposures"))
+        summary = RecomputeSummary(cases=0, contacts=0, cases_changed=0, contacts_changed=0)
+        done = 0
+        if progress is not None:
+            progress(done, total)
+
+        case_values: dict[tuple[str, str | None], tuple[Any, ...]] = {}
+        for rows in _batches_by_id(
+            conn, "SELECT id, test_date, symptom_onset, ruleset_id, infectious_start, infectious_end, isolation_end "
+            "FROM cases WHERE id > ? ORDER BY id LIMIT ?",
+        ):
+            changed = []
+            for case_id, test_date, onset, *stored in rows:
+                key = (test_date, onset)
+                values = case_values.get(key)
+                if values is None:
+                    onset_day, test_day = _date(onset), date.fromisoformat(test_date)
+                    values = case_values[key] = tuple(
+                        self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day)).values()
+                    )
+                if tuple(stored) != values:
+                    changed.append((*values, case_id))
+            conn.executemany(
+                "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
+                changed,
+            )
+            summary.cases += len(rows)
+            summary.cases_changed += len(changed)
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+
+        exposure_values: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for rows in _batches_by_id(
+            conn, "SELECT id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, "
+            "ruleset_id, close_contact, clause, risk_rank, isolation_end FROM exposures WHERE id > ? ORDER BY id LIMIT ?",
+        ):
+            changed = []
+            for exposure_id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, *stored in rows:
+                key = (last_exposure, setting, proximity_m, duration_min, bool(face_to_face), bool(direct_contact))
+                values = exposure_values.get(key)
+                if values is None:
+                    day = date.fromisoformat(last_exposure)
+                    inputs = {
+                        "last_exposure": day, "setting": setting, "proximity_m": proximity_m,
+                        "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
+                    }
+                    values = exposure_values[key] = tuple(self._exposure_rule_values(inputs, ruleset(day)).values())
+                if tuple(stored) != values:
+                    changed.append((*values, exposure_id))
+            conn.executemany(
+                "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ? "
+                "WHERE id = ?",
+                changed,
+            )
+            summary.contacts += len(rows)
+            summary.contacts_changed += len(changed)
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+        return summary
 
     # -- audit hook ----------------------------------------------------------------------
     def _audit(self, conn: Any, action: str, refs: list[str], reason: str | None = None) -> None:
@@ -546,8 +644,10 @@ class Casebook:
         conn = self.store.conn
         return self._load_case(conn, self._case_id(conn, ref))
 
-    def _case_rule_values(self, test_date: date, onset: date | None) -> dict[str, str]:
-        rs = self.ruleset_for(onset or test_date)
+    def _case_rule_values(
+        self, test_date: date, onset: date | None, rs: rules.RuleSet | None = None
+    ) -> dict[str, str]:
+        rs = rs or self.ruleset_for(onset or test_date)
         start, end = rules.infectious_period(onset, test_date, rs)
         return {
             "ruleset_id": rs.id,
@@ -688,15 +788,6 @@ class Casebook:
             self._audit(conn, "case.close", [current.ref], reason)
             return self._load_case(conn, case_id)
 
-    def _recompute_case(self, conn: Any, case_id: int) -> None:
-        test_date, onset = conn.execute("SELECT test_date, symptom_onset FROM cases WHERE id = ?", (case_id,)).fetchone()
-        computed = self._case_rule_values(date.fromisoformat(test_date), _date(onset))
-        conn.execute(
-            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
-            (*computed.values(), case_id),
-        )
-
-    # -- contacts (exposures) ------------------------------------------------------------
     def _exposure_id(self, conn: Any, ref_text: str) -> int:
         ref = parse_ref(ref_text, RefKind.EXPOSURE)
         row = conn.execute("SELECT id FROM exposures WHERE ref = ?", (ref,)).fetchone()
@@ -723,8 +814,8 @@ class Casebook:
         conn = self.store.conn
         return self._load_exposure(conn, self._exposure_id(conn, ref))
 
-    def _exposure_rule_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        rs = self.ruleset_for(values["last_exposure"])
+    def _exposure_rule_values(self, values: dict[str, Any], rs: rules.RuleSet | None = None) -> dict[str, Any]:
+        rs = rs or self.ruleset_for(values["last_exposure"])
         closeness = rules.classify_exposure(
             rs,
             setting=values["setting"],
@@ -913,12 +1004,6 @@ class Casebook:
             exposure = self._load_exposure(conn, exposure_id)
             self._audit(conn, "contact.call", [exposure.ref], parsed.value)
         return exposure
-
-    def _recompute_exposure(self, conn: Any, exposure_id: int) -> None:
-        current = self._load_exposure(conn, exposure_id, with_calls=False, raw=True)
-        computed = self._exposure_rule_values(current.__dict__)
-        assignments = ", ".join(f"{k} = ?" for k in computed)
-        conn.execute(f"UPDATE exposures SET {assignments} WHERE id = ?", (*computed.values(), exposure_id))
 
     def promote_contact(
         self, person_ref: str, *, test_date: str | date, test_type: str = "pcr",

@@ -319,3 +319,20 @@ class Worklist:
             "to_call_total": self.to_call_total,
             "isolation_ends_today": [e.to_json() for e in self.isolation_ends_today],
         }
+
+
+@dataclass
+class RecomputeSummary:
+    """What ``rules pin``/``unpin`` looked at and changed: records read, and records whose
+    stored rule values (rule set, infectious period, isolation end, clause) changed."""
+
+    cases: int
+    contacts: int
+    cases_changed: int
+    contacts_changed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases, "contacts": self.contacts,
+            "cases_changed": self.cases_changed, "contacts_changed": self.contacts_changed,
+        }
