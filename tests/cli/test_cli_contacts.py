@@ -320,6 +320,19 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["to_call_total"] == 4
 
 
+def test_today_on_an_80_column_terminal_breaks_entries_between_fields(cli_with_store, case, monkeypatch):
+    add_contact(cli_with_store, case["ref"], "Di Example", n=14, last="2020-10-08", setting="household")
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = ok(cli_with_store, "today", "--date", "2020-10-15").stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    first = next(n for n, line in enumerate(lines) if line.strip().startswith("1. "))
+    assert "Di Example" in lines[first] and "07700 900014" in lines[first]
+    # Not "... isolate until the end of 22" / "Oct 2020" at the left edge, as Rich's
+    # word wrapping had it: the entry breaks between its fields, under the reference.
+    assert lines[first + 1].startswith("     close (household) · last exposure 8 Oct 2020")
+    assert lines[first + 2] == "     isolate until the end of 22 Oct 2020"
+
+
 def test_today_says_more_than_when_the_backlog_is_over_the_cap(cli_with_store, case, monkeypatch):
     for n in range(3):
         add_contact(cli_with_store, case["ref"], f"Waiting Person{chr(97 + n)}", n=300 + n, setting="household")

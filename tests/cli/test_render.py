@@ -98,3 +98,42 @@ def test_block_of_lines_prints_what_rich_prints(lines: list[str], width: int) ->
 
     expected = _print(Text.from_markup("\n".join(marked), emoji=False), width)
     assert _print(render._Block(marked), width) == expected
+
+
+# A worklist entry's fields: dates, names and numbers (no field holds the separator).
+field_text = st.text(alphabet=st.sampled_from(list("abcXYZ019 -'.") + ["é", "日", "👍"]), min_size=1, max_size=30).filter(
+    lambda t: " · " not in t and t.strip() == t and "  " not in t
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.lists(field_text, min_size=1, max_size=5),
+    sep=st.sampled_from([" · ", "  "]),
+    width=st.integers(min_value=15, max_value=120),
+)
+def test_an_entry_too_long_for_the_terminal_breaks_between_its_fields(fields: list[str], sep: str, width: int) -> None:
+    indent = 5
+    line = " " * indent + sep.join(fields)
+    marked = " " * indent + sep.join(f"[bold]{escape(f)}[/bold]" if n % 2 else escape(f) for n, f in enumerate(fields))
+    shown = _print(render._Block([(marked, sep, indent)]), width).splitlines()
+    from rich.cells import cell_len
+
+    if cell_len(line) <= width:
+        assert shown == [line]
+        return
+    if any(indent + cell_len(f) > width for f in fields):
+        return  # a field wider than a line is word-wrapped by Rich (checked below)
+    # Every line fits; every field is whole on one line; nothing is lost or reordered.
+    assert all(cell_len(s) <= width for s in shown)
+    assert all(s.startswith(" " * indent) for s in shown)
+    assert sep.join(s[indent:] for s in shown) == sep.join(fields)
+    assert [f for s in shown for f in s[indent:].split(sep)] == fields
+
+
+def test_an_entry_with_a_field_wider_than_the_terminal_is_word_wrapped() -> None:
+    long_name = "Bartholomew Maximilian Longname-Example"
+    shown = _print(render._Block([(f"  1. E-ABC123  {long_name}  07700 900222", "  ", 5)]), 30).splitlines()
+    assert all(len(s) <= 30 for s in shown)
+    assert shown[0] == "  1. E-ABC123"
+    assert shown[1:] == ["     Bartholomew Maximilian", "     Longname-Example", "     07700 900222"]

@@ -466,14 +466,17 @@ def worklist(work: Worklist) -> RenderableType:
     parts: list[RenderableType] = [f"[bold]To call[/bold] ({total} not yet reached)"]
     if work.to_call:
         # one entry on two lines, not a table: the number to ring is never cut short
-        lines = []
+        # (on a narrow terminal each line breaks between its fields, under the reference)
+        lines: list[str | Fields] = []
         for number, e in enumerate(work.to_call, 1):
             phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
-            lines.append(f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]")
-            lines.append(
+            lines.append((
+                f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]", "  ", 5,
+            ))
+            lines.append((
                 f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)} · "
-                f"isolate until the end of {day(e.isolation_end)}"
-            )
+                f"isolate until the end of {day(e.isolation_end)}", " · ", 5,
+            ))
         parts.append(_Block(lines))
         legend = _clause_legend(work.to_call)
         if legend:
@@ -686,7 +689,7 @@ class _FitTable:
             # Lay the lines out directly, as Rich's Table would, without its cell-by-cell
             # machinery: a 50-row table prints in about a tenth of the time.
             # tests/cli/test_render.py checks the output against Rich's own Table.
-            yield self._simple(console, rows, [(i, headers[i], widths[i]) for i in keep])
+            yield from _fitted(self._simple(console, rows, [(i, headers[i], widths[i]) for i in keep]), console)
             return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for i in keep:
@@ -737,26 +740,93 @@ class _FitTable:
         return text
 
 
+#: An entry of the worklist: one line of markup whose fields are joined by ``sep``; if
+#: it is too long it breaks between fields, continuing ``indent`` columns in.
+Fields = tuple[str, str, int]
+
+
 class _Block:
     """Lines of markup printed as one Text, not a renderable a line: the same output in a
-    fraction of the time. Only the lines longer than the terminal go through Rich's word
-    wrapping, each on its own."""
+    fraction of the time. Only the lines longer than the terminal are broken: a line of
+    fields (:data:`Fields`) between its fields, so that a date or a phone number is never
+    split, and any other line (or a field wider than the terminal) by Rich's word
+    wrapping."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = [Text.from_markup(line, emoji=False) for line in lines]
+    def __init__(self, lines: list[str | Fields]) -> None:
+        self.lines: list[tuple[Text, str | None, int]] = [
+            (Text.from_markup(line, emoji=False), None, 0) if isinstance(line, str)
+            else (Text.from_markup(line[0], emoji=False), line[1], line[2])
+            for line in lines
+        ]
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         width = options.max_width
         text = Text(end="\n")
-        for n, line in enumerate(self.lines):
+        for n, (line, sep, indent) in enumerate(self.lines):
             if n:
                 text.append("\n")
             if line.cell_len <= width:
                 text.append_text(line)
-            else:
+                continue
+            if sep is None:
                 text.append_text(Text("\n").join(line.wrap(console, width)))
+                continue
+            for m, (piece, lead) in enumerate(_break_between_fields(line, sep, indent, width)):
+                if m:
+                    text.append("\n")
+                if lead + piece.cell_len <= width:
+                    text.append(" " * lead)
+                    text.append_text(piece)
+                    continue
+                # wider than a line on its own: word-wrapped, under the same indent
+                for k, wrapped in enumerate(piece.wrap(console, width - lead)):
+                    if k:
+                        text.append("\n")
+                    wrapped.rstrip()
+                    text.append(" " * lead)
+                    text.append_text(wrapped)
+        yield from _fitted(text, console)
+
+
+def _fitted(text: Text, console: Any) -> Any:
+    """A Text whose every line already fits the width, as Segments. Yielding the Text
+    itself would have Rich split it into lines, justify and truncate each and join them
+    again: about half the cost of printing a 50-entry worklist, for the same output."""
+    if "\t" in text.plain:  # tabs are expanded by Rich's own path
         text.no_wrap = True
         yield text
+        return
+    yield from text.render(console, end=text.end)
+
+
+def _break_between_fields(line: Text, sep: str, indent: int, width: int) -> list[tuple[Text, int]]:
+    """``line`` cut at occurrences of ``sep`` (dropped at a break) into pieces that fit
+    ``width`` cells, each continuation to be shown ``indent`` spaces in: (piece, indent).
+    A field wider than a line on its own is left whole (the caller word-wraps it)."""
+    plain = line.plain
+    if width < indent + 10:  # too narrow to indent usefully
+        return [(line, 0)]
+    fields: list[tuple[int, int]] = []  # (start, end) of each field in plain
+    start = 0
+    while True:
+        at = plain.find(sep, start)
+        if at < 0:
+            fields.append((start, len(plain)))
+            break
+        fields.append((start, at))
+        start = at + len(sep)
+    pieces: list[tuple[Text, int]] = []
+    first, last = fields[0]
+    used, lead = cell_len(plain[first:last]), 0
+    for start, end in fields[1:]:
+        size = cell_len(plain[start:end])
+        if used + len(sep) + size <= width:
+            last, used = end, used + len(sep) + size
+            continue
+        pieces.append((line[first:last], lead))
+        first, last, used, lead = start, end, indent + size, indent
+    pieces.append((line[first:last], lead))
+    return pieces
 
 
 def _table(*headers: Header) -> _FitTable:

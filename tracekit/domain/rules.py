@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from tracekit.errors import NotFound, ValidationError
@@ -349,6 +349,9 @@ def rulesets_from_document(document: dict[str, Any]) -> tuple[RuleSet, ...]:
     return tuple(sorted(rulesets, key=lambda rs: rs.valid_from))
 
 
+_SHIPPED_JSON = Path(__file__).with_name("rulesets.json")
+
+
 @cache
 def all_rulesets() -> tuple[RuleSet, ...]:
     """The rule sets shipped with tracekit, oldest first.
@@ -358,14 +361,15 @@ def all_rulesets() -> tuple[RuleSet, ...]:
     under one). A test checks that they agree; after changing the TOML, regenerate the
     JSON with ``python -c "from tracekit.domain.rules import write_json; write_json()"``.
     """
-    package_files = resources.files("tracekit.domain")
-    return rulesets_from_document(document_from_json(package_files.joinpath("rulesets.json").read_text(encoding="utf-8")))
+    # Read beside this module, not through importlib.resources (whose first use imports
+    # several modules: milliseconds a command); tracekit is never run from a zip file.
+    return rulesets_from_document(document_from_json(_SHIPPED_JSON.read_text(encoding="utf-8")))
 
 
 def _shipped_toml_document() -> dict[str, Any]:
     import tomllib
 
-    return tomllib.loads(resources.files("tracekit.domain").joinpath("rulesets.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(_SHIPPED_JSON.with_suffix(".toml").read_text(encoding="utf-8"))
 
 
 def get_ruleset(ruleset_id: str) -> RuleSet:
@@ -541,6 +545,4 @@ def classify_exposure(
 
 def write_json() -> None:
     """Rewrite rulesets.json from rulesets.toml (after changing the TOML)."""
-    path = resources.files("tracekit.domain").joinpath("rulesets.json")
-    with resources.as_file(path) as target:
-        target.write_text(document_to_json(_shipped_toml_document()), encoding="utf-8")
+    _SHIPPED_JSON.write_text(document_to_json(_shipped_toml_document()), encoding="utf-8")

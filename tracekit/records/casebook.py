@@ -226,8 +226,6 @@ class Casebook:
         if not text:
             return text
         if not self._scrub_ready:
-            from tracekit.records.sensitive import identity_pattern
-
             people = [
                 _person(row, 0, REVEAL_ALL)
                 for row in self.store.conn.execute(
@@ -236,7 +234,13 @@ class Casebook:
                     "WHERE p.referral_id IS NULL"
                 ).fetchall()
             ]
-            self._scrub_pattern = identity_pattern([p for p in people if p.id not in self._reveal])
+            hidden = [p for p in people if p.id not in self._reveal]
+            if hidden:  # (the module is only needed, and imported, when someone is marked)
+                from tracekit.records.sensitive import identity_pattern
+
+                self._scrub_pattern = identity_pattern(hidden)
+            else:
+                self._scrub_pattern = None
             self._scrub_ready = True
         if self._scrub_pattern is None:
             return text
