@@ -137,3 +137,83 @@ def test_an_entry_with_a_field_wider_than_the_terminal_is_word_wrapped() -> None
     assert all(len(s) <= 30 for s in shown)
     assert shown[0] == "  1. E-ABC123"
     assert shown[1:] == ["     Bartholomew Maximilian", "     Longname-Example", "     07700 900222"]
+
+
+# Markup as tracekit writes it (style tags around escaped text), and some it never
+# writes (stray brackets, escapes, unbalanced or anonymous closing tags, newlines).
+style_names = st.sampled_from(["bold", "dim", "red", "bold red", "red bold", "yellow", "table.header", "italic"])
+markup_pieces = st.one_of(
+    cell_text.map(escape),
+    style_names.map(lambda name: f"[{name}]"),
+    style_names.map(lambda name: f"[/{name}]"),
+    st.sampled_from(["[", "]", "[/]", "\\[", "[1]", "[case C-1]", "\\", "\x07", "[@click]", "[link=x]"]),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pieces=st.lists(markup_pieces, max_size=12))
+def test_markup_text_is_rich_markup(pieces: list[str]) -> None:
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    markup = "".join(pieces)
+    try:
+        expected = Text.from_markup(markup, emoji=False)
+    except MarkupError:
+        with pytest.raises(MarkupError):
+            render.markup_text(markup)
+        return
+    got = render.markup_text(markup)
+    assert (got.plain, got.spans, got.end, got.justify, got.overflow) == (
+        expected.plain, expected.spans, expected.end, expected.justify, expected.overflow,
+    )
+
+
+def test_markup_text_takes_the_fast_path_for_tags_around_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.text import Text
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("went to Rich's parser")
+
+    monkeypatch.setattr(Text, "from_markup", refuse)
+    got = render.markup_text("  1. [bold]E-ABC123[/bold]  Ann Lee  [dim](case C-XYZ789)[/dim] · [bold red]close[/bold red]")
+    assert got.plain == "  1. E-ABC123  Ann Lee  (case C-XYZ789) · close"
+    assert [(s.start, s.end, s.style) for s in got.spans] == [(5, 13, "bold"), (24, 39, "dim"), (42, 47, "bold red")]
+
+
+def _with_rich_grid(monkeypatch: pytest.MonkeyPatch, grid: object, width: int, color: bool = False) -> str:
+    with monkeypatch.context() as patch:
+        patch.setattr(render._Grid, "simple_layout", False)
+        return _print(grid, width, color=color)
+
+
+labels = st.sampled_from(["name", "phone", "date of birth", "infectious period", "x", "notes"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.tuples(labels, cell_text), min_size=1, max_size=8),
+    width=st.integers(min_value=10, max_value=160),
+    color=st.booleans(),
+)
+def test_direct_grid_prints_what_rich_prints(rows: list[tuple[str, str]], width: int, color: bool) -> None:
+    """A record's details (case, person, contact show): wrapped values, notes with
+    newlines, wide characters; with and without colour."""
+    marked = [(label, f"[dim]{escape(value[:4])}[/dim]{escape(value[4:])}" if len(value) % 2 else escape(value))
+              for label, value in rows]
+    grid = render._grid(marked)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _with_rich_grid(monkeypatch, grid, width, color)
+    shown = _print(grid, width, color=color)
+    if not color:
+        assert shown == expected
+    else:  # the same characters in the same styles (Rich may split a run into two codes)
+        assert _styled_cells(shown) == _styled_cells(expected)
+
+
+def _styled_cells(ansi: str) -> list[tuple[str, str]]:
+    from rich.text import Text
+
+    text = Text.from_ansi(ansi)
+    console = Console(width=1000, color_system="standard", force_terminal=True)
+    return [(ch, str(segment.style or "")) for segment in text.render(console) for ch in segment.text]

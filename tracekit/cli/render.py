@@ -16,8 +16,10 @@ Imported only inside commands (it imports the records and domain modules).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 from rich import box
@@ -25,7 +27,8 @@ from rich.console import Group, RenderableType
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from rich.tree import Tree
 
 from tracekit.cli.options import DEFAULT_LIMIT
@@ -655,7 +658,7 @@ class _FitTable:
         # Each cell's markup is parsed once, here, and the column widths are worked out
         # here and given to Rich, so Rich neither parses nor measures the cells again
         # (it would otherwise do both: the dearest part of printing a 50-row list).
-        rows = [[Text.from_markup(cell, emoji=False) for cell in row] for row in self.rows]
+        rows = [[markup_text(cell) for cell in row] for row in self.rows]
         headers = [header for header, _ in self.columns]
         natural: list[int] = []  # no wrapping
         least: list[int] = []  # what a column needs to be worth keeping
@@ -672,7 +675,7 @@ class _FitTable:
         # between two columns: a space of padding on each side and the box's divider
         while sum(least[i] for i in keep) + _COLUMN_GAP * (len(keep) - 1) > options.max_width:
             droppable = [i for i in keep if self.columns[i][1] > 0]
-            if not droppable:
+            if not droppable or len(keep) == 1:  # the last column stays, even squeezed
                 break
             keep.remove(max(droppable, key=lambda i: (self.columns[i][1], i)))
         widths = {i: natural[i] for i in keep}
@@ -740,6 +743,58 @@ class _FitTable:
         return text
 
 
+#: An opening or closing style tag of the markup tracekit writes: ``[bold]``, ``[/bold red]``.
+_STYLE_TAG = re.compile(r"\[(/?)([a-z][a-z ]*)\]")
+
+
+def markup_text(markup: str) -> Text:
+    """``Text.from_markup(markup, emoji=False)``, about five times faster for the markup
+    tables and the worklist are made of: style tags around escaped, printable text.
+    Anything else (a backslash escape, a bracket that is not a style tag, a newline or
+    control character, a tag that closes nothing) goes to Rich. tests/cli/test_render.py
+    checks the two agree."""
+    if "[" not in markup:
+        return Text(markup)
+    if "\\" in markup or not markup.isprintable():
+        return Text.from_markup(markup, emoji=False)
+    parts: list[str] = []
+    spans: list[Span] = []
+    open_tags: list[tuple[int, str]] = []
+    length = position = 0
+    for tag in _STYLE_TAG.finditer(markup):
+        chunk = markup[position:tag.start()]
+        if "[" in chunk:
+            return Text.from_markup(markup, emoji=False)
+        parts.append(chunk)
+        length += len(chunk)
+        position = tag.end()
+        closing, name = tag.groups()
+        name = Style.normalize(name.strip() if closing else name)
+        if not closing:
+            open_tags.append((length, name))
+            continue
+        for index in range(len(open_tags) - 1, -1, -1):
+            if open_tags[index][1] == name:
+                start, _ = open_tags.pop(index)
+                break
+        else:
+            return Text.from_markup(markup, emoji=False)  # Rich's MarkupError
+        spans.append(Span(start, length, name))
+    rest = markup[position:]
+    if "[" in rest:
+        return Text.from_markup(markup, emoji=False)
+    parts.append(rest)
+    length += len(rest)
+    while open_tags:
+        start, name = open_tags.pop()
+        if name:
+            spans.append(Span(start, length, name))
+    text = Text("".join(parts))
+    # Rich's order: spans closed later first, then a stable sort by start
+    text.spans = sorted(spans[::-1], key=attrgetter("start"))
+    return text
+
+
 #: An entry of the worklist: one line of markup whose fields are joined by ``sep``; if
 #: it is too long it breaks between fields, continuing ``indent`` columns in.
 Fields = tuple[str, str, int]
@@ -754,8 +809,7 @@ class _Block:
 
     def __init__(self, lines: list[str | Fields]) -> None:
         self.lines: list[tuple[Text, str | None, int]] = [
-            (Text.from_markup(line, emoji=False), None, 0) if isinstance(line, str)
-            else (Text.from_markup(line[0], emoji=False), line[1], line[2])
+            (markup_text(line), None, 0) if isinstance(line, str) else (markup_text(line[0]), line[1], line[2])
             for line in lines
         ]
 
@@ -833,10 +887,65 @@ def _table(*headers: Header) -> _FitTable:
     return _FitTable(headers)
 
 
-def _grid(rows: list[tuple[str, str]]) -> Table:
-    grid = Table(show_header=False, box=None, pad_edge=False)
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    for label, value in rows:
-        grid.add_row(label, value)
-    return grid
+def _grid(rows: list[tuple[str, str]]) -> _Grid:
+    return _Grid(rows)
+
+
+class _Grid:
+    """Label and value rows (a record's details): what Rich draws for
+    ``Table(show_header=False, box=None, pad_edge=False)`` with a bold, unwrapped label
+    column, laid out directly when every value's longest word fits (always, but on a very
+    narrow terminal, which goes to Rich). tests/cli/test_render.py compares the two."""
+
+    #: False: always Rich's Table.
+    simple_layout = True
+    #: Between the label and the value: the label's right padding and the value's left.
+    GAP = 2
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        self.rows = rows
+
+    def _rich(self, rows: list[tuple[Text, Text]]) -> Table:
+        grid = Table(show_header=False, box=None, pad_edge=False)
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for label, value in rows:
+            grid.add_row(label, value)
+        return grid
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        rows = [(markup_text(label), markup_text(value)) for label, value in self.rows]
+        if not self.simple_layout or not rows:
+            yield self._rich(rows)
+            return
+        label_width = max(label.cell_len for label, _ in rows)
+        lines_of = [value.plain.split("\n") for _, value in rows]
+        natural = max(cell_len(line) for lines in lines_of for line in lines)
+        longest_word = max((cell_len(word) for lines in lines_of for line in lines for word in line.split()), default=0)
+        room = options.max_width - label_width - self.GAP
+        if longest_word > room or "\t" in "".join(value.plain for _, value in rows) or any(
+            "\n" in label.plain for label, _ in rows
+        ):
+            yield self._rich(rows)
+            return
+        width = min(natural, room)
+        text = Text(end="\n")
+        for n, (label, value) in enumerate(rows):
+            if n:
+                text.append("\n")
+            if value.cell_len <= width and "\n" not in value.plain:
+                wrapped = [value]
+            else:
+                wrapped = list(value.wrap(console, width, justify="left", overflow="ellipsis"))
+            for depth, line in enumerate(wrapped):
+                if depth:
+                    text.append("\n")
+                start = len(text)
+                if not depth:
+                    text.append_text(label)
+                text.append(" " * (label_width - (0 if depth else label.cell_len) + 1))
+                text.stylize("bold", start, len(text))  # the label column's style, padding too
+                text.append(" ")
+                text.append_text(line)
+                text.append(" " * (width - line.cell_len))
+        yield from _fitted(text, console)
