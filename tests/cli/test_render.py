@@ -217,3 +217,23 @@ def _styled_cells(ansi: str) -> list[tuple[str, str]]:
     text = Text.from_ansi(ansi)
     console = Console(width=1000, color_system="standard", force_terminal=True)
     return [(ch, str(segment.style or "")) for segment in text.render(console) for ch in segment.text]
+
+
+def test_audit_table_keeps_the_time_whole_and_folds_a_long_reason() -> None:
+    from types import SimpleNamespace
+
+    entries = [
+        SimpleNamespace(seq=74277, at="2026-11-22T22:21:32.123456+00:00", action="export.handover", refs=[],
+                        reason="bundle cb1d9a4215594566b40e6055d8efdb70 to Profile Central (central-team)"),
+        SimpleNamespace(seq=74278, at="2026-11-23T00:54:24.5+00:00", action="role.mark", refs=["P-ABC123", "C-XYZ789"],
+                        reason="[bold]not markup[/bold]"),
+    ]
+    shown = _print(render.audit_table(entries), 80)
+    lines = shown.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "2026-11-22T22:21:32" in shown and "2026-11-23T00:54:24" in shown and "…" not in shown
+    assert "P-ABC123," in shown and "C-XYZ789" in shown  # the references stay (wrapped)
+    assert "[bold]not" in shown and "markup[/bold]" in shown  # a reason is text, never markup
+    assert "".join(line[lines[0].index("reason"):].strip() for line in lines[2:7]).startswith(
+        "bundlecb1d9a4215594566b40e6055d8efdb70"
+    )

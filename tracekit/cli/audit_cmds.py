@@ -33,9 +33,6 @@ def audit_show(
     Oldest first. Without --since, the last --limit entries (the most recent); with
     --since, the first --limit entries from that date on.
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from tracekit import audit
     from tracekit.domain.identifiers import parse_date
 
@@ -54,10 +51,9 @@ def audit_show(
     if settings().json:
         emit_json({"items": [e.to_json() for e in entries], "total": len(entries), "more": more})
         return
-    table = Table("#", "when (UTC)", "action", "references", "reason")
-    for entry in entries:
-        table.add_row(str(entry.seq), entry.at[:19], entry.action, ", ".join(entry.refs), escape(entry.reason or ""))
-    out().print(table)
+    from tracekit.cli import render
+
+    out().print(render.audit_table(entries))
     if more:
         which = "last" if since_iso is None else "first"
         note(f"showing the {which} {len(entries):,} matching entries of the {log_size:,} in the log; "

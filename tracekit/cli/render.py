@@ -515,6 +515,19 @@ def _clause_legend(exposures: Iterable[Exposure]) -> str:
     return "\n".join(f"[dim]{clause}: {escape(text)}[/dim]" for clause, text in seen.items())
 
 
+# -- the audit log -----------------------------------------------------------------------
+def audit_table(entries: Iterable[Any]) -> RenderableType:
+    """Audit entries, oldest first: the time is never cut short; the references and the
+    reason wrap instead (a long word in a reason, such as a bundle id, is folded)."""
+    table = _table("#", "when (UTC)", "action", "references", "reason")
+    for entry in entries:
+        table.add_row(
+            str(entry.seq), escape(entry.at[:19]), escape(entry.action), escape(", ".join(entry.refs)),
+            escape(entry.reason or ""),
+        )
+    return table
+
+
 # -- rule sets -----------------------------------------------------------------------------
 def ruleset_json(rs: rules.RuleSet, *, valid_until: date | None = None) -> dict[str, Any]:
     return {
@@ -631,7 +644,10 @@ def _status(value: str) -> str:
 
 
 #: Columns whose text may wrap (at spaces); every other column stays on one line.
-_WRAPPING = {"person", "name", "title", "note", "close contact when"}
+_WRAPPING = {"person", "name", "title", "note", "close contact when", "references", "reason"}
+#: Wrapping columns whose long words may be folded (an audit reason's bundle id) rather
+#: than the column dropped.
+_FOLDING = {"reason"}
 
 Header = str | tuple[str, int]
 #: Characters between two columns of a table: padding either side and the box's divider.
@@ -665,7 +681,9 @@ class _FitTable:
         for i, header in enumerate(headers):
             lengths = [cell_len(header), *(row[i].cell_len for row in rows)]
             natural.append(max(lengths))
-            if header in _WRAPPING:
+            if header in _FOLDING:
+                least.append(min(12, natural[i]))
+            elif header in _WRAPPING:
                 words = (w for text in [header, *(row[i].plain for row in rows)] for w in text.split())
                 longest_word = max((cell_len(w) for w in words), default=0)
                 least.append(max(longest_word, min(12, max(lengths[1:], default=0))))
@@ -929,6 +947,9 @@ class _Grid:
             yield self._rich(rows)
             return
         width = min(natural, room)
+        if width == 0:  # nothing but empty values: Rich's zero-width column is its own case
+            yield self._rich(rows)
+            return
         text = Text(end="\n")
         for n, (label, value) in enumerate(rows):
             if n:
