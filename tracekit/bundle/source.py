@@ -68,17 +68,48 @@ def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...])
             yield record
 
 
+#: Up to this many changed records are looked up by index and sorted by id (in memory:
+#: a few megabytes); more are found by reading every record in id order, which streams
+#: in constant memory however many changed.
+LOOKUP_UP_TO = 50_000
+
+
+def _changed_since(conn: Any, alias: str, table: str, since: str) -> str:
+    """The WHERE clause for records of ``table`` changed at or after ``since``: the record
+    itself or its person (``?`` twice, both ``since``).
+
+    Written as ``x.updated_at >= ? OR p.updated_at >= ?`` across the join, SQLite reads
+    every record (76 s for a few changes among 5,000,000 contacts). As two id lists OR-ed
+    it looks each up by index ("MULTI-INDEX OR"): used when they are few."""
+    lookup = (
+        f"WHERE {alias}.id IN (SELECT id FROM {table} WHERE updated_at >= ?) "
+        f"OR {alias}.person_id IN (SELECT id FROM people WHERE updated_at >= ?)"
+    )
+    scan = f"WHERE {alias}.updated_at >= ? OR p.updated_at >= ?"
+    changed = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE updated_at >= ? LIMIT ?)", (since, LOOKUP_UP_TO + 1)
+    ).fetchone()[0]
+    if changed > LOOKUP_UP_TO:
+        return scan
+    by_person = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM people p JOIN {table} x ON x.person_id = p.id "
+        "WHERE p.updated_at >= ? LIMIT ?)",
+        (since, LOOKUP_UP_TO + 1),
+    ).fetchone()[0]
+    return lookup if changed + by_person <= LOOKUP_UP_TO else scan
+
+
 def cases(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
     where, params = "", ()
     if since:
-        where, params = "WHERE c.updated_at >= ? OR p.updated_at >= ?", (since, since)
+        where, params = _changed_since(conn, "c", "cases", since), (since, since)
     return _stream(conn, CASE_SQL.format(where=where), params, _CASE_KEYS)
 
 
 def contacts(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
     where, params = "", ()
     if since:
-        where, params = "WHERE e.updated_at >= ? OR p.updated_at >= ?", (since, since)
+        where, params = _changed_since(conn, "e", "exposures", since), (since, since)
     return _stream(conn, CONTACT_SQL.format(where=where), params, _CONTACT_KEYS)
 
 
