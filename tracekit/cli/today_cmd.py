@@ -29,12 +29,18 @@ def today(
     first, not close last) and then by the most recent exposure; then the contacts whose
     isolation ends that day.
     """
-    from tracekit.cli import forms, render
+    from tracekit.cli import render
     from tracekit.domain.identifiers import parse_date
+    from tracekit.errors import ValidationError
     from tracekit.records import Casebook
 
-    with forms.option_hints():
+    try:
         when = parse_date(day, "date") if day else None
+    except ValidationError:
+        from tracekit.cli import forms  # (only to word the error: it names the option)
+
+        with forms.option_hints():
+            raise
     # The screen says "more than 1,000" rather than counting a national backlog exactly
     # (tens of ms on a million contacts); --json always gives the exact total.
     count_up_to = None if settings().json else max(TODAY_COUNT_CAP, limit)
