@@ -379,6 +379,9 @@ def main() -> None:
                         help="off: open the store without SQLCipher's memory security (a diagnostic; "
                              "tracekit always turns it on)")
     parser.add_argument("--cli-only", action="store_true", help="the CLI measurements only")
+    parser.add_argument("--target-only", action="store_true",
+                        help="only issue 3's commands (case show, person search, today) beside --version and the "
+                             "fixed cost: more rounds in the same time")
     parser.add_argument("--unlocked", action="store_true",
                         help="also run every CLI command with the store unlocked (key cached in a fresh "
                              "kernel session keyring, as after `tracekit unlock`): no Argon2id in the "
@@ -481,6 +484,9 @@ def main() -> None:
                 ("case list", [*tk, "case", "list"], big),
                 ("contact list --status not-yet-reached", [*tk, "contact", "list", "--status", "not-yet-reached"], big),
             ]
+            if args.target_only:
+                targets = ("tracekit --version (start-up only)", fixed_label, "case show", "person search", "today")
+                commands = [c for c in commands if c[0].startswith(targets)]
             if args.unlocked:
                 commands += unlocked_commands(commands, fixed_label, path, empty, passphrase)
             print(f"CLI, {len(commands)} commands x {args.runs} interleaved rounds...", file=sys.stderr, flush=True)
