@@ -73,6 +73,32 @@ def _batches_by_id(conn: Any, sql: str, batch: int | None = None) -> Iterator[li
         after = rows[-1][0]
 
 
+def _recompute_rows(
+    conn: Any, select_sql: str, update_sql: str, inputs: int,
+    compute: Callable[..., tuple[Any, ...]], advance: Callable[[int], None],
+) -> tuple[int, int]:
+    """Bring stored values in line with ``compute``: ``select_sql`` gives (id, the
+    ``inputs`` input columns, the stored values) by id in batches; ``compute(*inputs)`` the
+    values, worked out once per distinct inputs; ``update_sql`` sets them (values..., id)
+    on the rows where they differ. Returns (rows read, rows changed)."""
+    known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    read = changed_count = 0
+    for rows in _batches_by_id(conn, select_sql):
+        changed = []
+        for row_id, *columns in rows:
+            key, stored = tuple(columns[:inputs]), tuple(columns[inputs:])
+            values = known.get(key)
+            if values is None:
+                values = known[key] = compute(*key)
+            if stored != values:
+                changed.append((*values, row_id))
+        conn.executemany(update_sql, changed)
+        read += len(rows)
+        changed_count += len(changed)
+        advance(len(rows))
+    return read, changed_count
+
+
 def risk_rank(closeness: rules.Closeness) -> int:
     """0 is the highest risk: the position of the clause that made the contact close."""
     if not closeness.is_close or closeness.clause is None:
@@ -305,66 +331,42 @@ class Casebook:
             return rulesets[day]
 
         total = sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("cases", "exposures"))
-        summary = RecomputeSummary(cases=0, contacts=0, cases_changed=0, contacts_changed=0)
         done = 0
-        if progress is not None:
-            progress(done, total)
 
-        case_values: dict[tuple[str, str | None], tuple[Any, ...]] = {}
-        for rows in _batches_by_id(
-            conn, "SELECT id, test_date, symptom_onset, ruleset_id, infectious_start, infectious_end, isolation_end "
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if progress is not None:
+                progress(done, total)
+
+        advance(0)
+
+        def case_values(test_date: str, onset: str | None) -> tuple[Any, ...]:
+            onset_day, test_day = _date(onset), date.fromisoformat(test_date)
+            return tuple(self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day)).values())
+
+        def exposure_values(*inputs: Any) -> tuple[Any, ...]:
+            names = ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact")
+            values = dict(zip(names, inputs))
+            values["last_exposure"] = day = date.fromisoformat(values["last_exposure"])
+            return tuple(self._exposure_rule_values(values, ruleset(day)).values())
+
+        cases, cases_changed = _recompute_rows(
+            conn,
+            "SELECT id, test_date, symptom_onset, ruleset_id, infectious_start, infectious_end, isolation_end "
             "FROM cases WHERE id > ? ORDER BY id LIMIT ?",
-        ):
-            changed = []
-            for case_id, test_date, onset, *stored in rows:
-                key = (test_date, onset)
-                values = case_values.get(key)
-                if values is None:
-                    onset_day, test_day = _date(onset), date.fromisoformat(test_date)
-                    values = case_values[key] = tuple(
-                        self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day)).values()
-                    )
-                if tuple(stored) != values:
-                    changed.append((*values, case_id))
-            conn.executemany(
-                "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
-                changed,
-            )
-            summary.cases += len(rows)
-            summary.cases_changed += len(changed)
-            done += len(rows)
-            if progress is not None:
-                progress(done, total)
-
-        exposure_values: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for rows in _batches_by_id(
-            conn, "SELECT id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, "
+            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
+            2, case_values, advance,
+        )
+        contacts, contacts_changed = _recompute_rows(
+            conn,
+            "SELECT id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, "
             "ruleset_id, close_contact, clause, risk_rank, isolation_end FROM exposures WHERE id > ? ORDER BY id LIMIT ?",
-        ):
-            changed = []
-            for exposure_id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, *stored in rows:
-                key = (last_exposure, setting, proximity_m, duration_min, bool(face_to_face), bool(direct_contact))
-                values = exposure_values.get(key)
-                if values is None:
-                    day = date.fromisoformat(last_exposure)
-                    inputs = {
-                        "last_exposure": day, "setting": setting, "proximity_m": proximity_m,
-                        "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
-                    }
-                    values = exposure_values[key] = tuple(self._exposure_rule_values(inputs, ruleset(day)).values())
-                if tuple(stored) != values:
-                    changed.append((*values, exposure_id))
-            conn.executemany(
-                "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ? "
-                "WHERE id = ?",
-                changed,
-            )
-            summary.contacts += len(rows)
-            summary.contacts_changed += len(changed)
-            done += len(rows)
-            if progress is not None:
-                progress(done, total)
-        return summary
+            "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ? "
+            "WHERE id = ?",
+            6, exposure_values, advance,
+        )
+        return RecomputeSummary(cases, contacts, cases_changed, contacts_changed)
 
     # -- audit hook ----------------------------------------------------------------------
     def _audit(self, conn: Any, action: str, refs: list[str], reason: str | None = None) -> None:
