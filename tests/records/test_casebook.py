@@ -318,6 +318,7 @@ def test_pinning_in_batches_gives_each_record_the_values_it_would_get_added_unde
     _mixed_case_book(cb)
     unpinned = _stored_rule_values(cb)
     monkeypatch.setattr(casebook_module, "RECOMPUTE_BATCH", 4)  # 6 cases, 42 contacts: many batches
+    monkeypatch.setattr(casebook_module, "RECOMPUTE_MEMO", 3)  # and the remembered values forgotten often
     reports = []
     summary = cb.pin_ruleset(LAUNCH, progress=lambda done, total: reports.append((done, total)))
     pinned = _stored_rule_values(cb)

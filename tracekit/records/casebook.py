@@ -48,6 +48,9 @@ NOT_CLOSE_RISK_RANK = 99
 MAX_PAGE = 1000
 #: Rows read and written per batch when stored rule values are recomputed (``rules pin``).
 RECOMPUTE_BATCH = 5000
+#: Distinct inputs whose values are kept while recomputing (then forgotten, so memory
+#: stays flat whatever the data).
+RECOMPUTE_MEMO = 50_000
 _REF_ATTEMPTS = 20
 
 
@@ -79,7 +82,8 @@ def _recompute_rows(
 ) -> tuple[int, int]:
     """Bring stored values in line with ``compute``: ``select_sql`` gives (id, the
     ``inputs`` input columns, the stored values) by id in batches; ``compute(*inputs)`` the
-    values, worked out once per distinct inputs; ``update_sql`` sets them (values..., id)
+    values, worked out once per distinct inputs (up to :data:`RECOMPUTE_MEMO` of them kept
+    at a time); ``update_sql`` sets them (values..., id)
     on the rows where they differ. Returns (rows read, rows changed)."""
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     read = changed_count = 0
@@ -89,6 +93,8 @@ def _recompute_rows(
             key, stored = tuple(columns[:inputs]), tuple(columns[inputs:])
             values = known.get(key)
             if values is None:
+                if len(known) >= RECOMPUTE_MEMO:  # real data can have millions of distinct inputs
+                    known.clear()
                 values = known[key] = compute(*key)
             if stored != values:
                 changed.append((*values, row_id))
