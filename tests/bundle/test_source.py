@@ -60,3 +60,8 @@ def test_many_changes_are_read_in_order_rather_than_looked_up(book, monkeypatch)
     # a person's change counts every record of theirs towards the limit
     conn.execute("UPDATE people SET updated_at = ?", (STAMPS[2],))
     assert source._changed_since(conn, "e", "exposures", STAMPS[2]).startswith("WHERE e.updated_at >= ?")
+    # and many changed people alone (SQLite would list them all in memory) mean reading in order,
+    # even for cases, none of whose people here changed
+    assert source._changed_since(conn, "c", "cases", STAMPS[2]).startswith("WHERE c.updated_at >= ?")
+    conn.execute("UPDATE people SET updated_at = ?", (STAMPS[0],))
+    assert source._changed_since(conn, "c", "cases", STAMPS[2]).startswith("WHERE c.id IN")

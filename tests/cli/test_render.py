@@ -237,3 +237,14 @@ def test_audit_table_keeps_the_time_whole_and_folds_a_long_reason() -> None:
     assert "".join(line[lines[0].index("reason"):].strip() for line in lines[2:7]).startswith(
         "bundlecb1d9a4215594566b40e6055d8efdb70"
     )
+
+
+def test_audit_table_on_a_narrow_terminal_drops_the_reason_before_cutting_a_number() -> None:
+    from types import SimpleNamespace
+
+    entries = [SimpleNamespace(seq=74277 + n, at=f"2026-11-22T22:21:3{n}+00:00", action="export.handover",
+                               refs=["P-ABC123"], reason="bundle cb1d9a4215594566 to Profile Central") for n in range(3)]
+    shown = _print(render.audit_table(entries), 60)
+    assert "reason" not in shown.splitlines()[0] and "references" in shown.splitlines()[0]
+    for n in range(3):
+        assert f"{74277 + n}   2026-11-22T22:21:3{n}" in shown

@@ -317,6 +317,8 @@ def test_pinning_in_batches_gives_each_record_the_values_it_would_get_added_unde
     cb = casebook(store, DECEMBER_TODAY)
     _mixed_case_book(cb)
     unpinned = _stored_rule_values(cb)
+    cb.store.conn.execute("UPDATE exposures SET updated_at = '2020-01-01T00:00:00+00:00'")
+    updated_before = dict(cb.store.conn.execute("SELECT id, updated_at FROM exposures").fetchall())
     monkeypatch.setattr(casebook_module, "RECOMPUTE_BATCH", 4)  # 6 cases, 42 contacts: many batches
     monkeypatch.setattr(casebook_module, "RECOMPUTE_MEMO", 3)  # and the remembered values forgotten often
     reports = []
@@ -334,6 +336,10 @@ def test_pinning_in_batches_gives_each_record_the_values_it_would_get_added_unde
         assert tuple(stored) == tuple(cb._exposure_rule_values(exposure.__dict__).values())
         assert stored[0] == LAUNCH
 
+    # What changed is marked updated (so the next --since-last handover carries it); the rest is not.
+    after = dict(conn.execute("SELECT id, updated_at FROM exposures").fetchall())
+    for (exposure_id, *was), (_, *now) in zip(unpinned[1], pinned[1]):
+        assert (after[exposure_id] != updated_before[exposure_id]) == (was != now)
     changed_cases = sum(a != b for a, b in zip(unpinned[0], pinned[0]))
     changed_contacts = sum(a != b for a, b in zip(unpinned[1], pinned[1]))
     assert (summary.cases, summary.contacts) == (6, 42)

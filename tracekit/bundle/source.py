@@ -86,10 +86,12 @@ def _changed_since(conn: Any, alias: str, table: str, since: str) -> str:
         f"OR {alias}.person_id IN (SELECT id FROM people WHERE updated_at >= ?)"
     )
     scan = f"WHERE {alias}.updated_at >= ? OR p.updated_at >= ?"
-    changed = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE updated_at >= ? LIMIT ?)", (since, LOOKUP_UP_TO + 1)
-    ).fetchone()[0]
-    if changed > LOOKUP_UP_TO:
+    changed, people = (
+        conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {name} WHERE updated_at >= ? LIMIT ?)",
+                     (since, LOOKUP_UP_TO + 1)).fetchone()[0]
+        for name in (table, "people")
+    )
+    if changed > LOOKUP_UP_TO or people > LOOKUP_UP_TO:  # (SQLite lists the changed people in memory)
         return scan
     by_person = conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM people p JOIN {table} x ON x.person_id = p.id "

@@ -519,7 +519,8 @@ def _clause_legend(exposures: Iterable[Exposure]) -> str:
 def audit_table(entries: Iterable[Any]) -> RenderableType:
     """Audit entries, oldest first: the time is never cut short; the references and the
     reason wrap instead (a long word in a reason, such as a bundle id, is folded)."""
-    table = _table("#", "when (UTC)", "action", "references", "reason")
+    # On a terminal too narrow for all five, the reason goes first, then the references.
+    table = _table("#", "when (UTC)", "action", ("references", 1), ("reason", 2))
     for entry in entries:
         table.add_row(
             str(entry.seq), escape(entry.at[:19]), escape(entry.action), escape(", ".join(entry.refs)),

@@ -78,13 +78,14 @@ def _batches_by_id(conn: Any, sql: str, batch: int | None = None) -> Iterator[li
 
 def _recompute_rows(
     conn: Any, select_sql: str, update_sql: str, inputs: int,
-    compute: Callable[..., tuple[Any, ...]], advance: Callable[[int], None],
+    compute: Callable[..., tuple[Any, ...]], advance: Callable[[int], None], updated_at: str,
 ) -> tuple[int, int]:
     """Bring stored values in line with ``compute``: ``select_sql`` gives (id, the
     ``inputs`` input columns, the stored values) by id in batches; ``compute(*inputs)`` the
     values, worked out once per distinct inputs (up to :data:`RECOMPUTE_MEMO` of them kept
-    at a time); ``update_sql`` sets them (values..., id)
-    on the rows where they differ. Returns (rows read, rows changed)."""
+    at a time); ``update_sql`` sets them
+    on the rows where they differ, and their ``updated_at`` (values..., updated_at, id).
+    Returns (rows read, rows changed)."""
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     read = changed_count = 0
     for rows in _batches_by_id(conn, select_sql):
@@ -97,7 +98,7 @@ def _recompute_rows(
                     known.clear()
                 values = known[key] = compute(*key)
             if stored != values:
-                changed.append((*values, row_id))
+                changed.append((*values, updated_at, row_id))
         conn.executemany(update_sql, changed)
         read += len(rows)
         changed_count += len(changed)
@@ -338,6 +339,9 @@ class Casebook:
 
         total = sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("cases", "exposures"))
         done = 0
+        # A changed record is marked updated, so the next --since-last handover carries
+        # its new values.
+        now = utcnow()
 
         def advance(rows: int) -> None:
             nonlocal done
@@ -361,16 +365,17 @@ class Casebook:
             conn,
             "SELECT id, test_date, symptom_onset, ruleset_id, infectious_start, infectious_end, isolation_end "
             "FROM cases WHERE id > ? ORDER BY id LIMIT ?",
-            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ? WHERE id = ?",
-            2, case_values, advance,
+            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ?, "
+            "updated_at = ? WHERE id = ?",
+            2, case_values, advance, now,
         )
         contacts, contacts_changed = _recompute_rows(
             conn,
             "SELECT id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, "
             "ruleset_id, close_contact, clause, risk_rank, isolation_end FROM exposures WHERE id > ? ORDER BY id LIMIT ?",
-            "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ? "
-            "WHERE id = ?",
-            6, exposure_values, advance,
+            "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ?, "
+            "updated_at = ? WHERE id = ?",
+            6, exposure_values, advance, now,
         )
         return RecomputeSummary(cases, contacts, cases_changed, contacts_changed)
 
