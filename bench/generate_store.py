@@ -745,18 +745,8 @@ class Generator(Dice):
                 duration = self.pick(self.durations)
                 face_to_face = r() < 0.25
                 direct = r() < 0.04
-            rule = self.exposure_rule_values(last_exposure, setting, proximity, duration, face_to_face, direct)
-            eid = self.next_exposure
-            self.next_exposure += 1
-            ref = self.refs["E"].take()
-            status, updated_us = self.plan_tracing(eid, ref, t)
-            self.buf["exposures"].append((
-                eid, ref, case_id, person, last_exposure.isoformat(), setting, proximity, duration, int(face_to_face),
-                int(direct), status, self.one(CONTACT_NOTES) if r() < 0.05 else None, rule["ruleset_id"],
-                rule["close_contact"], rule["clause"], rule["risk_rank"], rule["isolation_end"], _iso_seconds(t),
-                _iso_seconds(updated_us),
-            ))
-            self.event(t, "contact.add", [ref, case_ref, person])
+            rule, eid = self.add_exposure(t, case_id, case_ref, person, last_exposure, setting, proximity, duration,
+                                          face_to_face, direct, note_chance=0.05)
             # Some contacts test positive a few days later and become cases.
             if person not in self.has_case and person not in self.promoting:
                 chance = 0.12 if at_home else (0.05 if rule["close_contact"] else 0.015)
@@ -836,24 +826,33 @@ class Generator(Dice):
             duration = self.pick(self.group_durations)
             face_to_face = r() < 0.15
             direct = r() < 0.02
-            rule = self.exposure_rule_values(last_exposure, setting, proximity, duration, face_to_face, direct)
-            eid = self.next_exposure
-            self.next_exposure += 1
-            ref = self.refs["E"].take()
-            status, updated_us = self.plan_tracing(eid, ref, t)
-            self.buf["exposures"].append((
-                eid, ref, case_id, person, last_exposure.isoformat(), setting, proximity, duration, int(face_to_face),
-                int(direct), status, self.one(CONTACT_NOTES) if r() < 0.02 else None, rule["ruleset_id"],
-                rule["close_contact"], rule["clause"], rule["risk_rank"], rule["isolation_end"], _iso_seconds(t),
-                _iso_seconds(updated_us),
-            ))
-            self.event(t, "contact.add", [ref, case_ref, person])
+            rule, eid = self.add_exposure(t, case_id, case_ref, person, last_exposure, setting, proximity, duration,
+                                          face_to_face, direct, note_chance=0.02)
             if person not in self.has_case and person not in self.promoting:
                 if r() < (0.01 if rule["close_contact"] else 0.003):
                     when = max(last_exposure + timedelta(days=self.between(3, 10)), day + timedelta(days=1))
                     if when <= END:
                         self.pending_promotions[when].append((person, eid, last_exposure))
                         self.promoting.add(person)
+
+    def add_exposure(self, t: int, case_id: int, case_ref: str, person: Any, last_exposure: date, setting: str,
+                     proximity: float, duration: float, face_to_face: bool, direct: bool,
+                     note_chance: float) -> tuple[dict[str, Any], int]:
+        """Record one exposure row (with its rule values, tracing plan, maybe a note) and its
+        audit event; returns (its rule values, its id)."""
+        rule = self.exposure_rule_values(last_exposure, setting, proximity, duration, face_to_face, direct)
+        eid = self.next_exposure
+        self.next_exposure += 1
+        ref = self.refs["E"].take()
+        status, updated_us = self.plan_tracing(eid, ref, t)
+        self.buf["exposures"].append((
+            eid, ref, case_id, person, last_exposure.isoformat(), setting, proximity, duration, int(face_to_face),
+            int(direct), status, self.one(CONTACT_NOTES) if self.random() < note_chance else None, rule["ruleset_id"],
+            rule["close_contact"], rule["clause"], rule["risk_rank"], rule["isolation_end"], _iso_seconds(t),
+            _iso_seconds(updated_us),
+        ))
+        self.event(t, "contact.add", [ref, case_ref, person])
+        return rule, eid
 
     def plan_tracing(self, exposure_id: int, ref: str, created_us: int) -> tuple[str, int]:
         """What happens to a contact after it is recorded; returns (status now, last change)."""
