@@ -368,6 +368,7 @@ def test_resigned_by_another_key_fails_the_signer_check(bundle, keys, tmp_path):
     def edit(m):
         manifest = json.loads(m["manifest.json"])
         manifest["tracer_key"]["public_key"] = forger_public
+        manifest["tracer_key"]["fingerprint"] = signing.fingerprint(forger_public)
         m["manifest.json"] = json.dumps(manifest).encode()
         m["manifest.sig"] = (forger.sign(m["manifest.json"]).hex() + "\n").encode()
         return m
@@ -381,7 +382,7 @@ def test_added_and_removed_files_are_detected(bundle, keys, tmp_path):
     path, _ = bundle
 
     def add(m):
-        m = {k: v for k, v in m.items() if not k.startswith("manifest")} | {"records/extra.jsonl": b"{}\n"}
+        m = {k: v for k, v in m.items() if not k.startswith("manifest")} | {"records/cases-00099.jsonl": b"{}\n"}
         return m | {k: v for k, v in members(path, keys["central"]).items() if k.startswith("manifest")}
 
     _expect_invalid(_rebuild(path, keys, tmp_path, add), keys, "not in the manifest")
@@ -396,4 +397,4 @@ def test_added_and_removed_files_are_detected(bundle, keys, tmp_path):
 def test_not_a_bundle(tmp_path, keys):
     junk = tmp_path / "junk.age"
     junk.write_bytes(b"not age at all")
-    _expect_invalid(junk, keys, "not an age-encrypted bundle|failed decryption")
+    _expect_invalid(junk, keys, "junk.age is not an age-encrypted file")

@@ -1,34 +1,66 @@
 """The receiving side: decrypt, check the signature, every hash and the counts; open.
 
-Needs no store and no passphrase, only the recipient's age identity file. The bundle
-is decrypted as a stream (a thread feeds a pipe) and the tar is read sequentially, so
-only the manifest and signature are held whole. ``open`` extracts into a private
-temporary directory and moves it into place only when everything has verified.
+Needs no store and no passphrase, only the recipient's age identity file. A bundle is
+hostile until its signature has been checked against the tracer's key, so:
+
+* the file is decrypted as a stream (a thread feeds a pipe) and its tar is read by
+  :mod:`tracekit.bundle.tarstream`, which accepts only regular files in plain ustar
+  headers and reads nothing beyond the size a header declares;
+* member names must be ones tracekit writes (``records/cases-00001.jsonl``...), so no
+  name can point outside the folder a bundle is opened into;
+* the manifest is parsed strictly and validated against its schema
+  (:mod:`tracekit.bundle.manifest`) before any field is used;
+* ``open`` writes nothing until a first pass has verified the signature, the signer,
+  every member's size and hash and the counts. A second pass then extracts into a
+  private temporary folder, streaming each member against the size and hash the
+  verified manifest lists (so a file swapped between the passes is caught), and the
+  folder is moved into place only when that pass has verified too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import shutil
-import tarfile
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
+from tracekit.bundle.manifest import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
+    MAX_SIGNATURE_BYTES,
+    MEMBER_NAME,
+    SIGNATURE_NAME,
+    FileEntry,
+    Manifest,
+    parse_manifest,
+)
+from tracekit.bundle.tarstream import TarStream
 from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError, WriteFailed
 from tracekit.files import describe_os_error
 
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: An identity or signer file is a few lines; anything larger is not one.
+MAX_KEY_FILE_BYTES = 64 * 1024
+_AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
+_FINGERPRINT = re.compile(r"[0-9a-f]{4}(:?[0-9a-f]{4}){7}")
+_PUBLIC_KEY = re.compile(r"[0-9a-f]{64}")
+OPEN_TEMP_PREFIX = ".tracekit-open-"
 
 
 @dataclass
 class Verified:
-    manifest: dict[str, Any]
+    """A bundle whose signature, hashes and counts all checked out."""
+
+    model: Manifest
+    manifest: dict[str, Any]  # the validated manifest as plain JSON (for --json output)
     signer_fingerprint: str
     signer_checked: bool
     files: list[str] = field(default_factory=list)
@@ -37,20 +69,56 @@ class Verified:
     signature_hex: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        m = self.model
         return {
             "ok": True,
-            "bundle_id": self.manifest["bundle_id"],
-            "created_at": self.manifest["created_at"],
-            "recipient": self.manifest["recipient"],
-            "policy": self.manifest["policy"]["name"],
-            "policy_sha256": self.manifest["policy"]["sha256"],
-            "record_counts": self.manifest["record_counts"],
-            "changes": self.manifest["changes"],
+            "bundle_id": m.bundle_id,
+            "created_at": m.created_at,
+            "recipient": {"name": m.recipient.name, "role": m.recipient.role},
+            "policy": m.policy.name,
+            "policy_sha256": m.policy.sha256,
+            "record_counts": dict(m.record_counts),
+            "changes": {"since": m.changes.since, "until": m.changes.until},
             "signer_fingerprint": self.signer_fingerprint,
             "signer_checked": self.signer_checked,
             "files": self.files,
-            "audit_head": self.manifest.get("audit_head"),
+            "audit_head": m.audit_head,
         }
+
+
+# ---------------------------------------------------------------------------- input files
+
+
+def _open_regular(path: Path, what: str, expected: str) -> BinaryIO:
+    """Open a file named from outside for reading: it must exist and be a regular file.
+
+    Opened non-blocking first, so a FIFO named by mistake or on purpose cannot hang the
+    command, then checked with fstat (no race between the check and the open).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ValidationError(what, f"{path} does not exist", expected=expected) from None
+    except IsADirectoryError:
+        raise ValidationError(what, f"{path} is a directory", expected=expected) from None
+    except OSError as exc:
+        raise ValidationError(what, f"cannot read {path}: {describe_os_error(exc)}", expected=expected) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ValidationError(what, f"{path} is {kind}", expected=expected)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _read_key_file(path: Path, what: str, expected: str) -> tuple[str, os.stat_result]:
+    with _open_regular(path, what, expected) as handle:
+        info = os.fstat(handle.fileno())
+        data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ValidationError(what, f"{path} is larger than {MAX_KEY_FILE_BYTES // 1024} KiB", expected=expected)
+    return data.decode("utf-8", errors="replace"), info
 
 
 def load_identities(path: Path) -> list[Any]:
@@ -58,14 +126,12 @@ def load_identities(path: Path) -> list[Any]:
     from pyrage import IdentityError, x25519
 
     path = Path(path).expanduser()
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ValidationError("identity", f"{path} does not exist", expected="an age identity file (AGE-SECRET-KEY-1...)") from None
-    if st.st_mode & 0o077:
+    expected = "an age identity file (AGE-SECRET-KEY-1...)"
+    text, info = _read_key_file(path, "identity", expected)
+    if info.st_mode & 0o077:
         raise PassphraseError(f"the identity file {path} is readable by others; run chmod 600 {path}")
     identities = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line.startswith("AGE-SECRET-KEY-"):
             try:
@@ -78,21 +144,40 @@ def load_identities(path: Path) -> list[Any]:
 
 
 def parse_signer(text: str | None) -> str | None:
-    """An expected signer: 64 hex digits of public key, or a file holding them."""
+    """An expected signer, as the fingerprint of its key (``xxxx:xxxx:...``).
+
+    Accepts the tracer's public key (64 hex digits, as ``tracekit keys show`` prints),
+    its fingerprint (as ``bundle verify`` prints, with or without the colons), or a file
+    holding either.
+    """
+    from tracekit.crypto import signing
+
     if not text:
         return None
-    candidate = text.strip()
-    path = Path(candidate).expanduser()
-    if len(candidate) != 64 and path.is_file():
-        candidate = path.read_text().strip().split()[0]
-    candidate = candidate.lower()
-    if len(candidate) != 64 or any(c not in "0123456789abcdef" for c in candidate):
-        raise ValidationError("signer", "is not an Ed25519 public key", expected="64 hex digits, as printed by tracekit keys show")
-    return candidate
+    expected = "the tracer's public key (64 hex digits) or its fingerprint (xxxx:xxxx:... as bundle verify prints)"
+    candidate = text.strip().lower()
+    if not (_PUBLIC_KEY.fullmatch(candidate) or _FINGERPRINT.fullmatch(candidate)):
+        path = Path(text.strip()).expanduser()
+        if not path.exists():
+            raise ValidationError("signer", "is neither a key, a fingerprint nor a file", expected=expected)
+        content, _ = _read_key_file(path, "signer", expected)
+        words = content.split()
+        candidate = words[0].lower() if words else ""
+    if _PUBLIC_KEY.fullmatch(candidate):
+        return signing.fingerprint(candidate)
+    if _FINGERPRINT.fullmatch(candidate):
+        digits = candidate.replace(":", "")
+        return ":".join(digits[i : i + 4] for i in range(0, 32, 4))
+    raise ValidationError("signer", "is not an Ed25519 public key or fingerprint", expected=expected)
+
+
+# ---------------------------------------------------------------------------- decryption
 
 
 class _Decryptor:
-    def __init__(self, path: Path, identities: list[Any]) -> None:
+    """age-decrypt ``source`` in a thread, into a pipe whose reading end is ``stream``."""
+
+    def __init__(self, source: BinaryIO, identities: list[Any]) -> None:
         from pyrage import decrypt_io
 
         read_fd, write_fd = os.pipe()
@@ -102,24 +187,39 @@ class _Decryptor:
 
         def run() -> None:
             try:
-                with open(path, "rb") as source:
-                    decrypt_io(source, sink, identities)
+                decrypt_io(source, sink, identities)
             except BaseException as exc:
                 self._error = exc
             finally:
-                sink.close()
+                try:
+                    sink.close()
+                except OSError:
+                    pass  # the reader closed its end first (abandon)
 
         self._thread = threading.Thread(target=run, name="tracekit-age-decrypt", daemon=True)
         self._thread.start()
 
     def finish(self) -> None:
+        """After the whole archive was read: the stream must end here, and have decrypted cleanly."""
         try:
-            self.stream.read()  # drain so the decrypting thread can finish
+            if self.stream.read(1):
+                raise BundleInvalid("the bundle holds data after the end of its archive; it was altered")
         finally:
             self.stream.close()
-        self._thread.join()
+            self._thread.join()
         if self._error is not None:
             raise _decrypt_failure(self._error)
+
+    def abandon(self) -> BundleInvalid | None:
+        """Stop early: close our end (the thread's next write fails) and say whether decryption itself failed.
+
+        An error the thread met before we stopped reading is the bundle's (it closed the
+        pipe, which is why the archive ended early); one it meets after is our closing.
+        """
+        genuine = self._error
+        self.stream.close()
+        self._thread.join()
+        return _decrypt_failure(genuine) if genuine is not None else None
 
 
 def _decrypt_failure(error: BaseException) -> BundleInvalid:
@@ -134,6 +234,21 @@ def _decrypt_failure(error: BaseException) -> BundleInvalid:
     )
 
 
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Scan:
+    """What one pass over the archive found."""
+
+    order: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    manifest_bytes: bytes | None = None
+    signature_text: str | None = None
+
+
 @contextmanager
 def _writing(directory: Path) -> Iterator[None]:
     """Our own disk failing (full, read-only, a file size limit) is a write failure, not a bad bundle."""
@@ -143,148 +258,167 @@ def _writing(directory: Path) -> Iterator[None]:
         raise WriteFailed(f"cannot write the opened bundle into {directory}: {describe_os_error(exc)}") from None
 
 
-def _safe_member_name(name: str) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise BundleInvalid(f"the bundle holds an unsafe path: {name!r}")
-    return str(path)
+def _check_age_file(source: BinaryIO, path: Path) -> None:
+    head = source.read(64)
+    source.seek(0)
+    if not head:
+        raise BundleInvalid(f"{path} is empty: it is not a bundle (was the copy interrupted?)")
+    if not head.startswith(_AGE_MAGIC):
+        raise BundleInvalid(f"{path} is not an age-encrypted file, so not a tracekit bundle")
 
 
-def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None, extract_to: Path | None = None) -> Verified:
-    """Decrypt and verify; optionally extract into ``extract_to`` (an empty directory)."""
+def _scan(path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None, extract_to: Path | None = None) -> _Scan:
+    """One pass: decrypt, read every member; check against ``expected`` and extract if given."""
+    with _open_regular(path, "bundle", "a .tar.age bundle file") as source:
+        _check_age_file(source, path)
+        decryptor = _Decryptor(source, identities)
+        try:
+            scan = _walk(TarStream(decryptor.stream), expected, extract_to)
+        except BaseException:
+            failure = decryptor.abandon()
+            if failure is not None:
+                raise failure from None  # decryption failing is the real cause of a damaged archive
+            raise
+        decryptor.finish()
+    return scan
+
+
+def _walk(tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Path | None) -> _Scan:
+    scan = _Scan()
+    for member in tar.members():
+        name = member.name
+        if name in scan.sizes or (name == MANIFEST_NAME and scan.manifest_bytes is not None) or (
+            name == SIGNATURE_NAME and scan.signature_text is not None
+        ):
+            raise BundleInvalid(f"the bundle holds {name!r} twice")
+        if name in (MANIFEST_NAME, SIGNATURE_NAME):
+            limit = MAX_MANIFEST_BYTES if name == MANIFEST_NAME else MAX_SIGNATURE_BYTES
+            if member.size > limit:
+                raise BundleInvalid(f"the bundle's {name} is {member.size:,} bytes; at most {limit:,} are allowed")
+            data = b"".join(tar.read_data(member))
+            if name == MANIFEST_NAME:
+                scan.manifest_bytes = data
+            else:
+                scan.signature_text = data.decode("ascii", errors="replace").strip()
+            continue
+        if scan.manifest_bytes is not None or scan.signature_text is not None:
+            raise BundleInvalid(f"{name!r} comes after the manifest; the bundle was altered")
+        if not MEMBER_NAME.fullmatch(name):
+            raise BundleInvalid(f"the bundle holds a file tracekit never writes: {name!r}")
+        if len(scan.order) >= MAX_MEMBERS:
+            raise BundleInvalid(f"the bundle holds more than {MAX_MEMBERS:,} files")
+        if member.size > MAX_MEMBER_BYTES:
+            raise BundleInvalid(f"{name} is {member.size:,} bytes; at most {MAX_MEMBER_BYTES:,} are allowed")
+        entry = None
+        if expected is not None:
+            entry = expected.get(name)
+            if entry is None:
+                raise BundleInvalid(f"{name} is in the bundle but not in the manifest: it was added")
+            if member.size != entry.bytes:
+                raise BundleInvalid(f"{name} is {member.size:,} bytes but its manifest says {entry.bytes:,}: it was altered")
+        digest = hashlib.sha256()
+        lines = 0
+        target = _create_member(extract_to, name) if extract_to is not None else None
+        try:
+            for block in tar.read_data(member):
+                digest.update(block)
+                lines += block.count(b"\n")
+                if target is not None:
+                    with _writing(extract_to):  # type: ignore[arg-type]
+                        target.write(block)
+        finally:
+            if target is not None:
+                with _writing(extract_to):  # type: ignore[arg-type]
+                    target.close()
+        scan.order.append(name)
+        scan.sizes[name] = member.size
+        scan.hashes[name] = digest.hexdigest()
+        scan.lines[name] = lines
+        if entry is not None and scan.hashes[name] != entry.sha256:
+            raise BundleInvalid(f"{name} does not match its hash in the manifest: it was altered")
+    return scan
+
+
+def _create_member(directory: Path | None, name: str) -> BinaryIO:
+    assert directory is not None
+    target = directory / name  # name matched MEMBER_NAME: at most one plain folder deep
+    with _writing(directory):
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        return os.fdopen(fd, "wb")
+
+
+def _verify(scan: _Scan, signer: str | None) -> Verified:
     from tracekit.crypto import signing
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ValidationError("bundle", f"{path} does not exist", expected="a .tar.age bundle file")
-    decryptor = _Decryptor(path, identities)
-    seen: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-    lines: dict[str, int] = {}
-    manifest_bytes = signature_text = None
-    names_seen: set[str] = set()
-    failure: BaseException | None = None
-    try:
-        with tarfile.open(fileobj=decryptor.stream, mode="r|") as tar:
-            for member in tar:
-                name = _safe_member_name(member.name)
-                if not member.isfile():
-                    raise BundleInvalid(f"the bundle holds something that is not a file: {name!r}")
-                if name in names_seen:
-                    raise BundleInvalid(f"the bundle holds {name!r} twice")
-                names_seen.add(name)
-                handle = tar.extractfile(member)
-                assert handle is not None
-                if name in ("manifest.json", "manifest.sig"):
-                    data = handle.read(MAX_MANIFEST_BYTES + 1)
-                    if len(data) > MAX_MANIFEST_BYTES:
-                        raise BundleInvalid("the manifest is implausibly large")
-                    if name == "manifest.json":
-                        manifest_bytes = data
-                    else:
-                        signature_text = data.decode("ascii", errors="replace").strip()
-                    continue
-                if manifest_bytes is not None:
-                    raise BundleInvalid(f"{name!r} comes after the manifest; the bundle was altered")
-                digest = hashlib.sha256()
-                size = count = 0
-                target = None
-                if extract_to is not None:
-                    target_path = extract_to / name
-                    with _writing(extract_to):
-                        target_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                        target = open(os.open(target_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
-                try:
-                    while True:
-                        block = handle.read(1 << 20)
-                        if not block:
-                            break
-                        digest.update(block)
-                        size += len(block)
-                        count += block.count(b"\n")
-                        if target is not None:
-                            with _writing(extract_to):
-                                target.write(block)
-                finally:
-                    if target is not None:
-                        with _writing(extract_to):
-                            target.close()
-                seen[name] = {"sha256": digest.hexdigest(), "bytes": size}
-                order.append(name)
-                lines[name] = count
-    except (BundleInvalid, WriteFailed) as exc:
-        failure = exc
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        failure = exc
-    try:
-        decryptor.finish()
-    except BundleInvalid as exc:
-        raise exc from None
-    if failure is not None:
-        if isinstance(failure, (BundleInvalid, WriteFailed)):
-            raise failure
-        raise BundleInvalid(f"the bundle's contents are damaged ({type(failure).__name__})") from None
-    if manifest_bytes is None or signature_text is None:
+    if scan.manifest_bytes is None or scan.signature_text is None:
         raise BundleInvalid("the bundle has no manifest or no signature (truncated or altered)")
-    try:
-        manifest = json.loads(manifest_bytes)
-        signer_key = manifest["tracer_key"]["public_key"]
-        signature = bytes.fromhex(signature_text)
-    except (ValueError, KeyError, TypeError):
-        raise BundleInvalid("the manifest or signature is malformed") from None
-    if manifest.get("format") != "tracekit-bundle":
-        raise BundleInvalid("this is not a tracekit bundle")
-    if manifest.get("version") != 1:
-        raise BundleInvalid(f"bundle format version {manifest.get('version')} is not supported by this tracekit")
-    if not signing.verify(signer_key, manifest_bytes, signature):
+    model, raw = parse_manifest(scan.manifest_bytes)
+    if not re.fullmatch(r"[0-9a-f]{128}", scan.signature_text):
+        raise BundleInvalid("manifest.sig is not an Ed25519 signature (128 hex digits)")
+    public_key = model.tracer_key.public_key
+    fingerprint = signing.fingerprint(public_key)
+    if not signing.verify(public_key, scan.manifest_bytes, bytes.fromhex(scan.signature_text)):
         raise BundleInvalid("the manifest's signature does not verify: the bundle was altered or the signature swapped")
-    if signer is not None and signer_key != signer:
-        raise BundleInvalid(
-            f"signed by a different key (fingerprint {signing.fingerprint(signer_key)}) "
-            f"than the expected tracer ({signing.fingerprint(signer)})"
-        )
-    listed = {entry["path"]: entry for entry in manifest.get("files", [])}
+    if model.tracer_key.fingerprint != fingerprint:
+        raise BundleInvalid("the manifest's tracer fingerprint does not belong to its tracer key")
+    if signer is not None and fingerprint != signer:
+        raise BundleInvalid(f"signed by a different key (fingerprint {fingerprint}) than the expected tracer ({signer})")
+    listed = {entry.path: entry for entry in model.files}
     for name, entry in listed.items():
-        actual = seen.get(name)
-        if actual is None:
+        if name not in scan.hashes:
             raise BundleInvalid(f"{name} is listed in the manifest but missing from the bundle")
-        if actual["sha256"] != entry.get("sha256") or actual["bytes"] != entry.get("bytes"):
+        if scan.hashes[name] != entry.sha256 or scan.sizes[name] != entry.bytes:
             raise BundleInvalid(f"{name} does not match its hash in the manifest: it was altered")
-    extra = [name for name in order if name not in listed]
+    extra = [name for name in scan.order if name not in listed]
     if extra:
         raise BundleInvalid(f"{extra[0]} is in the bundle but not in the manifest: it was added")
-    counts = manifest.get("record_counts", {})
+    counts = model.record_counts
     for record_type in ("case", "contact"):
-        records = sum(n for name, n in lines.items() if name.startswith(f"records/{record_type}s-") and name.endswith(".jsonl"))
-        if any(name.startswith(f"records/{record_type}s-") for name in order) and records != counts.get(f"{record_type}s"):
-            raise BundleInvalid(f"the bundle holds {records} {record_type} records but its manifest says {counts.get(record_type + 's')}")
+        chunks = [name for name in scan.order if name.startswith(f"records/{record_type}s-") and name.endswith(".jsonl")]
+        records = sum(scan.lines[name] for name in chunks)
+        stated = counts.get(f"{record_type}s")
+        if chunks and records != stated:
+            raise BundleInvalid(f"the bundle holds {records} {record_type} records but its manifest says {stated}")
     return Verified(
-        manifest, signing.fingerprint(signer_key), signer is not None, order, lines, manifest_bytes, signature_text
+        model, raw, fingerprint, signer is not None, scan.order, scan.lines, scan.manifest_bytes, scan.signature_text
     )
 
 
-def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str | None = None) -> tuple[Verified, Path]:
-    """Verify while extracting into a private temporary directory; publish it only if valid.
+def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None) -> Verified:
+    """Decrypt and verify, writing nothing. ``signer``: the expected tracer's key or fingerprint."""
+    return _verify(_scan(Path(path).expanduser(), identities), parse_signer(signer))
 
-    On any failure (a bundle that does not verify, a full disk) the temporary directory
-    and everything extracted into it are removed; ``out_dir`` itself, if this call
-    created it, stays (empty).
+
+def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str | None = None) -> tuple[Verified, Path]:
+    """Verify, then extract into ``out_dir/<bundle_id>``; nothing is written unless it all verifies.
+
+    On any failure (a bundle that does not verify, a full disk) the temporary folder and
+    everything extracted into it are removed; ``out_dir`` itself, if this call created it,
+    stays (empty).
     """
+    path = Path(path).expanduser()
     out_dir = Path(out_dir).expanduser()
-    temp = out_dir / f".tracekit-open-{os.getpid()}-{os.urandom(4).hex()}"
+    verified = read_bundle(path, identities, signer=signer)
+    final = out_dir / verified.model.bundle_id
+    if os.path.lexists(final):
+        raise StoreExists(f"{final} already exists; tracekit never overwrites")
+    temp = out_dir / f"{OPEN_TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     with _writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp.mkdir(mode=0o700)
     try:
-        verified = read_bundle(path, identities, signer=signer, extract_to=temp)
-        final = out_dir / verified.manifest["bundle_id"]
-        if final.exists():
-            raise StoreExists(f"{final} already exists; tracekit never overwrites")
+        expected = {entry.path: entry for entry in verified.model.files}
+        second = _scan(path, identities, expected=expected, extract_to=temp)
+        if second.manifest_bytes != verified.manifest_bytes or second.order != verified.files:
+            raise BundleInvalid("the bundle file changed while it was being opened")
         with _writing(out_dir):
             # The exact signed bytes, so the opened copy can be checked again later.
-            for name, data in (("manifest.json", verified.manifest_bytes), ("manifest.sig", verified.signature_hex.encode() + b"\n")):
+            for name, data in ((MANIFEST_NAME, verified.manifest_bytes), (SIGNATURE_NAME, verified.signature_hex.encode() + b"\n")):
                 with open(os.open(temp / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as handle:
                     handle.write(data)
+            if os.path.lexists(final):
+                raise StoreExists(f"{final} already exists; tracekit never overwrites")
             os.rename(temp, final)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)

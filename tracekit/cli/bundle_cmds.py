@@ -23,7 +23,10 @@ IdentityOption = Annotated[
 ]
 SignerOption = Annotated[
     Optional[str],
-    typer.Option("--signer", help="The tracer's registered public key (64 hex digits) or a file holding it."),
+    typer.Option(
+        "--signer",
+        help="The tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.",
+    ),
 ]
 
 
@@ -135,11 +138,12 @@ def bundle_verify(
 def bundle_inspect(
     file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
     identity: IdentityOption,
+    signer: SignerOption = None,
 ) -> None:
     """Show the manifest: who made it, for whom, under which policy, how many records."""
-    from tracekit.bundle.reader import load_identities, read_bundle
+    from tracekit.bundle.reader import load_identities, parse_signer, read_bundle
 
-    verified = read_bundle(file, load_identities(identity))
+    verified = read_bundle(file, load_identities(identity), signer=parse_signer(signer))
     if settings().json:
         emit_json({**verified.to_json(), "manifest": verified.manifest})
         return
