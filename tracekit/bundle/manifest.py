@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from tracekit.errors import BundleInvalid
 
@@ -39,8 +39,23 @@ MEMBER_NAME = re.compile(
     r"|redaction-report\.json"
 )
 
+#: Characters that could steer a terminal or disguise text: C0 and C1 controls, DEL, and
+#: the Unicode bidirectional overrides and isolates.
+_STEERING = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(value: str) -> str:
+    if _STEERING.search(value):
+        raise ValueError("holds control characters, which tracekit never writes")
+    return value
+
+
+def _printable_text(value: str) -> str:
+    return "\n".join(_printable(line) for line in value.replace("\t", " ").split("\n"))
+
+
 _Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-_Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
 _Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
 _Count = Annotated[int, Field(ge=0, le=10**12)]
 
@@ -56,13 +71,14 @@ class TracerKey(_Strict):
 
 
 class Recipient(_Strict):
-    name: _Name
+    #: as ``recipients add`` accepts them
+    name: Annotated[str, StringConstraints(pattern=r"^[\w .@-]{1,100}$"), AfterValidator(_printable)]
     role: Literal["central-team", "vetted-team"]
 
 
 class PolicyDefinition(_Strict):
     name: _Name
-    description: Annotated[str, StringConstraints(max_length=2000)]
+    description: Annotated[str, StringConstraints(max_length=2000), AfterValidator(_printable_text)]
     kind: Literal["records", "statistics"]
     recipient_roles: list[Literal["central-team", "vetted-team"]]
     fields: dict[_Key, list[_Key]]

@@ -95,22 +95,26 @@ def export_list(
 
 
 def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
+    """The manifest's facts as a table. Every value came from the bundle: shown as plain text, never as markup."""
     from rich.table import Table
+    from rich.text import Text
 
     data = verified.to_json()
-    table = Table(show_header=False, box=None, title=title, title_justify="left")
+    table = Table(show_header=False, box=None, title=Text(title), title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("bundle", data["bundle_id"])
-    table.add_row("created", data["created_at"])
-    table.add_row("for", f"{data['recipient']['name']} ({data['recipient']['role']})")
-    table.add_row("policy", f"{data['policy']} (sha256 {data['policy_sha256'][:16]}...)")
-    table.add_row("changes", f"since {data['changes']['since'] or 'the beginning'} until {data['changes']['until']}")
-    for key, value in data["record_counts"].items():
-        table.add_row(key.replace("_", " "), str(value))
-    signer = data["signer_fingerprint"] + (" (matches --signer)" if data["signer_checked"] else " (not checked: pass --signer)")
-    table.add_row("signed by", signer)
-    table.add_row("files", str(len(data["files"])))
+    rows = [
+        ("bundle", data["bundle_id"]),
+        ("created", data["created_at"]),
+        ("for", f"{data['recipient']['name']} ({data['recipient']['role']})"),
+        ("policy", f"{data['policy']} (sha256 {data['policy_sha256'][:16]}...)"),
+        ("changes", f"since {data['changes']['since'] or 'the beginning'} until {data['changes']['until']}"),
+        *((key.replace("_", " "), str(value)) for key, value in data["record_counts"].items()),
+        ("signed by", data["signer_fingerprint"] + (" (matches --signer)" if data["signer_checked"] else " (NOT CHECKED: pass --signer)")),
+        ("files", str(len(data["files"]))),
+    ]
+    for label, value in rows:
+        table.add_row(Text(label), Text(value))
     out().print(table)
 
 
@@ -149,7 +153,7 @@ def bundle_inspect(
         return
     _print_verified(verified, f"Bundle {file.name}")
     for name in verified.files:
-        out().print(f"  {name}")
+        out().print(f"  {name}", markup=False, highlight=False)
 
 
 @bundle_app.command("open")
@@ -167,7 +171,7 @@ def bundle_open(
     if settings().json:
         emit_json({**verified.to_json(), "opened_into": str(final)})
         return
-    out().print(f"Verified and opened into {final}")
+    out().print(f"Verified and opened into {final}", markup=False, highlight=False)
     if not verified.signer_checked:
         note("Signer not checked against a registered key: pass --signer to do so.")
 
