@@ -83,7 +83,7 @@ class _TarStream:
     """Adds members to a streaming tar and remembers each one's SHA-256 and size."""
 
     def __init__(self, sink: BinaryIO, mtime: float) -> None:
-        self._tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)
+        self._tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.USTAR_FORMAT)
         self._mtime = mtime
         self.entries: list[dict[str, Any]] = []
 
