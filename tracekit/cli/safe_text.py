@@ -20,11 +20,16 @@ these) goes through :func:`safe_markup` before it is put into Rich markup, or th
 is: ``[/bogus]`` is not read as a tag (Rich would raise MarkupError), and backslashes are
 kept (Rich's own :func:`rich.markup.escape` leaves a backslash before a ``[`` that starts
 no tag, which Rich then drops, and mishandles a value ending in a backslash).
+
+:func:`terminal_json` writes JSON for standard output or error with the same characters
+as ``\\uXXXX`` escapes: the same JSON value, nothing a terminal obeys.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 #: Bidirectional controls and marks, and the Unicode line and paragraph separators.
 _INVISIBLE_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
@@ -61,6 +66,17 @@ def safe_markup(text: object, *, multiline: bool = False) -> str:
 
 #: The controls people know by a shorter name.
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def terminal_json(data: Any) -> str:
+    """``data`` as one line of JSON (non-ASCII text kept readable) in which every
+    character :func:`visible` would replace is a ``\\uXXXX`` escape: the same JSON
+    value, safe to reach a terminal."""
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    if text.isprintable():
+        return text
+    # json.dumps has escaped C0 already; what is left sits inside a string literal
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _escape_char(match: re.Match[str]) -> str:
