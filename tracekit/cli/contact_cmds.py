@@ -59,10 +59,10 @@ EXPOSURE_FIELDS = ("last_exposure", "setting", "proximity_m", "duration_min", "f
 
 
 def _print_warnings(warnings: list[str]) -> None:
-    from rich.markup import escape
+    from tracekit.cli.safe_text import safe_markup
 
     for warning in warnings:
-        warn(escape(warning))
+        warn(safe_markup(warning))
 
 
 def _explain(casebook: Any, exposure: Exposure) -> Closeness | None:
@@ -81,7 +81,7 @@ def _print_result(verb: str, e: Exposure, closeness: Closeness | None) -> None:
         highlight=False,
     )
     if closeness is not None:
-        note(f"  [dim]{render.escape(closeness.explanation)}[/dim]")
+        note(f"  [dim]{render.safe_markup(closeness.explanation)}[/dim]")
 
 
 @contact_app.command("add")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
 import sys
 import typing
@@ -186,7 +185,9 @@ def warn(message: str) -> None:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+    from tracekit.cli.safe_text import terminal_json
+
+    sys.stdout.write(terminal_json(data) + "\n")
     sys.stdout.flush()
 
 

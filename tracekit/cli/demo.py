@@ -335,15 +335,15 @@ def demo(
     ] = False,
 ) -> None:
     """A guided tour of tracekit on a throwaway store (nothing of yours is touched)."""
-    from rich.markup import escape
     from rich.rule import Rule
 
+    from tracekit.cli.safe_text import safe_markup
     from tracekit.errors import TracekitError
 
     console = out()
     workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
     os.chmod(workdir, 0o700)
-    console.print(f"[bold]tracekit demo[/bold]: a throwaway store in {workdir}")
+    console.print(f"[bold]tracekit demo[/bold]: a throwaway store in {safe_markup(workdir)}")
     console.print(
         "[dim]Each command gets the demo passphrase through a pipe (--passphrase-fd), as a script would.[/dim]\n"
     )
@@ -354,7 +354,7 @@ def demo(
             console.print(f"[dim]{step.explanation}[/dim]")
             values = {**prepared, **{name: run_lookup(name, workdir) for name in step_lookups(step)}}
             shown = " ".join(shlex.quote(a) for a in step_command(step, workdir, values))
-            console.print(f"[bold green]$[/bold green] tracekit {escape(shown)}", highlight=False)
+            console.print(f"[bold green]$[/bold green] tracekit {safe_markup(shown)}", highlight=False)
             sys.stdout.flush()
             result = run_step(step, workdir, values=values)
             if result.returncode != step.expect_exit:
@@ -368,7 +368,7 @@ def demo(
     finally:
         if keep:
             err().print(
-                f"Kept {workdir}. Try: export TRACEKIT_STORE={workdir}/demo.store  "
+                f"Kept {safe_markup(workdir)}. Try: export TRACEKIT_STORE={safe_markup(workdir)}/demo.store  "
                 "(the demo passphrase is in tracekit/cli/demo.py)"
             )
         else:

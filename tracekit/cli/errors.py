@@ -27,14 +27,21 @@ def report_error(exc: TracekitError, *, as_json: bool) -> int:
         payload = {"error": {"code": exc.code, "exit_code": code, "message": exc.message}}
         if exc.hint:
             payload["error"]["hint"] = exc.hint
-        sys.stderr.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        from tracekit.cli.safe_text import terminal_json
+
+        sys.stderr.write(terminal_json(payload) + "\n")
     else:
         from tracekit.cli.context import err
+        from tracekit.cli.safe_text import safe_markup
 
         console = err()
-        console.print(f"[bold red]error:[/bold red] {_escape(exc.message)}", markup=True, highlight=False)
+        # A message can quote a file name, a header cell or a value: shown as it is, never
+        # read as markup or obeyed as a terminal control. It may run to several lines (an
+        # import's problems, one a line).
+        message = safe_markup(exc.message, multiline=True)
+        console.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
         if exc.hint:
-            console.print(f"[dim]hint:[/dim] {_escape(exc.hint)}", markup=True, highlight=False)
+            console.print(f"[dim]hint:[/dim] {safe_markup(exc.hint)}", markup=True, highlight=False)
     return code
 
 
@@ -74,9 +81,3 @@ def report_unexpected(exc: BaseException, *, as_json: bool) -> int:
     else:
         sys.stderr.write(f"error: {message}\n")
     return int(ExitCode.INTERNAL)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

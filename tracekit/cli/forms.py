@@ -23,10 +23,10 @@ from datetime import date
 from typing import Any, Iterator, TypeVar
 
 import typer
-from rich.markup import escape
 
 from tracekit.cli import context
 from tracekit.cli.options import CALL_OUTCOMES, SETTINGS
+from tracekit.cli.safe_text import safe_markup
 from tracekit.errors import Interrupted, ValidationError
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ def show_matches(matches: list[Any]) -> None:
 
 def show_problem(problem: ValidationError | str) -> None:
     text = problem.message if isinstance(problem, ValidationError) else problem
-    context.err().print(f"[red]✗[/red] {escape(text)}", highlight=False)
+    context.err().print(f"[red]✗[/red] {safe_markup(text)}", highlight=False)
 
 
 # -- prompting ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tracekit.cli.context import command, emit_json, err, note, open_current_store, out, settings, warn
+from tracekit.cli.safe_text import safe_markup, visible
 
 if TYPE_CHECKING:
     from tracekit.importers.engine import ImportSummary
@@ -145,7 +146,7 @@ def _show(summary: "ImportSummary") -> None:
 
     console = out()
     verb = "Checked" if summary.dry_run else "Imported"
-    console.print(f"{verb} {summary.kind} from {summary.file} ({summary.format}, sha256 {summary.sha256[:16]}…)",
+    console.print(f"{verb} {summary.kind} from {visible(summary.file)} ({summary.format}, sha256 {summary.sha256[:16]}…)",
                   markup=False, highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -158,7 +159,7 @@ def _show(summary: "ImportSummary") -> None:
     table.add_row("linked", f"{summary.linked:,}", "to people already in the store or earlier in the file")
     table.add_row("unchanged", f"{summary.unchanged:,}", "imported before (same external id)")
     if summary.invalid:
-        where = f"in {summary.rejects_file}" if summary.rejects_file else "listed below"
+        where = f"in {safe_markup(summary.rejects_file)}" if summary.rejects_file else "listed below"
         table.add_row("invalid", f"{summary.invalid:,}", f"skipped, {where}")
     marked = ", ".join(f"{m['person']} ({m['role']})" for m in summary.marked)
     table.add_row("marked sensitive", f"{len(summary.marked):,}", marked)
@@ -171,13 +172,15 @@ def _show(summary: "ImportSummary") -> None:
     if summary.invalid:
         warn(f"{summary.invalid:,} invalid row(s) skipped ({summary.problems_total:,} problem(s)):")
         for problem in summary.problems:
-            err().print(f"  {problem.text()}", markup=False, highlight=False)
+            err().print(f"  {visible(problem.text())}", markup=False, highlight=False)
         if summary.problems_total > len(summary.problems):
             err().print(f"  ... and {summary.problems_total - len(summary.problems):,} more", markup=False)
     if summary.outside_infectious_period:
         warn(f"{summary.outside_infectious_period:,} contact(s) were exposed outside their case's infectious period (recorded anyway)")
     if summary.ignored_columns:
-        note("Ignored columns (not mapped to a field): " + ", ".join(repr(c) for c in summary.ignored_columns))
+        # header cells come from the file: each is quoted and shown as it is
+        columns = ", ".join(f"'{safe_markup(c)}'" for c in summary.ignored_columns)
+        note(f"Ignored columns (not mapped to a field): {columns}")
 
 
 @import_app.command("cases")

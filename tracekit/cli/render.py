@@ -7,9 +7,10 @@ no identity field is read, even if one happened to be set. A contact withheld by
 association (``exposure.withheld``: a contact of a person in a sensitive role) shows its
 reference, dates, closeness and status, and a marker in place of the person, setting,
 measurements, notes and clause (some clauses name the setting); its closeness is never
-re-explained (that would need them). Every piece of user text is escaped
-(:func:`rich.markup.escape`) before it goes into markup, because names and notes may
-contain ``[``.
+re-explained (that would need them). Every piece of user text goes through
+:func:`tracekit.cli.safe_text.safe_markup` before it goes into markup: names and notes
+may contain ``[`` or backslashes, and notes, addresses and settings characters a
+terminal would act on (a C1 control, a bidirectional override).
 
 Imported only inside commands (it imports the records and domain modules).
 """
@@ -25,13 +26,13 @@ from typing import Any
 from rich import box
 from rich.console import Group, RenderableType
 from rich.cells import cell_len
-from rich.markup import escape
 from rich.table import Table
 from rich.style import Style
 from rich.text import Span, Text
 from rich.tree import Tree
 
 from tracekit.cli.options import DEFAULT_LIMIT
+from tracekit.cli.safe_text import safe_markup
 from tracekit.domain import rules
 from tracekit.records.models import (
     WITHHELD_ASSOCIATION,
@@ -106,7 +107,7 @@ def footer(page: Page, noun: str) -> str:
 # -- people ------------------------------------------------------------------------------
 def name(person: Person) -> str:
     """The person's display name, escaped for markup (the withheld marker when masked)."""
-    return escape(person.display_name)
+    return safe_markup(person.display_name)
 
 
 def person_label(person: Person) -> str:
@@ -119,7 +120,7 @@ def person_label(person: Person) -> str:
 def phone_cell(person: Person) -> str:
     if person.masked:
         return WITHHELD_CELL
-    return escape(phone_number(person.phone)) if person.phone else "[dim]no phone[/dim]"
+    return safe_markup(phone_number(person.phone)) if person.phone else "[dim]no phone[/dim]"
 
 
 def identity_cell(person: Person, field: str) -> str:
@@ -132,10 +133,10 @@ def identity_cell(person: Person, field: str) -> str:
     if field == "date_of_birth":
         return day(value)
     if field == "phone":
-        return escape(phone_number(value))
+        return safe_markup(phone_number(value))
     if field == "nhs_number":
-        return nhs_number(value)
-    return escape(str(value))
+        return safe_markup(nhs_number(value))
+    return safe_markup(str(value))
 
 
 def person_summary(person: Person) -> str:
@@ -146,18 +147,18 @@ def person_summary(person: Person) -> str:
     if person.date_of_birth:
         parts.append(f"born {day(person.date_of_birth)}")
     if person.nhs_number:
-        parts.append(f"NHS {nhs_number(person.nhs_number)}")
+        parts.append(f"NHS {safe_markup(nhs_number(person.nhs_number))}")
     if person.phone:
-        parts.append(escape(phone_number(person.phone)))
+        parts.append(safe_markup(phone_number(person.phone)))
     if person.postcode:
-        parts.append(escape(person.postcode))
+        parts.append(safe_markup(person.postcode))
     extra = f" [dim]({', '.join(parts)})[/dim]" if parts else ""
     return person_label(person) + extra
 
 
 def duplicate_line(match: Any) -> str:
     """A possible duplicate: who (masking applies) and why the details matched."""
-    return f"{person_summary(match.person)}: [bold]{escape(', '.join(match.reasons))}[/bold]"
+    return f"{person_summary(match.person)}: [bold]{safe_markup(', '.join(match.reasons))}[/bold]"
 
 
 def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str]]:
@@ -167,9 +168,9 @@ def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str
     if person.masked:
         return [
             ("person", f"[bold]{person.ref}[/bold]"),
-            ("identity", f"[yellow]{escape(WITHHELD_TEXT)}[/yellow] (details are not shown)"),
+            ("identity", f"[yellow]{safe_markup(WITHHELD_TEXT)}[/yellow] (details are not shown)"),
         ]
-    rows = [("person", f"[bold]{person.ref}[/bold]"), ("name", escape(person.name))]
+    rows = [("person", f"[bold]{person.ref}[/bold]"), ("name", safe_markup(person.name))]
     for label, field in (
         ("date of birth", "date_of_birth"),
         ("NHS number", "nhs_number"),
@@ -203,21 +204,21 @@ def people_table(people: Iterable[Person]) -> RenderableType:
 
 def person_detail(person: Person) -> RenderableType:
     rows = person_rows(person)[1:]  # the reference is in the heading
-    rows += [("recorded", escape(person.created_at)), ("updated", escape(person.updated_at))]
+    rows += [("recorded", safe_markup(person.created_at)), ("updated", safe_markup(person.updated_at))]
     return Group(f"[bold]Person {person.ref}[/bold]", _grid(rows))
 
 
 def contact_label(exposure: Exposure) -> str:
     """The person of a contact; the association marker when the contact is withheld."""
     if exposure.withheld:
-        return f"[bold]{exposure.contact.ref}[/bold] [yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+        return f"[bold]{exposure.contact.ref}[/bold] [yellow]{safe_markup(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
     return person_label(exposure.contact)
 
 
 def contact_name(exposure: Exposure) -> str:
     """Just the name (or the marker) of a contact, for narrow tables."""
     if exposure.withheld:
-        return f"[yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+        return f"[yellow]{safe_markup(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
     person = exposure.contact
     return f"[yellow]{name(person)}[/yellow]" if person.masked else name(person)
 
@@ -253,10 +254,10 @@ def case_rows(case: Case) -> list[tuple[str, str]]:
         rows.append(("infected via", f"contact {case.source_exposure_ref} (see 'tracekit case tree {case.ref}')"))
     rows.append(("contacts", str(case.contact_count)))
     if case.notes:
-        rows.append(("notes", escape(case.notes)))
-    rows.append(("recorded", escape(case.created_at)))
+        rows.append(("notes", safe_markup(case.notes, multiline=True)))
+    rows.append(("recorded", safe_markup(case.created_at)))
     if case.closed_at:
-        rows.append(("closed", escape(case.closed_at)))
+        rows.append(("closed", safe_markup(case.closed_at)))
     return rows
 
 
@@ -307,7 +308,7 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
     rs = _safe_ruleset(exposure.ruleset_id)
     rows = [("case", f"[bold]{exposure.case_ref}[/bold]"), ("trace status", _status(str(exposure.trace_status)))]
     if exposure.withheld:
-        marker = f"[yellow]{escape(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
+        marker = f"[yellow]{safe_markup(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
         rows += [("person", contact_label(exposure)), ("last exposure", day(exposure.last_exposure))]
         rows += [(label, WITHHELD_CELL) for label in ("setting", "distance", "duration", "face to face", "direct contact")]
         rows += [
@@ -316,13 +317,13 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
             ("isolation", f"until the end of {day(exposure.isolation_end)}"),
             ("rule set", _ruleset_cell(exposure.ruleset_id)),
             ("notes", WITHHELD_CELL),
-            ("recorded", escape(exposure.created_at)),
+            ("recorded", safe_markup(exposure.created_at)),
         ]
         return rows
     rows += person_rows(exposure.contact, compact=True)
     rows += [
         ("last exposure", day(exposure.last_exposure)),
-        ("setting", escape(exposure.setting)),
+        ("setting", safe_markup(exposure.setting)),
         ("distance", measure(exposure.proximity_m, "m")),
         ("duration", measure(exposure.duration_min, "min")),
         ("face to face", yes_no(exposure.face_to_face)),
@@ -330,7 +331,7 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
         ("close contact", closeness_cell(exposure) if exposure.close_contact else "no"),
     ]
     if closeness is not None:
-        rows.append(("why", escape(closeness.explanation)))
+        rows.append(("why", safe_markup(closeness.explanation)))
         if closeness.missing:
             missing = ", ".join("--proximity" if m == "proximity_m" else "--duration" for m in closeness.missing)
             rows.append(("missing", f"[yellow]{missing}[/yellow]: recording it could make this a close contact"))
@@ -339,8 +340,8 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
         isolation += f" [dim]({rs.contact_isolation_days} days from the day after the last exposure)[/dim]"
     rows += [("isolation", isolation), ("rule set", _ruleset_cell(exposure.ruleset_id))]
     if exposure.notes:
-        rows.append(("notes", escape(exposure.notes)))
-    rows.append(("recorded", escape(exposure.created_at)))
+        rows.append(("notes", safe_markup(exposure.notes, multiline=True)))
+    rows.append(("recorded", safe_markup(exposure.created_at)))
     return rows
 
 
@@ -353,8 +354,8 @@ def contact_detail(exposure: Exposure, closeness: rules.Closeness | None = None)
             if exposure.withheld:
                 call_note = WITHHELD_CELL
             else:
-                call_note = escape(call.note) if call.note else ""
-            table.add_row(escape(call.at), words(str(call.outcome)), call_note)
+                call_note = safe_markup(call.note, multiline=True) if call.note else ""
+            table.add_row(safe_markup(call.at), words(str(call.outcome)), call_note)
         parts.append(table)
     else:
         parts.append("[dim]no calls logged yet[/dim]")
@@ -512,7 +513,7 @@ def _clause_legend(exposures: Iterable[Exposure]) -> str:
             rs = _safe_ruleset(e.ruleset_id)
             text = next((c.text for c in rs.clauses if c.id == e.clause), "") if rs else ""
             seen[e.clause] = text
-    return "\n".join(f"[dim]{clause}: {escape(text)}[/dim]" for clause, text in seen.items())
+    return "\n".join(f"[dim]{clause}: {safe_markup(text)}[/dim]" for clause, text in seen.items())
 
 
 # -- the audit log -----------------------------------------------------------------------
@@ -523,8 +524,8 @@ def audit_table(entries: Iterable[Any]) -> RenderableType:
     table = _table("#", "when (UTC)", "action", ("references", 1), ("reason", 2))
     for entry in entries:
         table.add_row(
-            str(entry.seq), escape(entry.at[:19]), escape(entry.action), escape(", ".join(entry.refs)),
-            escape(entry.reason or ""),
+            str(entry.seq), safe_markup(entry.at[:19]), safe_markup(entry.action), safe_markup(", ".join(entry.refs)),
+            safe_markup(entry.reason or ""),
         )
     return table
 
@@ -569,7 +570,7 @@ def rulesets_table(
             f"[bold]{rs.id}[/bold]",
             day(rs.valid_from),
             day(until) if until else "[dim]now[/dim]",
-            escape(rs.title),
+            safe_markup(rs.title),
             f"{rs.case_isolation_days} days",
             f"{rs.contact_isolation_days} days",
             ", ".join(marks),
@@ -578,7 +579,7 @@ def rulesets_table(
 
 
 def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[str]) -> RenderableType:
-    header = f"[bold]{rs.id}[/bold]: {escape(rs.title)}"
+    header = f"[bold]{rs.id}[/bold]: {safe_markup(rs.title)}"
     if marks:
         header += f" [dim]({', '.join(marks)})[/dim]"
     grid = _grid(
@@ -594,10 +595,10 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
     )
     clauses = _table("clause", "close contact when")
     for clause in sorted(rs.clauses, key=lambda c: rules.CLAUSE_PRIORITY.index(c.id)):
-        clauses.add_row(f"[bold]{clause.id}[/bold]", escape(clause.text))
+        clauses.add_row(f"[bold]{clause.id}[/bold]", safe_markup(clause.text))
     sources: list[RenderableType] = []
     for s in rs.sources:
-        line = f"- {escape(s.title)}, {escape(s.publisher)}"
+        line = f"- {safe_markup(s.title)}, {safe_markup(s.publisher)}"
         if s.date:
             line += f", {day(s.date)}"
         sources.append(line)
@@ -605,7 +606,7 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
             sources.append(Text(f"  {s.url}", overflow="fold"))  # whole, even if folded
     return Group(
         header,
-        escape(rs.description),
+        safe_markup(rs.description),
         "",
         grid,
         "",
@@ -627,7 +628,7 @@ def _safe_ruleset(ruleset_id: str) -> rules.RuleSet | None:
 
 def _ruleset_cell(ruleset_id: str) -> str:
     title = _ruleset_title(ruleset_id)
-    return f"{escape(ruleset_id)}" + (f" [dim]({escape(title)})[/dim]" if title else "")
+    return f"{safe_markup(ruleset_id)}" + (f" [dim]({safe_markup(title)})[/dim]" if title else "")
 
 
 _STATUS_STYLE = {

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.safe_text import safe_markup
 
 role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
 recipients_app = typer.Typer(help="The age public keys that sealed referrals and bundles go to.", no_args_is_help=True)
@@ -124,7 +125,7 @@ def recipients_add(
     if settings().json:
         emit_json(recipient.to_json())
         return
-    out().print(f"Added {recipient.name} ({recipient.role}).")
+    out().print(f"Added {safe_markup(recipient.name)} ({safe_markup(recipient.role)}).")
 
 
 @recipients_app.command("list")
@@ -143,7 +144,7 @@ def recipients_list() -> None:
         return
     table = Table("name", "role", "public key", "added")
     for r in recipients:
-        table.add_row(r.name, r.role, r.public_key, r.added_at)
+        table.add_row(safe_markup(r.name), safe_markup(r.role), safe_markup(r.public_key), r.added_at)
     out().print(table)
 
 
@@ -156,7 +157,7 @@ def recipients_remove(name: Annotated[str, typer.Argument(help="The recipient's 
     if settings().json:
         emit_json({"name": name, "removed": True})
         return
-    out().print(f"Removed {name}.")
+    out().print(f"Removed {safe_markup(name)}.")
 
 
 @command
@@ -171,7 +172,7 @@ def refer(
         emit_json(referral.to_json())
         return
     out().print(
-        f"Referred as {referral.ref}: sealed to {', '.join(referral.recipients)}. "
+        f"Referred as {referral.ref}: sealed to {safe_markup(', '.join(referral.recipients))}. "
         "The details are no longer readable in this store, even with your passphrase."
     )
     note("Send it: tracekit referrals export --out DIR")
@@ -193,7 +194,7 @@ def referrals_list() -> None:
         return
     table = Table("referral", "role", "created", "sealed to", "exported")
     for r in referrals:
-        table.add_row(r.ref, r.role, r.created_at, ", ".join(r.recipients), r.exported_at or "-")
+        table.add_row(r.ref, r.role, r.created_at, safe_markup(", ".join(r.recipients)), r.exported_at or "-")
     out().print(table)
 
 
@@ -213,7 +214,7 @@ def referrals_export(
         out().print("No referrals to export.")
         return
     for path in written:
-        out().print(f"Wrote {path}")
+        out().print(f"Wrote {safe_markup(path)}")
 
 
 def register(app: typer.Typer) -> None:

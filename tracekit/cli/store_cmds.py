@@ -20,6 +20,7 @@ from tracekit.cli.context import (
     settings,
     store_path,
 )
+from tracekit.cli.safe_text import safe_markup, visible
 
 store_app = typer.Typer(help="Inspect, check, back up and re-key the store.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def init() -> None:
     if settings().json:
         emit_json({"path": str(path), "kdf": header.kdf.describe(), "created": True})
         return
-    out().print(f"Created store {path}")
+    out().print(f"Created store {safe_markup(path)}")
     note(f"Key derivation: {header.kdf.describe()} ({elapsed:.2f} s to create and unlock here).")
     note("Keep the passphrase safe: without it the store cannot be opened by anyone, including you.")
 
@@ -77,7 +78,7 @@ def unlock(
     if settings().json:
         emit_json({"path": str(path), "unlocked_for_seconds": seconds})
         return
-    out().print(f"Unlocked {path} for {duration} (this login session only). 'tracekit lock' ends it sooner.")
+    out().print(f"Unlocked {safe_markup(path)} for {duration} (this login session only). 'tracekit lock' ends it sooner.")
 
 
 @command
@@ -92,7 +93,8 @@ def lock() -> None:
     if settings().json:
         emit_json({"path": str(path), "was_unlocked": removed})
         return
-    out().print(f"Locked {path}." if removed else f"{path} was not unlocked; nothing to do.")
+    shown = safe_markup(path)
+    out().print(f"Locked {shown}." if removed else f"{shown} was not unlocked; nothing to do.")
 
 
 def _human_size(size: int) -> str:
@@ -118,7 +120,7 @@ def store_info() -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("path", info.path)
+    table.add_row("path", safe_markup(info.path))
     table.add_row("size", _human_size(info.size_bytes))
     table.add_row("created", info.created_at or "unknown")
     table.add_row("file format", str(info.format_version))
@@ -147,11 +149,11 @@ def store_check() -> None:
     if settings().json:
         emit_json({"path": str(path), "ok": report.ok, "checks": report.checks, "problems": report.problems})
     elif report.ok:
-        out().print(f"{path}: OK ({len(report.checks)} checks: {'; '.join(report.checks)})")
+        out().print(f"{safe_markup(path)}: OK ({len(report.checks)} checks: {'; '.join(report.checks)})")
     if not report.ok:
         if not settings().json:
             for problem in report.problems:
-                err().print(f"  - {problem}", markup=False, highlight=False)
+                err().print(f"  - {visible(problem)}", markup=False, highlight=False)
         raise IntegrityError(f"{path} failed its check: {len(report.problems)} problem(s) found (listed above)")
 
 
@@ -193,7 +195,7 @@ def store_passwd(
     if settings().json:
         emit_json({"path": str(path), "changed": True})
         return
-    out().print(f"Passphrase changed for {path}. Backups made before now still open with the old passphrase.")
+    out().print(f"Passphrase changed for {safe_markup(path)}. Backups made before now still open with the old passphrase.")
 
 
 @store_app.command("backup")
@@ -207,7 +209,7 @@ def store_backup(
     if settings().json:
         emit_json({"backup": str(written), "verified": True})
         return
-    out().print(f"Backup written and verified: {written}")
+    out().print(f"Backup written and verified: {safe_markup(written)}")
 
 
 def register(app: typer.Typer) -> None:
