@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.safe_text import safe_markup
 
 export_app = typer.Typer(help="Export what leaves this machine: redacted, signed, encrypted bundles.", no_args_is_help=True)
 bundle_app = typer.Typer(
@@ -57,9 +58,9 @@ def export_handover(
         return
     counts = result.record_counts
     withheld = sum(v for k, v in counts.items() if k.startswith("withheld_"))
-    out().print(f"Wrote {result.path}")
+    out().print(f"Wrote {safe_markup(result.path)}")
     out().print(
-        f"  {result.policy} for {result.recipient}: {counts['cases']} cases, {counts['contacts']} contacts"
+        f"  {safe_markup(result.policy)} for {safe_markup(result.recipient)}: {counts['cases']} cases, {counts['contacts']} contacts"
         + (f", {counts['referrals']} sealed referrals" if counts.get("referrals") else "")
         + (f"; {withheld} withheld (see redaction-report.json)" if withheld else "")
     )
@@ -88,8 +89,8 @@ def export_list(
     table = Table("created (UTC)", "recipient", "policy", "cases", "contacts", "file")
     for h in handovers:
         table.add_row(
-            h.created_at, h.recipient, h.policy, str(h.record_counts.get("cases", 0)),
-            str(h.record_counts.get("contacts", 0)), h.file_name,
+            h.created_at, safe_markup(h.recipient), safe_markup(h.policy), str(h.record_counts.get("cases", 0)),
+            str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
         )
     out().print(table)
 
@@ -99,8 +100,10 @@ def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-de
     from rich.table import Table
     from rich.text import Text
 
+    from tracekit.cli.safe_text import visible
+
     data = verified.to_json()
-    table = Table(show_header=False, box=None, title=Text(title), title_justify="left")
+    table = Table(show_header=False, box=None, title=Text(visible(title)), title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     rows = [
@@ -114,7 +117,7 @@ def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-de
         ("files", str(len(data["files"]))),
     ]
     for label, value in rows:
-        table.add_row(Text(label), Text(value))
+        table.add_row(Text(label), Text(visible(value)))
     out().print(table)
 
 
@@ -171,7 +174,9 @@ def bundle_open(
     if settings().json:
         emit_json({**verified.to_json(), "opened_into": str(final)})
         return
-    out().print(f"Verified and opened into {final}", markup=False, highlight=False)
+    from tracekit.cli.safe_text import visible
+
+    out().print(f"Verified and opened into {visible(final)}", markup=False, highlight=False)
     if not verified.signer_checked:
         note("Signer not checked against a registered key: pass --signer to do so.")
 
@@ -186,7 +191,7 @@ def policy_list() -> None:
         emit_json({"items": [p.canonical() | {"sha256": p.sha256} for p in BUILT_IN.values()]})
         return
     for policy in BUILT_IN.values():
-        out().print(f"[bold]{policy.name}[/bold] (for {', '.join(policy.recipient_roles)}): {policy.description}")
+        out().print(f"[bold]{safe_markup(policy.name)}[/bold] (for {', '.join(policy.recipient_roles)}): {safe_markup(policy.description)}")
 
 
 @policy_app.command("show")
@@ -199,8 +204,8 @@ def policy_show(name: Annotated[str, typer.Argument(help="A built-in policy name
     if settings().json:
         emit_json(policy.canonical() | {"sha256": policy.sha256, "source": policy.source})
         return
-    out().print(f"[bold]{policy.name}[/bold] ({policy.kind}; for {', '.join(policy.recipient_roles)})")
-    out().print(policy.description)
+    out().print(f"[bold]{safe_markup(policy.name)}[/bold] ({policy.kind}; for {', '.join(policy.recipient_roles)})")
+    out().print(safe_markup(policy.description, multiline=True))
     for record_type, fields in policy.fields.items():
         out().print(f"  {record_type}: {', '.join(fields)}")
     if policy.statistics:
@@ -218,7 +223,7 @@ def policy_check(file: Annotated[Path, typer.Argument(help="A custom policy TOML
     if settings().json:
         emit_json({"ok": True, **policy.canonical(), "sha256": policy.sha256})
         return
-    out().print(f"{file}: OK, policy {policy.name!r} (sha256 {policy.sha256[:16]}...)")
+    out().print(f"{safe_markup(file)}: OK, policy '{safe_markup(policy.name)}' (sha256 {policy.sha256[:16]}...)")
 
 
 @pseudonym_app.command("generate")
@@ -243,7 +248,7 @@ def pseudonym_generate(
     if settings().json:
         emit_json({"written": str(out_file)})
         return
-    out().print(f"Pseudonym key made and written to {out_file} (mode 0600). Share it only with your team's tracers.")
+    out().print(f"Pseudonym key made and written to {safe_markup(out_file)} (mode 0600). Share it only with your team's tracers.")
 
 
 @pseudonym_app.command("import")
