@@ -174,10 +174,12 @@ def test_store_passwd_rename_busy_leaves_the_store_unchanged(cli_with_store, sto
 # -- unbounded input ------------------------------------------------------------------------
 
 
-#: Runs tracekit and prints its own peak RSS (KiB) on stderr when it exits.
+#: Runs tracekit and prints its own peak RSS (KiB) on stderr when it exits. VmHWM belongs
+#: to this program only: getrusage's ru_maxrss would include the forking parent's (pytest's).
 REPORT_PEAK_RSS = (
-    "import atexit, resource, runpy, sys; "
-    "atexit.register(lambda: sys.stderr.write(f'\\npeak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')); "
+    "import atexit, runpy, sys; "
+    "atexit.register(lambda: sys.stderr.write('\\npeak_rss_kib=' + [line.split()[1] for line in "
+    "open('/proc/self/status') if line.startswith('VmHWM:')][0] + '\\n')); "
     "sys.argv = ['tracekit', *sys.argv[1:]]; runpy.run_module('tracekit', run_name='__main__')"
 )
 
