@@ -430,7 +430,7 @@ def test_change_passphrase_failing_half_way_keeps_old_passphrase(store, store_pa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store_core.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteFailed, match="the disk is full; the store is unchanged"):
         store.change_passphrase(bytearray(b"a brand new passphrase"), kdf=CHEAP_KDF)
     monkeypatch.undo()
     store.close()

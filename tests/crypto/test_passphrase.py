@@ -237,7 +237,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 def test_directory_is_refused(tmp_path: Path) -> None:
     tmp_path.chmod(0o700)
     error = refused(lambda: read(PassphraseSource(file=tmp_path)))
-    assert str(error) == f"passphrase file {tmp_path} is not a regular file"
+    assert str(error) == f"passphrase file {tmp_path} is a directory, not a regular file"
 
 
 def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracekit.errors import PassphraseError
+from tracekit.files import open_regular_file
 
 ENVIRONMENT_VARIABLE = "TRACEKIT_PASSPHRASE"
 #: The shortest new passphrase accepted, in characters (Unicode code points).
@@ -162,17 +163,9 @@ def _stdin_is_terminal() -> bool:
 
 def _read_file(path: Path) -> bytearray:
     """The contents of the passphrase file, which must be private and regular."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise PassphraseError(f"passphrase file {path} does not exist") from None
-    except OSError as error:
-        raise PassphraseError(f"cannot open passphrase file {path}: {error.strerror}") from None
-    try:
+    with open_regular_file(path, what="passphrase file", error=PassphraseError) as handle:
+        fd = handle.fileno()
         mode = os.fstat(fd).st_mode  # of the file opened, not of what the path names now
-        if not stat.S_ISREG(mode):
-            raise PassphraseError(f"passphrase file {path} is not a regular file")
         if mode & 0o077:
             raise PassphraseError(
                 f"passphrase file {path} is accessible to other users "
@@ -180,8 +173,6 @@ def _read_file(path: Path) -> bytearray:
                 f"chmod 600 {shlex.quote(str(path))}"
             )
         return _read_until_end(fd, f"passphrase file {path}")
-    finally:
-        os.close(fd)
 
 
 def _read_descriptor(fd: int) -> bytearray:
@@ -190,7 +181,7 @@ def _read_descriptor(fd: int) -> bytearray:
         raise PassphraseError(f"--passphrase-fd {fd} is not a file descriptor number")
     try:
         os.fstat(fd)
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: a number no descriptor can have
         raise PassphraseError(f"--passphrase-fd {fd}: descriptor {fd} is not open") from None
     return _read_until_end(fd, f"file descriptor {fd}")
 

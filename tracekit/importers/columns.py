@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracekit.errors import ValidationError
+from tracekit.files import format_size, read_regular_file
 
 KINDS = ("cases", "contacts")
+#: A mapping file is a few lines; anything larger is not one (docs/import-guide.md).
+MAX_MAPPING_FILE_BYTES = 1 << 20
 IGNORE = "ignore"
 #: The column the rejects file adds; ignored on re-import.
 REJECTS_COLUMN = "import_error"
@@ -249,17 +252,21 @@ def parse_map_options(values: list[str]) -> dict[str, str]:
 
 def read_mapping_file(path: Path) -> dict[str, str]:
     """A TOML mapping file: a ``[columns]`` table of ``"Column Name" = "field"``."""
+    def unreadable(problem: str) -> ValidationError:
+        return ValidationError("mapping", problem, expected=f"a readable TOML file of at most {format_size(MAX_MAPPING_FILE_BYTES)}")
+
+    data = read_regular_file(path, what="mapping file", max_bytes=MAX_MAPPING_FILE_BYTES, error=unreadable)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ValidationError("mapping", f"cannot be read ({exc.strerror or type(exc).__name__})",
-                              expected="a readable TOML file") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationError("mapping", "is not UTF-8 text", expected="a UTF-8 TOML file") from None
+        raise ValidationError("mapping", f"{path} is not UTF-8 text", expected="a UTF-8 TOML file") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError("mapping", f"is not valid TOML ({exc})", expected='[columns] then lines like "Mobile Tel" = "phone"') from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise ValidationError("mapping", f"{path} nests arrays or tables too deeply to be a mapping",
+                              expected='[columns] then lines like "Mobile Tel" = "phone"') from None
     unknown = set(document) - {"columns"}
     columns = document.get("columns")
     if unknown or not isinstance(columns, dict):

@@ -12,6 +12,13 @@ Each reader yields ``(line, cells)``: the line of the file where the row starts 
 spreadsheets, the sheet's row number) and the row's cells in header order (CSV, xlsx) or
 the row's object (JSON Lines). A row that cannot be read at all yields a
 :class:`RowError` in place of the cells.
+
+Every read is bounded, so memory stays flat whatever the input (a file of one endless
+line, ``/dev/zero``, a spreadsheet claiming a billionth row): a CSV record or JSON line is
+at most :data:`MAX_RECORD_BYTES`, a CSV field at most :data:`MAX_FIELD_CHARS`, a sheet at
+most :data:`MAX_SHEET_ROWS` by :data:`MAX_SHEET_COLUMNS` (Excel's own limits), a
+spreadsheet on standard input at most :data:`MAX_STDIN_XLSX_BYTES`. The limits are listed
+in docs/import-guide.md.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -28,12 +36,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracekit.errors import ValidationError
+from tracekit.files import describe_os_error, format_size, open_regular_file
 
 FORMATS = ("csv", "jsonl", "xlsx")
 HEAD_BYTES = 64 * 1024
+#: The longest CSV record (its lines together) or JSON line, in bytes.
+MAX_RECORD_BYTES = 4 << 20
+#: The longest CSV field, in characters.
+MAX_FIELD_CHARS = 1 << 20
+#: Excel's own limits: 1,048,576 rows by 16,384 columns (A to XFD).
+MAX_SHEET_ROWS = 1 << 20
+MAX_SHEET_COLUMNS = 1 << 14
+#: A spreadsheet on standard input is held in memory (compressed) to be read.
+MAX_STDIN_XLSX_BYTES = 100 << 20
 _BOM = b"\xef\xbb\xbf"
 _CANDIDATE_DELIMITERS = ",;\t|"
-csv.field_size_limit(1 << 20)
+csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 class HashingReader(io.RawIOBase):
@@ -43,14 +61,15 @@ class HashingReader(io.RawIOBase):
     again from memory, so standard input need not be seekable.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], name: str = "the input") -> None:
         super().__init__()
         self._raw = raw
+        self._name = name
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         chunks, size = [], 0
         while size < HEAD_BYTES:
-            chunk = raw.read(HEAD_BYTES - size)
+            chunk = self._read_raw(HEAD_BYTES - size)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -63,13 +82,22 @@ class HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            return self._raw.read(size) or b""
+        except OSError as exc:  # e.g. standard input opened write-only, an I/O error
+            raise _file_error(f"{self._name} cannot be read ({describe_os_error(exc)})", "a readable file") from None
+
     def readinto(self, buffer: Any) -> int:
         if len(self._pending):
             n = min(len(buffer), len(self._pending))
             buffer[:n] = self._pending[:n]
             self._pending = self._pending[n:]
             return n
-        n = self._raw.readinto(buffer) if hasattr(self._raw, "readinto") else _read_into(self._raw, buffer)
+        try:
+            n = self._raw.readinto(buffer) if hasattr(self._raw, "readinto") else _read_into(self._raw, buffer)
+        except OSError as exc:
+            raise _file_error(f"{self._name} cannot be read ({describe_os_error(exc)})", "a readable file") from None
         if n:
             self.sha256.update(memoryview(buffer)[:n])
             self.bytes_read += n
@@ -150,31 +178,89 @@ def sniff_dialect(head: bytes) -> type[csv.Dialect]:
 def csv_rows(reader: HashingReader, dialect: type[csv.Dialect]) -> Iterator[tuple[int, list[str] | RowError]]:
     """``(line, cells)`` for every non-blank record, the header first."""
     buffered = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
-    rows = csv.reader(_utf8_lines(buffered), dialect)
+    feed = _CsvLineFeed(buffered)
+    rows = csv.reader(feed, dialect)
     start = 1
+    header: list[str] | None = None
     while True:
+        feed.start_record(start)
         try:
             cells = next(rows)
         except StopIteration:
             return
         except csv.Error as exc:
             raise _file_error(f"cannot be read as CSV ({_csv_problem(exc)})", "well-formed CSV", start) from None
+        if feed.ended:
+            # The csv module ends a record at the end of the file only inside quotes.
+            raise _unclosed_quote(start, cells, header)
         line, start = start, rows.line_num + 1
         if not cells or not any(cells):
             continue
+        header = header or cells
         yield line, cells
 
 
-def _utf8_lines(buffered: Iterator[bytes]) -> Iterator[str]:
-    """The file's lines decoded one at a time (line ends kept), so a decoding error
-    names its line; a byte-order mark at the start is dropped."""
-    for number, raw in enumerate(buffered, 1):
-        if number == 1:
-            raw = raw.removeprefix(_BOM)
+class _CsvLineFeed:
+    """The file's lines for ``csv.reader``, decoded one at a time (line ends kept) so a
+    decoding error names its line; a byte-order mark at the start is dropped. A record
+    (the lines one quoted field spans, together) longer than :data:`MAX_RECORD_BYTES` is
+    refused, and :attr:`ended` tells whether the end of the file has been met."""
+
+    def __init__(self, buffered: io.BufferedReader) -> None:
+        self._lines = bounded_lines(buffered)
+        self._record_line = 1
+        self._record_bytes = 0
+        self.ended = False
+
+    def start_record(self, line: int) -> None:
+        self._record_line, self._record_bytes = line, 0
+
+    def __iter__(self) -> "_CsvLineFeed":
+        return self
+
+    def __next__(self) -> str:
         try:
-            yield raw.decode("utf-8")
+            number, raw = next(self._lines)
+        except StopIteration:
+            self.ended = True
+            raise
+        self._record_bytes += len(raw)
+        if self._record_bytes > MAX_RECORD_BYTES:
+            raise _file_error(
+                f"has a record longer than the limit of {format_size(MAX_RECORD_BYTES)} "
+                "(perhaps a quoted field is never closed)",
+                "well-formed CSV",
+                self._record_line,
+            )
+        try:
+            return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _file_error("is not UTF-8 text", 'UTF-8 (in a spreadsheet, save as "CSV UTF-8")', number) from None
+
+
+def bounded_lines(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for each line (line end kept, a leading byte-order mark dropped),
+    refusing a line longer than :data:`MAX_RECORD_BYTES` before holding more of it."""
+    number = 0
+    while line := buffered.readline(MAX_RECORD_BYTES + 1):
+        number += 1
+        if len(line) > MAX_RECORD_BYTES:
+            raise _file_error(f"has a line longer than the limit of {format_size(MAX_RECORD_BYTES)}",
+                              "one record per line", number)
+        yield number, line.removeprefix(_BOM) if number == 1 else line
+
+
+def _unclosed_quote(start: int, cells: list[str], header: list[str] | None) -> ValidationError:
+    """Where a quoted field that runs to the end of the file opened: its line and column."""
+    index = len(cells) - 1
+    opened_on = start + sum(cell.count("\n") for cell in cells[:index])
+    column = header[index][:64] if header is not None and index < len(header) else f"field {index + 1}"
+    return ValidationError(
+        "file",
+        f"a quoted field is never closed: the quote opened in column {column!r} runs to the end of the file",
+        expected='a closing " for every opening one (a " inside a quoted field is written "")',
+        row=opened_on,
+    )
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -192,15 +278,21 @@ def _csv_problem(exc: csv.Error) -> str:
 def jsonl_rows(reader: HashingReader) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """``(line, object)`` for every non-blank line."""
     buffered = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
-    for number, raw in enumerate(buffered, 1):
-        if number == 1:
-            raw = raw.removeprefix(_BOM)
+    for number, raw in bounded_lines(buffered):
         if not raw.strip():
             continue
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_object_without_repeated_keys)
         except UnicodeDecodeError:
             yield number, RowError(_file_error("is not UTF-8 text", "UTF-8 JSON", number))
+            continue
+        except _RepeatedKey as repeated:
+            yield number, RowError(ValidationError("row", f"has the key {repeated.key!r} more than once",
+                                                   expected="each key once per object", row=number))
+            continue
+        except RecursionError:
+            yield number, RowError(ValidationError("row", "nests objects or arrays too deeply",
+                                                   expected='one flat object like {"name": ...}', row=number))
             continue
         except ValueError:
             yield number, RowError(ValidationError("row", "is not valid JSON", expected="one JSON object per line", row=number))
@@ -209,6 +301,23 @@ def jsonl_rows(reader: HashingReader) -> Iterator[tuple[int, dict[str, Any] | Ro
             yield number, RowError(ValidationError("row", "is not a JSON object", expected='an object like {"name": ...}', row=number))
             continue
         yield number, value
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key[:64]  # a key is a column name; a long one is cut for the message
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (json keeps the last one silently)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return value
 
 
 # ----------------------------------------------------------------------------- xlsx
@@ -229,20 +338,13 @@ def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
         raise _file_error(f"is not a readable .xlsx workbook ({type(exc).__name__})", "an .xlsx workbook") from None
     try:
         try:
-            sheet = workbook.worksheets[0]
-            sheet.reset_dimensions()
-            rows = sheet.iter_rows(values_only=True)
-            number = 0
-            while True:
-                try:
-                    values = next(rows)
-                except StopIteration:
-                    break
-                number += 1
+            for number, values in _sheet_rows(workbook, workbook.worksheets[0]):
                 cells = [_cell_value(v) for v in values]
                 if not any(c not in (None, "") for c in cells):
                     continue
                 yield number, cells
+        except ValidationError:
+            raise
         except Exception as exc:  # noqa: BLE001 - as above, damage found while reading rows
             raise _file_error(f"is a damaged .xlsx workbook ({type(exc).__name__})", "an .xlsx workbook") from None
     finally:
@@ -250,6 +352,41 @@ def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
             workbook.close()
         except Exception:  # noqa: BLE001 - closing a damaged archive
             pass
+
+
+def _sheet_rows(workbook: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
+    """``(row number, values)`` of the rows the sheet's XML holds, in order.
+
+    openpyxl's ``iter_rows`` yields every empty row up to the last one, one by one: a
+    few kilobytes claiming a row numbered 1,000,000,000 would keep it busy for minutes.
+    Its row parser is used directly instead, so empty rows cost nothing, and row and
+    column numbers beyond Excel's limits are refused.
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            sheet._shared_strings,
+            data_only=True,
+            epoch=workbook.epoch,
+            date_formats=workbook._date_formats,
+            timedelta_formats=workbook._timedelta_formats,
+        )
+        for number, cells in parser.parse():
+            if number > MAX_SHEET_ROWS:
+                raise _file_error(f"has a row numbered {number:,}, beyond the limit of {MAX_SHEET_ROWS:,} rows",
+                                  "an .xlsx workbook within Excel's limits")
+            if not cells:
+                continue
+            width = max(cell["column"] for cell in cells)
+            if width > MAX_SHEET_COLUMNS:
+                raise _file_error(f"has a cell in column {width:,}, beyond the limit of {MAX_SHEET_COLUMNS:,} columns",
+                                  "an .xlsx workbook within Excel's limits", number)
+            values: list[Any] = [None] * width
+            for cell in cells:
+                values[cell["column"] - 1] = cell["value"]
+            yield number, values
 
 
 def _cell_value(value: Any) -> Any:
@@ -333,23 +470,20 @@ def _stdin_buffer() -> Any:
 
 def open_input(source: str | Path, fmt: str | None = None, *, stdin: IO[bytes] | None = None) -> OpenedInput:
     """Open ``source`` (a path, or ``-`` for standard input) and detect its format."""
-    import sys
-
     if str(source) == "-":
-        raw: IO[bytes] = stdin if stdin is not None else sys.stdin.buffer
+        raw: IO[bytes] = stdin if stdin is not None else _stdin_buffer()
+        if raw is None or raw.closed:
+            raise _file_error("standard input is closed", "the file on standard input (import ... - < FILE)")
         name, total = "<stdin>", None
     else:
         path = Path(source)
-        try:
-            raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with the reader
-        except FileNotFoundError:
-            raise _file_error(f"{path} does not exist", "the path of a CSV, JSON Lines or .xlsx file") from None
-        except IsADirectoryError:
-            raise _file_error(f"{path} is a directory", "the path of a CSV, JSON Lines or .xlsx file") from None
-        except OSError as exc:
-            raise _file_error(f"{path} cannot be read ({exc.strerror})", "a readable file") from None
-        name, total = path.name, path.stat().st_size
-    reader = HashingReader(raw)
+        raw = open_regular_file(  # closed with the reader
+            path,
+            what="import file",
+            error=lambda problem: _file_error(problem, "the path of a CSV, JSON Lines or .xlsx file"),
+        )
+        name, total = path.name, os.fstat(raw.fileno()).st_size
+    reader = HashingReader(raw, "standard input" if name == "<stdin>" else f"import file {source}")
     detected = fmt or detect_format(reader.head)
     if fmt is not None and fmt not in FORMATS:
         raise ValidationError("format", "is not a known format", expected="csv, jsonl or xlsx")
@@ -363,10 +497,16 @@ def open_input(source: str | Path, fmt: str | None = None, *, stdin: IO[bytes] |
             buffer = io.BytesIO()
             chunk = bytearray(1 << 20)
             while n := reader.readinto(chunk):
+                if buffer.tell() + n > MAX_STDIN_XLSX_BYTES:
+                    raise _file_error(
+                        f"is a spreadsheet on standard input larger than the limit of {format_size(MAX_STDIN_XLSX_BYTES)}",
+                        "the spreadsheet's path instead of standard input",
+                    )
                 buffer.write(chunk[:n])
             buffer.seek(0)
             opened._xlsx_data = buffer
         else:
-            reader.drain()
-            opened._xlsx_data = open(Path(source), "rb")  # noqa: SIM115 - closed by close()
+            reader.drain()  # hashed in one pass, then read again from the same open file
+            raw.seek(0)
+            opened._xlsx_data = io.BufferedReader(raw)  # type: ignore[arg-type]
     return opened

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from tracekit.errors import PolicyError
+from tracekit.files import read_regular_file
 
+#: A policy file is a page of TOML; anything larger is not one (docs/policies.md).
+MAX_POLICY_FILE_BYTES = 1 << 20
 IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
 
 CASE_FIELDS = (
@@ -136,12 +139,11 @@ def get_policy(name_or_path: str) -> Policy:
 
 
 def load_policy_file(path: Path) -> Policy:
+    data = read_regular_file(path, what="policy file", max_bytes=MAX_POLICY_FILE_BYTES, error=PolicyError)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read policy file {path}: {type(exc).__name__}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"cannot read policy file {path}: it is not UTF-8 text") from None
     return parse_policy(text, source=str(path))
 
 
@@ -155,6 +157,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _problem(source, f"not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise _problem(source, "arrays or tables are nested too deeply to be a policy") from None
     allowed_top = {"name", "description", "kind", "recipient_roles", "fields", "statistics", "role_category"}
     unknown = set(data) - allowed_top
     if unknown:

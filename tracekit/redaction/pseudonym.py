@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekit.errors import PassphraseError, PolicyError, ValidationError
+from tracekit.files import read_regular_file
 
 KEY_SETTING = "pseudonym.key"
 KEY_FILE_PREFIX = "tracekit-pseudonym-key-v1:"
@@ -62,6 +63,14 @@ def key_file_text(key: bytes) -> str:
     return KEY_FILE_PREFIX + key.hex() + "\n"
 
 
+#: A key file is one line of about 90 characters.
+MAX_KEY_FILE_BYTES = 4096
+
+
+def _unreadable_key_file(problem: str) -> ValidationError:
+    return ValidationError("key_file", problem, expected="the key file from keys pseudonym generate")
+
+
 def read_key_file(path: Path) -> bytes:
     path = Path(path).expanduser()
     try:
@@ -70,7 +79,8 @@ def read_key_file(path: Path) -> bytes:
         raise ValidationError("key_file", "does not exist", expected="the key file from keys pseudonym generate") from None
     if st.st_mode & 0o077:
         raise PassphraseError(f"{path} is readable by others; run chmod 600 {path}")
-    text = path.read_text(encoding="ascii", errors="replace").strip()
+    data = read_regular_file(path, what="key file", max_bytes=MAX_KEY_FILE_BYTES, error=_unreadable_key_file)
+    text = data.decode("ascii", errors="replace").strip()
     if not text.startswith(KEY_FILE_PREFIX):
         raise ValidationError("key_file", "is not a tracekit pseudonym key", expected="a file written by keys pseudonym generate")
     try:

@@ -39,6 +39,8 @@ from tracekit.store import migrations as migrations_module
 from tracekit.store.migrations import BOOTSTRAP, MIGRATIONS, Migration
 
 SUPPORTED_SQLCIPHER_MAJOR = 4
+#: SQLCipher 4's page size, which tracekit never changes.
+PAGE_BYTES = 4096
 DEFAULT_BUSY_TIMEOUT_SECONDS = 10.0
 BUSY_TIMEOUT_ENV = "TRACEKIT_BUSY_TIMEOUT"
 
@@ -106,6 +108,13 @@ def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitErro
         return IntegrityError(f"the store is damaged{where}; run 'tracekit store check' for details")
     if "disk is full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
         return WriteFailed(f"cannot write the store{where}: {exc}")
+    if "unable to open database file" in text:
+        # Met when writing: SQLite creates its rollback journal beside the store.
+        directory = path.parent if path else "the store's directory"
+        return WriteFailed(
+            f"cannot write the store{where}: SQLite cannot create its journal file in {directory} "
+            "(is the directory read-only or not writable by you?); nothing was changed"
+        )
     return TracekitError(f"store error{where}: {type(exc).__name__}")
 
 
@@ -124,17 +133,15 @@ def busy_timeout_seconds() -> float:
 def read_header(path: Path) -> StoreHeader:
     """Read and check the 16-byte header without touching anything else."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
+
+    def not_found(_: str) -> StoreNotFound:
+        return StoreNotFound(f"no store at {path}", hint="create one with 'tracekit init' or pass --store PATH")
+
+    with files.open_regular_file(path, what="the store", error=NotAStore, not_found=not_found) as handle:
+        try:
             data = handle.read(HEADER_BYTES)
-    except FileNotFoundError:
-        raise StoreNotFound(
-            f"no store at {path}", hint="create one with 'tracekit init' or pass --store PATH"
-        ) from None
-    except IsADirectoryError:
-        raise NotAStore(f"{path} is a directory, not a tracekit store") from None
-    except PermissionError:
-        raise NotAStore(f"cannot read {path}: permission denied") from None
+        except OSError as exc:
+            raise NotAStore(f"cannot read the store {path}: {files.describe_os_error(exc)}") from None
     try:
         return StoreHeader.parse(data)
     except HeaderProblem as problem:
@@ -148,8 +155,12 @@ def _key_pragma(key: bytearray, header: StoreHeader) -> str:
     return f"PRAGMA key = \"x'{key.hex()}{header.to_bytes().hex()}'\""
 
 
-def _connect(path: Path, key: bytearray, header: StoreHeader) -> Any:
-    """Open and key a connection; prove the key with a first read. Writes nothing."""
+def _connect(path: Path, key: bytearray, header: StoreHeader, *, checking: bool = False) -> Any:
+    """Open and key a connection; prove the key with a first read. Writes nothing.
+
+    ``checking`` (``store check``): a damaged store is refused with what is wrong with
+    it, not with advice to run ``store check``.
+    """
     sqlcipher_version()
     sqlcipher3 = _sqlcipher()
     uri = f"file:{quote(str(path))}?mode=rw"
@@ -170,8 +181,45 @@ def _connect(path: Path, key: bytearray, header: StoreHeader) -> Any:
             conn.execute("PRAGMA journal_mode = DELETE")
     except sqlcipher3.Error as exc:
         conn.close()
-        raise translate_db_error(exc, path) from None
+        error = translate_db_error(exc, path)
+        if checking and isinstance(error, IntegrityError):
+            error = IntegrityError(f"the store is damaged ({path}): {'; '.join(_damage_found(path, key, header))}")
+        raise error from None
     return conn
+
+
+def _truncation_found(size: int) -> list[str]:
+    """The store's size says it was cut short: a store is a whole number of pages."""
+    if not size % PAGE_BYTES:
+        return []
+    return [
+        f"the file is {size:,} bytes, not a whole number of {PAGE_BYTES}-byte pages: it was cut short "
+        f"(truncated) part-way through page {size // PAGE_BYTES + 1}"
+    ]
+
+
+def _damage_found(path: Path, key: bytearray, header: StoreHeader) -> list[str]:
+    """What is wrong with a store whose key is right but whose database cannot be read."""
+    size = os.stat(path).st_size
+    problems = _truncation_found(size)
+    sqlcipher3 = _sqlcipher()
+    conn = sqlcipher3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(_key_pragma(key, header))
+        conn.execute("PRAGMA writable_schema = ON")  # page count from the file, not from page 1
+        pages = [str(row[0]) for row in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
+    except sqlcipher3.Error as exc:
+        pages = [f"the pages could not be checked: {exc}"]
+    finally:
+        conn.close()
+    problems.extend(problem for problem in pages if not (size % PAGE_BYTES and "invalid size" in problem))
+    if not problems:
+        problems.append(
+            f"its {size // PAGE_BYTES:,} pages are authentic, but the database they hold is incomplete: "
+            "pages are missing, most likely because the file was cut short (truncated) at a page boundary"
+        )
+    return problems
 
 
 def _utcnow() -> str:
@@ -383,6 +431,8 @@ class Store:
         """SQLCipher's page HMAC check, SQLite's integrity and foreign-key checks, extras."""
         report = CheckReport()
         sqlcipher3 = _sqlcipher()
+        report.checks.append("file size (whole pages)")
+        report.problems.extend(_truncation_found(os.stat(self.path).st_size))
         try:
             report.checks.append("page authentication (cipher_integrity_check)")
             for (message,) in self.conn.execute("PRAGMA cipher_integrity_check").fetchall():
@@ -509,7 +559,13 @@ class Store:
             self._export_copy(exporter, temp, new_key, new_header)
             self._verify_copy(temp, new_key, new_header)
             _record_in_copy(temp, new_key, new_header, "store.passwd")
-            os.replace(temp, self.path)
+            try:
+                os.replace(temp, self.path)
+            except OSError as exc:  # e.g. EBUSY: the store is a bind-mounted file
+                raise WriteFailed(
+                    f"cannot replace {self.path} with its re-encrypted copy: {files.describe_os_error(exc)}; "
+                    "the store is unchanged and the old passphrase still opens it"
+                ) from None
             files.fsync_dir(self.path.parent)
         except BaseException:
             _remove_store_files(temp)
@@ -656,7 +712,7 @@ def open_store(
         store_key = derive_key(passphrase, header.to_bytes(), header.kdf)
     else:
         raise ValueError("open_store needs a passphrase or a key")
-    conn = _connect(path, store_key, header)
+    conn = _connect(path, store_key, header, checking=not migrate)
     try:
         if migrate:
             _with_migrations(conn, path, list(MIGRATIONS))
