@@ -324,9 +324,9 @@ def test_a_fifo_bundle_or_identity_does_not_hang(tmp_path, key_file):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     started = time.monotonic()
-    with pytest.raises(ValidationError, match="is a FIFO"):
+    with pytest.raises(ValidationError, match="FIFO"):
         read_bundle(fifo, [hostile.IDENTITY])
-    with pytest.raises(ValidationError, match="is a FIFO"):
+    with pytest.raises(ValidationError, match="FIFO"):
         reader.load_identities(fifo)
     assert time.monotonic() - started < 5
 

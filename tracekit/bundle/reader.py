@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tracekit import files
 from tracekit.bundle.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
@@ -90,26 +90,8 @@ class Verified:
 
 
 def _open_regular(path: Path, what: str, expected: str) -> BinaryIO:
-    """Open a file named from outside for reading: it must exist and be a regular file.
-
-    Opened non-blocking first, so a FIFO named by mistake or on purpose cannot hang the
-    command, then checked with fstat (no race between the check and the open).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ValidationError(what, f"{path} does not exist", expected=expected) from None
-    except IsADirectoryError:
-        raise ValidationError(what, f"{path} is a directory", expected=expected) from None
-    except OSError as exc:
-        raise ValidationError(what, f"cannot read {path}: {describe_os_error(exc)}", expected=expected) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise ValidationError(what, f"{path} is {kind}", expected=expected)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    """A file named from outside, opened for reading: a regular file, or a validation error (never a hang)."""
+    return files.open_regular_file(path, what=what, error=lambda message: ValidationError(what, message, expected=expected))
 
 
 def _read_key_file(path: Path, what: str, expected: str) -> tuple[str, os.stat_result]:
@@ -117,7 +99,7 @@ def _read_key_file(path: Path, what: str, expected: str) -> tuple[str, os.stat_r
         info = os.fstat(handle.fileno())
         data = handle.read(MAX_KEY_FILE_BYTES + 1)
     if len(data) > MAX_KEY_FILE_BYTES:
-        raise ValidationError(what, f"{path} is larger than {MAX_KEY_FILE_BYTES // 1024} KiB", expected=expected)
+        raise ValidationError(what, f"{path} is larger than {files.format_size(MAX_KEY_FILE_BYTES)}", expected=expected)
     return data.decode("utf-8", errors="replace"), info
 
 
