@@ -393,3 +393,15 @@ def test_store_check_says_a_store_is_truncated(cli_with_store, store_path, cut_t
     assert result.exit_code == ExitCode.INTEGRITY
     assert expected in " ".join(result.stderr.split())
     assert "run 'tracekit store check'" not in result.stderr
+
+
+def test_an_sqlite_error_with_no_known_meaning_is_not_exit_1():
+    """Unknown SQLite errors about the file (a schema it cannot read) are damage or the environment: exit 10."""
+    import sqlcipher3
+
+    from tracekit.errors import ExitCode
+    from tracekit.store.core import translate_db_error
+
+    error = translate_db_error(sqlcipher3.dbapi2.OperationalError("no such table: people"))
+    assert error.exit_code == ExitCode.INTEGRITY and "no such table: people" in error.message
+    assert translate_db_error(sqlcipher3.dbapi2.OperationalError('near "x": syntax error')).exit_code == ExitCode.INTERNAL

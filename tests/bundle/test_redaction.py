@@ -61,6 +61,9 @@ def test_custom_policy_round_trip():
         ('name = "x"\nrecipient_roles = ["anyone"]\n[fields]\ncontact = ["ref"]', "recipient_roles"),
         ('name = "x"\nkind = "statistics"\nstatistics = ["by_name"]', "'statistics' must be"),
         ('name = "x"', "needs a [fields] table"),
+        ('name = "x\\u001b[2J"\n[fields]\ncontact = ["ref"]', "'name' holds control characters"),
+        ('name = "x\\u202e"\n[fields]\ncontact = ["ref"]', "'name' holds control characters"),
+        ('name = "x"\ndescription = "a\\rb"\n[fields]\ncontact = ["ref"]', "'description' holds control characters"),
     ],
 )
 def test_invalid_custom_policies_name_the_problem(text, message):

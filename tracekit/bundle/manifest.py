@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from tracekit.domain.text import has_control_characters
 from tracekit.errors import BundleInvalid
 
 BUNDLE_FORMAT = "tracekit-bundle"
@@ -39,19 +40,16 @@ MEMBER_NAME = re.compile(
     r"|redaction-report\.json"
 )
 
-#: Characters that could steer a terminal or disguise text: C0 and C1 controls, DEL, and
-#: the Unicode bidirectional overrides and isolates.
-_STEERING = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _printable(value: str) -> str:
-    if _STEERING.search(value):
+    if has_control_characters(value):
         raise ValueError("holds control characters, which tracekit never writes")
     return value
 
 
 def _printable_text(value: str) -> str:
-    return "\n".join(_printable(line) for line in value.replace("\t", " ").split("\n"))
+    if has_control_characters(value, multiline=True):
+        raise ValueError("holds control characters, which tracekit never writes")
+    return value
 
 
 _Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

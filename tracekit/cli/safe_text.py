@@ -31,13 +31,8 @@ import json
 import re
 from typing import Any
 
-#: Bidirectional controls and marks, and the Unicode line and paragraph separators.
-_INVISIBLE_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
-#: Every character replaced on one line: C0 (tab and newline too), DEL, C1, the above,
-#: and lone surrogates.
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE_CONTROLS}\ud800-\udfff]")
-#: The same, keeping newlines and tabs (multi-line text such as notes).
-_UNSAFE_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE_CONTROLS}\ud800-\udfff]")
+from tracekit.domain.text import UNSAFE_MULTILINE as _UNSAFE_MULTILINE
+from tracekit.domain.text import UNSAFE_ON_ONE_LINE as _UNSAFE
 
 #: A run of backslashes and the ``[`` after it.
 _BRACKET = re.compile(r"(\\*)\[")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracekit.domain.text import has_control_characters
 from tracekit.errors import PolicyError
 from tracekit.files import read_regular_file
 
@@ -166,11 +167,15 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise _problem(source, "'name' must be a string of 1 to 64 characters")
+    if has_control_characters(name):
+        raise _problem(source, "'name' holds control characters (escape sequences, bidirectional overrides)")
     if name in BUILT_IN:
         raise _problem(source, f"'name' {name!r} is the name of a built-in policy; choose another")
     description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _problem(source, "'description' must be a string")
+    if not isinstance(description, str) or len(description) > 2000:
+        raise _problem(source, "'description' must be a string of at most 2,000 characters")
+    if has_control_characters(description, multiline=True):
+        raise _problem(source, "'description' holds control characters (escape sequences, bidirectional overrides)")
     kind = data.get("kind", "records")
     if kind not in ("records", "statistics"):
         raise _problem(source, "'kind' must be \"records\" or \"statistics\"")

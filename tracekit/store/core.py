@@ -115,6 +115,13 @@ def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitErro
             f"cannot write the store{where}: SQLite cannot create its journal file in {directory} "
             "(is the directory read-only or not writable by you?); nothing was changed"
         )
+    if type(exc).__name__ == "OperationalError" and "syntax error" not in text:
+        # Anything else SQLite reports about the file itself (a schema it cannot read, an
+        # I/O error it has no words for) is the environment or damage, not a bug of ours.
+        return IntegrityError(
+            f"the store could not be used{where}: SQLite reports \"{str(exc)[:200]}\"; "
+            "run 'tracekit store check' to examine it"
+        )
     return TracekitError(f"store error{where}: {type(exc).__name__}")
 
 
