@@ -405,3 +405,19 @@ def test_an_sqlite_error_with_no_known_meaning_is_not_exit_1():
     error = translate_db_error(sqlcipher3.dbapi2.OperationalError("no such table: people"))
     assert error.exit_code == ExitCode.INTEGRITY and "no such table: people" in error.message
     assert translate_db_error(sqlcipher3.dbapi2.OperationalError('near "x": syntax error')).exit_code == ExitCode.INTERNAL
+
+
+def test_a_workbook_declaring_huge_shared_strings_is_refused_before_openpyxl_loads_them(cli_with_store, store_path, tmp_path):
+    """openpyxl reads the shared-strings table whole: a small zip can declare gigabytes there (a zip bomb)."""
+    book = tmp_path / "bomb.xlsx"
+    plain = _workbook_with_row_moved(tmp_path / "plain", 3)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr("xl/sharedStrings.xml", b"<sst>" + b" " * (300 << 20) + b"</sst>")  # deflates to about 300 KB
+    assert book.stat().st_size < 2 << 20
+    before = fingerprint(store_path)
+    result = cli_with_store("import", "cases", str(book))
+    assert result.exit_code == ExitCode.VALIDATION, result.stderr
+    assert "beyond the limit of 256 MiB" in result.stderr
+    assert fingerprint(store_path) == before

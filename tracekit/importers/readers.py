@@ -49,6 +49,9 @@ MAX_SHEET_ROWS = 1 << 20
 MAX_SHEET_COLUMNS = 1 << 14
 #: A spreadsheet on standard input is held in memory (compressed) to be read.
 MAX_STDIN_XLSX_BYTES = 100 << 20
+#: The parts of a workbook other than its worksheets (shared strings, styles) are read
+#: whole: at most this much, as their zip entries declare.
+MAX_XLSX_PARTS_BYTES = 256 << 20
 _BOM = b"\xef\xbb\xbf"
 _CANDIDATE_DELIMITERS = ",;\t|"
 csv.field_size_limit(MAX_FIELD_CHARS)
@@ -323,6 +326,31 @@ def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any
 # ----------------------------------------------------------------------------- xlsx
 
 
+def _check_parts_read_whole(data: IO[bytes]) -> None:
+    """Refuse a workbook whose parts that openpyxl reads whole (shared strings, styles...) are too large.
+
+    Worksheets are streamed, but the shared-strings table and the other parts are loaded
+    into memory in full: a small zip can declare gigabytes there (a zip bomb). A zip
+    member never yields more than its declared size, so the declared sizes bound it.
+    """
+    import zipfile
+
+    start = data.tell()
+    try:
+        with zipfile.ZipFile(data) as archive:
+            whole = sum(info.file_size for info in archive.infolist() if not info.filename.startswith("xl/worksheets/"))
+    except Exception:  # noqa: BLE001 - not a readable zip: openpyxl says so next
+        return
+    finally:
+        data.seek(start)
+    if whole > MAX_XLSX_PARTS_BYTES:
+        raise _file_error(
+            f"declares {format_size(whole)} of shared strings, styles and other parts that are read whole, "
+            f"beyond the limit of {format_size(MAX_XLSX_PARTS_BYTES)}",
+            "an .xlsx workbook as Excel writes it (or save the sheet as CSV)",
+        )
+
+
 def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
     """``(row number, cells)`` of the first worksheet, streamed (openpyxl read-only)."""
     try:
@@ -332,6 +360,7 @@ def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
     # A damaged workbook can fail inside openpyxl, zipfile, zlib or the XML parser, while
     # opening or half-way through the rows, with many exception types (found by fuzzing:
     # tests/importers/test_fuzz_import.py). Any of them means "not a readable workbook".
+    _check_parts_read_whole(data)
     try:
         workbook = openpyxl.load_workbook(data, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - third-party parser of hostile input
