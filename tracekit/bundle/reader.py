@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError, WriteFailed
+from tracekit import files
 from tracekit.files import describe_os_error
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -271,9 +272,10 @@ def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str
     created it, stays (empty).
     """
     out_dir = Path(out_dir).expanduser()
-    temp = out_dir / f".tracekit-open-{os.getpid()}-{os.urandom(4).hex()}"
+    temp = files.temp_dir_in(out_dir, "open")
     with _writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files.remove_leftovers(out_dir)
         temp.mkdir(mode=0o700)
     try:
         verified = read_bundle(path, identities, signer=signer, extract_to=temp)
