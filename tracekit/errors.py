@@ -65,7 +65,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.LEAK_BLOCKED: "the leak guard stopped an export",
     ExitCode.BUNDLE_INVALID: "a bundle failed verification",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
-    ExitCode.TERMINATED: "stopped by a signal (SIGTERM, SIGHUP); the unfinished step was undone",
+    ExitCode.TERMINATED: "stopped by SIGTERM or SIGHUP (cleaned up as for Ctrl-C)",
 }
 
 
