@@ -109,7 +109,9 @@ def _start_and_freeze(work: Path, args: list[str], mid_work: Callable[[], bool])
             pytest.fail(f"the command finished before it could be stopped mid-work: {child.stderr.read()}")
         if mid_work():
             os.kill(child.pid, signal.SIGSTOP)
-            os.waitpid(child.pid, os.WUNTRACED)  # returns once it is stopped (does not reap)
+            _, status = os.waitpid(child.pid, os.WUNTRACED)  # returns once it is stopped
+            if not os.WIFSTOPPED(status):
+                pytest.fail("the command finished before it could be stopped mid-work")
             if mid_work():
                 return child
             os.kill(child.pid, signal.SIGCONT)

@@ -21,9 +21,10 @@ def main() -> None:
         app(prog_name="tracekit")
     except signals.TerminationRequested as stop:
         # Met before or after a command's own error boundary (parsing the command line).
+        from tracekit.cli.context import settings
         from tracekit.cli.errors import report_error
 
-        sys.exit(report_error(signals.terminated(stop), as_json="--json" in sys.argv))
+        sys.exit(report_error(signals.terminated(stop), as_json=settings().json))
     except OSError as exc:
         # Met before a command's own error boundary (--version, --help, usage messages):
         # output to a full disk is a write failure (exit 16); anything else is a bug.
