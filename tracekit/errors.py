@@ -38,7 +38,8 @@ class ExitCode(IntEnum):
     POLICY = 17  # a policy refuses the action or the policy file is invalid
     LEAK_BLOCKED = 18  # the leak guard stopped an export
     BUNDLE_INVALID = 19  # a bundle failed verification
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM or SIGHUP (128 + SIGTERM)
 
 
 #: One line per exit code: shown in ``tracekit --help`` and docs/exit-codes.md.
@@ -64,6 +65,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.LEAK_BLOCKED: "the leak guard stopped an export",
     ExitCode.BUNDLE_INVALID: "a bundle failed verification",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.TERMINATED: "stopped by SIGTERM or SIGHUP (cleaned up as for Ctrl-C)",
 }
 
 
@@ -221,3 +223,10 @@ class BundleInvalid(TracekitError):
 class Interrupted(TracekitError):
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
+
+
+class Terminated(Interrupted):
+    """Stopped by SIGTERM or SIGHUP (see ``tracekit.cli.signals``)."""
+
+    exit_code = ExitCode.TERMINATED
+    code = "terminated"

@@ -13,14 +13,20 @@ Writing: everything tracekit writes outside the store goes through here.
 * content goes to a temporary file in the destination's directory, is fsynced, then
   moved into place with one rename, and the directory is fsynced: a crash or a full disk
   leaves either the old state or the complete new file, never half a file;
-* a destination that already exists is not replaced unless the caller says so.
+* a destination that already exists is not replaced unless the caller says so;
+* every temporary file or directory has a name tracekit recognises, holding the creating
+  process's id (:func:`temp_path_beside`, :func:`temp_dir_in`), so the leftovers of a run
+  killed with SIGKILL are removed by the next run that writes there
+  (:func:`remove_leftovers`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -181,8 +187,117 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: What each kind of temporary file is for: a file beside its destination
+#: (``.NAME.PURPOSE-PID-TOKEN``) or a directory (``.tracekit-PURPOSE-PID-TOKEN``).
+TEMP_FILE_PURPOSES = ("tmp", "backup", "passwd", "export")
+TEMP_DIR_PURPOSES = ("open",)
+_TOKEN_HEX_DIGITS = 12
+_TEMP_FILE_NAME = re.compile(
+    rf"\..+\.(?:{'|'.join(TEMP_FILE_PURPOSES)})-(?P<pid>[1-9][0-9]{{0,9}})-[0-9a-f]{{{_TOKEN_HEX_DIGITS}}}"
+    # the journal SQLite keeps beside a store copy that was being written
+    r"(?:-journal|-wal|-shm)?"
+)
+_TEMP_DIR_NAME = re.compile(
+    rf"\.tracekit-(?:{'|'.join(TEMP_DIR_PURPOSES)})-(?P<pid>[1-9][0-9]{{0,9}})-[0-9a-f]{{8,{_TOKEN_HEX_DIGITS}}}"
+)
+
+
 def temp_path_beside(dest: Path, purpose: str = "tmp") -> Path:
-    return dest.with_name(f".{dest.name}.{purpose}-{secrets.token_hex(6)}")
+    """A new temporary name in ``dest``'s directory: ``.NAME.PURPOSE-PID-TOKEN``."""
+    assert purpose in TEMP_FILE_PURPOSES, purpose
+    return dest.with_name(f".{dest.name}.{purpose}-{os.getpid()}-{secrets.token_hex(_TOKEN_HEX_DIGITS // 2)}")
+
+
+def temp_dir_in(directory: Path, purpose: str) -> Path:
+    """A new temporary directory name inside ``directory``: ``.tracekit-PURPOSE-PID-TOKEN``."""
+    assert purpose in TEMP_DIR_PURPOSES, purpose
+    return directory / f".tracekit-{purpose}-{os.getpid()}-{secrets.token_hex(_TOKEN_HEX_DIGITS // 2)}"
+
+
+#: Told the names removed by :func:`remove_leftovers` (the CLI shows them on stderr); the
+#: library itself prints nothing.
+_leftover_reporter: Callable[[Path, list[str]], None] | None = None
+
+
+def set_leftover_reporter(reporter: Callable[[Path, list[str]], None] | None) -> None:
+    global _leftover_reporter
+    _leftover_reporter = reporter
+
+
+def _process_is_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False  # alive under another user (or not a pid at all): not ours to judge
+    return False
+
+
+def remove_if_ours(path: Path) -> bool:
+    """Unlink ``path`` if it is a regular file owned by this user (never a link)."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_dir_if_ours(path: Path) -> bool:
+    """Remove the directory ``path`` and its contents if it is a real directory owned by
+    this user; links inside are removed, never followed."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        shutil.rmtree(path)
+    except OSError:
+        return False
+    return True
+
+
+def report_removed(directory: Path, names: list[str]) -> None:
+    if names and _leftover_reporter is not None:
+        _leftover_reporter(directory, names)
+
+
+def remove_leftovers(directory: Path) -> list[str]:
+    """Remove what killed tracekit runs left in ``directory``.
+
+    A leftover has a tracekit temporary name (see :func:`temp_path_beside`,
+    :func:`temp_dir_in`) holding the id of a process that no longer runs, and is a regular
+    file (a real directory for a directory name) owned by this user. Symbolic links are
+    never followed or removed; a name whose process still runs (or runs as another user)
+    is left alone.
+
+    Called by every command that opens a store (its directory) or writes into a directory
+    (a backup, a bundle, an opened bundle, an atomic output). Returns the names removed and
+    tells the reporter. Never fails: a directory that cannot be read, or a leftover that
+    cannot be removed, is left as it is.
+    """
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        as_file = _TEMP_FILE_NAME.fullmatch(name)
+        match = as_file or _TEMP_DIR_NAME.fullmatch(name)
+        if match is None or not _process_is_gone(int(match["pid"])):
+            continue
+        if as_file:
+            if not remove_if_ours(directory / name):
+                continue
+        elif not _remove_dir_if_ours(directory / name):
+            continue
+        removed.append(name)
+    report_removed(directory, removed)
+    return removed
 
 
 def publish(temp: Path, dest: Path, *, overwrite: bool = False) -> None:
@@ -219,6 +334,7 @@ def atomic_output(dest: Path, *, overwrite: bool = False) -> Iterator[BinaryIO]:
     dest = Path(dest)
     if not overwrite and dest.exists():
         raise StoreExists(f"{dest} already exists; tracekit never overwrites it")
+    remove_leftovers(dest.parent)
     temp = temp_path_beside(dest)
     try:
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE_MODE)

@@ -52,7 +52,6 @@ MAX_KEY_FILE_BYTES = 64 * 1024
 _AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 _FINGERPRINT = re.compile(r"[0-9a-f]{4}(:?[0-9a-f]{4}){7}")
 _PUBLIC_KEY = re.compile(r"[0-9a-f]{64}")
-OPEN_TEMP_PREFIX = ".tracekit-open-"
 
 
 @dataclass
@@ -385,9 +384,10 @@ def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str
     final = out_dir / verified.model.bundle_id
     if os.path.lexists(final):
         raise StoreExists(f"{final} already exists; tracekit never overwrites")
-    temp = out_dir / f"{OPEN_TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    temp = files.temp_dir_in(out_dir, "open")
     with _writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files.remove_leftovers(out_dir)
         temp.mkdir(mode=0o700)
     try:
         expected = {entry.path: entry for entry in verified.model.files}

@@ -361,6 +361,7 @@ def export_handover(
     if out_dir.exists() and not out_dir.is_dir():
         raise WriteFailed(f"{out_dir} is not a directory")
     files.ensure_private_dir(out_dir)
+    files.remove_leftovers(out_dir)
     changes_since = resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
     pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from tracekit.cli import signals
 from tracekit.cli.app import app
 
 
@@ -13,13 +16,18 @@ def main() -> None:
     # (killed by SIGPIPE), not with exit 1, which means "internal error" in our table.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signals.install()  # SIGTERM and SIGHUP: clean up and exit 143, like Ctrl-C
     try:
         app(prog_name="tracekit")
+    except signals.TerminationRequested as stop:
+        # Met before or after a command's own error boundary (parsing the command line).
+        from tracekit.cli.context import settings
+        from tracekit.cli.errors import report_error
+
+        sys.exit(report_error(signals.terminated(stop), as_json=settings().json))
     except OSError as exc:
         # Met before a command's own error boundary (--version, --help, usage messages):
         # output to a full disk is a write failure (exit 16); anything else is a bug.
-        import sys
-
         from tracekit.cli.errors import report_error, report_unexpected, write_failure
 
         failure = write_failure(exc)

@@ -7,6 +7,7 @@ and ``--help`` stay cheap.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -24,6 +25,7 @@ from tracekit.cli.context import (
     set_global_settings,
     settings,
 )
+from tracekit.cli.signals import TerminationRequested, terminated
 from tracekit.errors import ExitCode, Interrupted, TracekitError
 
 
@@ -36,8 +38,10 @@ class TracekitGroup(TyperGroup):
     """Root group: every command runs inside this error boundary."""
 
     def invoke(self, ctx: Any) -> Any:
+        from tracekit import files
         from tracekit.cli.errors import report_error, report_unexpected
 
+        files.set_leftover_reporter(_report_leftovers)
         try:
             return super().invoke(ctx)
         except TracekitError as exc:
@@ -53,6 +57,8 @@ class TracekitGroup(TyperGroup):
             ctx.exit(0)
         except (KeyboardInterrupt, EOFError):
             ctx.exit(report_error(Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json))
+        except TerminationRequested as stop:
+            ctx.exit(report_error(terminated(stop), as_json=settings().json))
         except typer.Exit:
             raise
         except OSError as exc:
@@ -68,6 +74,8 @@ class TracekitGroup(TyperGroup):
             if _is_click_exception(exc):
                 raise
             ctx.exit(report_unexpected(exc, as_json=settings().json))
+        finally:
+            files.set_leftover_reporter(None)
 
 
 def _is_click_exception(exc: Exception) -> bool:
@@ -122,6 +130,14 @@ def root(
             passphrase_fd=passphrase_fd,
         )
     )
+
+
+def _report_leftovers(directory: Path, names: list[str]) -> None:
+    from rich.markup import escape
+
+    from tracekit.cli.context import note
+
+    note(f"removed what an interrupted tracekit run left in {escape(str(directory))}: {escape(', '.join(names))}", one_line=True)
 
 
 def _register() -> None:

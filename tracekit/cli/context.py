@@ -173,10 +173,10 @@ def err() -> "Console":
     return _Output._err
 
 
-def note(message: str) -> None:
-    """A human note on stderr, hidden by --quiet and --json."""
+def note(message: str, *, one_line: bool = False) -> None:
+    """A human note on stderr, hidden by --quiet and --json; ``one_line`` never wraps it."""
     if not (_settings.quiet or _settings.json):
-        err().print(message)
+        err().print(message, soft_wrap=one_line)
 
 
 def warn(message: str) -> None:

@@ -55,6 +55,16 @@ def render_exit_codes() -> str:
         "\nWhen the reader of tracekit's output goes away (`tracekit audit show | head`), "
         "tracekit ends quietly as other Unix tools do, killed by SIGPIPE (a shell shows 141)."
     )
+    lines.append(
+        "\nSIGTERM and SIGHUP (a service manager stopping tracekit, a closed terminal) are "
+        "handled like Ctrl-C: the unfinished step is rolled back, its temporary files are "
+        "removed, and tracekit exits with 143 (130 for Ctrl-C). A signal that arrives during "
+        "one long call into SQLCipher or Argon2 (copying the store for `store backup` or "
+        "`store passwd`, deriving a key) takes effect when that call returns. SIGKILL cannot "
+        "be handled: what a killed run leaves behind (temporary files named after its process "
+        "id, an unfinished journal) is removed by the next command that opens the store or "
+        "writes into the same directory, which says so on stderr (not with `--quiet`)."
+    )
     return "\n".join(lines) + "\n"
 
 

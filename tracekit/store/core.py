@@ -525,6 +525,7 @@ class Store:
             raise StoreExists(f"{dest} already exists; tracekit never overwrites it")
         if not dest.parent.exists():
             raise WriteFailed(f"cannot write {dest}: the directory {dest.parent} does not exist")
+        files.remove_leftovers(dest.parent)
         temp = files.temp_path_beside(dest, "backup")
         try:
             self._export_copy(self.conn, temp, self._key, self.header)
@@ -719,12 +720,44 @@ def open_store(
         store_key = derive_key(passphrase, header.to_bytes(), header.kdf)
     else:
         raise ValueError("open_store needs a passphrase or a key")
-    conn = _connect(path, store_key, header, checking=not migrate)
+    conn = _connect(path, store_key, header, checking=not migrate)  # its first read rolls back a hot journal
     try:
+        _remove_stale_journal(conn, path)
+        files.remove_leftovers(path.parent)
         if migrate:
             _with_migrations(conn, path, list(MIGRATIONS))
     except BaseException:
         conn.close()
         raise
     return Store(path, conn, header, store_key)
+
+
+def _remove_stale_journal(conn: Any, path: Path) -> None:
+    """Remove a ``-journal`` that SQLite leaves in place because it is not "hot".
+
+    A process killed in a write leaves a journal; SQLite rolls a hot one back (and removes
+    it) at the next read, which :func:`_connect` makes. A journal killed before its header
+    was written (empty, or zeroed) is not hot, so SQLite ignores it on reads and it stays
+    forever. Once this connection holds the write lock no other process is writing, and a
+    hot journal would have been rolled back when the lock was taken: a journal still there
+    is stale. If another process is writing (the lock is taken) its journal is left alone.
+    """
+    journal = Path(f"{path}-journal")
+    if not journal.exists():
+        return
+    sqlcipher3 = _sqlcipher()
+    timeout_ms = int(busy_timeout_seconds() * 1000)
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlcipher3.Error:
+        conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        return  # a live writer owns it
+    try:
+        removed = files.remove_if_ours(journal)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+    if removed:
+        files.report_removed(path.parent, [journal.name])
 
