@@ -349,3 +349,22 @@ def test_signer_as_key_fingerprint_or_file(tmp_path, key_file):
     assert wrong.exit_code == ExitCode.BUNDLE_INVALID
     nonsense = _cli("bundle", "verify", str(path), "-i", str(key_file), "--signer", "not-a-key")
     assert nonsense.exit_code == ExitCode.VALIDATION
+
+
+def test_stopping_early_on_a_large_bundle_exits_19_in_a_real_process(tmp_path, key_file):
+    """The decrypting thread is still writing when the reader stops at a bad first member:
+    closing the pipe under it used to end the CLI by SIGPIPE (exit -13), not exit 19."""
+    import subprocess
+    import sys
+
+    members = [("records/unexpected.jsonl", b"x" * (4 << 20)), ("records/cases-00001.jsonl", hostile.RECORD * 50_000)]
+    path = _write(tmp_path, hostile.seal(hostile.tar_bytes(members)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
+    for command in ("verify", "open"):
+        extra = ["--out", str(tmp_path / "out")] if command == "open" else []
+        done = subprocess.run(
+            [sys.executable, "-m", "tracekit", "bundle", command, str(path), "-i", str(key_file), *extra],
+            env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == ExitCode.BUNDLE_INVALID, (done.returncode, done.stderr)
+        assert "never writes: 'records/unexpected.jsonl'" in done.stderr
