@@ -163,6 +163,7 @@ class _Decryptor:
 
         read_fd, write_fd = os.pipe()
         self.stream = os.fdopen(read_fd, "rb", buffering=1 << 20)
+        self._source = source
         self._error: BaseException | None = None
         sink = os.fdopen(write_fd, "wb")
 
@@ -192,12 +193,21 @@ class _Decryptor:
             raise _decrypt_failure(self._error)
 
     def abandon(self) -> BundleInvalid | None:
-        """Stop early: close our end (the thread's next write fails) and say whether decryption itself failed.
+        """Stop early and say whether decryption itself had failed.
 
         An error the thread met before we stopped reading is the bundle's (it closed the
-        pipe, which is why the archive ended early); one it meets after is our closing.
+        pipe, which is why the archive ended early); one it meets after is our doing. The
+        thread is stopped by closing its source, not the pipe: writing into a pipe nobody
+        reads would end the process by SIGPIPE (the CLI keeps SIGPIPE's default so that
+        ``tracekit ... | head`` ends quietly). What it had written already is drained.
         """
         genuine = self._error
+        self._source.close()  # the thread's next read fails, so it stops and closes the pipe
+        try:
+            while self.stream.read(1 << 20):
+                pass
+        except (OSError, ValueError):
+            pass
         self.stream.close()
         self._thread.join()
         return _decrypt_failure(genuine) if genuine is not None else None
