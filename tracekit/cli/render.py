@@ -36,6 +36,7 @@ from tracekit.domain import rules
 from tracekit.records.models import (
     WITHHELD_ASSOCIATION,
     WITHHELD_ASSOCIATION_TEXT,
+    WITHHELD_MATCH_TEXT,
     WITHHELD_TEXT,
     Case,
     Exposure,
@@ -156,7 +157,10 @@ def person_summary(person: Person) -> str:
 
 
 def duplicate_line(match: Any) -> str:
-    """A possible duplicate: who (masking applies) and why the details matched."""
+    """A possible duplicate: who (masking applies) and why the details matched; a record
+    the tracer may not see as just that (no reference, name, role or reason)."""
+    if match.person is None:
+        return f"[yellow]{escape(WITHHELD_MATCH_TEXT)}[/yellow]"
     return f"{person_summary(match.person)}: [bold]{escape(', '.join(match.reasons))}[/bold]"
 
 
