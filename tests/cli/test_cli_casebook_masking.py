@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 
 from tests.cli.casebook_helpers import NHS, add_case, add_contact, answers, as_json, ok, out_json, phone
-from tracekit.records.models import WITHHELD_ASSOCIATION_TEXT, WITHHELD_TEXT
+from tracekit.errors import ExitCode
+from tracekit.records.models import WITHHELD_ASSOCIATION_TEXT, WITHHELD_MATCH_TEXT, WITHHELD_TEXT
 
 SECRETS = ("Val Secret", "07700 900066", "+447700900066", "999 000 0042", "9990000042", "SE1 7PB", "Safe House Road")
 
@@ -86,16 +87,78 @@ def test_contacts_of_a_marked_case_are_withheld_by_association(cli_with_store, m
     assert "household:" not in today  # no legend for a clause that is not shown
 
 
-def test_duplicate_prompt_shows_only_reference_and_marker(cli_with_store, marked, monkeypatch):
+def _withheld_match_entries(cli_with_store) -> list[dict]:
+    return as_json(cli_with_store, "audit", "show", "--action", "duplicate.withheld-match")["items"]
+
+
+def _assert_withheld_match_shown(text: str, marked: dict) -> None:
+    assert WITHHELD_MATCH_TEXT in text
+    for hint in (marked["person"], marked["household"], WITHHELD_TEXT, "undercover", "same phone", "possible match"):
+        assert hint not in text, hint
+    _assert_no_secrets(text.replace("07700 900066", ""))  # the tracer typed the phone themselves
+    assert "Val" not in text and "Hal" not in text
+
+
+def test_duplicate_prompt_hides_a_marked_match_and_audits_it(cli_with_store, marked, monkeypatch):
+    """Issue 13 item 11: the prompt must not confirm that a typed phone is a marked person's."""
     monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
     result = cli_with_store(
         "--json", "case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--test-date", "2020-10-20",
-        "--asymptomatic", input=answers("new"),
+        "--asymptomatic", input=answers("1", marked["person"], "new"),
     )
-    out_json(result)
-    assert marked["person"] in result.stderr and WITHHELD_TEXT in result.stderr
-    _assert_no_secrets(result.stderr.replace("07700 900066", ""))  # the tracer typed the phone themselves
-    assert "Val" not in result.stderr
+    added = out_json(result)
+    _assert_withheld_match_shown(result.stderr, marked)
+    assert result.stderr.count("answer 'new' or 'cancel'") == 2  # no way to link from the prompt
+    assert added["person"]["ref"] != marked["person"]
+    entries = _withheld_match_entries(cli_with_store)
+    # The prompt's disclosure (no record yet), then the new person (their reference only).
+    assert [e["refs"] for e in entries] == [[], [added["person"]["ref"]]]
+    for entry in entries:
+        _assert_no_secrets(entry["reason"] or "")
+        assert marked["person"] not in (entry["reason"] or "")
+
+
+def test_duplicate_prompt_hides_a_contact_withheld_by_association(cli_with_store, marked, monkeypatch):
+    monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
+    result = cli_with_store(
+        "--json", "case", "add", "--name", "Someone Else", "--phone", phone(67), "--test-date", "2020-10-20",
+        "--asymptomatic", input=answers("cancel"),
+    )
+    assert result.exit_code == ExitCode.INTERRUPTED, result.stderr
+    _assert_withheld_match_shown(result.stderr, marked)
+    assert "Hal Example" not in result.stdout + result.stderr
+    assert [e["refs"] for e in _withheld_match_entries(cli_with_store)] == [[]]
+
+
+def test_duplicate_prompt_lists_visible_matches_and_hides_the_withheld_one(cli_with_store, marked, monkeypatch):
+    monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
+    visible = add_case(cli_with_store, "Ada Twin", "--nhs-number", NHS[4], n=70)
+    ok(cli_with_store, "case", "close", visible["ref"])
+    result = cli_with_store(
+        "--json", "case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--nhs-number", NHS[4],
+        "--test-date", "2020-11-20", "--asymptomatic", input=answers("2", "1"),
+    )
+    assert out_json(result)["person"]["ref"] == visible["person"]["ref"]
+    assert "1. " in result.stderr and "2. " not in result.stderr and "answer with 1" in result.stderr
+    _assert_withheld_match_shown(result.stderr.replace(visible["person"]["ref"], ""), marked)
+
+
+@pytest.mark.parametrize("as_json_output", [False, True])
+def test_duplicate_of_a_marked_person_from_flags_is_hidden_and_audited(cli_with_store, marked, as_json_output):
+    json_flag = ["--json"] if as_json_output else []
+    args = ["case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--test-date", "2020-10-20",
+            "--asymptomatic"]
+    refused = cli_with_store(*json_flag, *args)
+    assert refused.exit_code == ExitCode.CONFLICT
+    _assert_withheld_match_shown(refused.stdout + refused.stderr, marked)
+    assert "--link" not in refused.stdout + refused.stderr and "--new-person" in refused.stdout + refused.stderr
+    # Refused: the change rolled back, its audit entry did not.
+    assert [e["refs"] for e in _withheld_match_entries(cli_with_store)] == [[]]
+    added = as_json(cli_with_store, *args, "--new-person")
+    contact = as_json(cli_with_store, "contact", "add", added["ref"], "--name", "Another One", "--phone", phone(67),
+                      "--last-exposure", "2020-10-19", "--setting", "workplace", "--new-person")
+    assert [e["refs"] for e in _withheld_match_entries(cli_with_store)] == [
+        [], [added["person"]["ref"]], [contact["contact"]["ref"]]]
 
 
 def test_renderer_never_reads_identity_fields_of_a_masked_person():

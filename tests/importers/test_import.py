@@ -463,13 +463,81 @@ def test_sensitive_rows_are_withheld_from_rejects_and_messages(store, tmp_path):
     import csv as csvmod
 
     lines = list(csvmod.reader(text.splitlines()))
-    withheld = lines[1]
-    assert withheld[CASE_HEADER.index("Full name")] == WITHHELD_TEXT
-    assert withheld[CASE_HEADER.index("Notes")] == WITHHELD_TEXT
-    assert withheld[CASE_HEADER.index("Case ID")] == "S-1"  # enough to find the row at the source
-    assert withheld[CASE_HEADER.index("Specimen date")] == "not a date"
-    assert lines[2][CASE_HEADER.index("Mobile")] == WITHHELD_TEXT  # an unknown role counts as sensitive
+    # A sensitive row is one line saying so: no cell, not even the external id.
+    for line, source_line in ((lines[1], 2), (lines[2], 3)):
+        assert line[:-1] == [""] * len(CASE_HEADER)
+        assert line[-1].startswith(f"line {source_line} withheld: concerns a person in a sensitive role; "
+                                   "fix it in the source file; ")
+    assert not any(cell in ("S-1", "S-2") for line in lines for cell in line) and "not a date," not in text
+    assert "specimen" in lines[1][-1].lower() or "test_date" in lines[1][-1]  # the problems are still named
     assert lines[3][CASE_HEADER.index("Full name")] == "Ordinary Person"
+
+
+REJECT_SCRUB_FORMS = {  # the marked person's details as people write them in other rows
+    "name": "Quillfeather", "given name": "PERPETUA", "phone": "+44 7700 900555", "phone, dashed": "07700-900-555",
+    "NHS number": spaced(NHS[4]), "postcode": "m14 5qt", "email": "p.q@example.com", "date of birth": "4/5/1981",
+}
+
+
+def _marked_secret(store):
+    from tracekit.records.sensitive import SensitiveRoles
+
+    book = Casebook(store, today=TODAY)
+    case = book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"], phone=SECRET["phone"],
+                                            postcode=SECRET["postcode"], email="p.q@example.com",
+                                            date_of_birth="1981-05-04"),
+                         test_date="2020-10-01", asymptomatic=True)
+    SensitiveRoles(book).mark(case.person.ref, "victim", "court order")
+
+
+def _assert_scrubbed(text: str) -> None:
+    _assert_no_secret(text)
+    for form in REJECT_SCRUB_FORMS.values():
+        assert form.lower() not in text.lower(), form
+
+
+def test_rejected_rows_are_scrubbed_of_a_marked_persons_details(store, tmp_path):
+    """Issue 13 item 10: notes and other cells naming a marked person are not copied in clear."""
+    _marked_secret(store)
+    rows = [case_row(f"R-{i}", "Ordinary Person", Specimen_date="bad", Notes=f"visited by {form} on Monday")
+            for i, form in enumerate(REJECT_SCRUB_FORMS.values())]
+    rows.append(case_row("R-occ", "Ordinary Person", Specimen_date="bad", Occupation="carer for Perpetua"))
+    rejects = tmp_path / "r.csv"
+    summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), skip_invalid=True, rejects=rejects)
+    assert summary.invalid == len(rows)
+    text = rejects.read_text(encoding="utf-8")
+    _assert_scrubbed(text)
+    assert text.count("[withheld] on Monday") == len(REJECT_SCRUB_FORMS)
+    assert "carer for [withheld]" in text and text.count("Ordinary Person") == len(rows)
+
+
+def test_rejected_rows_are_scrubbed_of_people_marked_later_in_the_same_file(store, tmp_path):
+    """A person marked by a row further down (another batch), or whose own sensitive row was
+    rejected, is scrubbed from earlier rejected rows too; JSON Lines as CSV."""
+    for name, ext in (("csv", "c.csv"), ("jsonl", "c.jsonl")):
+        mention = {"Case ID": f"{name}-1", "Full name": "Ordinary Person", "Specimen date": "bad",
+                   "Notes": "neighbour of Perpetua Quillfeather, 07700 900555", "Mobile": "",
+                   "Extra": {"said": "Mrs Quillfeather"}}
+        later = case_row(f"{name}-2", SECRET["name"], Mobile=SECRET["phone"], Role="victim")
+        rejected = case_row(f"{name}-3", "Tiberius Oddsock", NHS_number=NHS[5], Role="witness", Specimen_date="bad")
+        other = {"Case ID": f"{name}-4", "Full name": "Another Person", "Specimen date": "bad",
+                 "Notes": f"Tiberius called from {spaced(NHS[5])}?"}
+        if name == "csv":
+            rows = [[mention.get(h, "") for h in CASE_HEADER], later, rejected, [other.get(h, "") for h in CASE_HEADER]]
+            path = write_csv(tmp_path / ext, CASE_HEADER, rows)
+        else:
+            path = write_jsonl(tmp_path / ext, [mention, dict(zip(CASE_HEADER, later)), dict(zip(CASE_HEADER, rejected)),
+                                                other])
+        rejects = tmp_path / f"r-{name}"
+        summary = run(store, "cases", path, skip_invalid=True, rejects=rejects, batch_rows=1)
+        assert summary.invalid == 3 and len(summary.marked) == 1
+        text = rejects.read_text(encoding="utf-8")
+        _assert_no_secret(text)
+        assert "Tiberius" not in text and "Oddsock" not in text and spaced(NHS[5]) not in text
+        assert "neighbour of [withheld] [withheld], [withheld]" in text and "[withheld] called from [withheld]?" in text
+        if name == "jsonl":
+            assert json.loads(text.splitlines()[0])["Extra"] == "[withheld]"
+            assert json.loads(text.splitlines()[1]) == {"import_error": json.loads(text.splitlines()[1])["import_error"]}
 
 
 def test_a_row_linking_to_a_marked_person_is_withheld_from_rejects(store, tmp_path):

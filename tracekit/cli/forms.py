@@ -223,22 +223,35 @@ class Form:
                 self.choose_duplicate(matches)
 
     def choose_duplicate(self, matches: list[Any]) -> None:
+        """Offer the matching people for linking, or a new person. A match the tracer may
+        not see is shown as such, with no reference, and cannot be linked from here."""
         from tracekit.cli import render
         from tracekit.domain.refs import RefKind, parse_ref
 
-
+        linkable = [m for m in matches if m.person is not None]
         context.err().print("[yellow]This person may already be in the store:[/yellow]")
-        for number, match in enumerate(matches, 1):
+        for number, match in enumerate(linkable, 1):
             context.err().print(f"  {number}. {render.duplicate_line(match)}", highlight=False)
-        refs = [m.person.ref for m in matches]
-        choices = "1" if len(matches) == 1 else f"1-{len(matches)}"
+        for match in matches:
+            if match.person is None:
+                context.err().print(f"  -  {render.duplicate_line(match)} (it cannot be linked from here)", highlight=False)
+        refs = [m.person.ref for m in linkable]
+        choices = "1" if len(linkable) == 1 else f"1-{len(linkable)}"
+        if linkable:
+            question = f"Link to which one ({choices}, or its reference), or 'new' to add a new person"
+            expected = f"answer with {choices}, one of {', '.join(refs)}, or 'new'"
+        else:
+            question = "Add a new person anyway ('new'), or 'cancel'"
+            expected = "answer 'new' or 'cancel'"
         while True:
-            answer = prompt(f"Link to which one ({choices}, or its reference), or 'new' to add a new person").strip()
+            answer = prompt(question).strip()
             if answer.lower() in ("n", "new"):
                 self.values["new_person"] = True
                 return
+            if answer.lower() == "cancel":
+                raise Interrupted("cancelled; nothing was recorded")
             chosen: str | None = None
-            if answer.isdigit() and 1 <= int(answer) <= len(matches):
+            if answer.isdigit() and 1 <= int(answer) <= len(linkable):
                 chosen = refs[int(answer) - 1]
             elif answer:
                 try:
@@ -254,7 +267,7 @@ class Form:
                         f"(change them with 'tracekit person update {chosen}')."
                     )
                 return
-            show_problem(f"answer with {choices}, one of {', '.join(refs)}, or 'new'")
+            show_problem(expected)
 
     # -- asking ---------------------------------------------------------------------------
     def ask(self, field: str, *, optional: bool = False) -> None:

@@ -37,6 +37,7 @@ from tracekit.domain import rules
 from tracekit.records.models import (
     WITHHELD_ASSOCIATION,
     WITHHELD_ASSOCIATION_TEXT,
+    WITHHELD_MATCH_TEXT,
     WITHHELD_TEXT,
     Case,
     Exposure,
@@ -157,7 +158,10 @@ def person_summary(person: Person) -> str:
 
 
 def duplicate_line(match: Any) -> str:
-    """A possible duplicate: who (masking applies) and why the details matched."""
+    """A possible duplicate: who (masking applies) and why the details matched; a record
+    the tracer may not see as just that (no reference, name, role or reason)."""
+    if match.person is None:
+        return f"[yellow]{safe_markup(WITHHELD_MATCH_TEXT)}[/yellow]"
     return f"{person_summary(match.person)}: [bold]{safe_markup(', '.join(match.reasons))}[/bold]"
 
 

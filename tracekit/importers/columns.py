@@ -115,10 +115,6 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 #: Fields left out of the template (alternatives to ``name``).
 _NOT_IN_TEMPLATE = {"given_name", "family_name"}
-#: Fields that identify a person or may (free text); their cells are withheld in the
-#: rejects file for a row about a person in a sensitive role.
-IDENTIFYING = frozenset({"person_external_id", "name", "given_name", "family_name", "date_of_birth",
-                         "nhs_number", "phone", "email", "address", "postcode", "occupation", "notes"})
 PERSON_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
 
 

@@ -21,8 +21,9 @@ asked for). ``dry_run`` is the same pass, always rolled back.
 
 People in sensitive roles (see :mod:`tracekit.importers.triage`) are marked in the same
 transaction as the row that creates them: they never enter the search index, appear in
-the summary by reference only, and their identity and free-text cells are withheld from
-the rejects file. No message ever contains a cell's value.
+the summary by reference only, and their rows are withheld from the rejects file (a line
+saying so instead). Every other rejected row is scrubbed of marked people's details. No
+message ever contains a cell's value.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from tracekit.records.inputs import (
     NOTES_MAX_LENGTH,
     PERSON_VALIDATORS,
 )
-from tracekit.records.models import WITHHELD_TEXT, CaseStatus, TraceStatus
+from tracekit.records.models import CaseStatus, Person, TraceStatus
+from tracekit.records.sensitive import WITHHELD_IN_TEXT, identity_pattern
 from tracekit.store import Store
 
 BATCH_ROWS = 2000
@@ -308,17 +310,30 @@ def _marks(n: int) -> str:
 
 
 class _Rejects:
-    """The rejects file: invalid rows as read, plus the reason; written atomically (0600)."""
+    """The rejects file: invalid rows as read, plus the reason; written atomically (0600).
 
-    def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack) -> None:
+    It is plaintext outside the store, so it is scrubbed like every other output (see
+    docs/import-guide.md): a row about a person in a sensitive role is one line saying
+    so (its input line number and problems, no cell), and in every other row any cell
+    carrying a marked person's details reads ``[withheld]`` there (``scrubber``). Rows
+    are held back (up to :data:`REJECTS_HELD_ROWS`) and scrubbed when written, so that a
+    person marked further down the file is scrubbed from earlier rows too.
+    """
+
+    def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack,
+                 scrubber: Callable[[list[Person]], Callable[[str], str]]) -> None:
         self.dest = dest
         self.opened = opened
         self.plan = plan
         self.stack = stack
+        self.scrubber = scrubber
         self.count = 0
         self._writer: Any = None
         self._text: IO[str] | None = None
         self._headers: list[str] = []
+        self._held: list[tuple[_Row, str]] = []
+        #: The people of rejected sensitive rows: stored nowhere, scrubbed from other rows.
+        self._sensitive_people: list[Person] = []
 
     def _open(self) -> None:
         handle = self.stack.enter_context(files.atomic_output(self.dest))
@@ -340,30 +355,59 @@ class _Rejects:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def write(self, row: _Row, reason: str, field_of_column: Callable[[str], str | None]) -> None:
+    def write(self, row: _Row, reason: str) -> None:
+        self.count += 1
+        if row.sensitive:
+            self._sensitive_people.append(_person_of(row))
+            reason = f"line {row.line} {SENSITIVE_REJECT}; {reason}"
+        self._held.append((row, reason))
+        if len(self._held) >= REJECTS_HELD_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held rows, scrubbed against everyone marked by now."""
+        if not self._held:
+            return
         if self._text is None:
             self._open()
-        self.count += 1
-        if self.opened.format == "jsonl":
-            obj = row.cells if isinstance(row.cells, dict) else {}
-            if row.sensitive:
-                obj = {k: (v if field_of_column(k) not in cols.IDENTIFYING and field_of_column(k) is not None
-                           else WITHHELD_TEXT) for k, v in obj.items()}
-            obj = {k: v for k, v in obj.items() if k != cols.REJECTS_COLUMN}
-            assert self._text is not None
-            self._text.write(json.dumps({**obj, cols.REJECTS_COLUMN: reason}, ensure_ascii=False, default=str) + "\n")
-            return
-        cells = list(row.cells) if isinstance(row.cells, list) else []
-        cells += [""] * (len(self._headers) - len(cells))
-        out = []
-        for i, value in enumerate(cells):
-            header = self._headers[i] if i < len(self._headers) else None
-            if row.sensitive:
-                name = field_of_column(header) if header is not None else None
-                if name is None or name in cols.IDENTIFYING:
-                    value = WITHHELD_TEXT if value not in (None, "") else value
-            out.append("" if value is None else str(value))
-        self._writer.writerow([*out, reason])
+        assert self._text is not None
+        scrub = self.scrubber(self._sensitive_people)
+        for row, reason in self._held:
+            if self.opened.format == "jsonl":
+                obj = row.cells if isinstance(row.cells, dict) and not row.sensitive else {}
+                obj = {k: _scrub_json(v, scrub) for k, v in obj.items() if k != cols.REJECTS_COLUMN}
+                self._text.write(json.dumps({**obj, cols.REJECTS_COLUMN: reason}, ensure_ascii=False, default=str) + "\n")
+                continue
+            cells = list(row.cells) if isinstance(row.cells, list) and not row.sensitive else []
+            cells += [None] * (len(self._headers) - len(cells))
+            self._writer.writerow([*("" if v in (None, "") else scrub(str(v)) for v in cells), reason])
+        self._held = []
+
+
+#: What the rejects file says instead of a row about a person in a sensitive role.
+SENSITIVE_REJECT = "withheld: concerns a person in a sensitive role; fix it in the source file"
+#: Rejected rows held back before writing (see :class:`_Rejects`); beyond this many they
+#: are written as they come, scrubbed against the people marked so far, so memory stays flat.
+REJECTS_HELD_ROWS = 10_000
+
+
+def _person_of(row: _Row) -> Person:
+    """The details a rejected sensitive row gives (those that passed validation; the name as typed)."""
+    v = row.values
+    name = v.get("name") or " ".join(str(row.raw.get(f) or "") for f in ("name", "given_name", "family_name"))
+    return Person(id=0, ref="", name=name, date_of_birth=v.get("date_of_birth"), nhs_number=v.get("nhs_number"),
+                  phone=v.get("phone"), email=v.get("email"), postcode=v.get("postcode"))
+
+
+def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """A JSON Lines cell, scrubbed: text in place; a number or nested value as a whole."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    clean = scrub(text)
+    if isinstance(value, str) or clean == text:
+        return clean if isinstance(value, str) else value
+    return WITHHELD_IN_TEXT
 
 
 # ------------------------------------------------------------------------ the pass
@@ -463,17 +507,6 @@ class _Importer:
             elif name is not None:
                 self.summary.columns[key] = name
             return name
-
-    def field_of_column(self, header: str | None) -> str | None:
-        if header is None:
-            return None
-        if self.opened.format == "jsonl":
-            return self._json_field(header)
-        assert self.plan is not None
-        for name, i in self.plan.index.items():
-            if self.plan.headers[i] == header:
-                return name
-        return None
 
     def _column(self, name: str) -> str | None:
         if self.opened.format == "jsonl":
@@ -1020,7 +1053,20 @@ class _Importer:
             if len(summary.problems) < self.options.max_problems:
                 summary.problems.append(Problem.from_error(error))
         if self.rejects is not None:
-            self.rejects.write(row, "; ".join(_reject_reason(e) for e in row.problems), self.field_of_column)
+            self.rejects.write(row, "; ".join(_reject_reason(e) for e in row.problems))
+
+    def _rejects_scrubber(self, sensitive_people: list[Person]) -> Callable[[str], str]:
+        """What every cell of a rejected row goes through: the Casebook's free-text scrubber
+        (everyone marked in the store, this import's marks so far included), and the same
+        pattern for the people of this file's rejected sensitive rows (stored nowhere)."""
+        self.casebook.forget_marks()
+        also = identity_pattern(sensitive_people)
+
+        def scrub(text: str) -> str:
+            text = self.casebook._scrub(text) or text
+            return also.sub(WITHHELD_IN_TEXT, text) if also is not None else text
+
+        return scrub
 
     # -- the whole pass -----------------------------------------------------------------
     def run(self, stack: contextlib.ExitStack) -> ImportSummary:
@@ -1033,7 +1079,7 @@ class _Importer:
             self.conn = conn
             self._begin()
             if self.options.rejects is not None and not self.options.dry_run:
-                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack)
+                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber)
             header_done = self.opened.format == "jsonl"
             for line, cells in rows_iter:
                 if not header_done:
@@ -1060,6 +1106,8 @@ class _Importer:
                 raise ValidationError("file", "has no header row", expected="a header row naming the columns", row=1)
             if batch:
                 self._process(batch)
+            if self.rejects is not None:
+                self.rejects.flush()
             self.opened.reader.drain()
             if self.progress is not None:
                 self.progress(summary.rows_read, self.opened.reader.bytes_read)

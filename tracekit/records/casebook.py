@@ -9,6 +9,7 @@ the record so lists and the worklist are index scans.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,7 @@ from tracekit.records.models import (
     TestType,
     TraceStatus,
     TreeNode,
+    WITHHELD_MATCH_TEXT,
     Worklist,
 )
 from tracekit.store import Store
@@ -445,9 +447,51 @@ class Casebook:
         return values
 
     def find_duplicates(self, person: PersonInput) -> list[DuplicateMatch]:
-        """People already in the store with the same NHS number, name and date of birth, or phone."""
+        """People already in the store with the same NHS number, name and date of birth, or phone.
+
+        A match the tracer may not see is one withheld entry (see :meth:`_duplicates`);
+        telling the tracer even that much is audited (``duplicate.withheld-match``).
+        """
         values = self.validate_person(person, require_name=False)
-        return self._duplicates(self.store.conn, values)
+        matches = self._duplicates(self.store.conn, values)
+        if any(m.withheld for m in matches):
+            self._audit_withheld_match([], "shown while entering a new person")
+        return matches
+
+    def _audit_withheld_match(self, refs: list[str], what: str) -> None:
+        """Audit that typed details matched a withheld record (never which, nor how)."""
+        with self.store.transaction() as conn:
+            self._audit(conn, WITHHELD_MATCH_ACTION, refs, f"details matched a record the tracer may not see; {what}")
+
+    @contextmanager
+    def _withheld_match_audited(self) -> Iterator[None]:
+        """Around a change's transaction: a refused duplicate that involved a withheld
+        record is audited after the change has rolled back."""
+        try:
+            yield
+        except DuplicatePerson as duplicate:
+            if any(m.withheld for m in duplicate.matches):
+                self._audit_withheld_match([], "refused as a possible duplicate")
+            raise
+
+    def _withheld_ids(self, conn: Any, person_ids: list[int]) -> set[int]:
+        """Of these people, those the tracer may not see: marked and not revealed, or a
+        contact in an exposure withheld by association (see ``_exposure``)."""
+        marks = f"({','.join('?' * len(person_ids))})"
+        hidden = {
+            pid for pid, in conn.execute(
+                f"SELECT person_id FROM person_roles WHERE person_id IN {marks}", person_ids
+            ) if pid not in self._reveal
+        }
+        for pid, case_person in conn.execute(
+            "SELECT e.person_id, c.person_id FROM exposures e JOIN cases c ON c.id = e.case_id "
+            f"JOIN person_roles r ON r.person_id = c.person_id WHERE e.person_id IN {marks} "
+            "AND NOT EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)",
+            person_ids,
+        ):
+            if case_person not in self._reveal:
+                hidden.add(pid)
+        return hidden
 
     def _duplicates(self, conn: Any, values: dict[str, Any], exclude: int | None = None) -> list[DuplicateMatch]:
         found: dict[int, list[str]] = {}
@@ -465,11 +509,17 @@ class Casebook:
             for (pid,) in conn.execute("SELECT id FROM people WHERE phone = ?", (values["phone"],)):
                 found.setdefault(pid, []).append("same phone")
         found.pop(exclude, None)  # type: ignore[arg-type]
-        matches = []
-        for pid, reasons in sorted(found.items()):
-            person = self._load_person(conn, pid)
-            # Saying which detail matched would confirm a masked person's identifier.
-            matches.append(DuplicateMatch(person, ["possible match"] if person.masked else reasons))
+        if not found:
+            return []
+        # A withheld person's reference, name, role or which detail matched would each
+        # confirm the typed detail belongs to them: they are one anonymous entry, last.
+        hidden = self._withheld_ids(conn, list(found))
+        matches = [
+            DuplicateMatch(self._load_person(conn, pid), reasons)
+            for pid, reasons in sorted(found.items()) if pid not in hidden
+        ]
+        if hidden:
+            matches.append(DuplicateMatch(None, [WITHHELD_MATCH_TEXT], withheld=True))
         return matches
 
     def _insert_person(self, conn: Any, values: dict[str, Any]) -> int:
@@ -515,12 +565,16 @@ class Casebook:
         if person is None or person.is_empty():
             raise ValidationError("person", "is required", expected="--person P-... or the person's details (--name ...)")
         values = self.validate_person(person)
-        if not new_person:
-            matches = self._duplicates(conn, values)
-            if matches:
-                refs = ", ".join(m.person.ref for m in matches)
-                raise DuplicatePerson(matches, f"this person may already be in the store ({refs}); link to one with --link P-... or add anyway with --new-person")
-        return self._insert_person(conn, values)
+        matches = self._duplicates(conn, values)
+        if matches and not new_person:
+            listed = ", ".join(m.person.ref if m.person else WITHHELD_MATCH_TEXT for m in matches)
+            link = "link to one with --link P-... or " if any(m.person for m in matches) else ""
+            raise DuplicatePerson(matches, f"this person may already be in the store ({listed}); {link}add anyway with --new-person")
+        person_id = self._insert_person(conn, values)
+        if any(m.withheld for m in matches):
+            ref = conn.execute("SELECT ref FROM people WHERE id = ?", (person_id,)).fetchone()[0]
+            self._audit(conn, WITHHELD_MATCH_ACTION, [ref], "details matched a record the tracer may not see; added as a new person")
+        return person_id
 
     def update_person(self, ref: str, changes: PersonInput) -> Person:
         values = validated({k: v for k, v in changes.raw().items() if v is not None}, PERSON_VALIDATORS, self.today)
@@ -707,7 +761,7 @@ class Casebook:
         if onset is not None and asymptomatic:
             raise ValidationError("symptom_onset", "was given for an asymptomatic case", expected="either an onset date or --asymptomatic")
         self._check_case_dates(values["test_date"], onset)
-        with self.store.transaction() as conn:
+        with self._withheld_match_audited(), self.store.transaction() as conn:
             person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
             dob = conn.execute("SELECT date_of_birth FROM people WHERE id = ?", (person_id,)).fetchone()[0]
             self._check_case_dates(values["test_date"], onset, _date(dob))
@@ -897,7 +951,7 @@ class Casebook:
         for required, expected in (("last_exposure", "the date of last contact"), ("setting", "where it happened")):
             if required not in values:
                 raise ValidationError(required, "is required", expected=expected)
-        with self.store.transaction() as conn:
+        with self._withheld_match_audited(), self.store.transaction() as conn:
             case_id = self._case_id(conn, case_ref)
             case = self._load_case(conn, case_id)
             if case.status is CaseStatus.REFERRED:
@@ -1127,6 +1181,10 @@ class Casebook:
             day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total,
             capped,
         )
+
+
+#: The audit action for typed details that matched a record the tracer may not see.
+WITHHELD_MATCH_ACTION = "duplicate.withheld-match"
 
 
 class DuplicatePerson(Conflict):

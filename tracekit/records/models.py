@@ -70,6 +70,9 @@ WITHHELD_TEXT = "[withheld: sensitive role]"
 WITHHELD_REASON = "sensitive-role"
 WITHHELD_ASSOCIATION = "sensitive-by-association"
 WITHHELD_ASSOCIATION_TEXT = "[withheld: sensitive by association]"
+#: What a possible duplicate that the tracer may not see is shown as: no reference, no
+#: name, no role, not which detail matched (any of them would confirm the typed detail).
+WITHHELD_MATCH_TEXT = "a record you may not see matches"
 
 
 def _iso(value: date | None) -> str | None:
@@ -271,10 +274,17 @@ class Case:
 
 @dataclass
 class DuplicateMatch:
-    person: Person
+    """A stored person whose details match, or (``person`` None, ``withheld``) the fact
+    that one or more records the tracer may not see match: marked people and contacts
+    withheld by association (see docs/sensitive-roles.md)."""
+
+    person: Person | None
     reasons: list[str]
+    withheld: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        if self.person is None:
+            return {"person": None, "withheld": True, "reasons": self.reasons}
         return {"person": self.person.to_json(), "reasons": self.reasons}
 
 
