@@ -246,7 +246,8 @@ def test_statistics_bundle_has_counts_only(world, keys):
     content = members(result.path, keys["central"])
     assert not [n for n in content if n.startswith("records/")]
     stats = json.loads(content["statistics.json"])
-    assert stats["cases_by_test_date"]["total"] == {"count": "0-5", "low": 0, "high": 5}
+    assert [r["value"] for r in stats["cases_by_test_date"]["rows"]] == ["2020-10-20", "2020-10-21"]  # the stub's date too
+    assert stats["cases_by_test_date"]["total"] == {"count": "0-10", "low": 0, "high": 10}
     assert [r["value"] for r in stats["contacts_by_setting"]["rows"]] == list(SETTINGS)  # every setting, "other" last
     assert all(r["count"] == "0-5" for r in stats["contacts_by_setting"]["rows"])
     assert b"Olwen" not in b"".join(content.values())

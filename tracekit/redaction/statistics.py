@@ -1,16 +1,16 @@
 """Aggregate counts released in bands of five: pure functions over counts.
 
-Every count, and every table's total, is released as the band of five it falls in:
-``0-5``, ``6-10``, ``11-15`` and so on. Zero shares the lowest band with 1 to 5, so an
-empty row looks like a small one and rows never need to disappear: each table lists a
-fixed set of values (see docs/policies.md).
+Every count is released as the band of five it falls in: ``0-5``, ``6-10``, ``11-15``
+and so on; a table's total is the sum of its rows' bands. Zero shares the lowest band
+with 1 to 5, so an empty row looks like a small one and rows never need to disappear:
+each table lists a fixed set of values (see docs/policies.md).
 
-Why bands and not "<5" plus exact counts: a reader who holds two releases that differ by
-one record can pin any count that sits on a boundary between two released forms (a
-"<5" that becomes 5 was 4). With these bands the only boundaries are between 5k and
-5k + 1 (k >= 1), so the most a pair of releases, or a table and its total, can pin is a
-count of 5 or more: a count of 1 to 4 is never on a boundary. docs/threat-model.md has
-the reasoning and the residual risk.
+Why bands and not "<5" plus exact counts: a reader who holds two releases and knows how
+many records each row gained or lost can pin any count that sits on a boundary between
+two released forms (a "<5" that becomes 5 was 4). With these bands the only boundaries
+are between 5k and 5k + 1 (k >= 1), so what a pair of releases can pin is a count of 0
+or of 5 and over, never one of 1 to 4. docs/threat-model.md has the reasoning and the
+residual risk.
 """
 
 from __future__ import annotations
@@ -55,10 +55,13 @@ def band(count: int) -> tuple[int, int]:
     return high - BAND + 1, high
 
 
+def _range(low: int, high: int) -> dict[str, Any]:
+    return {"count": f"{low}-{high}", "low": low, "high": high}
+
+
 def released(count: int) -> dict[str, Any]:
     """``{"count": "6-10", "low": 6, "high": 10}``: the text form and its bounds."""
-    low, high = band(count)
-    return {"count": f"{low}-{high}", "low": low, "high": high}
+    return _range(*band(count))
 
 
 def release_table(counts: Mapping[str, int], values: Iterable[str]) -> dict[str, Any]:
@@ -66,7 +69,10 @@ def release_table(counts: Mapping[str, int], values: Iterable[str]) -> dict[str,
 
     One row for every value in ``values``, in that order, whether or not anything was
     counted under it; a counted value that is not among them is counted under
-    ``"other"``, which must then be one of the values.
+    ``"other"``, which must then be one of the values. The total is the sum of the rows'
+    bands, so it tells a reader nothing the rows do not: a total banded on its own would
+    be one more equation, and with it a reader who knows that two records joined a row
+    that went from "0-5" to "6-10" could tell the row had held exactly 4.
     """
     values = list(dict.fromkeys(values))
     folded = dict.fromkeys(values, 0)
@@ -75,7 +81,5 @@ def release_table(counts: Mapping[str, int], values: Iterable[str]) -> dict[str,
         if key not in folded:
             raise ValueError(f"{value!r} is not one of the table's values and the table has no {OTHER!r} row")
         folded[key] += count
-    return {
-        "rows": [{"value": value, **released(count)} for value, count in folded.items()],
-        "total": released(sum(folded.values())),
-    }
+    rows = [{"value": value, **released(count)} for value, count in folded.items()]
+    return {"rows": rows, "total": _range(sum(r["low"] for r in rows), sum(r["high"] for r in rows))}
