@@ -263,15 +263,9 @@ def _guard_chunk(guard: LeakGuard, data: bytes, refs: list[str]) -> None:
 # A case or contact that a central handover would withhold: the person is in a sensitive
 # role or was referred, or (for a contact) the case's person is. Statistics leave them out
 # of every table (docs/threat-model.md, "Statistics").
-_SENSITIVE_CASE = (
-    "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = c.person_id) "
-    "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
-)
-_SENSITIVE_CONTACT = (
-    "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id IN (e.person_id, c.person_id)) "
-    "OR (SELECT referral_id FROM people WHERE id = e.person_id) IS NOT NULL "
-    "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
-)
+_SENSITIVE_PEOPLE = "(SELECT person_id FROM person_roles UNION SELECT id FROM people WHERE referral_id IS NOT NULL)"
+_SENSITIVE_CASE = f"c.person_id IN {_SENSITIVE_PEOPLE}"
+_SENSITIVE_CONTACT = f"(e.person_id IN {_SENSITIVE_PEOPLE} OR c.person_id IN {_SENSITIVE_PEOPLE})"
 _CONTACTS = "FROM exposures e JOIN cases c ON c.id = e.case_id"
 # (the counting query over ordinary records, where the fixed list of values comes from)
 _STATISTICS_QUERIES: dict[str, tuple[str, tuple[str, ...] | str]] = {
@@ -292,7 +286,8 @@ _STATISTICS_QUERIES: dict[str, tuple[str, tuple[str, ...] | str]] = {
         (*SETTINGS, statistics.OTHER),
     ),
     "contacts_by_area": (
-        f"SELECT COALESCE(p.postcode, ''), count(*) {_CONTACTS} JOIN people p ON p.id = e.person_id "
+        "SELECT COALESCE(substr(p.postcode, 1, instr(p.postcode, ' ') - 1), ''), count(*) "
+        f"{_CONTACTS} JOIN people p ON p.id = e.person_id "
         f"WHERE NOT {_SENSITIVE_CONTACT} GROUP BY 1",
         statistics.AREA_VALUES,
     ),
@@ -316,8 +311,8 @@ def _statistics(conn: Any, policy: Policy) -> dict[str, Any]:
         counts = source.count_rows(conn, counting)
         if name == "contacts_by_area":
             by_area: dict[str, int] = {}
-            for postcode, count in counts.items():
-                area = statistics.postcode_area(postcode)
+            for outward_code, count in counts.items():
+                area = statistics.postcode_area(outward_code)
                 by_area[area] = by_area.get(area, 0) + count
             counts = by_area
         if isinstance(values, str):
