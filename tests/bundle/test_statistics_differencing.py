@@ -146,7 +146,10 @@ def changed_tables(draw, most: int):
     for _ in range(draw(st.integers(1, most))):
         kind = draw(st.sampled_from(["add", "remove", "move"]))
         source, target = draw(st.sampled_from(values)), draw(st.sampled_from(values))
-        steps = {target: 1} if kind == "add" or now[source] == 0 else {source: -1} if kind == "remove" else {source: -1, target: 1}
+        if kind == "add" or now[source] == 0:
+            steps = {target: 1}
+        else:
+            steps = {source: -1} if kind == "remove" else {source: -1, target: 1}
         for value, step in steps.items():
             now[value] += step
             change[value] = change.get(value, 0) + step
@@ -192,9 +195,8 @@ def _populate(store, identity: x25519.Identity, *, sensitive: bool) -> tuple[Cas
     book = Casebook(store, today=date(2020, 11, 1))
     roles = SensitiveRoles(book)
     for i in range(9):
-        case = book.add_case(
-            person=PersonInput(name=f"Ordinary Case{chr(65 + i)}", postcode="EC1A 1BB"), test_date=DATES[i % 3], asymptomatic=True,
-        )
+        person = PersonInput(name=f"Ordinary Case{chr(65 + i)}", postcode="EC1A 1BB")
+        case = book.add_case(person=person, test_date=DATES[i % 3], asymptomatic=True)
         for j in range(1 + i % 3):
             book.add_contact(
                 case.ref, person=PersonInput(name=f"Ordinary Contact{chr(65 + i)}{chr(65 + j)}", postcode="SW1A 2AB"),
@@ -204,12 +206,14 @@ def _populate(store, identity: x25519.Identity, *, sensitive: bool) -> tuple[Cas
     if not sensitive:
         return book, roles, None
     for i in range(4):
-        officer = book.add_case(person=PersonInput(name=f"Officer Marked{chr(65 + i)}", postcode="SW1A 1AA"), test_date=DATES[0], asymptomatic=True)
-        book.add_contact(officer.ref, person=PersonInput(name=f"Officer Contact{chr(65 + i)}"), last_exposure=DATES[0], setting="workplace")
+        person = PersonInput(name=f"Officer Marked{chr(65 + i)}", postcode="SW1A 1AA")
+        officer = book.add_case(person=person, test_date=DATES[0], asymptomatic=True)
+        contact = PersonInput(name=f"Officer Contact{chr(65 + i)}")
+        book.add_contact(officer.ref, person=contact, last_exposure=DATES[0], setting="workplace")
         roles.mark(officer.person.ref, "undercover-officer", "operational safety")
     newcomer = book.add_case(person=PersonInput(name="Later Marked", postcode="ZE1 0AA"), test_date=DATES[1], asymptomatic=True)
-    book.add_contact(newcomer.ref, person=PersonInput(name="Later Travel", postcode="ZE2 9AA"), last_exposure=DATES[1], setting="travel")
-    book.add_contact(newcomer.ref, person=PersonInput(name="Later Work", postcode="ZE2 9AB"), last_exposure=DATES[1], setting="workplace")
+    for name, postcode, setting in (("Later Travel", "ZE2 9AA", "travel"), ("Later Work", "ZE2 9AB", "workplace")):
+        book.add_contact(newcomer.ref, person=PersonInput(name=name, postcode=postcode), last_exposure=DATES[1], setting=setting)
     return book, roles, newcomer.person.ref
 
 
