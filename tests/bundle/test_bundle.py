@@ -18,6 +18,7 @@ from tracekit.bundle import writer as bundle_writer
 from tracekit.bundle.reader import load_identities, open_bundle, read_bundle
 from tracekit.bundle.writer import export_handover
 from tracekit.crypto import signing
+from tracekit.domain.rules import SETTINGS
 from tracekit.errors import BundleInvalid, LeakBlocked, NotFound, PolicyError, StoreExists, WriteFailed
 from tracekit.records import Casebook, PersonInput
 from tracekit.records.sensitive import SensitiveRoles
@@ -245,9 +246,13 @@ def test_statistics_bundle_has_counts_only(world, keys):
     content = members(result.path, keys["central"])
     assert not [n for n in content if n.startswith("records/")]
     stats = json.loads(content["statistics.json"])
-    assert stats["cases_by_test_date"]["total"] == "<5"
-    assert all(r["count"] == "<5" for r in stats["contacts_by_setting"]["rows"])
+    assert [r["value"] for r in stats["cases_by_test_date"]["rows"]] == ["2020-10-20", "2020-10-21"]  # the stub's date too
+    assert stats["cases_by_test_date"]["total"] == {"count": "0-10", "low": 0, "high": 10}
+    assert [r["value"] for r in stats["contacts_by_setting"]["rows"]] == list(SETTINGS)  # every setting, "other" last
+    assert all(r["count"] == "0-5" for r in stats["contacts_by_setting"]["rows"])
     assert b"Olwen" not in b"".join(content.values())
+    csv_lines = content["statistics.csv"].decode().splitlines()
+    assert csv_lines[0] == "table,value,count" and "contacts_by_setting,travel,0-5" in csv_lines
 
 
 # -- the receiving side ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Policies, the pure redact function, CSV cells, statistics suppression, the leak guard."""
+"""Policies, the pure redact function, CSV cells, the leak guard (statistics: test_statistics_differencing.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from tracekit.redaction.apply import csv_cell, csv_row, redact
 from tracekit.redaction.guard import LeakGuard
 from tracekit.redaction.policy import BUILT_IN, get_policy, parse_policy
 from tracekit.redaction.pseudonym import make_pseudonymiser, pseudonym
-from tracekit.redaction.statistics import SUPPRESSED, recoverable_cells, suppress_table
 
 ORDINARY_CONTACT = {
     "ref": "E-AAAAAA", "case": "C-BBBBBB", "person": "P-CCCCCC", "name": "Olwen Ordinary", "name_key": "olwen ordinary",
@@ -170,41 +169,6 @@ def test_csv_row_writes_what_csv_cell_writes(values):
         return buffer.getvalue()
 
     assert written(csv_row(record, columns)) == written([csv_cell(record.get(c)) for c in columns])
-
-
-# -- statistics --------------------------------------------------------------------------
-
-
-def test_small_counts_are_suppressed_with_secondary_suppression():
-    table = suppress_table({"household": 3, "workplace": 10, "social": 7})
-    counts = {r["value"]: r["count"] for r in table["rows"]}
-    assert counts["household"] == SUPPRESSED
-    assert counts["social"] == SUPPRESSED  # secondary: else 20 - 10 - 7 = 3
-    assert counts["workplace"] == 10 and table["total"] == 20
-    assert table["suppressed"] == {"primary": 1, "secondary": 1}
-
-
-def test_two_ones_are_not_left_recoverable():
-    table = suppress_table({"a": 1, "b": 1, "c": 7})
-    assert recoverable_cells(table) == []
-    assert [r["count"] for r in table["rows"]] == [SUPPRESSED] * 3
-
-
-def test_small_total_is_suppressed():
-    assert suppress_table({"a": 2, "b": 1})["total"] == SUPPRESSED
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(min_value=0, max_value=40), min_size=1))
-def test_no_suppressed_cell_can_be_recovered(counts):
-    table = suppress_table(counts)
-    for row in table["rows"]:
-        true = counts[row["value"]]
-        if 0 < true < 5:
-            assert row["count"] == SUPPRESSED
-    assert recoverable_cells(table) == []
-    if isinstance(table["total"], int):
-        assert table["total"] == sum(counts.values())
 
 
 # -- the leak guard ----------------------------------------------------------------------

@@ -82,6 +82,9 @@ def test_export_refusals(setup, cli_with_store):
     assert unknown.exit_code == ExitCode.NOT_FOUND
     both = cli_with_store("export", "handover", "--to", "PHE", "--all", "--since-last", "--out", str(setup["out"]))
     assert both.exit_code == ExitCode.VALIDATION
+    delta = cli_with_store("export", "handover", "--to", "PHE", "--policy", "statistics", "--since-last", "--out", str(setup["out"]))
+    assert delta.exit_code == ExitCode.VALIDATION
+    assert "statistics policy always counts every record" in delta.stderr and "--since" in delta.stderr
     assert list(setup["out"].iterdir()) == []
 
 

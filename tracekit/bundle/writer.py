@@ -34,9 +34,12 @@ import orjson
 
 from tracekit import __version__, audit, files
 from tracekit.bundle import source
+from tracekit.domain.rules import SETTINGS
 from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFailed
 from tracekit.redaction import apply as redaction
 from tracekit.redaction.guard import LeakGuard
+from tracekit.redaction import statistics
+from tracekit.records.models import CaseStatus, TraceStatus
 from tracekit.redaction.policy import (
     RECORD_FIELDS,
     Policy,
@@ -44,7 +47,6 @@ from tracekit.redaction.policy import (
     default_policy_for,
     get_policy,
 )
-from tracekit.redaction.statistics import suppress_table
 
 BUNDLE_FORMAT = "tracekit-bundle"
 BUNDLE_VERSION = 1
@@ -258,43 +260,65 @@ def _guard_chunk(guard: LeakGuard, data: bytes, refs: list[str]) -> None:
     guard.check(text, refs[0] if refs else "a record")  # a value split across lines
 
 
-def _statistics(conn: Any, policy: Policy, since: str | None) -> dict[str, Any]:
-    """Counts by dimension; sensitive records count under "withheld" where the value could identify."""
-    case_where = "WHERE c.updated_at >= ?" if since else ""
-    contact_where = "WHERE e.updated_at >= ?" if since else ""
-    params: tuple[Any, ...] = (since,) if since else ()
-    sensitive_case = (
-        "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = c.person_id) "
-        "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
-    )
-    sensitive_contact = (
-        "(EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id IN (e.person_id, c.person_id)) "
-        "OR (SELECT referral_id FROM people WHERE id = e.person_id) IS NOT NULL "
-        "OR (SELECT referral_id FROM people WHERE id = c.person_id) IS NOT NULL)"
-    )
-    queries = {
-        "cases_by_test_date": f"SELECT c.test_date, count(*) FROM cases c {case_where} GROUP BY 1",
-        "cases_by_status": (
-            f"SELECT CASE WHEN {sensitive_case} THEN 'withheld' ELSE c.status END, count(*) FROM cases c {case_where} GROUP BY 1"
-        ),
-        "contacts_by_exposure_date": (
-            f"SELECT e.last_exposure, count(*) FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
-        ),
-        "contacts_by_setting": (
-            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' ELSE e.setting END, count(*) "
-            f"FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
-        ),
-        "contacts_by_area": (
-            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' "
-            "ELSE COALESCE(substr(p.postcode, 1, instr(p.postcode, ' ') - 1), 'unknown') END, count(*) "
-            f"FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id {contact_where} GROUP BY 1"
-        ),
-        "contacts_by_trace_status": (
-            f"SELECT CASE WHEN {sensitive_contact} THEN 'withheld' ELSE e.trace_status END, count(*) "
-            f"FROM exposures e JOIN cases c ON c.id = e.case_id {contact_where} GROUP BY 1"
-        ),
-    }
-    return {name: suppress_table(source.count_rows(conn, queries[name], params)) for name in policy.statistics}
+# A case or contact that a central handover would withhold: the person is in a sensitive
+# role or was referred, or (for a contact) the case's person is. Statistics leave them out
+# of every table (docs/threat-model.md, "Statistics").
+_SENSITIVE_PEOPLE = "(SELECT person_id FROM person_roles UNION SELECT id FROM people WHERE referral_id IS NOT NULL)"
+_SENSITIVE_CASE = f"c.person_id IN {_SENSITIVE_PEOPLE}"
+_SENSITIVE_CONTACT = f"(e.person_id IN {_SENSITIVE_PEOPLE} OR c.person_id IN {_SENSITIVE_PEOPLE})"
+_CONTACTS = "FROM exposures e JOIN cases c ON c.id = e.case_id"
+# (the counting query over ordinary records, where the fixed list of values comes from)
+_STATISTICS_QUERIES: dict[str, tuple[str, tuple[str, ...] | str]] = {
+    "cases_by_test_date": (
+        f"SELECT c.test_date, count(*) FROM cases c WHERE NOT {_SENSITIVE_CASE} GROUP BY 1",
+        "SELECT DISTINCT test_date FROM cases",
+    ),
+    "cases_by_status": (
+        f"SELECT c.status, count(*) FROM cases c WHERE NOT {_SENSITIVE_CASE} GROUP BY 1",
+        (*CaseStatus, statistics.OTHER),
+    ),
+    "contacts_by_exposure_date": (
+        f"SELECT e.last_exposure, count(*) {_CONTACTS} WHERE NOT {_SENSITIVE_CONTACT} GROUP BY 1",
+        "SELECT DISTINCT last_exposure FROM exposures",
+    ),
+    "contacts_by_setting": (
+        f"SELECT e.setting, count(*) {_CONTACTS} WHERE NOT {_SENSITIVE_CONTACT} GROUP BY 1",
+        (*SETTINGS, statistics.OTHER),
+    ),
+    "contacts_by_area": (
+        "SELECT COALESCE(substr(p.postcode, 1, instr(p.postcode, ' ') - 1), ''), count(*) "
+        f"{_CONTACTS} JOIN people p ON p.id = e.person_id "
+        f"WHERE NOT {_SENSITIVE_CONTACT} GROUP BY 1",
+        statistics.AREA_VALUES,
+    ),
+    "contacts_by_trace_status": (
+        f"SELECT e.trace_status, count(*) {_CONTACTS} WHERE NOT {_SENSITIVE_CONTACT} GROUP BY 1",
+        (*TraceStatus, statistics.OTHER),
+    ),
+}
+
+
+def _statistics(conn: Any, policy: Policy) -> dict[str, Any]:
+    """Every table over the whole store and over ordinary records only, in bands of five,
+    with a fixed list of rows: a record of a sensitive person is in no table at all.
+
+    Dates list every date any record has (a withheld stub carries its dates anyway), so
+    marking someone never removes a date row; areas are the fixed postcode areas.
+    """
+    tables = {}
+    for name in policy.statistics:
+        counting, values = _STATISTICS_QUERIES[name]
+        counts = source.count_rows(conn, counting)
+        if name == "contacts_by_area":
+            by_area: dict[str, int] = {}
+            for outward_code, count in counts.items():
+                area = statistics.postcode_area(outward_code)
+                by_area[area] = by_area.get(area, 0) + count
+            counts = by_area
+        if isinstance(values, str):
+            values = tuple(sorted(str(row[0]) for row in conn.execute(values)))
+        tables[name] = statistics.release_table(counts, values)
+    return tables
 
 
 def _statistics_csv(tables: dict[str, Any]) -> str:
@@ -304,7 +328,7 @@ def _statistics_csv(tables: dict[str, Any]) -> str:
     for name, table in tables.items():
         for row in table["rows"]:
             writer.writerow([name, redaction.csv_cell(row["value"]), row["count"]])
-        writer.writerow([name, "total", table["total"]])
+        writer.writerow([name, "total", table["total"]["count"]])
     return buffer.getvalue()
 
 
@@ -362,7 +386,16 @@ def export_handover(
         raise WriteFailed(f"{out_dir} is not a directory")
     files.ensure_private_dir(out_dir)
     files.remove_leftovers(out_dir)
-    changes_since = resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
+    if policy.kind == "statistics" and (since or since_last):
+        # Tables over a span of changes could be set against whole-store tables to single
+        # out the records in between; statistics are only ever released whole.
+        raise ValidationError(
+            "since", "a statistics policy always counts every record", expected="no --since or --since-last"
+        )
+    changes_since = (
+        None if policy.kind == "statistics"
+        else resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
+    )
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
     pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None
 
@@ -392,7 +425,7 @@ def export_handover(
                                 casebook._scrub,
                             )
                 else:
-                    tables = _statistics(conn, policy, changes_since)
+                    tables = _statistics(conn, policy)
                     stats_json = json.dumps(tables, indent=1, sort_keys=True).encode()
                     guard.check(stats_json.decode(), "statistics.json")
                     tar.add("statistics.json", stats_json)

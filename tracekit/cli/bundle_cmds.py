@@ -39,9 +39,9 @@ def export_handover(
         Optional[str],
         typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role."),
     ] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date (records policies only).")] = None,
     since_last: Annotated[
-        bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default).")
+        bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
     ] = False,
     all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")] = Path("."),

@@ -1,84 +1,85 @@
-"""Aggregate counts with small-number suppression: pure functions over counts.
+"""Aggregate counts released in bands of five: pure functions over counts.
 
-Every count from 1 to 4 is shown as ``"<5"`` (primary suppression). Each table also has a
-total; if exactly one cell of a table were suppressed, the total minus the visible cells
-would give it away, so the smallest other visible cell is suppressed too (secondary
-suppression), and a total of 1 to 4 is itself suppressed. Zero is shown as 0: an empty
-cell reveals no one.
+Every count is released as the band of five it falls in: ``0-5``, ``6-10``, ``11-15``
+and so on; a table's total is the sum of its rows' bands. Zero shares the lowest band
+with 1 to 5, so an empty row looks like a small one and rows never need to disappear:
+each table lists a fixed set of values (see docs/policies.md).
+
+Why bands and not "<5" plus exact counts: a reader who holds two releases and knows how
+many records each row gained or lost can pin any count that sits on a boundary between
+two released forms (a "<5" that becomes 5 was 4). With these bands the only boundaries
+are between 5k and 5k + 1 (k >= 1), so what a pair of releases can pin is a count of 0
+or of 5 and over, never one of 1 to 4. docs/threat-model.md has the reasoning and the
+residual risk.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tracekit.redaction.policy import SUPPRESSION_THRESHOLD
 
-SUPPRESSED = "<5"
+BAND = SUPPRESSION_THRESHOLD
+OTHER = "other"
+UNKNOWN = "unknown"
+
+#: UK postcode areas (the letters that start a postcode) plus the Crown dependencies.
+#: Fixed, so a row never appears or disappears with the people in it.
+POSTCODE_AREAS = (
+    "AB AL B BA BB BD BH BL BN BR BS BT CA CB CF CH CM CO CR CT CV CW DA DD DE DG DH DL DN DT DY E EC EH EN EX "
+    "FK FY G GL GU GY HA HD HG HP HR HS HU HX IG IM IP IV JE KA KT KW KY L LA LD LE LL LN LS LU M ME MK ML N NE "
+    "NG NN NP NR NW OL OX PA PE PH PL PO PR RG RH RM S SA SE SG SK SL SM SN SO SP SR SS ST SW SY TA TD TF TN TQ "
+    "TR TS TW UB W WA WC WD WF WN WR WS WV YO ZE"
+).split()
+AREA_VALUES = (*POSTCODE_AREAS, OTHER, UNKNOWN)
+_AREA = re.compile(r"[A-Z]{1,2}(?=[0-9])")
 
 
-def _primary(count: int) -> bool:
-    return 0 < count < SUPPRESSION_THRESHOLD
+def postcode_area(postcode: str | None) -> str:
+    """``"SW1A 2AB"`` -> ``"SW"``; ``"unknown"`` without a postcode, ``"other"`` outside the list."""
+    if not postcode:
+        return UNKNOWN
+    match = _AREA.match(postcode.strip().upper())
+    return match.group(0) if match and match.group(0) in POSTCODE_AREAS else OTHER
 
 
-def _determined(hidden: list[tuple[int, bool]], hidden_sum: int) -> bool:
-    """Whether a reader who knows the hidden cells' sum could pin any one of them down.
+def band(count: int) -> tuple[int, int]:
+    """The band of five ``count`` is released as: (0, 5), (6, 10), (11, 15), ..."""
+    if count < 0:
+        raise ValueError(f"a count cannot be negative: {count}")
+    if count <= BAND:
+        return 0, BAND
+    high = -(-count // BAND) * BAND
+    return high - BAND + 1, high
 
-    Each hidden cell is known to lie in [1, 4] (primary) or [5, inf) (secondary); cell i
-    is determined when its lowest and highest feasible values coincide.
+
+def _range(low: int, high: int) -> dict[str, Any]:
+    return {"count": f"{low}-{high}", "low": low, "high": high}
+
+
+def released(count: int) -> dict[str, Any]:
+    """``{"count": "6-10", "low": 6, "high": 10}``: the text form and its bounds."""
+    return _range(*band(count))
+
+
+def release_table(counts: Mapping[str, int], values: Iterable[str]) -> dict[str, Any]:
+    """``{"rows": [{"value", "count", "low", "high"}], "total": {"count", "low", "high"}}``.
+
+    One row for every value in ``values``, in that order, whether or not anything was
+    counted under it; a counted value that is not among them is counted under
+    ``"other"``, which must then be one of the values. The total is the sum of the rows'
+    bands, so it tells a reader nothing the rows do not: a total banded on its own would
+    be one more equation, and with it a reader who knows that two records joined a row
+    that went from "0-5" to "6-10" could tell the row had held exactly 4.
     """
-    inf = float("inf")
-    bounds = [(1, SUPPRESSION_THRESHOLD - 1) if primary else (SUPPRESSION_THRESHOLD, inf) for _, primary in hidden]
-    for i, (lo, hi) in enumerate(bounds):
-        others_lo = sum(b[0] for j, b in enumerate(bounds) if j != i)
-        others_hi = sum(b[1] for j, b in enumerate(bounds) if j != i)
-        low = max(lo, hidden_sum - others_hi)
-        high = min(hi, hidden_sum - others_lo)
-        if low == high:
-            return True
-    return False
-
-
-def suppress_table(counts: dict[str, int]) -> dict[str, Any]:
-    """``{"rows": [{"value", "count"}], "total": n|"<5", "suppressed": {"primary", "secondary"}}``."""
-    keys = sorted(counts)
-    hidden = {k for k in keys if _primary(counts[k])}
-    primary = len(hidden)
-    total = sum(counts.values())
-    total_hidden = _primary(total)
-    secondary = 0
-    while hidden and not total_hidden:
-        cells = [(counts[k], k in hidden and _primary(counts[k])) for k in hidden]
-        if not _determined(cells, sum(counts[k] for k in hidden)):
-            break
-        candidates = sorted((counts[k], k) for k in keys if k not in hidden and counts[k] > 0)
-        if not candidates:
-            total_hidden = True  # nothing left to hide behind: hide the total instead
-            break
-        hidden.add(candidates[0][1])
-        secondary += 1
-    rows = [{"value": k, "count": SUPPRESSED if k in hidden else counts[k]} for k in keys]
-    return {
-        "rows": rows,
-        "total": SUPPRESSED if total_hidden else total,
-        "suppressed": {"primary": primary, "secondary": secondary},
-    }
-
-
-def recoverable_cells(table: dict[str, Any]) -> list[str]:
-    """Suppressed cells a reader could work out exactly from the visible cells and total.
-
-    Used by tests (and usable by a recipient's own checks); mirrors :func:`_determined`
-    with the reader's knowledge: visible counts, the total, and that a "<5" cell is 1 to 4
-    unless it was hidden by secondary suppression (which a reader cannot tell apart, so
-    this is the strict reading: every hidden cell is taken as 1 to 4 or 5 and over).
-    """
-    hidden = [r for r in table["rows"] if r["count"] == SUPPRESSED]
-    if not hidden or table["total"] == SUPPRESSED:
-        return []
-    hidden_sum = table["total"] - sum(r["count"] for r in table["rows"] if r["count"] != SUPPRESSED)
-    # A reader does not know which hidden cells are primary: each is 1 or more.
-    if len(hidden) == 1:
-        return [hidden[0]["value"]]
-    if hidden_sum == len(hidden):
-        return [r["value"] for r in hidden]  # all must be 1
-    return []
+    values = list(dict.fromkeys(values))
+    folded = dict.fromkeys(values, 0)
+    for value, count in counts.items():
+        key = value if value in folded else OTHER
+        if key not in folded:
+            raise ValueError(f"{value!r} is not one of the table's values and the table has no {OTHER!r} row")
+        folded[key] += count
+    rows = [{"value": value, **released(count)} for value, count in folded.items()]
+    return {"rows": rows, "total": _range(sum(r["low"] for r in rows), sum(r["high"] for r in rows))}
