@@ -36,7 +36,6 @@ from tracekit.domain import rules
 from tracekit.records.models import (
     WITHHELD_ASSOCIATION,
     WITHHELD_ASSOCIATION_TEXT,
-    WITHHELD_TEXT,
     Case,
     Exposure,
     Page,
@@ -167,7 +166,7 @@ def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str
     if person.masked:
         return [
             ("person", f"[bold]{person.ref}[/bold]"),
-            ("identity", f"[yellow]{escape(WITHHELD_TEXT)}[/yellow] (details are not shown)"),
+            ("identity", f"[yellow]{name(person)}[/yellow] (details are not shown)"),
         ]
     rows = [("person", f"[bold]{person.ref}[/bold]"), ("name", escape(person.name))]
     for label, field in (
