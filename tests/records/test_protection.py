@@ -100,6 +100,16 @@ def test_merging_two_marked_people_keeps_both_marks_facts(book, roles, officer):
     assert entry.reason == f"protected-witness kept; victim recorded from {duplicate.person.ref}"
 
 
+def test_merging_an_associate_into_a_duplicate_keeps_them_withheld_by_association(book, roles, officer):
+    case, contact = officer
+    duplicate = book.add_case(person=PersonInput(name="Bart Yelverton"), test_date="2020-10-21", asymptomatic=True)
+    roles.mark(case.person.ref, "undercover-officer", "operational safety")
+    merged = book.merge_people(duplicate.person.ref, contact.contact.ref)
+    assert merged.masked and merged.protection == WITHHELD_ASSOCIATION
+    assert book.get_case(duplicate.ref).person.masked and book.search_people("Yelverton") == []
+    _assert_absent(_shown(merged, book.list_cases(), book.get_person(contact.contact.ref)), ASSOCIATE)
+
+
 def test_merge_rebuilds_the_note_scrubber(book, roles, officer):
     """The merged person's details (from either record) are scrubbed from notes at once."""
     case, _ = officer
