@@ -50,8 +50,9 @@ PEOPLE = [
     {"name": "Thaddeus Hollowmere", "phone": "+447700900204", "nhs_number": "9990000042", "date_of_birth": "1982-08-09", "postcode": "CR2 6XH"},
     {"name": "Perpetua Fenwright", "phone": "+447700900205", "nhs_number": "9990000050", "date_of_birth": "1983-10-11", "postcode": "B33 8TH"},
 ]
-#: Details a person update may add (to someone who lacks them, or replace).
-NEW_PHONES = ["+447700900211", "+447700900212"]
+#: A person update gives the person at index i this phone (one per index, so two people
+#: never share a number: that would be the other person's own detail, not a leak).
+NEW_PHONE = "+4477009003{:02d}"
 
 MARKED_SQL = (
     "SELECT p.name, p.phone, p.nhs_number, p.date_of_birth, p.postcode FROM person_roles r "
@@ -176,9 +177,10 @@ class ProtectionMachine(RuleBasedStateMachine):
 
         self._attempt(promote)
 
-    @rule(person=st.integers(0, 9), phone=st.sampled_from(NEW_PHONES))
-    def update_person(self, person: int, phone: str) -> None:
-        self._attempt(lambda: self.book.update_person(self.people[person % len(self.people)], PersonInput(phone=phone)))
+    @rule(person=st.integers(0, 9))
+    def update_person(self, person: int) -> None:
+        index = person % len(self.people)
+        self._attempt(lambda: self.book.update_person(self.people[index], PersonInput(phone=NEW_PHONE.format(index))))
 
     @precondition(lambda self: self.contacts)
     @rule(contact=st.integers(0, 9), mention=st.integers(0, len(PEOPLE) - 1))
