@@ -182,4 +182,6 @@ def test_reveal_on_show_commands_needs_a_reason(people, cli_with_store):
     contact_shown = cli_with_store("contact", "show", contact.ref, "--reveal", "--reason", "household check")
     assert contact_shown.exit_code == 0 and "Ordinary Contact" in contact_shown.stdout
     reveals = json.loads(cli_with_store("audit", "show", "--action", "person.reveal", "--json").stdout)["items"]
-    assert len(reveals) == 2
+    assert len(reveals) == 1
+    contact_reveals = json.loads(cli_with_store("audit", "show", "--action", "contact.reveal", "--json").stdout)["items"]
+    assert [e["refs"] for e in contact_reveals] == [sorted([contact.ref, contact.contact.ref])]

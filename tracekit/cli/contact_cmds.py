@@ -206,11 +206,10 @@ def contact_show(ref: ContactRefArg, reveal: RevealOption = False, reason: Revea
 
     with open_current_store() as store:
         casebook = Casebook(store)
-        exposure = casebook.get_contact(ref)
         if reveal:
-            # The contact, and the case's person (whose mark withholds the contact by association).
-            casebook.reveal([exposure.contact.ref, casebook.get_case(exposure.case_ref).person.ref], reason or "")
-            exposure = casebook.get_contact(ref)
+            # This contact only: the marked person whose case it is stays masked.
+            casebook.reveal_contact(ref, reason or "")
+        exposure = casebook.get_contact(ref)
         closeness = _explain(casebook, exposure)
     if settings().json:
         emit_json(render.contact_json(exposure, closeness))

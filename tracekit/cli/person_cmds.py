@@ -135,6 +135,8 @@ def person_merge(
         return
     out().print(f"Merged {merged_away.ref} into {render.person_summary(person)}", highlight=False)
     note(f"{merged_away.ref} still finds this person.")
+    if person.role and not kept.role:
+        note(f"{person.ref} is now marked: the sensitive-role mark of {merged_away.ref} was carried over (audited).")
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,6 @@ from tracekit.records.models import (
     WITHHELD_ASSOCIATION,
     WITHHELD_ASSOCIATION_TEXT,
     WITHHELD_MATCH_TEXT,
-    WITHHELD_TEXT,
     Case,
     Exposure,
     Page,
@@ -172,7 +171,7 @@ def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str
     if person.masked:
         return [
             ("person", f"[bold]{person.ref}[/bold]"),
-            ("identity", f"[yellow]{safe_markup(WITHHELD_TEXT)}[/yellow] (details are not shown)"),
+            ("identity", f"[yellow]{name(person)}[/yellow] (details are not shown)"),
         ]
     rows = [("person", f"[bold]{person.ref}[/bold]"), ("name", safe_markup(person.name))]
     for label, field in (

@@ -27,6 +27,8 @@ from tracekit.records.inputs import (
 )
 from tracekit.records.models import (
     OUTCOME_STATUS,
+    WITHHELD_ASSOCIATION,
+    WITHHELD_REASON,
     CallAttempt,
     CallOutcome,
     Case,
@@ -118,11 +120,21 @@ def risk_rank(closeness: rules.Closeness) -> int:
         return len(rules.CLAUSE_PRIORITY)
 
 
+#: Whether person ``p`` is sensitive by association: a contact of a marked person's case,
+#: in an exposure not released (a point lookup per marked person's case, then per exposure).
+ASSOCIATED_SQL = (
+    "EXISTS (SELECT 1 FROM exposures ae JOIN cases ac ON ac.id = ae.case_id "
+    "JOIN person_roles ar ON ar.person_id = ac.person_id WHERE ae.person_id = p.id "
+    "AND NOT EXISTS (SELECT 1 FROM released_exposures re WHERE re.exposure_id = ae.id))"
+)
+
 PERSON_COLUMNS = (
     "p.id, p.ref, p.name, p.date_of_birth, p.nhs_number, p.phone, p.email, p.address, p.postcode, "
     "p.occupation, p.created_at, p.updated_at, (SELECT role FROM person_roles WHERE person_id = p.id), "
-    "(SELECT ref FROM referrals WHERE id = p.referral_id)"
+    "(SELECT ref FROM referrals WHERE id = p.referral_id), " + ASSOCIATED_SQL
 )
+#: How many columns PERSON_COLUMNS gives.
+PERSON_WIDTH = 15
 
 NO_REVEAL: frozenset[int] = frozenset()
 
@@ -137,19 +149,34 @@ class _RevealAll(frozenset):  # type: ignore[type-arg]
 REVEAL_ALL: frozenset[int] = _RevealAll()
 
 
+def person_protection(role: str | None, referral_ref: str | None, associated: bool) -> str | None:
+    """How a person is protected; the one rule every view of a person goes through.
+
+    WITHHELD_REASON for a marked or referred person, WITHHELD_ASSOCIATION for a contact of
+    a marked person's case (in an exposure not released), None for everyone else. A
+    protected person is masked unless revealed; a referred one always (details are gone).
+    """
+    if role is not None or referral_ref is not None:
+        return WITHHELD_REASON
+    if associated:
+        return WITHHELD_ASSOCIATION
+    return None
+
+
 def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_REVEAL) -> Person:
-    """A person from a row; masked if in a sensitive role, unless revealed (never if referred)."""
-    r = row[offset : offset + 14]
+    """A person from a row of PERSON_COLUMNS; masked if protected, unless revealed (never if referred)."""
+    r = row[offset : offset + PERSON_WIDTH]
     role, referral_ref = r[12], r[13]
-    if referral_ref is not None or (role is not None and r[0] not in reveal):
+    protection = person_protection(role, referral_ref, bool(r[14]))
+    if referral_ref is not None or (protection is not None and r[0] not in reveal):
         return Person(
             id=r[0], ref=r[1], name="", created_at=r[10], updated_at=r[11],
-            role=role, referral_ref=referral_ref, masked=True,
+            role=role, referral_ref=referral_ref, masked=True, protection=protection,
         )
     return Person(
         id=r[0], ref=r[1], name=r[2], date_of_birth=_date(r[3]), nhs_number=r[4], phone=r[5],
         email=r[6], address=r[7], postcode=r[8], occupation=r[9], created_at=r[10], updated_at=r[11],
-        role=role, referral_ref=referral_ref,
+        role=role, referral_ref=referral_ref, protection=protection,
     )
 
 
@@ -183,15 +210,21 @@ EXPOSURE_COLUMNS = (
 )
 
 
-def _exposure(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Exposure:
+def _exposure(
+    row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL, reveal_exposures: frozenset[int] = NO_REVEAL
+) -> Exposure:
     """An exposure; withheld when its case's person or its contact is marked, unless the
-    exposure was released or that person revealed."""
+    exposure was released, or revealed itself, or that marked person revealed."""
     marked_case_person, released = row[17], bool(row[18])
-    withheld = marked_case_person is not None and not released and marked_case_person not in reveal
+    withheld = (
+        marked_case_person is not None and not released and marked_case_person not in reveal
+        and row[0] not in reveal_exposures
+    )
     if withheld:
         contact = _person(row, 19, NO_REVEAL)
         contact = Person(id=contact.id, ref=contact.ref, name="", role=contact.role,
-                         referral_ref=contact.referral_ref, masked=True)
+                         referral_ref=contact.referral_ref, masked=True,
+                         protection=contact.protection or WITHHELD_ASSOCIATION)
         return Exposure(
             id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
             setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
@@ -248,6 +281,9 @@ class Casebook:
         #: People whose identity this Casebook shows although they are marked; only
         #: :meth:`reveal` (audited) adds to it.
         self._reveal: frozenset[int] = NO_REVEAL
+        #: Exposures shown in full although withheld by association; only
+        #: :meth:`reveal_contact` (audited) adds to it.
+        self._reveal_exposures: frozenset[int] = NO_REVEAL
         self._scrub_pattern: Any = None  # built on first use; reset when marks change
         self._scrub_ready = False
 
@@ -290,7 +326,7 @@ class Casebook:
         return case
 
     def _exposure_view(self, row: tuple[Any, ...], raw: bool = False) -> Exposure:
-        exposure = _exposure(row, REVEAL_ALL if raw else self._reveal)
+        exposure = _exposure(row, REVEAL_ALL, REVEAL_ALL) if raw else _exposure(row, self._reveal, self._reveal_exposures)
         if not raw:
             exposure.notes = self._scrub(exposure.notes)
         return exposure
@@ -406,6 +442,23 @@ class Casebook:
             check_reason(reason, people)
             self._audit(conn, "person.reveal", refs, reason)
         self._reveal = self._reveal | frozenset(ids)
+        self.forget_marks()
+
+    def reveal_contact(self, exposure_ref: str, reason: str) -> None:
+        """Show this contact in full although withheld by association (audited, with reason):
+        the exposure's setting, measurements and notes, and the contact's identity. Nothing
+        else: the marked person whose case it is stays masked, and notes stay scrubbed of
+        their details. The audit entry names the contact and their person only."""
+        from tracekit.records.sensitive import check_reason
+
+        with self.store.transaction() as conn:
+            exposure_id = self._exposure_id(conn, exposure_ref)
+            exposure = self._load_exposure(conn, exposure_id, with_calls=False, raw=True)
+            case_person = self._load_case(conn, self._case_id(conn, exposure.case_ref), raw=True).person
+            text = check_reason(reason, [exposure.contact, case_person])
+            self._audit(conn, "contact.reveal", [exposure.ref, exposure.contact.ref], text)
+        self._reveal = self._reveal | {exposure.contact.id}
+        self._reveal_exposures = self._reveal_exposures | {exposure_id}
         self.forget_marks()
 
     # -- references ----------------------------------------------------------------------
@@ -626,7 +679,9 @@ class Casebook:
             rows = conn.execute(
                 f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids
             ).fetchall()
-        found = [_person(r, 0, self._reveal) for r in rows]
+        # A protected person the index still holds (sensitive by association) is left out:
+        # a masked row would tie the searched details to their reference.
+        found = [person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked]
         if include_marked:
             found.extend(self._search_marked(conn, text))
         return found
@@ -688,14 +743,39 @@ class Casebook:
             conn.execute("UPDATE exposures SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
             conn.execute("UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
             self._index_person(conn, other_id, None)
+            # Before the other record goes: deleting it would cascade its mark away.
+            self._merge_marks(conn, keep, other)
             conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
             conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
-            if other.role and not keep.role:
-                conn.execute("UPDATE person_roles SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
             merged = self._load_person(conn, keep_id, raw=True)
             self._index_person(conn, keep_id, None if merged.role else merged.__dict__)
             self._audit(conn, "person.merge", [merged.ref, other.ref])
-            return self._load_person(conn, keep_id)
+            result = self._load_person(conn, keep_id)
+        self.forget_marks()  # the merged person's details may now all be a marked person's
+        return result
+
+    def _merge_marks(self, conn: Any, keep: Person, other: Person) -> None:
+        """Keep the strongest protection of two people being merged (``other`` into ``keep``).
+
+        A mark on either record applies to the merged person, whichever way round the
+        merge is made, with a ``role.merge`` audit entry when it comes from ``other``. When
+        both are marked, ``keep``'s role stays the role, and ``other``'s role and reason are
+        added to the stored mark reason (it goes into a referral), so neither fact is lost.
+        Association follows by itself: cases and exposures move to ``keep``; referred
+        people are never merged.
+        """
+        if not other.role:
+            return
+        if not keep.role:
+            conn.execute("UPDATE person_roles SET person_id = ? WHERE person_id = ?", (keep.id, other.id))
+            self._audit(conn, "role.merge", [keep.ref, other.ref], f"{other.role}: carried over from {other.ref}")
+            return
+        other_reason = conn.execute("SELECT reason FROM person_roles WHERE person_id = ?", (other.id,)).fetchone()[0]
+        conn.execute(
+            "UPDATE person_roles SET reason = reason || ? WHERE person_id = ?",
+            (f"; {other.ref} (merged in) was marked {other.role}: {other_reason}", keep.id),
+        )
+        self._audit(conn, "role.merge", [keep.ref, other.ref], f"{keep.role} kept; {other.role} recorded from {other.ref}")
 
     # -- cases ---------------------------------------------------------------------------
     def _case_id(self, conn: Any, ref_text: str) -> int:

@@ -97,9 +97,13 @@ class Person:
     role: str | None = None
     #: The referral reference once the person has been referred (their details are gone).
     referral_ref: str | None = None
-    #: True when the person is in a sensitive role and not revealed: every identity
-    #: field is then None here, and shown as an explicit "withheld" marker, never blank.
+    #: True when the person is protected (see ``protection``) and not revealed: every
+    #: identity field is then None here, and shown as an explicit "withheld" marker, never blank.
     masked: bool = False
+    #: Why the person is protected, whether or not revealed: WITHHELD_REASON (marked, or
+    #: referred), WITHHELD_ASSOCIATION (a contact of a marked person's case, not released),
+    #: or None. Decided by ``tracekit.records.casebook.person_protection`` only.
+    protection: str | None = None
 
     #: The identity fields, in display order (used by masking and the leak guard).
     IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
@@ -111,10 +115,10 @@ class Person:
             return self.name
         if self.referral_ref:
             return f"[withheld: sensitive role, referred {self.referral_ref}]"
-        return WITHHELD_TEXT
+        return WITHHELD_ASSOCIATION_TEXT if self.protection == WITHHELD_ASSOCIATION else WITHHELD_TEXT
 
     def withheld_marker(self) -> dict[str, str]:
-        marker = {"withheld": WITHHELD_REASON}
+        marker = {"withheld": self.protection or WITHHELD_REASON}
         if self.referral_ref:
             marker["referral"] = self.referral_ref
         return marker
@@ -128,7 +132,7 @@ class Person:
         return {
             "ref": self.ref,
             "masked": False,
-            "sensitive": self.role is not None,
+            "sensitive": self.protection is not None,
             "name": self.name,
             "date_of_birth": _iso(self.date_of_birth),
             "nhs_number": self.nhs_number,
