@@ -221,7 +221,7 @@ def test_after_referral_the_passphrase_no_longer_recovers_the_identity(book, rol
     referral = roles.refer(officer_case.person.ref)
     book.store.close()
     secrets = value_forms(OFFICER) + value_forms(ASSOCIATE) + [
-        b"Hawthorn", b"briefing", b"gym", b"shares a vehicle", b"left message",
+        b"Hawthorn", b"briefing", b"at the gym", b"shares a vehicle", b"left message",  # long enough that random bytes never match
     ]
     with open_store(store_path, bytearray(PASSPHRASE.encode())) as reopened:
         dump = logical_dump(reopened).encode()
