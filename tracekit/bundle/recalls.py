@@ -53,12 +53,10 @@ class ClearRecords:
     def __init__(self) -> None:
         self._runs: dict[str, array[int]] = {}  # kind -> first, last, first, last, ...
 
-    def add(self, kind: str, record_id: int) -> None:
-        runs = self._runs.setdefault(kind, array("q"))
-        if runs and runs[-1] + 1 == record_id:
-            runs[-1] = record_id
-        else:
-            runs.extend((record_id, record_id))
+    def add_run(self, kind: str, first_id: int, last_id: int) -> None:
+        """Records ``first_id`` to ``last_id`` (inclusive) went in clear. The writer finds
+        the runs itself, as it streams: a call per record would cost a second a million."""
+        self._runs.setdefault(kind, array("q")).extend((first_id, last_id))
 
     def remember(self, txn: Any, handover_id: int) -> None:
         """Store the runs for bundle ``handover_id`` (in the transaction that records it)."""

@@ -244,6 +244,8 @@ def _record_members(
             flush()
 
     stubs: list[tuple[dict[str, Any], str]] = []  # few: marked people and their contacts
+    remember_clear = policy.scope == "standard"
+    run_first = run_last = -2  # the current run of consecutive ids carried in clear
     for raw in rows:
         if scrub_notes and raw.get("notes"):
             raw["notes"] = scrub(raw["notes"])
@@ -256,9 +258,16 @@ def _record_members(
             report.withhold(str(reason), record_type, str(out["ref"]))
             stubs.append((out, str(raw["ref"])))
             continue
-        if policy.scope == "standard":
-            report.in_clear.add(record_type, raw["id"])
+        if remember_clear:
+            record_id = raw["id"]
+            if record_id != run_last + 1:
+                if run_last >= 0:
+                    report.in_clear.add_run(record_type, run_first, run_last)
+                run_first = record_id
+            run_last = record_id
         add(out, str(raw["ref"]))
+    if run_last >= 0:
+        report.in_clear.add_run(record_type, run_first, run_last)
     secrets.SystemRandom().shuffle(stubs)
     for out, ref in stubs:
         add(out, ref)
