@@ -1,4 +1,5 @@
-"""Redaction as a pure function of (record, policy): no I/O, no store, no clock.
+"""Redaction as a pure function of (record, policy): no I/O, no store, no clock (the one
+random part, a stub's id, comes from the bundle's :class:`StubIds`).
 
 Input records are plain dicts built by :mod:`tracekit.bundle.source` with every field
 plus the sensitivity facts (``self_role``, ``self_referral``, and for contacts
