@@ -236,6 +236,7 @@ def _record_members(
     # out: otherwise redaction drops them anyway, and scrubbing every note costs more
     # than all the rest of the export (a regular expression over the marked people).
     scrub_notes = "notes" in policy.fields.get(record_type, ())
+
     def add(out: dict[str, Any], ref: str) -> None:
         chunk_json.extend(encode(out))
         writer.writerow(row(out, columns))

@@ -6,6 +6,8 @@ What marking does (see docs/sensitive-roles.md):
   (``Casebook.reveal``, audited with a reason), and they leave the search index;
 * the exposures of their cases are withheld ("sensitive by association") unless the
   tracer releases one with a reason;
+* if earlier handovers carried their records (or their contacts') in clear, ``mark`` says
+  which, and writes a recall request for the vetted team (:mod:`tracekit.bundle.recalls`);
 * :meth:`SensitiveRoles.refer` seals their full record, their exposures and the
   associated contacts' details to the vetted team's age keys, and purges the plaintext
   from the store, leaving a stub (reference, role category, dates, status "referred").

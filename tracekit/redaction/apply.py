@@ -14,7 +14,7 @@ A stub never carries the record's own reference (or its case's, or anything else
 earlier bundle may have shown next to the person's details in clear, such as the time
 the record last changed): its ``ref`` is a stub id drawn at random for this bundle
 (:class:`StubIds`), so a person handed over in clear and marked later cannot be joined
-from the later stub back to the earlier record (docs/threat-model.md, "Deltas").
+from the later stub back to the earlier record (docs/threat-model.md, "Deltas never link").
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def redact(
         out["withheld"] = False
         return out
     withheld = marker(reason, referral)
-    stub_id = stub_ids or StubIds()
+    stub_id = stub_ids if stub_ids is not None else StubIds()
     out = {name: (record.get(name) if name in STUB_FIELDS else withheld) for name in fields}
     out["ref"] = stub_id(str(record["ref"]))
     if "case" in out:
