@@ -72,13 +72,14 @@ def test_central_handover_carries_ordinary_records_and_stubs_only(world, keys):
     for secret in (b"Zarkovian", b"Quintessa", b"900321", b"9990000018", b"SW1A 2AB", b"Yelverton", b"gym"):
         assert secret not in everything
     cases = [json.loads(line) for line in content["records/cases-00001.jsonl"].splitlines()]
-    stub = next(c for c in cases if c["ref"] == world["officer"].ref)
+    stub = next(c for c in cases if c["withheld"])
     assert stub["withheld"] == "sensitive-role" and stub["name"] == {"withheld": "sensitive-role", "referral": None}
     assert stub["test_date"] == "2020-10-20"
+    assert stub["ref"].startswith("W-") and world["officer"].ref.encode() not in everything  # a stub id, not C-...
     olwen = next(c for c in cases if c["ref"] == world["ordinary"].ref)
     assert olwen["name"] == "Olwen Ordinary" and "notes" not in olwen
     report = json.loads(content["redaction-report.json"])
-    assert report["withheld"]["sensitive-role"]["refs"]["case"] == [world["officer"].ref]
+    assert report["withheld"]["sensitive-role"]["refs"]["case"] == [stub["ref"]]
     assert report["withheld"]["sensitive-by-association"]["count"] == 1
     manifest = json.loads(content["manifest.json"])
     assert manifest["record_counts"]["cases"] == 2 and manifest["record_counts"]["contacts"] == 3
@@ -124,8 +125,8 @@ def test_policy_must_suit_the_recipient(world):
 
 
 def test_leak_guard_stops_a_smuggled_value_and_leaves_no_file(world):
-    def smuggling_redact(record_type, record, policy, pseudonymise=None):
-        out = bundle_writer.redaction.redact(record_type, record, policy, pseudonymise)
+    def smuggling_redact(record_type, record, policy, pseudonymise=None, stub_ids=None):
+        out = bundle_writer.redaction.redact(record_type, record, policy, pseudonymise, stub_ids)
         if out is not None and record.get("self_role"):
             out["name"] = record["name"]  # a buggy or malicious redaction
         return out

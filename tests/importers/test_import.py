@@ -600,3 +600,23 @@ def test_case_lookups_survive_cache_eviction(store, tmp_path, monkeypatch):
     rows = [contact_row(f"K-{i}", f"LAB-{rng.randrange(20)}", "Contact", f"Number{i}") for i in range(300)]
     summary = run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, rows), batch_rows=25)
     assert summary.imported == 300
+
+
+def test_marking_by_import_someone_handed_over_in_clear_writes_a_recall(store, tmp_path):
+    from pyrage import x25519
+
+    from tracekit.bundle.writer import export_handover
+    from tracekit.records.sensitive import SensitiveRoles
+
+    book = Casebook(store, today=TODAY)
+    case = book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01",
+                         asymptomatic=True)
+    SensitiveRoles(book).add_recipient("PHE", str(x25519.Identity.generate().to_public()), "central-team")
+    bundle = export_handover(store, "PHE", out_dir=tmp_path / "out", all_records=True)
+    rows = [case_row("M-1", SECRET["name"], NHS_number=SECRET["nhs"], Role="undercover")]
+    summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
+    (marked,) = summary.marked
+    assert marked["handed_over_in_clear"] == [bundle.bundle_id] and marked["recall"]
+    recall = json.loads(store.conn.execute("SELECT content FROM recalls").fetchone()[0])
+    assert recall["person"] == case.person.ref and case.ref in recall["bundles"][0]["records"]
+    _assert_no_secret(json.dumps(recall))

@@ -37,6 +37,7 @@ MEMBER_NAME = re.compile(
     r"records/(cases|contacts)-[0-9]{5}\.(jsonl|csv)"
     r"|statistics\.(json|csv)"
     r"|referrals/R-[0-9A-HJKMNP-TV-Z]{6}\.age"
+    r"|recalls/[0-9a-f]{32}\.json"
     r"|redaction-report\.json"
 )
 

@@ -3,7 +3,8 @@
 One SQL statement per record type, read in batches, so a million contacts stream in
 constant memory. Records are "changed since" a time when the record or its person was
 updated at or after it (inclusive: a record at the boundary may come twice, never zero
-times; recipients de-duplicate by ``ref``).
+times; recipients de-duplicate by ``ref``). ``id`` is the record's row id, for the store's
+own bookkeeping (:mod:`tracekit.bundle.recalls`); no policy can name it.
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ _PERSON_KEYS = (
 )
 
 CASE_SQL = (
-    "SELECT c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
+    "SELECT c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
     "c.infectious_end, c.isolation_end, c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
     "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + " "
     "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "{where} ORDER BY c.id"
 )
 _CASE_KEYS = (
-    "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
+    "id", "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
     "infectious_end", "isolation_end", "ruleset", "source_exposure", "notes", "updated_at", *_PERSON_KEYS,
 )
 
 CONTACT_SQL = (
-    "SELECT e.ref, c.ref, e.last_exposure, e.setting, e.proximity_m, e.duration_min, e.face_to_face, "
+    "SELECT e.id, e.ref, c.ref, e.last_exposure, e.setting, e.proximity_m, e.duration_min, e.face_to_face, "
     "e.direct_contact, e.close_contact, e.clause, e.trace_status, e.isolation_end, e.ruleset_id, e.notes, "
     "e.updated_at, " + _PERSON.format(p="p", r="r") + ", cr.role, "
     "(SELECT ref FROM referrals WHERE id = cp.referral_id), "
@@ -45,7 +46,7 @@ CONTACT_SQL = (
     "LEFT JOIN person_roles cr ON cr.person_id = cp.id {where} ORDER BY e.id"
 )
 _CONTACT_KEYS = (
-    "ref", "case", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
+    "id", "ref", "case", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
     "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "notes", "updated_at", *_PERSON_KEYS,
     "case_role", "case_referral", "released",
 )

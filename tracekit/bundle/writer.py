@@ -7,9 +7,10 @@ pipe straight into pyrage's streaming encryption (a thread), and records are rea
 redacted and checked in chunks, so memory stays flat whatever the store's size.
 
 Members, in order: ``records/<type>s-NNNNN.jsonl`` and ``.csv`` chunks, ``statistics.json``
-and ``statistics.csv`` (statistics policy), ``referrals/R-XXXXXX.age`` (vetted-team only),
-``redaction-report.json``, then ``manifest.json`` and ``manifest.sig``. The manifest comes
-last so a streaming reader can check every file against it.
+and ``statistics.csv`` (statistics policy), ``referrals/R-XXXXXX.age`` and
+``recalls/<32 hex>.json`` (vetted-team only), ``redaction-report.json``, then
+``manifest.json`` and ``manifest.sig``. The manifest comes last so a streaming reader can
+check every file against it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import tarfile
 import threading
 import time
@@ -33,7 +35,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from tracekit import __version__, audit, files
-from tracekit.bundle import source
+from tracekit.bundle import recalls, source
 from tracekit.domain.rules import SETTINGS
 from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFailed
 from tracekit.redaction import apply as redaction
@@ -180,6 +182,9 @@ def _columns(policy: Policy, record_type: str) -> list[str]:
 class _Report:
     withheld: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    #: the records this bundle carries in clear (standard policies), kept in the store so
+    #: that marking someone later can say which bundles had them
+    in_clear: recalls.ClearRecords = field(default_factory=recalls.ClearRecords)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -191,7 +196,11 @@ class _Report:
 def _record_members(
     conn: Any, policy: Policy, record_type: str, since: str | None, guard: LeakGuard,
     redact: Redactor, pseudonymise: Any, tar: _TarStream, report: _Report, scrub: Callable[[str | None], str | None],
+    stub_ids: redaction.StubIds,
 ) -> None:
+    """The record chunks of one type. Ordinary records go in id order; stubs come after
+    them all, shuffled, so a stub's place in the file cannot say which record it stands
+    for (in id order it would sit exactly where an earlier bundle had the clear record)."""
     rows: Iterator[dict[str, Any]] = (source.cases if record_type == "case" else source.contacts)(conn, since)
     columns = _columns(policy, record_type)
     # Each chunk is built as UTF-8 bytes as it goes (JSON Lines in a bytearray, CSV through
@@ -229,21 +238,42 @@ def _record_members(
     # out: otherwise redaction drops them anyway, and scrubbing every note costs more
     # than all the rest of the export (a regular expression over the marked people).
     scrub_notes = "notes" in policy.fields.get(record_type, ())
+
+    def add(out: dict[str, Any], ref: str) -> None:
+        chunk_json.extend(encode(out))
+        writer.writerow(row(out, columns))
+        refs.append(ref)  # for the guard's message: the tracer's own reference, never written
+        if len(refs) >= CHUNK_RECORDS:
+            flush()
+
+    stubs: list[tuple[dict[str, Any], str]] = []  # few: marked people and their contacts
+    remember_clear = policy.scope == "standard"
+    run_first = run_last = -2  # the current run of consecutive ids carried in clear
     for raw in rows:
         if scrub_notes and raw.get("notes"):
             raw["notes"] = scrub(raw["notes"])
-        out = redact(record_type, raw, policy, pseudonymise)
+        out = redact(record_type, raw, policy, pseudonymise, stub_ids=stub_ids)
         if out is None:
             continue
         report.count(f"{record_type}s")
         reason = out.get("withheld")
         if reason:
-            report.withhold(str(reason), record_type, str(raw["ref"]))
-        chunk_json += encode(out)
-        writer.writerow(row(out, columns))
-        refs.append(str(raw["ref"]))
-        if len(refs) >= CHUNK_RECORDS:
-            flush()
+            report.withhold(str(reason), record_type, str(out["ref"]))
+            stubs.append((out, str(raw["ref"])))
+            continue
+        if remember_clear:
+            record_id = raw["id"]
+            if record_id != run_last + 1:
+                if run_last >= 0:
+                    report.in_clear.add_run(record_type, run_first, run_last)
+                run_first = record_id
+            run_last = record_id
+        add(out, str(raw["ref"]))
+    if run_last >= 0:
+        report.in_clear.add_run(record_type, run_first, run_last)
+    secrets.SystemRandom().shuffle(stubs)
+    for out, ref in stubs:
+        add(out, ref)
     flush()
 
 
@@ -404,6 +434,7 @@ def export_handover(
     dest = out_dir / bundle_file_name(name, created, bundle_id)
     temp = files.temp_path_beside(dest, "export")
     report = _Report()
+    stub_ids = redaction.StubIds()
     casebook = Casebook(store)
     conn.execute("BEGIN")  # one consistent snapshot for the whole bundle
     try:
@@ -422,7 +453,7 @@ def export_handover(
                         if record_type in policy.fields:
                             _record_members(
                                 conn, policy, record_type, changes_since, guard, redact, pseudonymise, tar, report,
-                                casebook._scrub,
+                                casebook._scrub, stub_ids,
                             )
                 else:
                     tables = _statistics(conn, policy)
@@ -431,6 +462,7 @@ def export_handover(
                     tar.add("statistics.json", stats_json)
                     tar.add("statistics.csv", _statistics_csv(tables).encode())
                 referral_refs: list[str] = []
+                recall_ids: list[str] = []  # vetted-team bundles only, never a central one
                 if policy.scope == "sensitive":
                     where, params = ("WHERE created_at >= ?", (changes_since,)) if changes_since else ("", ())
                     for ref, envelope in conn.execute(
@@ -439,6 +471,10 @@ def export_handover(
                         tar.add(f"referrals/{ref}.age", bytes(envelope))
                         referral_refs.append(ref)
                     report.count("referrals", len(referral_refs))
+                    for recall_id, member, content in recalls.recall_members(conn, changes_since):
+                        tar.add(member, content)
+                        recall_ids.append(recall_id)
+                    report.count("recalls", len(recall_ids))
                 report_doc = {
                     "policy": policy.name,
                     "withheld": {
@@ -457,6 +493,8 @@ def export_handover(
                 signer = signing.public_key_hex(conn)
                 last_seq, head_hash = audit._head(conn)
                 counts = {k: report.counts.get(k, 0) for k in ("cases", "contacts", "referrals")}
+                if recall_ids:
+                    counts["recalls"] = len(recall_ids)
                 counts.update({f"withheld_{reason}": sum(len(v) for v in by_type.values()) for reason, by_type in report.withheld.items()})
                 manifest = {
                     "format": BUNDLE_FORMAT,
@@ -499,16 +537,18 @@ def export_handover(
     _rollback(conn)  # end the read snapshot
     files.publish(temp, dest)
     with store.transaction() as txn:
-        txn.execute(
+        cursor = txn.execute(
             "INSERT INTO handovers(bundle_id, recipient, policy, policy_sha256, created_at, changes_since, changes_until, "
             "file_name, record_counts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (bundle_id, name, policy.name, policy.sha256, created.isoformat(timespec="seconds"), changes_since,
              changes_until, dest.name, json.dumps(counts)),
         )
+        report.in_clear.remember(txn, int(cursor.lastrowid))
         audit.append(
             txn, "export.handover", referral_refs,
             f"bundle {bundle_id} to {name} ({role}), policy {policy.name}, "
-            f"{counts['cases']} cases, {counts['contacts']} contacts, {counts['referrals']} referrals",
+            f"{counts['cases']} cases, {counts['contacts']} contacts, {counts['referrals']} referrals"
+            + (f", recall requests {', '.join(recall_ids)}" if recall_ids else ""),
         )
     return ExportResult(
         dest, bundle_id, name, policy.name, counts, changes_since, changes_until, os.stat(dest).st_size,

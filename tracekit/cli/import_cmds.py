@@ -169,6 +169,13 @@ def _show(summary: "ImportSummary") -> None:
         console.print("Dry run: nothing was written.")
     elif summary.nothing_changed:
         console.print("Nothing changed: every valid row had been imported before." if rows else "Nothing to import: the file has no rows.")
+    recalled = [m for m in summary.marked if m.get("recall")]
+    if recalled:
+        warn(
+            f"{len(recalled)} newly marked person(s) went in clear in earlier bundles ("
+            + ", ".join(f"{m['person']}: {len(m['handed_over_in_clear'])} bundle(s)" for m in recalled)
+            + "); recall requests go to the vetted team in the next vetted-team handover (see tracekit role mark)"
+        )
     if summary.invalid:
         warn(f"{summary.invalid:,} invalid row(s) skipped ({summary.problems_total:,} problem(s)):")
         for problem in summary.problems:

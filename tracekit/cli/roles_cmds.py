@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.safe_text import safe_markup
 
 role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
@@ -53,7 +53,30 @@ def role_mark(
         emit_json(mark.to_json())
         return
     out().print(f"{mark.person_ref} marked as {mark.role}. Their identity is now masked in every output.")
+    if mark.handed_over_in_clear:
+        _report_earlier_handovers(mark)
     note(f"Refer them to the vetted team when ready: tracekit refer {mark.person_ref}")
+
+
+def _report_earlier_handovers(mark) -> None:  # type: ignore[no-untyped-def]
+    """Which bundles already carried the newly marked person's records in clear."""
+    bundles = mark.handed_over_in_clear
+    warn(
+        f"{mark.person_ref}'s records, or their contacts', went in clear in {len(bundles)} earlier "
+        "bundle(s); a bundle cannot be taken back, and later bundles do not tell the central team:"
+    )
+    for handover in bundles:
+        out().print(
+            f"  {handover.created_at}  to {handover.recipient}  {handover.file_name}  "
+            f"({len(handover.refs)} record(s): {', '.join(handover.refs)})",
+            markup=False,
+        )
+    out().print(
+        f"Recall request {mark.recall} written: it goes only to the vetted team, in the next "
+        "vetted-team handover (tracekit export handover --to THE-VETTED-TEAM), for them to take up "
+        "with the central team.",
+        markup=False,
+    )
 
 
 @role_app.command("unmark")

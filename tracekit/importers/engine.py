@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracekit import audit, files
+from tracekit.bundle.recalls import create_recall, handed_over_in_clear
 from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, parse_ref
 from tracekit.errors import StoreExists, TracekitError, ValidationError
@@ -119,7 +120,7 @@ class ImportSummary:
     invalid: int = 0
     people_created: int = 0
     #: People marked by this import: ``{"person", "record", "role"}`` (references only).
-    marked: list[dict[str, str]] = field(default_factory=list)
+    marked: list[dict[str, Any]] = field(default_factory=list)
     outside_infectious_period: int = 0
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
@@ -954,11 +955,20 @@ class _Importer:
             for chunk in _chunks(missing):
                 ref_of.update(conn.execute(f"SELECT id, ref FROM people WHERE id IN ({_marks(len(chunk))})", chunk).fetchall())
             counts: dict[str, int] = {}
+            already_there = set(marked_existing)
             for row, pid in newly_marked:
-                summary.marked.append({"person": ref_of[pid], "record": self._record_refs.get(row.line, ""),
-                                       "role": row.role or ""})
+                entry = {"person": ref_of[pid], "record": self._record_refs.get(row.line, ""), "role": row.role or ""}
                 label = f"{row.role}: {row.role_reason}"
                 counts[label] = counts.get(label, 0) + 1
+                # As SensitiveRoles.mark: someone already in the store may have been
+                # handed over in clear; the vetted team gets a recall request.
+                earlier = handed_over_in_clear(conn, pid) if pid in already_there else []
+                if earlier:
+                    entry["recall"] = create_recall(conn, ref_of[pid], row.role or "", earlier, now)
+                    entry["handed_over_in_clear"] = [h.bundle_id for h in earlier]
+                    audit.append(conn, "recall.create", [ref_of[pid]], f"recall {entry['recall']}: in clear in "
+                                 f"bundle(s) {', '.join(entry['handed_over_in_clear'])}")
+                summary.marked.append(entry)
             # One entry for the batch's marks, with their references only (as role.mark
             # entries of 'tracekit role mark' have the person's reference and the reason).
             audit.append(conn, "role.mark", [ref_of[pid] for _, pid in newly_marked],

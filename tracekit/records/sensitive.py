@@ -6,6 +6,8 @@ What marking does (see docs/sensitive-roles.md):
   (``Casebook.reveal``, audited with a reason), and they leave the search index;
 * the exposures of their cases are withheld ("sensitive by association") unless the
   tracer releases one with a reason;
+* if earlier handovers carried their records (or their contacts') in clear, ``mark`` says
+  which, and writes a recall request for the vetted team (:mod:`tracekit.bundle.recalls`);
 * :meth:`SensitiveRoles.refer` seals their full record, their exposures and the
   associated contacts' details to the vetted team's age keys, and purges the plaintext
   from the store, leaving a stub (reference, role category, dates, status "referred").
@@ -19,11 +21,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tracekit.bundle.recalls import ClearHandover, create_recall, handed_over_in_clear
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
 from tracekit.records.casebook import Casebook, utcnow
@@ -114,9 +117,19 @@ class RoleMark:
     role: str
     marked_at: str
     referral_ref: str | None
+    #: (``mark`` only) earlier bundles that carried the person's records in clear, and the
+    #: recall request written for the vetted team because of them
+    handed_over_in_clear: list[ClearHandover] = field(default_factory=list)
+    recall: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"person": self.person_ref, "role": self.role, "marked_at": self.marked_at, "referral": self.referral_ref}
+        out: dict[str, Any] = {
+            "person": self.person_ref, "role": self.role, "marked_at": self.marked_at, "referral": self.referral_ref,
+        }
+        if self.handed_over_in_clear or self.recall:
+            out["handed_over_in_clear"] = [h.to_json() for h in self.handed_over_in_clear]
+            out["recall"] = self.recall
+        return out
 
 
 @dataclass
@@ -184,8 +197,17 @@ class SensitiveRoles:
             )
             cb._index_person(conn, person_id, None)  # not findable by their details any more
             cb._audit(conn, "role.mark", [person.ref], f"{role_key}: {text}")
+            # Bundles already sent cannot be taken back, and the central team must not be
+            # told (that would be the disclosure): the vetted team gets a recall request.
+            earlier = handed_over_in_clear(conn, person_id)
+            recall = create_recall(conn, person.ref, role_key, earlier, now) if earlier else None
+            if recall:
+                cb._audit(
+                    conn, "recall.create", [person.ref],
+                    f"recall {recall}: in clear in bundle(s) {', '.join(h.bundle_id for h in earlier)}",
+                )
         cb.forget_marks()
-        return RoleMark(person.ref, role_key, now, None)
+        return RoleMark(person.ref, role_key, now, None, earlier, recall)
 
     def unmark(self, person_ref: str, reason: str) -> None:
         cb = self.casebook

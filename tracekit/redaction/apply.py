@@ -1,4 +1,5 @@
-"""Redaction as a pure function of (record, policy): no I/O, no store, no clock.
+"""Redaction as a pure function of (record, policy): no I/O, no store, no clock (the one
+random part, a stub's id, comes from the bundle's :class:`StubIds`).
 
 Input records are plain dicts built by :mod:`tracekit.bundle.source` with every field
 plus the sensitivity facts (``self_role``, ``self_referral``, and for contacts
@@ -8,10 +9,17 @@ a *stub*: the fields needed for the epidemiological picture (dates, status) are 
 every other allowed field is an explicit marker ``{"withheld": reason, "referral": ref}``,
 never a blank. Dropped-by-policy fields are absent; the policy (named and hashed in the
 manifest) says which those are.
+
+A stub never carries the record's own reference (or its case's, or anything else an
+earlier bundle may have shown next to the person's details in clear, such as the time
+the record last changed): its ``ref`` is a stub id drawn at random for this bundle
+(:class:`StubIds`), so a person handed over in clear and marked later cannot be joined
+from the later stub back to the earlier record (docs/threat-model.md, "Deltas never link").
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +28,32 @@ from tracekit.redaction.policy import Policy
 SENSITIVE_ROLE = "sensitive-role"
 SENSITIVE_ASSOCIATION = "sensitive-by-association"
 
-#: Fields a stub keeps: what the epidemiological picture needs, nothing that identifies.
+#: Fields a stub keeps as they are: what the epidemiological picture needs, nothing that
+#: identifies. ``ref`` and ``case`` are replaced by stub ids; ``updated_at`` (to the second,
+#: unchanged by marking) would be a join key to the record's earlier clear version.
 STUB_FIELDS = frozenset({
-    "ref", "test_date", "symptom_onset", "asymptomatic", "status", "infectious_start", "infectious_end",
-    "isolation_end", "last_exposure", "trace_status", "close_contact", "updated_at", "case",
+    "test_date", "symptom_onset", "asymptomatic", "status", "infectious_start", "infectious_end",
+    "isolation_end", "last_exposure", "trace_status", "close_contact",
 })
+STUB_ID_PREFIX = "W-"
+_STUB_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as references
+_STUB_ID_LENGTH = 16  # 80 random bits: no two stubs of one bundle share one
+
+
+class StubIds:
+    """Stub ids for one bundle: a fresh random id per record reference, the same one for
+    the same reference within the bundle (so a contact stub can name its case's stub),
+    unrelated to the reference and to the ids of any other bundle."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    def __call__(self, ref: str) -> str:
+        stub_id = self._ids.get(ref)
+        if stub_id is None:
+            stub_id = STUB_ID_PREFIX + "".join(secrets.choice(_STUB_ID_ALPHABET) for _ in range(_STUB_ID_LENGTH))
+            self._ids[ref] = stub_id
+        return stub_id
 
 Pseudonymiser = Callable[[dict[str, Any]], str | None]
 
@@ -50,9 +79,13 @@ def is_sensitive(record_type: str, record: dict[str, Any]) -> bool:
 
 
 def redact(
-    record_type: str, record: dict[str, Any], policy: Policy, pseudonymise: Pseudonymiser | None = None
+    record_type: str, record: dict[str, Any], policy: Policy, pseudonymise: Pseudonymiser | None = None,
+    stub_ids: StubIds | None = None,
 ) -> dict[str, Any] | None:
-    """The record as ``policy`` lets it leave; None when it is not in the policy's scope."""
+    """The record as ``policy`` lets it leave; None when it is not in the policy's scope.
+
+    ``stub_ids``: the bundle's stub ids (one :class:`StubIds` per bundle; a fresh one if
+    not given)."""
     fields = policy.fields.get(record_type)
     if fields is None:
         return None
@@ -78,7 +111,15 @@ def redact(
         out["withheld"] = False
         return out
     withheld = marker(reason, referral)
+    stub_id = stub_ids if stub_ids is not None else StubIds()
     out = {name: (record.get(name) if name in STUB_FIELDS else withheld) for name in fields}
+    out["ref"] = stub_id(str(record["ref"]))
+    if "case" in out:
+        # The case's own stub in this bundle when the case is withheld too (its contacts
+        # stay grouped); an ordinary case is not named: the pair (case, exposure date)
+        # would single out the contact's earlier clear record.
+        sensitive_case = record.get("case_role") or record.get("case_referral")
+        out["case"] = stub_id(str(record["case"])) if sensitive_case else withheld
     out["withheld"] = reason
     out["referral"] = referral
     if policy.role_category:

@@ -56,6 +56,7 @@ RECORD_TABLES: list[tuple[str, str]] = [
     ("audit entries", "audit_log"),
     ("imports", "imports"),
     ("handovers", "handovers"),
+    ("recall requests", "recalls"),
 ]
 
 

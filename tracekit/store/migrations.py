@@ -325,3 +325,36 @@ def _people_updated_index(conn: Connection) -> None:
     """People by when they last changed: a handover ``--since-last`` finds the records
     whose person changed by index instead of reading every person (docs/performance.md)."""
     conn.execute("CREATE INDEX people_updated ON people(updated_at)")
+
+
+@migration("handover-records-and-recalls")
+def _handover_records_and_recalls(conn: Connection) -> None:
+    """Which records each bundle carried in clear, so that marking someone says which
+    bundles already had them; and the recall requests that marking then writes for the
+    vetted team (tracekit.bundle.recalls, docs/sensitive-roles.md).
+
+    Records are kept as runs of consecutive row ids per record type, no content: a full
+    export of a million contacts is a handful of runs, a delta one run per scattered
+    change. (A row per record cost 16 bytes and 25 us each: 25 s on a million-record
+    export.) Runs of one bundle never overlap, so the run that may hold a record is the
+    one with the greatest ``first_id`` at or below it: one index seek per bundle."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE handover_records (
+            handover_id INTEGER NOT NULL REFERENCES handovers(id),
+            kind TEXT NOT NULL,
+            first_id INTEGER NOT NULL,
+            last_id INTEGER NOT NULL,
+            PRIMARY KEY (handover_id, kind, first_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE recalls (
+            id INTEGER PRIMARY KEY,
+            recall_id TEXT NOT NULL UNIQUE,
+            person_ref TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            content TEXT NOT NULL
+        );
+        CREATE INDEX recalls_created ON recalls(created_at)
+        """,
+    )
