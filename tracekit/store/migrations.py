@@ -325,3 +325,17 @@ def _people_updated_index(conn: Connection) -> None:
     """People by when they last changed: a handover ``--since-last`` finds the records
     whose person changed by index instead of reading every person (docs/performance.md)."""
     conn.execute("CREATE INDEX people_updated ON people(updated_at)")
+
+
+@migration("referral-tombstones")
+def _referral_tombstones(conn: Connection) -> None:
+    """Keyed digests of referred people's identifiers, so a later import or entry of them
+    (or of someone sharing their phone or address) is recognised without the store keeping
+    their details; and the random key they are made with (tracekit.records.association)."""
+    conn.execute(
+        "CREATE TABLE referral_tombstones (kind TEXT NOT NULL, digest BLOB NOT NULL, "
+        "referral_id INTEGER NOT NULL REFERENCES referrals(id), PRIMARY KEY (kind, digest, referral_id)) WITHOUT ROWID"
+    )
+    from tracekit.records.association import TOMBSTONE_KEY_SETTING, new_tombstone_key
+
+    conn.execute("INSERT INTO settings(key, value) VALUES(?, ?)", (TOMBSTONE_KEY_SETTING, new_tombstone_key()))
