@@ -250,3 +250,15 @@ def test_realistic_import_hands_over_on_the_first_try(world, keys, tmp_path) -> 
     vetted = export_handover(store, "Vetted", out_dir=world["out"], all_records=True)
     vetted_content = _content(vetted.path, keys["vetted"])
     assert all(o["name"].encode() in vetted_content for o in officers)
+
+
+def test_views_withhold_the_shared_details_but_show_the_rest(world) -> None:
+    """The tracer's views: the spouse's shared landline and address are withheld markers,
+    their name shown; a revealed officer shows them again."""
+    book = world["book"]
+    world["roles"].mark(world["officer"].person.ref, "undercover-officer", "operational safety")
+    spouse = book.get_contact(world["spouse"].ref).contact
+    assert spouse.name == SPOUSE["name"] and spouse.phone is None and spouse.address is None
+    assert spouse.to_json()["phone"] == {"withheld": "sensitive-by-association"}
+    book.reveal([world["officer"].person.ref], "incident review")
+    assert book.get_contact(world["spouse"].ref).contact.phone == "+447700900321"
