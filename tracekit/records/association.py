@@ -53,6 +53,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 REFERRED_PERSON_KINDS = frozenset({"nhs", "name_dob", "email"})
 
 _NOT_WORD = re.compile(r"[\W_]+")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 def _get(person: Any, name: str) -> Any:
@@ -69,13 +70,24 @@ def address_key(address: str | None, postcode: str | None) -> str | None:
     return f"{code}|{line}" if line else None
 
 
+def _name_key(name: str) -> str:
+    """The duplicate-matching name key; for a stored name the validators would now refuse
+    (older data), its casefolded words, so a view never fails on it."""
+    try:
+        return ids.name_key(name)
+    except ValidationError:
+        return " ".join(name.casefold().split())
+
+
 def identifier_keys(person: Any) -> set[tuple[str, str]]:
     """The normalised identifier keys of a person (a Person, or a dict of its fields):
     (kind, key) for phone (E.164), nhs (digits), email (casefolded), address (postcode +
     address line), name (name key) and name_dob (name key + ISO date of birth)."""
     keys: set[tuple[str, str]] = set()
     phone = _get(person, "phone")
-    if phone:
+    if phone and _E164.fullmatch(str(phone)):  # as stored: already normalised
+        keys.add(("phone", str(phone)))
+    elif phone:
         try:
             keys.add(("phone", ids.normalise_phone(str(phone))))
         except ValidationError:
@@ -91,7 +103,7 @@ def identifier_keys(person: Any) -> set[tuple[str, str]]:
         keys.add(("address", address))
     name_key = _get(person, "name_key")
     if not name_key and _get(person, "name"):
-        name_key = ids.name_key(str(_get(person, "name")))
+        name_key = _name_key(str(_get(person, "name")))
     if name_key:
         keys.add(("name", str(name_key)))
         dob = _get(person, "date_of_birth")
