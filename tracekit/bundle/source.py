@@ -12,15 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from tracekit.records.association import ProtectedKeys
+from tracekit.records.casebook import ASSOCIATED_SQL
+
 BATCH = 5000
 
 _PERSON = (
     "{p}.ref, {p}.name, {p}.name_key, {p}.date_of_birth, {p}.nhs_number, {p}.phone, {p}.email, "
-    "{p}.address, {p}.postcode, {r}.role, (SELECT ref FROM referrals WHERE id = {p}.referral_id)"
+    "{p}.address, {p}.postcode, {r}.role, (SELECT ref FROM referrals WHERE id = {p}.referral_id), "
+    + ASSOCIATED_SQL.replace("p.id", "{p}.id")
 )
 _PERSON_KEYS = (
     "person", "name", "name_key", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode",
-    "self_role", "self_referral",
+    "self_role", "self_referral", "self_associated",
 )
 
 CASE_SQL = (
@@ -50,10 +54,17 @@ _CONTACT_KEYS = (
     "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "notes", "updated_at", *_PERSON_KEYS,
     "case_role", "case_referral", "released",
 )
-_BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released")
+_BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released", "self_associated")
 
 
 def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Records with their sensitivity facts. Besides the person's own role and referral:
+    ``self_associated`` (the person is a contact of a marked person's case, not released:
+    their own cases and contacts elsewhere are withheld too), and what their identifiers
+    share with a protected person (tracekit.records.association): ``shared_identity``
+    (the record is of the protected person themself) or ``shared_fields`` (withheld
+    field by field)."""
+    protected = ProtectedKeys(conn)
     cursor = conn.execute(sql, params)
     while True:
         rows = cursor.fetchmany(BATCH)
@@ -66,6 +77,8 @@ def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...])
                     record[name] = bool(record[name])
             if "symptom_onset" in record:
                 record["asymptomatic"] = record["symptom_onset"] is None
+            if not protected.empty and not (record["self_role"] or record["self_referral"]):
+                record["shared_identity"], record["shared_fields"] = protected.withheld_fields(record)
             yield record
 
 

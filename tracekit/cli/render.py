@@ -118,14 +118,14 @@ def person_label(person: Person) -> str:
 
 
 def phone_cell(person: Person) -> str:
-    if person.masked:
+    if person.masked or "phone" in person.withheld_fields:
         return WITHHELD_CELL
     return safe_markup(phone_number(person.phone)) if person.phone else "[dim]no phone[/dim]"
 
 
 def identity_cell(person: Person, field: str) -> str:
     """One identity field for a table column: withheld when masked, never blank."""
-    if person.masked:
+    if person.masked or field in person.withheld_fields:
         return WITHHELD_CELL
     value = getattr(person, field)
     if value in (None, ""):

@@ -51,6 +51,7 @@ from tracekit.importers import columns as cols
 from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
+from tracekit.records import association
 from tracekit.records.casebook import Casebook, set_index_entry, utcnow
 from tracekit.records.inputs import (
     ADDRESS_MAX_LENGTH,
@@ -837,6 +838,8 @@ class _Importer:
                 pid = next(iter(found))
                 if pid in self._marked_now:
                     row.sensitive = True
+            if not found and not self._tombstones.empty:
+                self._check_referred(row)
             if row.problems:
                 continue  # resolved only to decide what the rejects file may show
             if self.kind == "contacts" and row.case is not None:
@@ -863,6 +866,24 @@ class _Importer:
                 pending_ext.setdefault(row.person_ext, row.person_id)
             if self.kind == "contacts" and row.case is not None:
                 pairs.add((row.case[0], row.person_id))
+
+    def _check_referred(self, row: _Row) -> None:
+        """A new person whose details hit a referred person's tombstones: the referred
+        person themself is refused (and withheld from the rejects file); someone sharing
+        their phone, email or address is stored without it (see docs/threat-model.md)."""
+        values = dict(row.values, name_key=row.name_key)
+        hits = self._tombstones.hits(association.identifier_keys(values))
+        if not hits:
+            return
+        if association.is_referred_person(hits):
+            row.sensitive = True
+            self._problem(row, ValidationError(
+                "person", "matches a person referred to the vetted team",
+                expected="no such row here: send it to the vetted team instead"))
+            return
+        for kind in hits.keys() - {"name"}:
+            for name in association.KIND_FIELDS.get(kind, ()):
+                row.values.pop(name, None)
 
     # -- writing ----------------------------------------------------------------------
     def _unique_refs(self, kind: RefKind, table: str, count: int) -> list[str]:
@@ -1145,6 +1166,7 @@ class _Importer:
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
         table = "cases" if self.kind == "cases" else "exposures"
         self._next_record_id = int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+        self._tombstones = association.Tombstones(conn)
         cursor = conn.execute(
             "INSERT INTO imports(kind, file_name, input_sha256, started_at) VALUES(?, ?, '', ?)",
             (self.kind, self.opened.name, utcnow()),

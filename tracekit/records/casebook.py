@@ -285,6 +285,7 @@ class Casebook:
         #: :meth:`reveal_contact` (audited) adds to it.
         self._reveal_exposures: frozenset[int] = NO_REVEAL
         self._scrub_pattern: Any = None  # built on first use; reset when marks change
+        self._protected: Any = None  # the protected identifier keys, built with it
         self._scrub_ready = False
 
     # -- free text: no marked person's details in notes ----------------------------------------
@@ -292,43 +293,74 @@ class Casebook:
         """Marks or reveals changed: rebuild the free-text scrubber on next use."""
         self._scrub_ready = False
 
+    def _load_marks(self) -> None:
+        """Build, once per change of marks or reveals, the free-text scrubber and the
+        protected identifier keys from the marked people not revealed."""
+        if self._scrub_ready:
+            return
+        people = [
+            _person(row, 0, REVEAL_ALL)
+            for row in self.store.conn.execute(
+                # CROSS JOIN: loop over the few marked people, not over everyone.
+                f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
+                "WHERE p.referral_id IS NULL"
+            ).fetchall()
+        ]
+        hidden = [p for p in people if p.id not in self._reveal]
+        if hidden:  # (the module is only needed, and imported, when someone is marked)
+            from tracekit.records.sensitive import identity_pattern
+
+            self._scrub_pattern = identity_pattern(hidden)
+        else:
+            self._scrub_pattern = None
+        from tracekit.records.association import ProtectedKeys
+
+        self._protected = ProtectedKeys(self.store.conn, marked=hidden)
+        self._scrub_ready = True
+
     def _scrub(self, text: str | None) -> str | None:
         """Replace any unrevealed marked person's details in free text with a marker."""
         if not text:
             return text
-        if not self._scrub_ready:
-            people = [
-                _person(row, 0, REVEAL_ALL)
-                for row in self.store.conn.execute(
-                    # CROSS JOIN: loop over the few marked people, not over everyone.
-                    f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
-                    "WHERE p.referral_id IS NULL"
-                ).fetchall()
-            ]
-            hidden = [p for p in people if p.id not in self._reveal]
-            if hidden:  # (the module is only needed, and imported, when someone is marked)
-                from tracekit.records.sensitive import identity_pattern
-
-                self._scrub_pattern = identity_pattern(hidden)
-            else:
-                self._scrub_pattern = None
-            self._scrub_ready = True
+        self._load_marks()
         if self._scrub_pattern is None:
             return text
         from tracekit.records.sensitive import WITHHELD_IN_TEXT
 
         return str(self._scrub_pattern.sub(WITHHELD_IN_TEXT, text))
 
+    def _shared_withheld(self, person: Person) -> Person:
+        """``person`` with the details they share with a protected person withheld (a
+        household member's landline or address: tracekit.records.association). Their name
+        stays: a namesake is someone else. Another record of the protected person
+        (same NHS number, or name and date of birth) is masked whole."""
+        if person.masked or person.protection == WITHHELD_REASON:
+            return person
+        self._load_marks()
+        if self._protected.empty:
+            return person
+        whole, fields = self._protected.withheld_fields(person, own_id=person.id)
+        if whole:
+            return Person(id=person.id, ref=person.ref, name="", created_at=person.created_at,
+                          updated_at=person.updated_at, masked=True, protection=WITHHELD_ASSOCIATION)
+        fields = fields - {"name"}
+        for name in fields:
+            setattr(person, name, None)
+        person.withheld_fields = frozenset(fields)
+        return person
+
     def _case_view(self, row: tuple[Any, ...], raw: bool = False) -> Case:
         case = _case(row, REVEAL_ALL if raw else self._reveal)
         if not raw:
             case.notes = self._scrub(case.notes)
+            case.person = self._shared_withheld(case.person)
         return case
 
     def _exposure_view(self, row: tuple[Any, ...], raw: bool = False) -> Exposure:
         exposure = _exposure(row, REVEAL_ALL, REVEAL_ALL) if raw else _exposure(row, self._reveal, self._reveal_exposures)
         if not raw:
             exposure.notes = self._scrub(exposure.notes)
+            exposure.contact = self._shared_withheld(exposure.contact)
         return exposure
 
     # -- rules ---------------------------------------------------------------------------
@@ -487,7 +519,9 @@ class Casebook:
 
     def _load_person(self, conn: Any, person_id: int, *, raw: bool = False) -> Person:
         row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id = ?", (person_id,)).fetchone()
-        return _person(row, 0, REVEAL_ALL if raw else self._reveal)
+        if raw:
+            return _person(row, 0, REVEAL_ALL)
+        return self._shared_withheld(_person(row, 0, self._reveal))
 
     def get_person(self, ref: str) -> Person:
         conn = self.store.conn

@@ -104,6 +104,9 @@ class Person:
     #: referred), WITHHELD_ASSOCIATION (a contact of a marked person's case, not released),
     #: or None. Decided by ``tracekit.records.casebook.person_protection`` only.
     protection: str | None = None
+    #: Identity fields withheld because they are a protected person's (a shared phone or
+    #: address: sensitive by association); None here, a withheld marker when shown.
+    withheld_fields: frozenset[str] = frozenset()
 
     #: The identity fields, in display order (used by masking and the leak guard).
     IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
@@ -143,6 +146,7 @@ class Person:
             "occupation": self.occupation,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **{name: {"withheld": WITHHELD_ASSOCIATION} for name in sorted(self.withheld_fields)},
         }
 
 

@@ -433,9 +433,85 @@ class SensitiveRoles:
         for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE person_id = ?", (person_id,)).fetchall():
             conn.execute("UPDATE exposures SET notes = NULL, updated_at = ? WHERE id = ?", (now, exposure_id))
             conn.execute("UPDATE call_attempts SET note = NULL WHERE exposure_id = ?", (exposure_id,))
+            # Kept only as a withheld link: the date and the close-contact yes/no.
+            conn.execute(
+                "UPDATE exposures SET setting = 'withheld', proximity_m = NULL, duration_min = NULL, "
+                "face_to_face = 0, direct_contact = 0, clause = NULL WHERE id = ?",
+                (exposure_id,),
+            )
+            conn.execute("DELETE FROM released_exposures WHERE exposure_id = ?", (exposure_id,))
+        person = cb._load_person(conn, person_id, raw=True)
+        self._purge_traces(conn, person, person_id, case_ids, referral_id, now)
         cb._index_person(conn, person_id, None)
         conn.execute(f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?", (referral_id, now, person_id))
         conn.execute("UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id))
+
+    def _purge_traces(
+        self, conn: Any, person: Person, person_id: int, case_ids: list[int], referral_id: int, now: str
+    ) -> None:
+        """What names the referred person or shares an identifier with them, elsewhere in
+        the store: their identifiers become tombstones (keyed digests, to recognise a later
+        import of them), notes anywhere that mention them are rewritten with the withheld
+        marker, another record of them (same NHS number, or name and date of birth) is
+        purged like theirs, other people's copies of their phone, email or address are
+        removed, and the external ids that would link a re-import to their records go."""
+        from tracekit.records import association
+
+        cb = self.casebook
+        keys = association.identifier_keys(person)
+        association.write_tombstones(conn, keys, referral_id)
+        pattern = identity_pattern([person])
+        if pattern is not None:
+            for table, column in (("cases", "notes"), ("exposures", "notes")):
+                for row_id, text in conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall():
+                    scrubbed = pattern.sub(WITHHELD_IN_TEXT, text)
+                    if scrubbed != text:
+                        conn.execute(f"UPDATE {table} SET {column} = ?, updated_at = ? WHERE id = ?", (scrubbed, now, row_id))
+            for row_id, text in conn.execute("SELECT id, note FROM call_attempts WHERE note IS NOT NULL").fetchall():
+                scrubbed = pattern.sub(WITHHELD_IN_TEXT, text)
+                if scrubbed != text:
+                    conn.execute("UPDATE call_attempts SET note = ? WHERE id = ?", (scrubbed, row_id))
+        protected = association.ProtectedKeys(conn, marked=[person])
+        for other_id in self._sharing_people(conn, person, person_id):
+            other = cb._load_person(conn, other_id, raw=True)
+            whole, fields = protected.withheld_fields(other, own_id=other_id)
+            if whole:  # another record of the referred person
+                cb._index_person(conn, other_id, None)
+                conn.execute(
+                    "UPDATE people SET name = '', name_key = '', date_of_birth = NULL, nhs_number = NULL, phone = NULL, "
+                    "email = NULL, address = NULL, postcode = NULL, occupation = NULL, referral_id = ?, updated_at = ? "
+                    "WHERE id = ?", (referral_id, now, other_id),
+                )
+                continue
+            fields = fields - {"name"}  # a namesake keeps their name (scrubbed from notes all the same)
+            if not fields:
+                continue
+            conn.execute(
+                f"UPDATE people SET {', '.join(f'{f} = NULL' for f in sorted(fields))}, updated_at = ? WHERE id = ?",
+                (now, other_id),
+            )
+            kept = {f: (None if f in fields else getattr(other, f)) for f in ("name", "phone", "nhs_number", "postcode")}
+            cb._index_person(conn, other_id, None if other.role else kept)
+        exposure_ids = [r[0] for r in conn.execute("SELECT id FROM exposures WHERE person_id = ?", (person_id,))]
+        for kind, ids in (("person", [person_id]), ("case", case_ids), ("contact", exposure_ids)):
+            for record_id in ids:
+                conn.execute("DELETE FROM external_ids WHERE kind = ? AND record_id = ?", (kind, record_id))
+
+    @staticmethod
+    def _sharing_people(conn: Any, person: Person, person_id: int) -> list[int]:
+        """Other people (not referred) who may share an identifier with ``person``; the
+        caller checks each with the normalised keys."""
+        found: set[int] = set()
+        checks = [("phone = ?", person.phone), ("nhs_number = ?", person.nhs_number),
+                  ("lower(email) = lower(?)", person.email), ("postcode = ?", person.postcode)]
+        if person.date_of_birth:
+            checks.append(("date_of_birth = ?", person.date_of_birth.isoformat()))
+        for condition, value in checks:
+            if value:
+                found.update(pid for (pid,) in conn.execute(
+                    f"SELECT id FROM people WHERE {condition} AND referral_id IS NULL AND id != ?", (value, person_id)
+                ))
+        return sorted(found)
 
     def referrals(self) -> list[Referral]:
         rows = self.store.query(

@@ -2,12 +2,15 @@
 random part, a stub's id, comes from the bundle's :class:`StubIds`).
 
 Input records are plain dicts built by :mod:`tracekit.bundle.source` with every field
-plus the sensitivity facts (``self_role``, ``self_referral``, and for contacts
-``case_role``, ``case_referral``, ``released``). The output holds only the fields the
+plus the sensitivity facts (``self_role``, ``self_referral``, ``self_associated``,
+``shared_identity``, ``shared_fields``, and for contacts ``case_role``, ``case_referral``,
+``released``). The output holds only the fields the
 policy allows. A record of a person in a sensitive role, or associated with one, becomes
 a *stub*: the fields needed for the epidemiological picture (dates, status) are kept,
 every other allowed field is an explicit marker ``{"withheld": reason, "referral": ref}``,
-never a blank. Dropped-by-policy fields are absent; the policy (named and hashed in the
+never a blank. A record that only shares an identifier with a protected person (a
+household member's landline, a shared address) keeps its other fields: the shared ones
+are markers. Dropped-by-policy fields are absent; the policy (named and hashed in the
 manifest) says which those are.
 
 A stub never carries the record's own reference (or its case's, or anything else an
@@ -68,6 +71,8 @@ def classify(record_type: str, record: dict[str, Any]) -> tuple[str | None, str 
         return SENSITIVE_ROLE, record.get("self_referral")
     if record_type == "contact" and (record.get("case_role") or record.get("case_referral")) and not record.get("released"):
         return SENSITIVE_ASSOCIATION, record.get("case_referral")
+    if record.get("self_associated") or record.get("shared_identity"):
+        return SENSITIVE_ASSOCIATION, None  # a withheld contact promoted, or a second record of the person
     return None, None
 
 
@@ -101,8 +106,11 @@ def redact(
         return out
     if reason is None:
         out = {}
+        shared = record.get("shared_fields") or ()
         for name in fields:
-            if name == "pseudonym":
+            if name in shared:
+                out[name] = marker(SENSITIVE_ASSOCIATION, None)
+            elif name == "pseudonym":
                 out[name] = pseudonymise(record) if pseudonymise else None
             else:
                 out[name] = record.get(name)

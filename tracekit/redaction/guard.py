@@ -18,9 +18,10 @@ computed from Python's own definitions, so both engines accept exactly the same 
 (tests/bundle/test_guard_equivalence.py checks that against the reference). Dates of birth
 are found the same way; only the lines holding one are then checked for the postcode.
 
-Referred people are not covered, by design: their details were sealed and purged, so no
-export can draw them from the store, and keeping any form of them here (even hashed)
-would let someone with the passphrase test guesses. See docs/security.md.
+Referred people are not covered: their details were sealed and purged, so no export can
+draw them from the store. Records that share an identifier with a marked or referred
+person have that field withheld before the guard sees them (tracekit.records.association),
+so in normal use the guard finds nothing. See docs/security.md.
 """
 
 from __future__ import annotations

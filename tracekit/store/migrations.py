@@ -358,3 +358,19 @@ def _handover_records_and_recalls(conn: Connection) -> None:
         CREATE INDEX recalls_created ON recalls(created_at)
         """,
     )
+
+
+@migration("referral-tombstones")
+def _referral_tombstones(conn: Connection) -> None:
+    """Keyed digests of referred people's identifiers, so a later import or entry of them
+    (or of someone sharing their phone or address) is recognised without the store keeping
+    their details; and the random key they are made with (tracekit.records.association)."""
+    conn.execute(
+        "CREATE TABLE referral_tombstones (kind TEXT NOT NULL, digest BLOB NOT NULL, "
+        "referral_id INTEGER NOT NULL REFERENCES referrals(id), PRIMARY KEY (kind, digest, referral_id)) WITHOUT ROWID"
+    )
+    import secrets
+
+    # The key's setting name is tracekit.records.association.TOMBSTONE_KEY_SETTING (the
+    # store layer does not import the records layer).
+    conn.execute("INSERT INTO settings(key, value) VALUES(?, ?)", ("referral.tombstone_key", secrets.token_hex(32)))
