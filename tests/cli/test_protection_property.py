@@ -2,15 +2,18 @@
 
 A Hypothesis state machine drives a small store through random steps (add a case, add a
 contact whose notes mention someone, mark, merge either way round, promote, update a
-person or a contact, export a handover to the central team, run a view command through
-the CLI) and after every step checks every output a tracer sees without --reveal:
+person or a contact, release a contact, refer, re-import people from a spreadsheet with
+new external ids, export a handover to the central team, run a view command through the
+CLI) and after every step checks every output a tracer sees without --reveal:
 
 * no view (person show and search, case list/show/tree, contact list/show, today; in human
   and JSON form) carries a marked person's name, phone, NHS number, date of birth or
   postcode, in any written form;
 * no view that carries no free text shows an associate's (a contact of a marked person's
   case, not released) details either (notes are scrubbed of marked people only);
-* the decrypted central handover bundle carries no marked person's details.
+* the decrypted central handover bundle carries no marked person's details;
+* once a person is referred, none of their details (as they were at referral) is found
+  in any view or handover again, whatever is imported or added afterwards.
 
 Who is marked and who is associated is read from the store's tables with SQL of this
 test's own, not through the code under test.
@@ -33,6 +36,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.conftest import CHEAP_KDF, PASSPHRASE
+from tests.importers.helpers import CASE_HEADER, case_row, run, write_csv
 from tracekit.bundle.writer import export_handover
 from tracekit.cli import app, render
 from tracekit.domain.identifiers import format_nhs_number
@@ -104,6 +108,9 @@ class ProtectionMachine(RuleBasedStateMachine):
         self.book = Casebook(self.store, today=TODAY)
         self.roles = SensitiveRoles(self.book)
         self.roles.add_recipient("Central", str(self.central.to_public()), "central-team")
+        self.roles.add_recipient("Vetted", str(x25519.Identity.generate().to_public()), "vetted-team")
+        self.referred: list[str] = []  # written forms of referred people, as they were at referral
+        self.imports = 0
         self.people: list[str] = []  # person refs (merged-away ones stay valid as aliases)
         self.cases: list[str] = []
         self.contacts: list[str] = []
@@ -134,7 +141,8 @@ class ProtectionMachine(RuleBasedStateMachine):
             pass
 
     def _protected(self, sql: str) -> list[str]:
-        return [form for row in self.store.query(sql) for form in written_forms(row)]
+        forms = [form for row in self.store.query(sql) for form in written_forms(row)]
+        return forms + self.referred if sql == MARKED_SQL else forms
 
     def _assert_clean(self, text: str, forms: list[str], where: object) -> None:
         for form in forms:
@@ -188,6 +196,44 @@ class ProtectionMachine(RuleBasedStateMachine):
         self._attempt(lambda: self.book.update_contact(
             self.contacts[contact % len(self.contacts)], notes=f"called {PEOPLE[mention]['name']}", trace_status="reached"
         ))
+
+    @precondition(lambda self: self.contacts)
+    @rule(contact=st.integers(0, 9))
+    def release(self, contact: int) -> None:
+        self._attempt(lambda: self.roles.release_contact(self.contacts[contact % len(self.contacts)], "property test release"))
+        self.book.forget_marks()
+
+    @rule(person=st.integers(0, 9))
+    def refer(self, person: int) -> None:
+        ref = self.people[person % len(self.people)]
+        row = self.store.query(
+            "SELECT p.name, p.phone, p.nhs_number, p.date_of_birth, p.postcode FROM people p "
+            "JOIN person_roles r ON r.person_id = p.id WHERE p.ref = ? AND p.referral_id IS NULL", (ref,)
+        )
+        try:
+            self.roles.refer(ref)
+        except TracekitError:
+            return
+        self.referred += written_forms(row[0])
+        self.book.forget_marks()
+
+    @rule(people=st.lists(st.integers(0, len(PEOPLE) - 1), min_size=1, max_size=3, unique=True), role=st.booleans())
+    def reimport(self, people: list[int], role: bool) -> None:
+        """The same people again from a spreadsheet, with new external ids (the role column kept or blank)."""
+        self.imports += 1
+        rows = []
+        for index in people:
+            p = PEOPLE[index]
+            day = date.fromisoformat(p["date_of_birth"])
+            rows.append(case_row(
+                f"RE-{self.imports}-{index}", p["name"], Date_of_birth=f"{day:%d/%m/%Y}", NHS_number=p["nhs_number"],
+                Mobile="0" + p["phone"][3:], Postcode=p["postcode"], Role="protected-witness" if role else "",
+                Specimen_date="20/11/2020", Onset_date="", Asymptomatic="yes",
+            ))
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_csv(Path(folder) / "again.csv", CASE_HEADER, rows)
+            self._attempt(lambda: run(self.store, "cases", path, skip_invalid=True, today=TODAY))
+        self.book.forget_marks()
 
     @rule()
     def export_central_handover(self) -> None:
