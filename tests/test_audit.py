@@ -8,6 +8,7 @@ decrypted tables (UPDATE, DELETE, INSERT), outside tracekit's own code.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -167,6 +168,8 @@ def test_entries_never_hold_identity(cb):
     cb.merge_people(case.person.ref, other.person.ref)
 
     text = json.dumps(rows(cb.store)) + json.dumps(cb.store.get_setting(audit.HEAD_SETTING))
+    # The chain's SHA-256 digests are random hex: "ec1a" turns up in them by chance.
+    text = re.sub(r"[0-9a-f]{64}", "<digest>", text)
     forbidden = [
         "Wilhelmina", "wilhelmina", "Featherstonehaugh", "featherstonehaugh", "Bartholomew", "bartholomew",
         "Quince", "Ottoline", "Quarrington", "ottoline",
