@@ -18,6 +18,7 @@ from tracekit.domain import identifiers as ids
 from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, ValidationError
+from tracekit.records import identity
 from tracekit.records.inputs import (
     CASE_VALIDATORS,
     EXPOSURE_VALIDATORS,
@@ -211,18 +212,9 @@ def _exposure(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Expos
 
 def search_terms(values: dict[str, Any]) -> str:
     """The text indexed for a person: name, phone forms, NHS number, postcode forms."""
-    parts = [ids.name_key(values["name"])]
-    phone = values.get("phone")
-    if phone:
-        parts.append(phone)
-        if phone.startswith("+44"):
-            parts.append("0" + phone[3:])
-    if values.get("nhs_number"):
-        parts.append(values["nhs_number"])
-    postcode = values.get("postcode")
-    if postcode:
-        parts.extend([postcode, postcode.replace(" ", "")])
-    return " | ".join(parts)
+    return identity.search_terms(
+        ids.name_key(values["name"]), values.get("phone"), values.get("nhs_number"), values.get("postcode")
+    )
 
 
 def set_index_entry(conn: Any, person_id: int, terms: str | None) -> None:
@@ -271,9 +263,9 @@ class Casebook:
             ]
             hidden = [p for p in people if p.id not in self._reveal]
             if hidden:  # (the module is only needed, and imported, when someone is marked)
-                from tracekit.records.sensitive import identity_pattern
+                from tracekit.records.sensitive import identity_matcher
 
-                self._scrub_pattern = identity_pattern(hidden)
+                self._scrub_pattern = identity_matcher(hidden)
             else:
                 self._scrub_pattern = None
             self._scrub_ready = True
@@ -281,7 +273,7 @@ class Casebook:
             return text
         from tracekit.records.sensitive import WITHHELD_IN_TEXT
 
-        return str(self._scrub_pattern.sub(WITHHELD_IN_TEXT, text))
+        return str(self._scrub_pattern.scrub(text, WITHHELD_IN_TEXT))
 
     def _case_view(self, row: tuple[Any, ...], raw: bool = False) -> Case:
         case = _case(row, REVEAL_ALL if raw else self._reveal)
