@@ -174,18 +174,33 @@ def national_phone(e164: str) -> str | None:
     return "0" + e164[3:] if e164.startswith("+44") else None
 
 
-_NUMBER_SEPARATORS = "\\-()."  # with spaces, inside [...]
+#: What people put between the digits of a number (inside [...]). Folding has already made
+#: every Unicode space a plain one; plain characters keep the guard's automaton small.
+_NUMBER_SEPARATORS = " \\-()."
 
 
-def _number(digits: str, d: Dialect) -> str:
-    return f"[{d.space}{_NUMBER_SEPARATORS}]*".join(d.escape(c) for c in digits)
+def _digits(digits: str, d: Dialect) -> str:
+    return f"[{_NUMBER_SEPARATORS}]*".join(d.escape(c) for c in digits)
 
 
 def number_forms(kind: str, numbers: Iterable[str], d: Dialect = PYTHON) -> list[Form]:
-    """Digits with any spaces, dashes, dots or brackets between them, not inside a longer
-    number (a phone number's "+" is part of it, so that scrubbing removes it too)."""
-    plus = f"(?:\\+[{d.space}]*)?" if kind == "phone" else ""
-    return [Form(kind, plus + _number(n, d), "digit") for n in numbers if n]
+    """One form for all the ways a number is written: its digits with any spaces, dashes,
+    dots or brackets between them, not inside a longer number (a phone number's "+" is
+    part of it, so that scrubbing removes it too). Written as the differing prefixes
+    before the digits all forms end with, which keeps the guard's automaton small."""
+    numbers = sorted({n for n in numbers if n})
+    if not numbers:
+        return []
+    common = numbers[0]
+    for n in numbers[1:]:
+        while not n.endswith(common):
+            common = common[1:]
+    prefixes = sorted({n[: len(n) - len(common)] for n in numbers})
+    joint = f"[{_NUMBER_SEPARATORS}]*"
+    written = [_digits(p, d) + joint for p in prefixes if p]
+    body = ("(?:" + "|".join(written) + ")" + ("?" if "" in prefixes else "")) if written else ""
+    plus = "(?:\\+ *)?" if kind == "phone" else ""
+    return [Form(kind, plus + body + _digits(common, d), "digit")]
 
 
 def email_forms(email: str | None, d: Dialect = PYTHON) -> list[Form]:
@@ -246,7 +261,7 @@ def _address_token(token: str, d: Dialect) -> str:
     spellings = (word, *STREET_WORDS.get(word, ()))
     if len(spellings) == 1:
         return d.escape(word)
-    return "(?:" + "|".join(d.escape(s) for s in spellings) + ")"
+    return "(?:" + "|".join([d.escape(word)] + [d.escape(s) + "\\.?" for s in spellings[1:]]) + ")"
 
 
 def _address_words(tokens: list[str], d: Dialect) -> str:
