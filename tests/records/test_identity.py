@@ -120,7 +120,7 @@ def written_detail(draw) -> tuple[str, bool]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(written_detail(), st.sampled_from(["", "seen at ", "(", "called: "]), st.sampled_from(["", " today", ".", ")"]))
+@given(written_detail(), st.sampled_from(["", "seen at ", "(", "called: "]), st.sampled_from(["", " today", "!", ")"]))
 def test_any_written_form_is_caught_by_all_three(detail, before, after):
     text, alone = detail
     note = before + text + after
