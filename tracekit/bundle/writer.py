@@ -225,8 +225,9 @@ def _record_members(
         csv_bytes = csv_bytes_io.getvalue()
         _guard_chunk(guard, json_bytes, refs)  # the guard reads the very bytes that go into the tar
         _guard_chunk(guard, csv_bytes, refs)
-        tar.add(f"records/{record_type}s-{number:05d}.jsonl", json_bytes)
-        tar.add(f"records/{record_type}s-{number:05d}.csv", csv_bytes)
+        if not guard.blocked:  # once blocked, the rest is only scanned, to list every hit
+            tar.add(f"records/{record_type}s-{number:05d}.jsonl", json_bytes)
+            tar.add(f"records/{record_type}s-{number:05d}.csv", csv_bytes)
         del json_bytes, csv_bytes
         del chunk_json[:]
         refs.clear()
@@ -278,16 +279,17 @@ def _record_members(
 
 
 def _guard_chunk(guard: LeakGuard, data: bytes, refs: list[str]) -> None:
-    """Scan a whole chunk at once; on a hit, find the record line to name it."""
-    if guard.empty or guard.find(data) is None:
+    """Scan a whole chunk at once; on a hit, note every hit by the record line it is on."""
+    if guard.empty or not guard.flagged(data):
         return
     text = data.decode("utf-8")
     lines = text.splitlines()
     offset = len(lines) - len(refs)  # CSV chunks start with a header line
+    found = False
     for index, line in enumerate(lines):
-        ref = refs[index - offset] if index >= offset else "the header"
-        guard.check(line, ref)
-    guard.check(text, refs[0] if refs else "a record")  # a value split across lines
+        found = guard.scan(line, refs[index - offset] if index >= offset else "the header") or found
+    if not found:
+        guard.scan(text, refs[0] if refs else "a record")  # a value split across lines
 
 
 # A case or contact that a central handover would withhold: the person is in a sensitive
@@ -458,7 +460,7 @@ def export_handover(
                 else:
                     tables = _statistics(conn, policy)
                     stats_json = json.dumps(tables, indent=1, sort_keys=True).encode()
-                    guard.check(stats_json.decode(), "statistics.json")
+                    guard.scan(stats_json, "statistics.json")
                     tar.add("statistics.json", stats_json)
                     tar.add("statistics.csv", _statistics_csv(tables).encode())
                 referral_refs: list[str] = []
@@ -488,7 +490,7 @@ def export_handover(
                     "note": "Withheld values appear in the records as {\"withheld\": reason, \"referral\": ref}.",
                 }
                 report_bytes = json.dumps(report_doc, indent=1, sort_keys=True).encode()
-                guard.check(report_bytes.decode(), "redaction-report.json")
+                guard.scan(report_bytes, "redaction-report.json")
                 tar.add("redaction-report.json", report_bytes)
                 signer = signing.public_key_hex(conn)
                 last_seq, head_hash = audit._head(conn)
@@ -511,7 +513,8 @@ def export_handover(
                     "audit_head": f"{last_seq}:{head_hash}",
                 }
                 manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-                guard.check(manifest_bytes.decode(), "manifest.json")
+                guard.scan(manifest_bytes, "manifest.json")
+                guard.raise_if_blocked()  # every hit of the export, in one error
                 tar.add("manifest.json", manifest_bytes, listed=False)
                 signature = signing.sign(conn, manifest_bytes)
                 tar.add("manifest.sig", (signature.hex() + "\n").encode(), listed=False)

@@ -61,7 +61,7 @@ from tracekit.records.inputs import (
     PERSON_VALIDATORS,
 )
 from tracekit.records.models import CaseStatus, Person, TraceStatus
-from tracekit.records.sensitive import WITHHELD_IN_TEXT, identity_pattern
+from tracekit.records.sensitive import WITHHELD_IN_TEXT, identity_matcher
 from tracekit.store import Store
 
 BATCH_ROWS = 2000
@@ -1091,11 +1091,11 @@ class _Importer:
         (everyone marked in the store, this import's marks so far included), and the same
         pattern for the people of this file's rejected sensitive rows (stored nowhere)."""
         self.casebook.forget_marks()
-        also = identity_pattern(sensitive_people)
+        also = identity_matcher(sensitive_people)
 
         def scrub(text: str) -> str:
             text = self.casebook._scrub(text) or text
-            return also.sub(WITHHELD_IN_TEXT, text) if also is not None else text
+            return also.scrub(text, WITHHELD_IN_TEXT) if also is not None else text
 
         return scrub
 

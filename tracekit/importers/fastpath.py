@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from tracekit.domain import identifiers as ids
 from tracekit.domain.refs import REF_ALPHABET, REF_CODE_LENGTH, RefKind
+from tracekit.records import identity
 
 __all__ = ["draw_refs", "name_and_key", "printable_text", "search_terms_for"]
 
@@ -51,18 +52,8 @@ def printable_text(validator: Callable[[str], str], max_length: int, *, collapse
     return check
 
 
-def search_terms_for(key: str, phone: str | None, nhs_number: str | None, postcode: str | None) -> str:
-    """``casebook.search_terms`` for a person whose ``name_key`` is already known."""
-    parts = [key]
-    if phone:
-        parts.append(phone)
-        if phone.startswith("+44"):
-            parts.append("0" + phone[3:])
-    if nhs_number:
-        parts.append(nhs_number)
-    if postcode:
-        parts.extend([postcode, postcode.replace(" ", "")])
-    return " | ".join(parts)
+#: ``casebook.search_terms`` for a person whose ``name_key`` is already known.
+search_terms_for = identity.search_terms
 
 
 assert len(REF_ALPHABET) == 32 and REF_CODE_LENGTH == 6, "draw_refs assumes 6 base32 characters (30 bits)"

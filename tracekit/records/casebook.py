@@ -18,6 +18,7 @@ from tracekit.domain import identifiers as ids
 from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, ValidationError
+from tracekit.records import identity
 from tracekit.records.inputs import (
     CASE_VALIDATORS,
     EXPOSURE_VALIDATORS,
@@ -244,18 +245,9 @@ def _exposure(
 
 def search_terms(values: dict[str, Any]) -> str:
     """The text indexed for a person: name, phone forms, NHS number, postcode forms."""
-    parts = [ids.name_key(values["name"])]
-    phone = values.get("phone")
-    if phone:
-        parts.append(phone)
-        if phone.startswith("+44"):
-            parts.append("0" + phone[3:])
-    if values.get("nhs_number"):
-        parts.append(values["nhs_number"])
-    postcode = values.get("postcode")
-    if postcode:
-        parts.extend([postcode, postcode.replace(" ", "")])
-    return " | ".join(parts)
+    return identity.search_terms(
+        ids.name_key(values["name"]), values.get("phone"), values.get("nhs_number"), values.get("postcode")
+    )
 
 
 def set_index_entry(conn: Any, person_id: int, terms: str | None) -> None:
@@ -284,7 +276,7 @@ class Casebook:
         #: Exposures shown in full although withheld by association; only
         #: :meth:`reveal_contact` (audited) adds to it.
         self._reveal_exposures: frozenset[int] = NO_REVEAL
-        self._scrub_pattern: Any = None  # built on first use; reset when marks change
+        self._scrubber: Any = None  # built on first use; reset when marks change
         self._protected: Any = None  # the protected identifier keys, built with it
         self._scrub_ready = False
 
@@ -308,11 +300,11 @@ class Casebook:
         ]
         hidden = [p for p in people if p.id not in self._reveal]
         if hidden:  # (the module is only needed, and imported, when someone is marked)
-            from tracekit.records.sensitive import identity_pattern
+            from tracekit.records.sensitive import identity_matcher
 
-            self._scrub_pattern = identity_pattern(hidden)
+            self._scrubber = identity_matcher(hidden)
         else:
-            self._scrub_pattern = None
+            self._scrubber = None
         from tracekit.records.association import ProtectedKeys
 
         self._protected = ProtectedKeys(self.store.conn, marked=hidden)
@@ -323,11 +315,11 @@ class Casebook:
         if not text:
             return text
         self._load_marks()
-        if self._scrub_pattern is None:
+        if self._scrubber is None:
             return text
         from tracekit.records.sensitive import WITHHELD_IN_TEXT
 
-        return str(self._scrub_pattern.sub(WITHHELD_IN_TEXT, text))
+        return str(self._scrubber.scrub(text, WITHHELD_IN_TEXT))
 
     def _shared_withheld(self, person: Person) -> Person:
         """``person`` with the details they share with a protected person withheld (a

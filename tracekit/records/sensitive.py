@@ -13,7 +13,8 @@ What marking does (see docs/sensitive-roles.md):
   from the store, leaving a stub (reference, role category, dates, status "referred").
 
 Reasons are stored and audited, so a reason that contains the person's own details
-(name, phone, NHS number, email, postcode, date of birth) is refused.
+(name, phone, NHS number, email, address, postcode, date of birth, in any written form
+:mod:`tracekit.records.identity` knows) is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tracekit.bundle.recalls import ClearHandover, create_recall, handed_over_in
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
 from tracekit.records.casebook import Casebook, utcnow
+from tracekit.records.identity import KIND_LABELS, IdentityMatcher
 from tracekit.records.models import CaseStatus, Person
 
 ROLES: dict[str, str] = {
@@ -46,47 +48,14 @@ ENVELOPE_FORMAT = "tracekit-referral"
 ENVELOPE_VERSION = 1
 
 
-def _identity_needles(person: Person) -> set[str]:
-    """Lower-case fragments of a person's details that must not appear in free text."""
-    needles: set[str] = set()
-    for part in re.split(r"[\s\-']+", person.name or ""):
-        if len(part) >= 3:
-            needles.add(part.casefold())
-    for value in (person.email, person.nhs_number):
-        if value:
-            needles.add(value.casefold())
-    if person.phone:
-        digits = person.phone.lstrip("+")
-        needles.update({digits, "0" + digits[2:] if digits.startswith("44") else digits, digits[-6:]})
-    if person.postcode:
-        needles.update({person.postcode.casefold(), person.postcode.replace(" ", "").casefold()})
-    if person.date_of_birth:
-        dob = person.date_of_birth
-        needles.update({dob.isoformat(), dob.strftime("%d/%m/%Y"), f"{dob.day}/{dob.month}/{dob.year}"})
-    return needles
-
-
 WITHHELD_IN_TEXT = "[withheld]"
 
 
-def identity_pattern(people: list[Person]) -> re.Pattern[str] | None:
-    """A regex matching these people's details in free text, for scrubbing notes.
-
-    Name parts match as whole words, case-insensitively; numbers match with any spaces
-    or dashes between digits (people write phone and NHS numbers in groups).
-    """
-    alternatives: set[str] = set()
-    for person in people:
-        for needle in _identity_needles(person):
-            if needle.isdigit():
-                alternatives.add(r"[\s\-]?".join(re.escape(d) for d in needle))
-            elif re.fullmatch(r"[\w]+", needle):
-                alternatives.add(rf"\b{re.escape(needle)}\b")
-            else:
-                alternatives.add(re.escape(needle))
-    if not alternatives:
-        return None
-    return re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE)
+def identity_matcher(people: list[Person]) -> IdentityMatcher | None:
+    """What finds these people's details in free text, in every written form
+    (:mod:`tracekit.records.identity`); ``.scrub(text, WITHHELD_IN_TEXT)`` withholds them."""
+    matcher = IdentityMatcher(people)
+    return None if matcher.empty else matcher
 
 
 def check_reason(reason: str | None, people: list[Person], *, required: bool = True) -> str | None:
@@ -98,16 +67,13 @@ def check_reason(reason: str | None, people: list[Person], *, required: bool = T
     text = " ".join(reason.split())
     if len(text) > REASON_MAX_LENGTH:
         raise ValidationError("reason", f"is {len(text)} characters long", expected=f"at most {REASON_MAX_LENGTH}")
-    folded = text.casefold()
-    compact = re.sub(r"[\s\-()]", "", folded)
-    for person in people:
-        for needle in _identity_needles(person):
-            if needle in folded or needle in compact:
-                raise ValidationError(
-                    "reason",
-                    f"contains details of {person.ref} (reasons are stored and audited)",
-                    expected="a reason without the person's name, numbers, address or date of birth",
-                )
+    found = IdentityMatcher(people).first(text)
+    if found is not None:
+        raise ValidationError(
+            "reason",
+            f"contains details of {found.person_ref} (their {KIND_LABELS[found.kind]}; reasons are stored and audited)",
+            expected="a reason without the person's name, numbers, address or date of birth",
+        )
     return text
 
 
@@ -460,15 +426,15 @@ class SensitiveRoles:
         cb = self.casebook
         keys = association.identifier_keys(person)
         association.write_tombstones(conn, keys, referral_id)
-        pattern = identity_pattern([person])
-        if pattern is not None:
+        matcher = identity_matcher([person])
+        if matcher is not None:
             for table, column in (("cases", "notes"), ("exposures", "notes")):
                 for row_id, text in conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall():
-                    scrubbed = pattern.sub(WITHHELD_IN_TEXT, text)
+                    scrubbed = matcher.scrub(text, WITHHELD_IN_TEXT)
                     if scrubbed != text:
                         conn.execute(f"UPDATE {table} SET {column} = ?, updated_at = ? WHERE id = ?", (scrubbed, now, row_id))
             for row_id, text in conn.execute("SELECT id, note FROM call_attempts WHERE note IS NOT NULL").fetchall():
-                scrubbed = pattern.sub(WITHHELD_IN_TEXT, text)
+                scrubbed = matcher.scrub(text, WITHHELD_IN_TEXT)
                 if scrubbed != text:
                     conn.execute("UPDATE call_attempts SET note = ? WHERE id = ?", (scrubbed, row_id))
         protected = association.ProtectedKeys(conn, marked=[person])
