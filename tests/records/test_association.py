@@ -150,7 +150,7 @@ def test_referral_leaves_nothing_behind(world) -> None:
     dump = logical_dump(store)
     for value in ("Quintessa", "Zarkovian Q", "7700900321", "Hawthorn", "zarkovian@example", "SW1A 2AB", "SRC-77"):
         assert value not in dump, value
-    assert book.get_case(world["ordinary"].ref).notes == "Colleague of [withheld] [withheld]"
+    assert book.get_case(world["ordinary"].ref).notes == "Colleague of [withheld]"  # the full name, one marker
     spouse = book.get_person(world["spouse"].contact.ref)
     assert spouse.name == SPOUSE["name"] and spouse.phone is None and spouse.address is None
     tombstones = store.conn.execute("SELECT count(*) FROM referral_tombstones").fetchone()[0]
