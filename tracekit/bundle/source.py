@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tracekit.records.association import ProtectedKeys
-from tracekit.records.casebook import ASSOCIATED_SQL
+from tracekit.records.casebook import ASSOCIATED_SQL, marked_people
 
 BATCH = 5000
 
@@ -64,7 +64,7 @@ def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...])
     share with a protected person (tracekit.records.association): ``shared_identity``
     (the record is of the protected person themself) or ``shared_fields`` (withheld
     field by field)."""
-    protected = ProtectedKeys(conn)
+    protected = ProtectedKeys(conn, marked=marked_people(conn))
     cursor = conn.execute(sql, params)
     while True:
         rows = cursor.fetchmany(BATCH)

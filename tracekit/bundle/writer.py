@@ -161,12 +161,9 @@ def _recipient(conn: Any, name: str) -> tuple[str, str, str]:
 
 
 def _marked_people(store: Any) -> list[Any]:
-    from tracekit.records.casebook import PERSON_COLUMNS, REVEAL_ALL, _person
+    from tracekit.records.casebook import marked_people
 
-    rows = store.conn.execute(
-        f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
-    ).fetchall()
-    return [_person(row, 0, REVEAL_ALL) for row in rows]
+    return marked_people(store.conn)
 
 
 def _columns(policy: Policy, record_type: str) -> list[str]:

@@ -52,6 +52,7 @@ from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
+from tracekit.records.identity import identifier_keys
 from tracekit.records.casebook import Casebook, set_index_entry, utcnow
 from tracekit.records.inputs import (
     ADDRESS_MAX_LENGTH,
@@ -61,7 +62,7 @@ from tracekit.records.inputs import (
     PERSON_VALIDATORS,
 )
 from tracekit.records.models import CaseStatus, Person, TraceStatus
-from tracekit.records.sensitive import WITHHELD_IN_TEXT, identity_matcher
+from tracekit.records.identity import WITHHELD_IN_TEXT, identity_matcher
 from tracekit.store import Store
 
 BATCH_ROWS = 2000
@@ -872,7 +873,7 @@ class _Importer:
         person themself is refused (and withheld from the rejects file); someone sharing
         their phone, email or address is stored without it (see docs/threat-model.md)."""
         values = dict(row.values, name_key=row.name_key)
-        hits = self._tombstones.hits(association.identifier_keys(values))
+        hits = self._tombstones.hits(identifier_keys(values))
         if not hits:
             return
         if association.is_referred_person(hits):

@@ -28,14 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import secrets
 from collections.abc import Iterable
-from datetime import date
 from typing import Any
 
-from tracekit.domain import identifiers as ids
-from tracekit.errors import ValidationError
+from tracekit.records.identity import identifier_keys
 
 TOMBSTONE_KEY_SETTING = "referral.tombstone_key"
 
@@ -51,66 +47,6 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 #: What a tombstone hit on these kinds means at import: the referred person themself
 #: (with a name hit, a shared phone or address is taken as the person too).
 REFERRED_PERSON_KINDS = frozenset({"nhs", "name_dob", "email"})
-
-_NOT_WORD = re.compile(r"[\W_]+")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
-
-
-def _get(person: Any, name: str) -> Any:
-    return person.get(name) if isinstance(person, dict) else getattr(person, name, None)
-
-
-def address_key(address: str | None, postcode: str | None) -> str | None:
-    """An address line with its postcode, written the same whatever the spacing,
-    punctuation or case ("12 High St." and "12, high st" are one address)."""
-    if not address or not str(address).strip():
-        return None
-    line = " ".join(_NOT_WORD.sub(" ", str(address).casefold()).split())
-    code = "".join(str(postcode or "").split()).upper()
-    return f"{code}|{line}" if line else None
-
-
-def _name_key(name: str) -> str:
-    """The duplicate-matching name key; for a stored name the validators would now refuse
-    (older data), its casefolded words, so a view never fails on it."""
-    try:
-        return ids.name_key(name)
-    except ValidationError:
-        return " ".join(name.casefold().split())
-
-
-def identifier_keys(person: Any) -> set[tuple[str, str]]:
-    """The normalised identifier keys of a person (a Person, or a dict of its fields):
-    (kind, key) for phone (E.164), nhs (digits), email (casefolded), address (postcode +
-    address line), name (name key) and name_dob (name key + ISO date of birth)."""
-    keys: set[tuple[str, str]] = set()
-    phone = _get(person, "phone")
-    if phone and _E164.fullmatch(str(phone)):  # as stored: already normalised
-        keys.add(("phone", str(phone)))
-    elif phone:
-        try:
-            keys.add(("phone", ids.normalise_phone(str(phone))))
-        except ValidationError:
-            keys.add(("phone", re.sub(r"\D", "", str(phone))))
-    nhs = _get(person, "nhs_number")
-    if nhs:
-        keys.add(("nhs", re.sub(r"\D", "", str(nhs))))
-    email = _get(person, "email")
-    if email and str(email).strip():
-        keys.add(("email", str(email).strip().casefold()))
-    address = address_key(_get(person, "address"), _get(person, "postcode"))
-    if address:
-        keys.add(("address", address))
-    name_key = _get(person, "name_key")
-    if not name_key and _get(person, "name"):
-        name_key = _name_key(str(_get(person, "name")))
-    if name_key:
-        keys.add(("name", str(name_key)))
-        dob = _get(person, "date_of_birth")
-        if dob:
-            keys.add(("name_dob", f"{name_key}|{dob.isoformat() if isinstance(dob, date) else dob}"))
-    return keys
-
 
 # -- tombstones ------------------------------------------------------------------------
 
@@ -174,17 +110,8 @@ class ProtectedKeys:
     """Every key a record must not carry: marked people's (plain, in memory) and referred
     people's (as tombstone digests). Built once per export or view."""
 
-    def __init__(self, conn: Any, *, marked: Iterable[Any] | None = None) -> None:
-        from tracekit.records.casebook import PERSON_COLUMNS, REVEAL_ALL, _person
-
-        if marked is None:
-            marked = [
-                _person(row, 0, REVEAL_ALL)
-                for row in conn.execute(
-                    f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
-                    "WHERE p.referral_id IS NULL"
-                ).fetchall()
-            ]
+    def __init__(self, conn: Any, *, marked: Iterable[Any]) -> None:
+        """``marked``: the marked people not revealed (``casebook.marked_people``), with their details."""
         self._plain: dict[tuple[str, str], set[int]] = {}
         for person in marked:
             for key in identifier_keys(person):

@@ -164,6 +164,17 @@ def person_protection(role: str | None, referral_ref: str | None, associated: bo
     return None
 
 
+
+def marked_people(conn: Any) -> list[Person]:
+    """Everyone marked and not referred, with all their details (never masked): for the
+    scrubber, association and the leak guard, not for showing."""
+    rows = conn.execute(
+        # CROSS JOIN: loop over the few marked people, not over everyone.
+        f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
+        "WHERE p.referral_id IS NULL"
+    ).fetchall()
+    return [_person(row, 0, REVEAL_ALL) for row in rows]
+
 def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_REVEAL) -> Person:
     """A person from a row of PERSON_COLUMNS; masked if protected, unless revealed (never if referred)."""
     r = row[offset : offset + PERSON_WIDTH]
@@ -290,17 +301,9 @@ class Casebook:
         protected identifier keys from the marked people not revealed."""
         if self._scrub_ready:
             return
-        people = [
-            _person(row, 0, REVEAL_ALL)
-            for row in self.store.conn.execute(
-                # CROSS JOIN: loop over the few marked people, not over everyone.
-                f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
-                "WHERE p.referral_id IS NULL"
-            ).fetchall()
-        ]
-        hidden = [p for p in people if p.id not in self._reveal]
+        hidden = [p for p in marked_people(self.store.conn) if p.id not in self._reveal]
         if hidden:  # (the module is only needed, and imported, when someone is marked)
-            from tracekit.records.sensitive import identity_matcher
+            from tracekit.records.identity import identity_matcher
 
             self._scrubber = identity_matcher(hidden)
         else:
@@ -317,7 +320,7 @@ class Casebook:
         self._load_marks()
         if self._scrubber is None:
             return text
-        from tracekit.records.sensitive import WITHHELD_IN_TEXT
+        from tracekit.records.identity import WITHHELD_IN_TEXT
 
         return str(self._scrubber.scrub(text, WITHHELD_IN_TEXT))
 
@@ -454,7 +457,7 @@ class Casebook:
 
         Referred people cannot be revealed: their details are no longer in the store.
         """
-        from tracekit.records.sensitive import check_reason
+        from tracekit.records.identity import check_reason
 
         with self.store.transaction() as conn:
             ids, refs, people = set(), [], []
@@ -473,7 +476,7 @@ class Casebook:
         the exposure's setting, measurements and notes, and the contact's identity. Nothing
         else: the marked person whose case it is stays masked, and notes stay scrubbed of
         their details. The audit entry names the contact and their person only."""
-        from tracekit.records.sensitive import check_reason
+        from tracekit.records.identity import check_reason
 
         with self.store.transaction() as conn:
             exposure_id = self._exposure_id(conn, exposure_ref)
@@ -949,7 +952,7 @@ class Casebook:
             return self._load_case(conn, case_id)
 
     def close_case(self, ref: str, *, reason: str | None = None) -> Case:
-        from tracekit.records.sensitive import check_reason
+        from tracekit.records.identity import check_reason
 
         with self.store.transaction() as conn:
             case_id = self._case_id(conn, ref)

@@ -7,9 +7,14 @@ for "12 Hidden Lane"). This module says, once, which written forms count, and ev
 that looks for a person's details in text uses it:
 
 * the note scrubber (:meth:`IdentityMatcher.scrub`, the case book and the rejects file),
-* the reason check (:func:`tracekit.records.sensitive.check_reason`),
+* the reason check (:func:`check_reason`),
 * the leak guard (:mod:`tracekit.redaction.guard`, which translates the same forms to RE2),
-* the search index (:func:`search_terms`).
+* the search index (:func:`search_terms`);
+
+and it gives each identifier one normalised *key* per kind (:func:`identifier_keys`: E.164
+phone, NHS digits, casefolded email, postcode + address line, name key, name key + date of
+birth), which association by shared identifier, duplicate matching and the referral
+tombstones compare (:mod:`tracekit.records.association`).
 
 Text is compared *folded* (:func:`fold`): compatibility-decomposed, combining marks and
 invisible format characters removed, case-folded, a few letters that do not decompose
@@ -34,6 +39,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from tracekit.domain import identifiers as ids
+from tracekit.errors import ValidationError
 
 #: The kinds of identifying detail, and how each is named in messages (never the value).
 KIND_LABELS: dict[str, str] = {
@@ -399,3 +407,97 @@ def search_terms(key: str, phone: str | None, nhs_number: str | None, postcode: 
     if postcode:
         parts.extend([postcode, postcode.replace(" ", "")])
     return " | ".join(parts)
+
+
+# -- the note scrubber and the reason check -----------------------------------------------
+
+REASON_MAX_LENGTH = 500
+WITHHELD_IN_TEXT = "[withheld]"
+
+
+def identity_matcher(people: list[Any]) -> IdentityMatcher | None:
+    """What finds these people's details in free text, in every written form
+    (above); ``.scrub(text, WITHHELD_IN_TEXT)`` withholds them."""
+    matcher = IdentityMatcher(people)
+    return None if matcher.empty else matcher
+
+
+def check_reason(reason: str | None, people: list[Any], *, required: bool = True) -> str | None:
+    """Validate a stated reason: present, plain, short, and free of these people's details."""
+    if reason is None or not reason.strip():
+        if required:
+            raise ValidationError("reason", "is required", expected="a short reason, without names or numbers")
+        return None
+    text = " ".join(reason.split())
+    if len(text) > REASON_MAX_LENGTH:
+        raise ValidationError("reason", f"is {len(text)} characters long", expected=f"at most {REASON_MAX_LENGTH}")
+    found = IdentityMatcher(people).first(text)
+    if found is not None:
+        raise ValidationError(
+            "reason",
+            f"contains details of {found.person_ref} (their {KIND_LABELS[found.kind]}; reasons are stored and audited)",
+            expected="a reason without the person's name, numbers, address or date of birth",
+        )
+    return text
+
+
+# -- identifier keys: one normalised key per kind --------------------------------------
+
+_NOT_WORD = re.compile(r"[\W_]+")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def _get(person: Any, name: str) -> Any:
+    return person.get(name) if isinstance(person, dict) else getattr(person, name, None)
+
+
+def address_key(address: str | None, postcode: str | None) -> str | None:
+    """An address line with its postcode, written the same whatever the spacing,
+    punctuation or case ("12 High St." and "12, high st" are one address)."""
+    if not address or not str(address).strip():
+        return None
+    line = " ".join(_NOT_WORD.sub(" ", str(address).casefold()).split())
+    code = "".join(str(postcode or "").split()).upper()
+    return f"{code}|{line}" if line else None
+
+
+def _name_key(name: str) -> str:
+    """The duplicate-matching name key; for a stored name the validators would now refuse
+    (older data), its casefolded words, so a view never fails on it."""
+    try:
+        return ids.name_key(name)
+    except ValidationError:
+        return " ".join(name.casefold().split())
+
+
+def identifier_keys(person: Any) -> set[tuple[str, str]]:
+    """The normalised identifier keys of a person (a Person, or a dict of its fields):
+    (kind, key) for phone (E.164), nhs (digits), email (casefolded), address (postcode +
+    address line), name (name key) and name_dob (name key + ISO date of birth)."""
+    keys: set[tuple[str, str]] = set()
+    phone = _get(person, "phone")
+    if phone and _E164.fullmatch(str(phone)):  # as stored: already normalised
+        keys.add(("phone", str(phone)))
+    elif phone:
+        try:
+            keys.add(("phone", ids.normalise_phone(str(phone))))
+        except ValidationError:
+            keys.add(("phone", re.sub(r"\D", "", str(phone))))
+    nhs = _get(person, "nhs_number")
+    if nhs:
+        keys.add(("nhs", re.sub(r"\D", "", str(nhs))))
+    email = _get(person, "email")
+    if email and str(email).strip():
+        keys.add(("email", str(email).strip().casefold()))
+    address = address_key(_get(person, "address"), _get(person, "postcode"))
+    if address:
+        keys.add(("address", address))
+    name_key = _get(person, "name_key")
+    if not name_key and _get(person, "name"):
+        name_key = _name_key(str(_get(person, "name")))
+    if name_key:
+        keys.add(("name", str(name_key)))
+        dob = _get(person, "date_of_birth")
+        if dob:
+            keys.add(("name_dob", f"{name_key}|{dob.isoformat() if isinstance(dob, date) else dob}"))
+    return keys

@@ -31,7 +31,7 @@ from tracekit.bundle.recalls import ClearHandover, create_recall, handed_over_in
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
 from tracekit.records.casebook import Casebook, utcnow
-from tracekit.records.identity import KIND_LABELS, IdentityMatcher
+from tracekit.records.identity import REASON_MAX_LENGTH, WITHHELD_IN_TEXT, check_reason, identifier_keys, identity_matcher
 from tracekit.records.models import CaseStatus, Person
 
 ROLES: dict[str, str] = {
@@ -43,38 +43,8 @@ ROLES: dict[str, str] = {
 }
 
 RECIPIENT_ROLES = ("vetted-team", "central-team")
-REASON_MAX_LENGTH = 500
 ENVELOPE_FORMAT = "tracekit-referral"
 ENVELOPE_VERSION = 1
-
-
-WITHHELD_IN_TEXT = "[withheld]"
-
-
-def identity_matcher(people: list[Person]) -> IdentityMatcher | None:
-    """What finds these people's details in free text, in every written form
-    (:mod:`tracekit.records.identity`); ``.scrub(text, WITHHELD_IN_TEXT)`` withholds them."""
-    matcher = IdentityMatcher(people)
-    return None if matcher.empty else matcher
-
-
-def check_reason(reason: str | None, people: list[Person], *, required: bool = True) -> str | None:
-    """Validate a stated reason: present, plain, short, and free of these people's details."""
-    if reason is None or not reason.strip():
-        if required:
-            raise ValidationError("reason", "is required", expected="a short reason, without names or numbers")
-        return None
-    text = " ".join(reason.split())
-    if len(text) > REASON_MAX_LENGTH:
-        raise ValidationError("reason", f"is {len(text)} characters long", expected=f"at most {REASON_MAX_LENGTH}")
-    found = IdentityMatcher(people).first(text)
-    if found is not None:
-        raise ValidationError(
-            "reason",
-            f"contains details of {found.person_ref} (their {KIND_LABELS[found.kind]}; reasons are stored and audited)",
-            expected="a reason without the person's name, numbers, address or date of birth",
-        )
-    return text
 
 
 @dataclass
@@ -424,7 +394,7 @@ class SensitiveRoles:
         from tracekit.records import association
 
         cb = self.casebook
-        keys = association.identifier_keys(person)
+        keys = identifier_keys(person)
         association.write_tombstones(conn, keys, referral_id)
         matcher = identity_matcher([person])
         if matcher is not None:
