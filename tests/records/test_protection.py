@@ -178,3 +178,47 @@ def test_revealing_a_contact_leaves_the_marked_case_person_masked(book, roles, o
     _assert_absent(_shown(shown, book.get_case(case.ref), book.list_cases()), OFFICER)
     entry = audit.entries(book.store.conn)[-1]
     assert (entry.action, entry.refs, entry.reason) == ("contact.reveal", sorted([contact.ref, contact.contact.ref]), "household check")
+
+
+def test_a_detail_replaced_by_a_merge_or_an_update_stays_protected(book, roles, officer, store, tmp_path):
+    """A merge keeps one phone; an update replaces the address. The marked person's other
+    phone and old address used to stop being protected at once: notes naming them showed
+    in clear, and a household member sharing them went out in full. Both are remembered."""
+    from pyrage import decrypt, x25519
+
+    from tracekit.bundle.writer import export_handover
+
+    case, _ = officer
+    duplicate = book.add_case(person=PersonInput(**DUPLICATE), test_date="2020-10-21", asymptomatic=True)
+    ordinary = book.add_case(
+        person=PersonInput(**ORDINARY), test_date="2020-10-20", asymptomatic=True,
+        notes="was given 07700 900331 and 1 Old Mill Lane to call",
+    )
+    book.update_person(case.person.ref, PersonInput(address="1 Old Mill Lane"))
+    lodger, _ = book.add_contact(
+        ordinary.ref, person=PersonInput(name="Larkin Lodger", phone="07700 900331", address="1 Old Mill Lane",
+                                         postcode="SW1A 2AB"),
+        last_exposure="2020-10-19", setting="household", new_person=True,
+    )
+    roles.mark(case.person.ref, "undercover-officer", "operational safety")
+    book.merge_people(case.person.ref, duplicate.person.ref)  # keeps +447700900321; 900331 is replaced
+    book.update_person(case.person.ref, PersonInput(address="2 New Road"))  # the old address is replaced
+    book.forget_marks()
+    note = book.get_case(ordinary.ref).notes
+    assert "900331" not in note and "Old Mill" not in note, note
+    shown = book.get_contact(lodger.ref).contact
+    assert shown.phone is None and shown.address is None  # shared with the marked person: withheld
+
+    central = x25519.Identity.generate()
+    roles.add_recipient("Central", str(central.to_public()), "central-team")
+    (tmp_path / "out").mkdir()
+    bundle = export_handover(store, "Central", out_dir=tmp_path / "out", all_records=True)
+    content = decrypt(bundle.path.read_bytes(), [central])
+    assert b"900331" not in content and b"Old Mill" not in content
+
+    roles.add_recipient("Vetted", str(x25519.Identity.generate().to_public()), "vetted-team")
+    roles.refer(case.person.ref)
+    assert store.conn.execute("SELECT count(*) FROM person_former_details").fetchone()[0] == 0
+    from tracekit.records.association import ProtectedKeys
+
+    assert ProtectedKeys(store.conn, marked=[]).withheld_fields({"name": "X", "phone": "+447700900331"})[1] == {"phone"}

@@ -9,6 +9,8 @@ the record so lists and the worklist are index scans.
 
 from __future__ import annotations
 
+import dataclasses
+
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from collections.abc import Callable, Iterator
@@ -167,13 +169,57 @@ def person_protection(role: str | None, referral_ref: str | None, associated: bo
 
 def marked_people(conn: Any) -> list[Person]:
     """Everyone marked and not referred, with all their details (never masked): for the
-    scrubber, association and the leak guard, not for showing."""
+    scrubber, association and the leak guard, not for showing. A person who carried other
+    details before a merge or an update is listed once more per former detail (the same
+    reference, that one value), so protection covers what they used to carry too."""
     rows = conn.execute(
         # CROSS JOIN: loop over the few marked people, not over everyone.
         f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
         "WHERE p.referral_id IS NULL"
     ).fetchall()
-    return [_person(row, 0, REVEAL_ALL) for row in rows]
+    people = [_person(row, 0, REVEAL_ALL) for row in rows]
+    return people + former_details(conn, people)
+
+
+#: The details a merge or an update may replace and that protection must remember.
+FORMER_DETAIL_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
+
+
+def former_details(conn: Any, people: list[Person]) -> list[Person]:
+    """For each of ``people``, a copy per detail they carried before (``person_former_details``):
+    only that field set, the others empty, so it matches that value alone."""
+    if not people:
+        return []
+    by_id = {p.id: p for p in people}
+    blank = {name: None for name in FORMER_DETAIL_FIELDS}
+    out = []
+    for chunk in range(0, len(people), 500):
+        ids_ = [p.id for p in people[chunk : chunk + 500]]
+        for person_id, name, value in conn.execute(
+            f"SELECT person_id, field, value FROM person_former_details WHERE person_id IN ({','.join('?' * len(ids_))})",
+            ids_,
+        ).fetchall():
+            fields: dict[str, Any] = {**blank, "name": ""}
+            if name == "address":  # kept with the postcode it had: an address is matched with it
+                fields["address"], _, postcode = value.partition("\n")
+                fields["postcode"] = postcode or None
+            else:
+                fields[name] = date.fromisoformat(value) if name == "date_of_birth" else value
+            out.append(dataclasses.replace(by_id[person_id], **fields))
+    return out
+
+
+def remember_former_details(conn: Any, person_id: int, before: Person, after: Person) -> None:
+    """Keep the details ``before`` carried that ``after`` no longer does (see :func:`former_details`)."""
+    for name in FORMER_DETAIL_FIELDS:
+        old, new = getattr(before, name), getattr(after, name)
+        if name == "address" and old:  # with its postcode, as association compares them
+            old, new = f"{old}\n{before.postcode or ''}", f"{new}\n{after.postcode or ''}"
+        if old not in (None, "") and old != new:
+            conn.execute(
+                "INSERT OR IGNORE INTO person_former_details(person_id, field, value) VALUES(?, ?, ?)",
+                (person_id, name, old.isoformat() if isinstance(old, date) else str(old)),
+            )
 
 def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_REVEAL) -> Person:
     """A person from a row of PERSON_COLUMNS; masked if protected, unless revealed (never if referred)."""
@@ -672,11 +718,13 @@ class Casebook:
             if "name" in values:
                 assignments.append("name_key = ?")
                 params.append(ids.name_key(values["name"]))
+            before = self._load_person(conn, person_id, raw=True)
             conn.execute(
                 f"UPDATE people SET {', '.join(assignments)}, updated_at = ? WHERE id = ?",
                 (*params, utcnow(), person_id),
             )
             full = self._load_person(conn, person_id, raw=True)
+            remember_former_details(conn, person_id, before, full)
             self._index_person(conn, person_id, None if full.role else full.__dict__)
             self._audit(conn, "person.update", [full.ref], None)
             return self._load_person(conn, person_id)
@@ -774,9 +822,15 @@ class Casebook:
             self._index_person(conn, other_id, None)
             # Before the other record goes: deleting it would cascade its mark away.
             self._merge_marks(conn, keep, other)
+            conn.execute(
+                "INSERT OR IGNORE INTO person_former_details(person_id, field, value) "
+                "SELECT ?, field, value FROM person_former_details WHERE person_id = ?", (keep_id, other_id),
+            )
             conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
             conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
             merged = self._load_person(conn, keep_id, raw=True)
+            # What the other record carried and the merged one does not (its own phone, say).
+            remember_former_details(conn, keep_id, other, merged)
             self._index_person(conn, keep_id, None if merged.role else merged.__dict__)
             self._audit(conn, "person.merge", [merged.ref, other.ref])
             result = self._load_person(conn, keep_id)

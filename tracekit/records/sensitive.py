@@ -378,6 +378,7 @@ class SensitiveRoles:
             conn.execute("DELETE FROM released_exposures WHERE exposure_id = ?", (exposure_id,))
         person = cb._load_person(conn, person_id, raw=True)
         self._purge_traces(conn, person, person_id, case_ids, referral_id, now)
+        conn.execute("DELETE FROM person_former_details WHERE person_id = ?", (person_id,))
         cb._index_person(conn, person_id, None)
         conn.execute(f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?", (referral_id, now, person_id))
         conn.execute("UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id))
@@ -393,10 +394,13 @@ class SensitiveRoles:
         removed, and the external ids that would link a re-import to their records go."""
         from tracekit.records import association
 
+        from tracekit.records.casebook import former_details
+
         cb = self.casebook
-        keys = identifier_keys(person)
+        everyone = [person, *former_details(conn, [person])]  # with what a merge or update replaced
+        keys = set().union(*(identifier_keys(p) for p in everyone))
         association.write_tombstones(conn, keys, referral_id)
-        matcher = identity_matcher([person])
+        matcher = identity_matcher(everyone)
         if matcher is not None:
             for table, column in (("cases", "notes"), ("exposures", "notes")):
                 for row_id, text in conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall():
@@ -407,8 +411,8 @@ class SensitiveRoles:
                 scrubbed = matcher.scrub(text, WITHHELD_IN_TEXT)
                 if scrubbed != text:
                     conn.execute("UPDATE call_attempts SET note = ? WHERE id = ?", (scrubbed, row_id))
-        protected = association.ProtectedKeys(conn, marked=[person])
-        for other_id in self._sharing_people(conn, person, person_id):
+        protected = association.ProtectedKeys(conn, marked=everyone)
+        for other_id in sorted({i for p in everyone for i in self._sharing_people(conn, p, person_id)}):
             other = cb._load_person(conn, other_id, raw=True)
             whole, fields = protected.withheld_fields(other, own_id=other_id)
             if whole:  # another record of the referred person

@@ -374,3 +374,15 @@ def _referral_tombstones(conn: Connection) -> None:
     # The key's setting name is tracekit.records.association.TOMBSTONE_KEY_SETTING (the
     # store layer does not import the records layer).
     conn.execute("INSERT INTO settings(key, value) VALUES(?, ?)", ("referral.tombstone_key", secrets.token_hex(32)))
+
+
+@migration("person-former-details")
+def _person_former_details(conn: Connection) -> None:
+    """Details a person no longer carries because a merge or an update replaced them (the
+    other record's phone, the old address). Protection must not drop with them: while the
+    person is marked, notes and shared identifiers are still matched against these, and a
+    referral purges them with the rest (tracekit.records.casebook.marked_people)."""
+    conn.execute(
+        "CREATE TABLE person_former_details (person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE, "
+        "field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (person_id, field, value)) WITHOUT ROWID"
+    )
