@@ -568,3 +568,23 @@ def test_isolation_ends_today(cb, worklist_contacts):
 def test_worklist_of_an_empty_store(cb):
     w = cb.worklist()
     assert (w.to_call, w.isolation_ends_today, w.to_call_total) == ([], [], 0)
+
+
+def test_worklist_for_a_past_day_leaves_out_later_exposures(cb, worklist_contacts):
+    """Issue 14: the list for 22 Oct shows only what was known then: the contacts exposed
+    on 25 and 27 Oct are not yet anyone to call."""
+    w = cb.worklist(date(2020, 10, 22))
+    refs = [e.ref for e in w.to_call]
+    assert worklist_contacts["m2_new"].ref not in refs
+    assert worklist_contacts["not_close_recent"].ref not in refs
+    assert refs == [worklist_contacts[k].ref for k in ("house_new", "house_old", "face", "m2_old")]
+    assert w.to_call_total == 4
+    # The day of the exposure itself counts.
+    assert worklist_contacts["m2_new"].ref in [e.ref for e in cb.worklist(date(2020, 10, 25)).to_call]
+
+
+def test_worklist_for_a_past_day_still_calls_someone_who_became_a_case_later(cb, worklist_contacts):
+    bea = worklist_contacts["m2_old"]
+    cb.promote_contact(bea.contact.ref, test_date="2020-10-28", asymptomatic=True)
+    assert bea.ref in [e.ref for e in cb.worklist(date(2020, 10, 22)).to_call]
+    assert bea.ref not in [e.ref for e in cb.worklist(date(2020, 10, 28)).to_call]

@@ -1251,21 +1251,23 @@ class Casebook:
 
     # -- the worklist ----------------------------------------------------------------------
     def worklist(self, day: date | None = None, limit: int = 50, *, count_up_to: int | None = None) -> Worklist:
-        """Contacts to call on ``day`` (not yet reached, still within their isolation
-        period, not a case themselves), highest risk and most recent exposure first; and
-        contacts whose isolation ends on ``day``.
+        """Contacts to call on ``day`` (exposed on or before it, not yet reached, still
+        within their isolation period, not a case by then), highest risk and most recent
+        exposure first; and contacts whose isolation ends on ``day``. A past ``day`` shows
+        that day's list: nothing exposed or tested after it.
 
         ``count_up_to``: count the contacts to call only up to this many (the total is
         then marked capped when there are more). Counting a backlog of tens of thousands
         exactly costs tens of milliseconds, which the day's view does not need."""
         day = day or self.today
         conn = self.store.conn
-        # Still worth a call: not reached yet, isolation not over, and not a case themselves.
+        # Still worth a call: exposed by then, not reached yet, isolation not over, and
+        # not a case themselves (tested by then).
         pending = (
-            "e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
-            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
+            "e.trace_status = ? AND e.isolation_end >= ? AND e.last_exposure <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open' AND oc.test_date <= ?)"
         )
-        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat())
+        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat(), day.isoformat(), day.isoformat())
         capped = False
         if count_up_to is None:
             to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
