@@ -266,6 +266,40 @@ def test_promote_human_output_and_errors(cli_with_store, case, interactive):
     assert cli_with_store("contact", "promote", "P-7K2M9Q", input="").exit_code == ExitCode.NOT_FOUND
 
 
+def test_promote_by_the_exposure_reference_the_worklist_shows(cli_with_store, case):
+    """Issue 14: the worklist shows E- references; promote takes one and records that
+    exposure (not merely the person's most recent) as the source."""
+    bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
+    other = add_case(cli_with_store, "Cat Example", n=3)
+    later = as_json(
+        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
+        "2020-10-09", "--setting", "social",
+    )
+    promoted = as_json(cli_with_store, "contact", "promote", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic")
+    assert promoted["person"]["ref"] == bob["contact"]["ref"]
+    assert promoted["source_exposure"] == bob["ref"] != later["ref"]
+
+
+def test_promote_by_person_names_the_source_exposure(cli_with_store, case, interactive):
+    bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
+    other = add_case(cli_with_store, "Cat Example", n=3)
+    later = as_json(
+        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
+        "2020-10-09", "--setting", "social",
+    )
+    dee = add_contact(cli_with_store, case["ref"], "Dee Example", n=4)
+    person = bob["contact"]["ref"]
+    # Someone else's exposure is refused before any question is asked.
+    wrong = cli_with_store("contact", "promote", person, "--source", dee["ref"], input="")
+    assert wrong.exit_code == ExitCode.CONFLICT and f"{dee['ref']} is not an exposure of {person}" in wrong.stderr
+    by_case = cli_with_store("contact", "promote", case["ref"], "--test-date", "2020-10-14", "--asymptomatic")
+    assert by_case.exit_code == ExitCode.VALIDATION and "is a case reference, not a person or exposure" in by_case.stderr
+    promoted = out_json(cli_with_store(
+        "--json", "contact", "promote", person, "--source", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic",
+    ))
+    assert promoted["source_exposure"] == bob["ref"] != later["ref"]
+
+
 def test_promote_without_terminal_needs_the_test_date(cli_with_store, case):
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2)
     result = cli_with_store("contact", "promote", bob["contact"]["ref"], "--asymptomatic")

@@ -588,3 +588,32 @@ def test_worklist_for_a_past_day_still_calls_someone_who_became_a_case_later(cb,
     cb.promote_contact(bea.contact.ref, test_date="2020-10-28", asymptomatic=True)
     assert bea.ref in [e.ref for e in cb.worklist(date(2020, 10, 22)).to_call]
     assert bea.ref not in [e.ref for e in cb.worklist(date(2020, 10, 28)).to_call]
+
+
+def test_promote_by_exposure_records_that_exposure(cb, case):
+    """Issue 14: promoting by the E- reference records that exposure, even when the
+    person has a more recent one."""
+    first = contact(cb, case, "Bea Potter", last_exposure="2020-10-17")
+    other = cb.add_case(person=person("Other Case"), test_date="2020-10-20", asymptomatic=True)
+    latest, _ = cb.add_contact(other.ref, person_ref=first.contact.ref, last_exposure="2020-10-19", setting="social")
+    promoted = cb.promote_contact(first.ref, test_date="2020-10-25", asymptomatic=True)
+    assert (promoted.person.ref, promoted.source_exposure_ref) == (first.contact.ref, first.ref)
+    assert promoted.source_exposure_ref != latest.ref
+
+
+def test_promote_by_person_with_a_named_source(cb, case):
+    first = contact(cb, case, "Bea Potter", last_exposure="2020-10-17")
+    stranger = contact(cb, case, "Sam Stranger")
+    other = cb.add_case(person=person("Other Case"), test_date="2020-10-20", asymptomatic=True)
+    cb.add_contact(other.ref, person_ref=first.contact.ref, last_exposure="2020-10-19", setting="social")
+    before = table_snapshot(cb.store)
+    with pytest.raises(Conflict, match=f"{stranger.ref} is not an exposure of {first.contact.ref}"):
+        cb.promote_contact(first.contact.ref, source=stranger.ref, test_date="2020-10-25", asymptomatic=True)
+    with pytest.raises(ValidationError, match="another exposure"):
+        cb.promote_contact(first.ref, source=stranger.ref, test_date="2020-10-25", asymptomatic=True)
+    with pytest.raises(ValidationError) as info:
+        cb.promote_contact(case.ref, test_date="2020-10-25", asymptomatic=True)
+    assert info.value.field == "reference"
+    assert table_snapshot(cb.store) == before
+    promoted = cb.promote_contact(first.contact.ref, source=first.ref, test_date="2020-10-25", asymptomatic=True)
+    assert promoted.source_exposure_ref == first.ref

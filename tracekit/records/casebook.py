@@ -1190,27 +1190,69 @@ class Casebook:
             self._audit(conn, "contact.call", [exposure.ref], parsed.value)
         return exposure
 
-    def promote_contact(
-        self, person_ref: str, *, test_date: str | date, test_type: str = "pcr",
-        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
-    ) -> Case:
-        """Make a contact a case, keeping the chain: the new case records the exposure
-        through which the person was (most recently) a contact."""
-        conn = self.store.conn
-        person_id = self._person_id(conn, person_ref)
+    def _promotion_source(self, conn: Any, ref_text: str, source: str | None) -> tuple[int, int]:
+        """The person to promote and the exposure to record as how they were infected.
+
+        ``ref_text`` is the person (P-) or one of their contacts (E-: that exposure is the
+        source). ``source`` names the exposure when promoting by P-; without it the
+        person's most recent exposure is taken."""
+        kind = RefKind(parse_ref(ref_text)[0])
+        if kind is RefKind.EXPOSURE:
+            exposure_id = self._exposure_id(conn, ref_text)
+            if source is not None and self._exposure_id(conn, source) != exposure_id:
+                raise ValidationError(
+                    "source", "names another exposure than the one being promoted",
+                    expected="no --source when promoting by an exposure (E-) reference",
+                )
+            return int(conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]), exposure_id
+        if kind is not RefKind.PERSON:
+            raise ValidationError(
+                "reference", f"is {kind.a_noun} reference, not a person or exposure reference",
+                expected=f"a reference like {RefKind.PERSON.example} or {RefKind.EXPOSURE.example}",
+            )
+        person_id = self._person_id(conn, ref_text)
+        person_ref = self._load_person(conn, person_id).ref
+        if source is not None:
+            exposure_id = self._exposure_id(conn, source)
+            owner = conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]
+            if owner != person_id:
+                raise Conflict(f"{parse_ref(source, RefKind.EXPOSURE)} is not an exposure of {person_ref}")
+            return person_id, exposure_id
         row = conn.execute(
             "SELECT id FROM exposures WHERE person_id = ? ORDER BY last_exposure DESC, id DESC LIMIT 1", (person_id,)
         ).fetchone()
         if row is None:
-            raise Conflict(f"{parse_ref(person_ref, RefKind.PERSON)} is not a contact of any case; use 'case add --person'")
+            raise Conflict(f"{person_ref} is not a contact of any case; use 'case add --person'")
+        return person_id, int(row[0])
+
+    def promotion_source(self, ref: str, *, source: str | None = None) -> Exposure:
+        """The exposure :meth:`promote_contact` would record as the source (checks the
+        references before any question is asked)."""
+        conn = self.store.conn
+        _person_id, exposure_id = self._promotion_source(conn, ref, source)
+        return self._load_exposure(conn, exposure_id, with_calls=False)
+
+    def promote_contact(
+        self, ref: str, *, test_date: str | date, test_type: str = "pcr",
+        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
+        source: str | None = None,
+    ) -> Case:
+        """Make a contact a case, keeping the chain: the new case records the exposure
+        through which the person was infected.
+
+        ``ref`` is the person (P-) or the exposure (E-) through which they were infected.
+        By P-, ``source`` names that exposure (E-); without it the person's most recent
+        exposure is recorded."""
+        conn = self.store.conn
+        person_id, exposure_id = self._promotion_source(conn, ref, source)
         open_case = conn.execute(
             "SELECT ref FROM cases WHERE person_id = ? AND status = 'open'", (person_id,)
         ).fetchone()
         if open_case:
             raise Conflict(f"this person already has an open case ({open_case[0]})")
         return self.add_case(
-            person_ref=person_ref, test_date=test_date, test_type=test_type, symptom_onset=symptom_onset,
-            asymptomatic=asymptomatic, notes=notes, source_exposure_id=int(row[0]),
+            person_ref=self._load_person(conn, person_id).ref, test_date=test_date, test_type=test_type,
+            symptom_onset=symptom_onset, asymptomatic=asymptomatic, notes=notes, source_exposure_id=exposure_id,
         )
 
     def case_tree(self, ref: str) -> tuple[TreeNode, int]:
