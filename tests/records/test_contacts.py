@@ -142,8 +142,24 @@ def test_add_contact_validation_names_the_field(cb, case, kwargs, field):
 
 
 def test_contact_isolates_14_days_from_the_day_after_exposure(cb, case):
-    exposure = contact(cb, case, "Bea Potter", last_exposure="2020-10-19")
+    exposure = contact(cb, case, "Bea Potter", last_exposure="2020-10-19", setting="household")
     assert exposure.isolation_end == date(2020, 11, 2)
+
+
+def test_a_contact_who_is_not_close_has_no_isolation(cb, case):
+    """Issue 14: 'not a close contact; isolate until ...' could be read out to them."""
+    far = contact(cb, case, "Nat Far", setting="workplace", proximity_m="5", last_exposure="2020-10-19")
+    assert (far.close_contact, far.isolation_end) == (False, None)
+    assert cb.get_contact(far.ref).to_json()["isolation_end"] is None
+    assert [e.isolation_end for e in cb.list_contacts().items] == [None]
+    # Becoming close (the distance corrected) gives the date; and back again takes it away.
+    near, _ = cb.update_contact(far.ref, proximity_m="0.5", duration_min="20")
+    assert near.isolation_end == date(2020, 11, 2)
+    again, _ = cb.update_contact(far.ref, proximity_m="5")
+    assert again.isolation_end is None
+    # Still a contact to call, but not one whose isolation ends.
+    assert far.ref in [e.ref for e in cb.worklist(date(2020, 10, 25)).to_call]
+    assert cb.worklist(date(2020, 11, 2)).isolation_ends_today == []
 
 
 @pytest.mark.parametrize(

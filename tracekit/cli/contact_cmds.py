@@ -74,11 +74,11 @@ def _print_result(verb: str, e: Exposure, closeness: Closeness | None) -> None:
     from tracekit.cli import render
 
     out().print(f"{verb} contact [bold]{e.ref}[/bold] of case {e.case_ref}: {render.contact_label(e)}", highlight=False)
-    verdict = f"[bold]close contact[/bold] ({e.clause})" if e.close_contact else "not a close contact"
-    out().print(
-        f"  {verdict}; isolate until the end of {render.day(e.isolation_end)} [dim](rule set {e.ruleset_id})[/dim]",
-        highlight=False,
-    )
+    if e.close_contact:
+        verdict = f"[bold]close contact[/bold] ({e.clause}); isolate until the end of {render.day(e.isolation_end)}"
+    else:
+        verdict = "not a close contact: no isolation"
+    out().print(f"  {verdict} [dim](rule set {e.ruleset_id})[/dim]", highlight=False)
     if closeness is not None:
         note(f"  [dim]{render.safe_markup(closeness.explanation)}[/dim]")
 

@@ -180,10 +180,16 @@ def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_R
     )
 
 
+#: The end of isolation to give, as SQL: none for a case whose test was negative or a
+#: contact who is not close. (The stored column cannot be empty; for those it only bounds
+#: how long a contact stays on the worklist: see :meth:`Casebook.worklist`.)
+CASE_ISOLATION_END_SQL = "CASE WHEN c.test_result = 'negative' THEN NULL ELSE c.isolation_end END"
+EXPOSURE_ISOLATION_END_SQL = "CASE WHEN e.close_contact THEN e.isolation_end END"
+
 CASE_COLUMNS = (
     "c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.notes, "
     "(SELECT ref FROM exposures WHERE id = c.source_exposure_id), c.ruleset_id, c.infectious_start, "
-    "c.infectious_end, c.isolation_end, c.created_at, c.updated_at, c.closed_at, "
+    "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.created_at, c.updated_at, c.closed_at, "
     "(SELECT count(*) FROM exposures WHERE case_id = c.id), " + PERSON_COLUMNS
 )
 
@@ -194,15 +200,15 @@ def _case(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Case:
         test_result=TestResult(row[4]), symptom_onset=_date(row[5]), status=CaseStatus(row[6]),
         notes=row[7], source_exposure_ref=row[8], ruleset_id=row[9],
         infectious_start=date.fromisoformat(row[10]), infectious_end=date.fromisoformat(row[11]),
-        isolation_end=date.fromisoformat(row[12]), created_at=row[13], updated_at=row[14],
-        closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
+        isolation_end=_date(row[12]),
+        created_at=row[13], updated_at=row[14], closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
     )
 
 
 EXPOSURE_COLUMNS = (
     "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
     "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
-    "e.ruleset_id, e.close_contact, e.clause, e.isolation_end, e.created_at, e.updated_at, "
+    "e.ruleset_id, e.close_contact, e.clause, " + EXPOSURE_ISOLATION_END_SQL + ", e.created_at, e.updated_at, "
     "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
     "(SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id)), "
     "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
@@ -229,7 +235,7 @@ def _exposure(
             id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
             setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
             trace_status=TraceStatus(row[9]), notes=None, ruleset_id=row[11], close_contact=bool(row[12]),
-            clause=row[13], isolation_end=date.fromisoformat(row[14]), created_at=row[15],
+            clause=row[13], isolation_end=_date(row[14]), created_at=row[15],
             updated_at=row[16], contact=contact, withheld=True,
         )
     return Exposure(
@@ -237,8 +243,8 @@ def _exposure(
         setting=row[4], proximity_m=row[5], duration_min=row[6], face_to_face=bool(row[7]),
         direct_contact=bool(row[8]), trace_status=TraceStatus(row[9]), notes=row[10],
         ruleset_id=row[11], close_contact=bool(row[12]), clause=row[13],
-        isolation_end=date.fromisoformat(row[14]), created_at=row[15], updated_at=row[16],
-        contact=_person(row, 19, reveal),
+        isolation_end=_date(row[14]), created_at=row[15],
+        updated_at=row[16], contact=_person(row, 19, reveal),
     )
 
 
@@ -1295,7 +1301,9 @@ class Casebook:
     def worklist(self, day: date | None = None, limit: int = 50, *, count_up_to: int | None = None) -> Worklist:
         """Contacts to call on ``day`` (exposed on or before it, not yet reached, still
         within their isolation period, not a case by then), highest risk and most recent
-        exposure first; and contacts whose isolation ends on ``day``. A past ``day`` shows
+        exposure first; and close contacts whose isolation ends on ``day``. A contact who
+        is not close has no isolation; they stay on the list for as long as a close
+        contact would isolate (the stored ``isolation_end``). A past ``day`` shows
         that day's list: nothing exposed or tested after it.
 
         ``count_up_to``: count the contacts to call only up to this many (the total is
@@ -1332,7 +1340,7 @@ class Casebook:
         ).fetchall()
         ending = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
-            "WHERE e.isolation_end = ? ORDER BY e.risk_rank, e.id LIMIT ?",
+            "WHERE e.isolation_end = ? AND e.close_contact = 1 ORDER BY e.risk_rank, e.id LIMIT ?",
             (day.isoformat(), _limit(limit)),
         ).fetchall()
         return Worklist(
