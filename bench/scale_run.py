@@ -415,7 +415,7 @@ def commands(s: dict[str, Any]) -> list[Cmd]:
         Cmd("role release <a contact of the marked case>", ["role", "release", s["release_contact"], "--reason",
             "benchmark run: plainly unrelated"], has(s["release_contact"]), store=w),
         Cmd("case show <the marked person's case>", ["case", "show", s["mark_case"]], has(s["mark_case"]), store=w),
-        Cmd("refer <the marked person>", ["refer", s["mark_person"], "--reason", "benchmark run"],
+        Cmd("refer <the marked person>", ["refer", s["mark_person"], "--reason", "benchmark run", "--yes"],
             matches(REF.format(kind="R"), "referral"), store=w, after=capture("referral", REF.format(kind="R"))),
         Cmd("referrals list", ["referrals", "list"], has("{referral}"), store=w),
         Cmd("referrals export", ["referrals", "export", "--out", "{work}/referrals"], has("{referral}"), store=w),

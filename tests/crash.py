@@ -146,7 +146,7 @@ def trial_passwd(work: Path, delay: float) -> Outcome:
 def trial_refer(work: Path, delay: float) -> Outcome:
     store_path = work / "x.store"
     refs = _populate(store_path, 60, marked=True)
-    finished = _run_and_kill(["refer", refs["person"]], _env(store_path), delay)
+    finished = _run_and_kill(["refer", refs["person"], "--reason", "per protocol", "--yes"], _env(store_path), delay)
     store, _ = _open_checked(store_path, [PASSPHRASE])
     outcome = Outcome("refer", delay, finished, "before")
     with store:  # type: ignore[attr-defined]

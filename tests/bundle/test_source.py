@@ -65,3 +65,21 @@ def test_many_changes_are_read_in_order_rather_than_looked_up(book, monkeypatch)
     assert source._changed_since(conn, "c", "cases", STAMPS[2]).startswith("WHERE c.updated_at >= ?")
     conn.execute("UPDATE people SET updated_at = ?", (STAMPS[0],))
     assert source._changed_since(conn, "c", "cases", STAMPS[2]).startswith("WHERE c.id IN")
+
+
+def test_no_isolation_end_goes_out_for_a_negative_case_or_a_contact_who_is_not_close(book) -> None:
+    """Issue 14: a bundle is read by other teams; it must not carry an isolation date for
+    someone who is not to isolate."""
+    positive = book.add_case(person=PersonInput(name="Pos Case"), test_date="2020-10-10", asymptomatic=True)
+    negative = book.add_case(
+        person=PersonInput(name="Neg Case"), test_date="2020-10-10", test_result="negative", asymptomatic=True
+    )
+    close, _ = book.add_contact(positive.ref, person=PersonInput(name="Close One"), last_exposure="2020-10-09", setting="household")
+    far, _ = book.add_contact(
+        positive.ref, person=PersonInput(name="Far One"), last_exposure="2020-10-09", setting="workplace", proximity_m="5"
+    )
+    conn = book.store.conn
+    case_ends = {c["ref"]: c["isolation_end"] for c in source.cases(conn)}
+    assert (case_ends[positive.ref], case_ends[negative.ref]) == ("2020-10-20", None)
+    contact_ends = {c["ref"]: c["isolation_end"] for c in source.contacts(conn)}
+    assert (contact_ends[close.ref], contact_ends[far.ref]) == ("2020-10-23", None)

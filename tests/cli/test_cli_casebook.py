@@ -342,8 +342,11 @@ def test_person_show_search_update(cli_with_store):
 def test_person_merge(cli_with_store, interactive, monkeypatch):
     keep = add_case(cli_with_store, "Ada Example", n=1)["person"]["ref"]
     other = add_case(cli_with_store, "Ada Exampel", "--nhs-number", NHS[3], n=2, test_date="2020-10-20", onset=None)
+    # Issue 14: answering no is not an error: exit 0, a plain "Nothing changed.", no merge.
     cancelled = cli_with_store("person", "merge", keep, other["person"]["ref"], input=answers("n"))
-    assert cancelled.exit_code == ExitCode.INTERRUPTED and "Merge:" in cancelled.stderr
+    assert cancelled.exit_code == 0 and "Merge:" in cancelled.stderr
+    assert "Nothing changed." in cancelled.stderr and "error" not in cancelled.stderr.lower()
+    assert as_json(cli_with_store, "case", "show", other["ref"])["person"]["ref"] == other["person"]["ref"]
     result = cli_with_store("--json", "person", "merge", keep, other["person"]["ref"], input=answers("y"))
     assert result.exit_code == 0, result.stderr
     merged = out_json(result)

@@ -48,7 +48,7 @@ def test_contact_add_human_output_and_missing_measures(cli_with_store, case):
         "--setting", "social",
     )
     assert "Added contact E-" in result.stdout and "Cy Example" in result.stdout
-    assert "not a close contact" in result.stdout and "isolate until the end of 23 Oct 2020" in result.stdout
+    assert "not a close contact: no isolation" in result.stdout and "isolate until" not in result.stdout
     assert "recording the distance and duration could change that" in " ".join(result.stderr.split())
 
 
@@ -165,7 +165,8 @@ def test_contact_show_explains_and_lists_calls(cli_with_store, case):
     shown = ok(cli_with_store, "contact", "show", contact["ref"]).stdout
     assert "Not a close contact under rule set england-2020-07-30" in shown
     assert "--proximity, --duration" in shown and "could make this a close contact" in shown
-    assert "until the end of 23 Oct 2020" in shown and "14 days from the day after the last exposure" in shown
+    # Issue 14: not close, so no isolation date a tracer could read out.
+    assert "none (not a close contact)" in shown and "until the end of" not in shown
     assert "no calls logged yet" in shown
 
     ok(cli_with_store, "contact", "call", contact["ref"], "--outcome", "voicemail", "--note", "left a message")
@@ -266,6 +267,40 @@ def test_promote_human_output_and_errors(cli_with_store, case, interactive):
     assert cli_with_store("contact", "promote", "P-7K2M9Q", input="").exit_code == ExitCode.NOT_FOUND
 
 
+def test_promote_by_the_exposure_reference_the_worklist_shows(cli_with_store, case):
+    """Issue 14: the worklist shows E- references; promote takes one and records that
+    exposure (not merely the person's most recent) as the source."""
+    bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
+    other = add_case(cli_with_store, "Cat Example", n=3)
+    later = as_json(
+        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
+        "2020-10-09", "--setting", "social",
+    )
+    promoted = as_json(cli_with_store, "contact", "promote", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic")
+    assert promoted["person"]["ref"] == bob["contact"]["ref"]
+    assert promoted["source_exposure"] == bob["ref"] != later["ref"]
+
+
+def test_promote_by_person_names_the_source_exposure(cli_with_store, case, interactive):
+    bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
+    other = add_case(cli_with_store, "Cat Example", n=3)
+    later = as_json(
+        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
+        "2020-10-09", "--setting", "social",
+    )
+    dee = add_contact(cli_with_store, case["ref"], "Dee Example", n=4)
+    person = bob["contact"]["ref"]
+    # Someone else's exposure is refused before any question is asked.
+    wrong = cli_with_store("contact", "promote", person, "--source", dee["ref"], input="")
+    assert wrong.exit_code == ExitCode.CONFLICT and f"{dee['ref']} is not an exposure of {person}" in wrong.stderr
+    by_case = cli_with_store("contact", "promote", case["ref"], "--test-date", "2020-10-14", "--asymptomatic")
+    assert by_case.exit_code == ExitCode.VALIDATION and "is a case reference, not a person or exposure" in by_case.stderr
+    promoted = out_json(cli_with_store(
+        "--json", "contact", "promote", person, "--source", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic",
+    ))
+    assert promoted["source_exposure"] == bob["ref"] != later["ref"]
+
+
 def test_promote_without_terminal_needs_the_test_date(cli_with_store, case):
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2)
     result = cli_with_store("contact", "promote", bob["contact"]["ref"], "--asymptomatic")
@@ -318,6 +353,27 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     assert social_old["ref"] not in [e["ref"] for e in later["to_call"]]
     assert "showing the first 1 of 4" in limited
     assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["to_call_total"] == 4
+
+
+def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(cli_with_store, case):
+    """Issue 14: a tracer reads the worklist out; "not close ... isolate until" was wrong,
+    and so was an isolation date for a negative test."""
+    far = add_contact(cli_with_store, case["ref"], "Cy Example", "--proximity", "5", n=13, last="2020-10-09")
+    assert far["close_contact"] is False and far["isolation_end"] is None
+    human = ok(cli_with_store, "today", "--date", "2020-10-15").stdout
+    entry = human[human.index(far["ref"]):].split("\n", 2)[1]
+    assert "not close" in entry and "isolate" not in entry
+    assert as_json(cli_with_store, "today", "--date", "2020-10-15")["to_call"][0]["isolation_end"] is None
+    assert "isolation_ends_today" in as_json(cli_with_store, "today", "--date", "2020-10-23")
+    assert as_json(cli_with_store, "today", "--date", "2020-10-23")["isolation_ends_today"] == []
+
+    negative = add_case(cli_with_store, "Neg Example", "--result", "negative", n=20, onset=None)
+    assert negative["isolation_end"] is None
+    shown = ok(cli_with_store, "case", "show", negative["ref"]).stdout
+    assert "none (the test was negative)" in shown and "until the end of" not in shown
+    added = ok(cli_with_store, "case", "add", "--name", "Neg Two", "--phone", phone(21), "--test-date", "2020-10-10",
+               "--asymptomatic", "--result", "negative").stdout
+    assert "no isolation (the test was negative)" in added and "isolate until" not in added
 
 
 def test_today_on_an_80_column_terminal_breaks_entries_between_fields(cli_with_store, case, monkeypatch):

@@ -84,7 +84,7 @@ def test_refer_requires_vetted_recipient_then_seals(people, cli_with_store, stor
     vetted = x25519.Identity.generate()
     added = cli_with_store("recipients", "add", "Vetted North", str(vetted.to_public()), "--role", "vetted-team")
     assert added.exit_code == 0, added.stderr
-    referred = cli_with_store("refer", ref, "--reason", "protocol", "--json")
+    referred = cli_with_store("refer", ref, "--reason", "protocol", "--yes", "--json")
     assert referred.exit_code == 0, referred.stderr
     referral = json.loads(referred.stdout)
     assert referral["recipients"] == ["Vetted North"]
@@ -185,3 +185,56 @@ def test_reveal_on_show_commands_needs_a_reason(people, cli_with_store):
     assert len(reveals) == 1
     contact_reveals = json.loads(cli_with_store("audit", "show", "--action", "contact.reveal", "--json").stdout)["items"]
     assert [e["refs"] for e in contact_reveals] == [sorted([contact.ref, contact.contact.ref])]
+
+
+@pytest.fixture
+def referable(people, cli_with_store):
+    """A marked case person, and a vetted team to refer them to."""
+    case, contact = people
+    cli_with_store("role", "mark", case.person.ref, "--role", "undercover-officer", "--reason", "ops")
+    vetted = x25519.Identity.generate()
+    added = cli_with_store("recipients", "add", "Vetted North", str(vetted.to_public()), "--role", "vetted-team")
+    assert added.exit_code == 0, added.stderr
+    return case, contact
+
+
+def _referrals(cli_with_store) -> list:
+    return json.loads(cli_with_store("referrals", "list", "--json").stdout)["items"]
+
+
+def test_refer_at_a_terminal_shows_what_goes_asks_a_reason_and_confirms(referable, cli_with_store, monkeypatch):
+    """Issue 14: refer purges for good, so at a terminal it shows what it will seal and
+    purge (references and counts only), asks why, and asks to confirm; "no" changes
+    nothing and is not an error."""
+    monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
+    case, contact = referable
+    ref = case.person.ref
+    declined = cli_with_store("refer", ref, input="operational protocol\nn\n")
+    assert declined.exit_code == 0, declined.stderr
+    assert "Nothing changed." in declined.stderr and "error" not in declined.stderr.lower()
+    assert case.ref in declined.stderr and "contacts of those cases: 1" in declined.stderr
+    assert "Reason" in declined.stderr and "Seal " + ref in declined.stderr
+    _no_secret(declined)
+    assert "Ordinary Contact" not in declined.stderr
+    assert _referrals(cli_with_store) == []
+    assert cli_with_store("person", "show", ref, "--json").exit_code == 0  # still here, unchanged
+    no_reason = cli_with_store("refer", ref, input="\n")
+    assert no_reason.exit_code == ExitCode.VALIDATION and "reason:" in no_reason.stderr
+    assert _referrals(cli_with_store) == []
+    accepted = cli_with_store("refer", ref, input="operational protocol\ny\n")
+    assert accepted.exit_code == 0, accepted.stderr
+    assert "Referred as R-" in accepted.stdout
+    assert len(_referrals(cli_with_store)) == 1
+    _no_secret(accepted)
+
+
+def test_refer_without_a_terminal_needs_reason_and_yes(referable, cli_with_store):
+    case, _ = referable
+    ref = case.person.ref
+    for args, missing in (((), "--reason and --yes"), (("--reason", "protocol"), "--yes"), (("--yes",), "--reason")):
+        refused = cli_with_store("refer", ref, *args)
+        assert refused.exit_code == ExitCode.VALIDATION and missing in refused.stderr, (args, refused.stderr)
+    assert _referrals(cli_with_store) == []
+    done = cli_with_store("refer", ref, "--reason", "protocol", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert len(_referrals(cli_with_store)) == 1

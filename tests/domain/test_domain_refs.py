@@ -117,3 +117,16 @@ def test_a_reference_of_another_kind_is_refused() -> None:
     assert error.problem == "is a person reference, not a case reference"
     assert error.expected == "a reference like C-7K2M9Q"
     assert parse_ref("p-7k2m9q", expected_kind=RefKind.PERSON) == "P-7K2M9Q"
+
+
+def test_the_article_fits_the_kind() -> None:
+    """Issue 14: "is an exposure reference", not "is a exposure reference"."""
+    with pytest.raises(ValidationError) as caught:
+        parse_ref("e-7k2m9q", expected_kind=RefKind.PERSON)
+    assert caught.value.problem == "is an exposure reference, not a person reference"
+    with pytest.raises(ValidationError) as caught:
+        parse_ref("p-7k2m9q", expected_kind=RefKind.EXPOSURE)
+    assert caught.value.problem == "is a person reference, not an exposure reference"
+    with pytest.raises(ValidationError) as caught:
+        parse_ref("garbage")
+    assert "E for an exposure" in caught.value.expected

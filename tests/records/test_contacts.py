@@ -142,8 +142,24 @@ def test_add_contact_validation_names_the_field(cb, case, kwargs, field):
 
 
 def test_contact_isolates_14_days_from_the_day_after_exposure(cb, case):
-    exposure = contact(cb, case, "Bea Potter", last_exposure="2020-10-19")
+    exposure = contact(cb, case, "Bea Potter", last_exposure="2020-10-19", setting="household")
     assert exposure.isolation_end == date(2020, 11, 2)
+
+
+def test_a_contact_who_is_not_close_has_no_isolation(cb, case):
+    """Issue 14: 'not a close contact; isolate until ...' could be read out to them."""
+    far = contact(cb, case, "Nat Far", setting="workplace", proximity_m="5", last_exposure="2020-10-19")
+    assert (far.close_contact, far.isolation_end) == (False, None)
+    assert cb.get_contact(far.ref).to_json()["isolation_end"] is None
+    assert [e.isolation_end for e in cb.list_contacts().items] == [None]
+    # Becoming close (the distance corrected) gives the date; and back again takes it away.
+    near, _ = cb.update_contact(far.ref, proximity_m="0.5", duration_min="20")
+    assert near.isolation_end == date(2020, 11, 2)
+    again, _ = cb.update_contact(far.ref, proximity_m="5")
+    assert again.isolation_end is None
+    # Still a contact to call, but not one whose isolation ends.
+    assert far.ref in [e.ref for e in cb.worklist(date(2020, 10, 25)).to_call]
+    assert cb.worklist(date(2020, 11, 2)).isolation_ends_today == []
 
 
 @pytest.mark.parametrize(
@@ -568,3 +584,52 @@ def test_isolation_ends_today(cb, worklist_contacts):
 def test_worklist_of_an_empty_store(cb):
     w = cb.worklist()
     assert (w.to_call, w.isolation_ends_today, w.to_call_total) == ([], [], 0)
+
+
+def test_worklist_for_a_past_day_leaves_out_later_exposures(cb, worklist_contacts):
+    """Issue 14: the list for 22 Oct shows only what was known then: the contacts exposed
+    on 25 and 27 Oct are not yet anyone to call."""
+    w = cb.worklist(date(2020, 10, 22))
+    refs = [e.ref for e in w.to_call]
+    assert worklist_contacts["m2_new"].ref not in refs
+    assert worklist_contacts["not_close_recent"].ref not in refs
+    assert refs == [worklist_contacts[k].ref for k in ("house_new", "house_old", "face", "m2_old")]
+    assert w.to_call_total == 4
+    # The day of the exposure itself counts.
+    assert worklist_contacts["m2_new"].ref in [e.ref for e in cb.worklist(date(2020, 10, 25)).to_call]
+
+
+def test_worklist_for_a_past_day_still_calls_someone_who_became_a_case_later(cb, worklist_contacts):
+    bea = worklist_contacts["m2_old"]
+    cb.promote_contact(bea.contact.ref, test_date="2020-10-28", asymptomatic=True)
+    assert bea.ref in [e.ref for e in cb.worklist(date(2020, 10, 22)).to_call]
+    assert bea.ref not in [e.ref for e in cb.worklist(date(2020, 10, 28)).to_call]
+
+
+def test_promote_by_exposure_records_that_exposure(cb, case):
+    """Issue 14: promoting by the E- reference records that exposure, even when the
+    person has a more recent one."""
+    first = contact(cb, case, "Bea Potter", last_exposure="2020-10-17")
+    other = cb.add_case(person=person("Other Case"), test_date="2020-10-20", asymptomatic=True)
+    latest, _ = cb.add_contact(other.ref, person_ref=first.contact.ref, last_exposure="2020-10-19", setting="social")
+    promoted = cb.promote_contact(first.ref, test_date="2020-10-25", asymptomatic=True)
+    assert (promoted.person.ref, promoted.source_exposure_ref) == (first.contact.ref, first.ref)
+    assert promoted.source_exposure_ref != latest.ref
+
+
+def test_promote_by_person_with_a_named_source(cb, case):
+    first = contact(cb, case, "Bea Potter", last_exposure="2020-10-17")
+    stranger = contact(cb, case, "Sam Stranger")
+    other = cb.add_case(person=person("Other Case"), test_date="2020-10-20", asymptomatic=True)
+    cb.add_contact(other.ref, person_ref=first.contact.ref, last_exposure="2020-10-19", setting="social")
+    before = table_snapshot(cb.store)
+    with pytest.raises(Conflict, match=f"{stranger.ref} is not an exposure of {first.contact.ref}"):
+        cb.promote_contact(first.contact.ref, source=stranger.ref, test_date="2020-10-25", asymptomatic=True)
+    with pytest.raises(ValidationError, match="another exposure"):
+        cb.promote_contact(first.ref, source=stranger.ref, test_date="2020-10-25", asymptomatic=True)
+    with pytest.raises(ValidationError) as info:
+        cb.promote_contact(case.ref, test_date="2020-10-25", asymptomatic=True)
+    assert info.value.field == "reference"
+    assert table_snapshot(cb.store) == before
+    promoted = cb.promote_contact(first.contact.ref, source=first.ref, test_date="2020-10-25", asymptomatic=True)
+    assert promoted.source_exposure_ref == first.ref

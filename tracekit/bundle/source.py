@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from tracekit.records.association import ProtectedKeys
-from tracekit.records.casebook import ASSOCIATED_SQL, marked_people
+from tracekit.records.casebook import (
+    ASSOCIATED_SQL,
+    CASE_ISOLATION_END_SQL,
+    EXPOSURE_ISOLATION_END_SQL,
+    marked_people,
+)
 
 BATCH = 5000
 
@@ -29,7 +34,7 @@ _PERSON_KEYS = (
 
 CASE_SQL = (
     "SELECT c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
-    "c.infectious_end, c.isolation_end, c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
+    "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
     "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + " "
     "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "{where} ORDER BY c.id"
@@ -41,7 +46,8 @@ _CASE_KEYS = (
 
 CONTACT_SQL = (
     "SELECT e.id, e.ref, c.ref, e.last_exposure, e.setting, e.proximity_m, e.duration_min, e.face_to_face, "
-    "e.direct_contact, e.close_contact, e.clause, e.trace_status, e.isolation_end, e.ruleset_id, e.notes, "
+    "e.direct_contact, e.close_contact, e.clause, e.trace_status, "
+    + EXPOSURE_ISOLATION_END_SQL + ", e.ruleset_id, e.notes, "
     "e.updated_at, " + _PERSON.format(p="p", r="r") + ", cr.role, "
     "(SELECT ref FROM referrals WHERE id = cp.referral_id), "
     "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id) "

@@ -34,7 +34,6 @@ from tracekit.cli.options import (
     OffsetOption,
     OnsetOption,
     PersonOption,
-    PersonRefArg,
     PhoneOption,
     PostcodeOption,
     ProximityOption,
@@ -75,11 +74,11 @@ def _print_result(verb: str, e: Exposure, closeness: Closeness | None) -> None:
     from tracekit.cli import render
 
     out().print(f"{verb} contact [bold]{e.ref}[/bold] of case {e.case_ref}: {render.contact_label(e)}", highlight=False)
-    verdict = f"[bold]close contact[/bold] ({e.clause})" if e.close_contact else "not a close contact"
-    out().print(
-        f"  {verdict}; isolate until the end of {render.day(e.isolation_end)} [dim](rule set {e.ruleset_id})[/dim]",
-        highlight=False,
-    )
+    if e.close_contact:
+        verdict = f"[bold]close contact[/bold] ({e.clause}); isolate until the end of {render.day(e.isolation_end)}"
+    else:
+        verdict = "not a close contact: no isolation"
+    out().print(f"  {verdict} [dim](rule set {e.ruleset_id})[/dim]", highlight=False)
     if closeness is not None:
         note(f"  [dim]{render.safe_markup(closeness.explanation)}[/dim]")
 
@@ -305,7 +304,21 @@ def contact_call(
 @contact_app.command("promote")
 @command
 def contact_promote(
-    person: PersonRefArg,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="The contact (E-7K2M9Q, as the worklist shows it) or the person (P-7K2M9Q).", show_default=False
+        ),
+    ],
+    source: Annotated[
+        Optional[str],
+        typer.Option(
+            "--source",
+            help="With a person (P-): the contact (E-...) through which they were infected. "
+            "Without it, their most recent one.",
+            rich_help_panel=CONTACT_PANEL, show_default=False,
+        ),
+    ] = None,
     test_date: TestDateOption = None,
     test_type: TestTypeOption = None,
     onset: OnsetOption = None,
@@ -314,15 +327,17 @@ def contact_promote(
 ) -> None:
     """Turn a contact who tested positive into a case, keeping the chain.
 
-    The new case records the contact (exposure) through which the person was most
-    recently a contact, so 'tracekit case tree' shows who infected whom.
+    The new case records the contact (exposure) through which the person was infected,
+    so 'tracekit case tree' shows who infected whom: the E- reference given, or with a
+    P- reference the one named by --source, else their most recent.
     """
     from tracekit.cli import forms, render
     from tracekit.records import Casebook
 
     with open_current_store() as store:
         casebook = Casebook(store)
-        person_ref = casebook.get_person(person).ref  # a wrong reference fails before any question
+        # Wrong references fail before any question.
+        via = casebook.promotion_source(ref, source=source)
         form = forms.Form(
             {"test_date": test_date, "test_type": test_type, "symptom_onset": onset, "asymptomatic": asymptomatic, "notes": notes},
             today=casebook.today,
@@ -333,7 +348,7 @@ def contact_promote(
             form.ask_missing("symptom_onset")
         case = form.run(
             lambda: casebook.promote_contact(
-                person_ref,
+                via.ref,
                 test_date=form.values["test_date"],
                 test_type=form.values["test_type"] or "pcr",
                 symptom_onset=form.values["symptom_onset"],

@@ -175,7 +175,7 @@ DEMO_STEPS: list[DemoStep] = [
         "Refer them to the vetted team",
         "The full record is sealed to the vetted team's key and purged from this store: even "
         "this passphrase can no longer recover it.",
-        ("refer", "{marked_officer}", "--reason", "per protocol"),
+        ("refer", "{marked_officer}", "--reason", "per protocol", "--yes"),
     ),
     DemoStep(
         "Today's handover to the central team",

@@ -52,6 +52,11 @@ def render_exit_codes() -> str:
         "value. Set `TRACEKIT_DEBUG=1` to see the plain traceback."
     )
     lines.append(
+        "\nAnswering no when asked to confirm (`person merge`, `refer`) is not an error: tracekit "
+        "prints \"Nothing changed.\" on stderr and exits with 0. Ending the input or pressing "
+        "Ctrl-C at a question exits with 130, also with nothing changed."
+    )
+    lines.append(
         "\nWhen the reader of tracekit's output goes away (`tracekit audit show | head`), "
         "tracekit ends quietly as other Unix tools do, killed by SIGPIPE (a shell shows 141)."
     )

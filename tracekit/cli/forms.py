@@ -146,6 +146,15 @@ def confirm(label: str, *, default: bool = False) -> bool:
         raise Interrupted("no answer was given; nothing was recorded") from None
 
 
+def confirm_or_decline(label: str) -> bool:
+    """Ask ``label`` (default no); a "no" prints "Nothing changed." and is not an error:
+    the command then returns normally (exit 0). End of input or Ctrl-C is Interrupted."""
+    if confirm(label):
+        return True
+    context.err().print("Nothing changed.", highlight=False)
+    return False
+
+
 def check_field(field: str, text: str, today: date) -> Any:
     """Validate one answer with the library's validator for ``field``; raise its error."""
     from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS, validated

@@ -114,7 +114,7 @@ def person_merge(
     both people are shown and you are asked to confirm; scripts pass --yes.
     """
     from tracekit.cli import forms, render
-    from tracekit.errors import Interrupted, ValidationError
+    from tracekit.errors import ValidationError
     from tracekit.records import Casebook
 
     with open_current_store() as store:
@@ -127,8 +127,8 @@ def person_merge(
                 )
             context.err().print(f"Keep:  {render.person_summary(kept)}", highlight=False)
             context.err().print(f"Merge: {render.person_summary(merged_away)}", highlight=False)
-            if not forms.confirm(f"Merge {merged_away.ref} into {kept.ref}?"):
-                raise Interrupted("merge cancelled; nothing was changed")
+            if not forms.confirm_or_decline(f"Merge {merged_away.ref} into {kept.ref}?"):
+                return
         person = casebook.merge_people(kept.ref, merged_away.ref)
     if settings().json:
         emit_json({"person": person.to_json(), "merged": merged_away.ref})

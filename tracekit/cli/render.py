@@ -57,6 +57,16 @@ def day(value: date | None) -> str:
     return f"{value.day} {value:%b %Y}" if value else "-"
 
 
+#: What stands for an isolation end when there is none to give.
+NO_ISOLATION = {"case": "none (the test was negative)", "contact": "none (not a close contact)"}
+
+
+def isolation_cell(end: date | None, kind: str, detail: str = "") -> str:
+    """'until the end of <day>' (with ``detail`` after it), or that there is no isolation:
+    a contact who is not close and a case whose test was negative are not told to isolate."""
+    return f"until the end of {day(end)}{detail}" if end else NO_ISOLATION[kind]
+
+
 def phone_number(e164: str) -> str:
     """A stored E.164 number in the form a tracer dials: national for the UK."""
     from tracekit.domain.identifiers import format_phone
@@ -244,10 +254,11 @@ def case_rows(case: Case) -> list[tuple[str, str]]:
         ("symptom onset", day(case.symptom_onset) if case.symptom_onset else "none (asymptomatic)"),
     ]
     infectious = f"{day(case.infectious_start)} to {day(case.infectious_end)}"
-    isolation = f"until the end of {day(case.isolation_end)}"
+    isolation_detail = ""
     if rs is not None:
         infectious += f" [dim]({rs.infectious_days_before} days before the {reference} to {rs.infectious_days_after} after)[/dim]"
-        isolation += f" [dim]({rs.case_isolation_days} days from the day after the {reference})[/dim]"
+        isolation_detail = f" [dim]({rs.case_isolation_days} days from the day after the {reference})[/dim]"
+    isolation = isolation_cell(case.isolation_end, "case", isolation_detail)
     rows += [
         ("infectious period", infectious),
         ("isolation", isolation),
@@ -292,8 +303,13 @@ def case_line(case: Case) -> str:
     return (
         f"[bold]{case.ref}[/bold] for {person_label(case.person)}: tested {day(case.test_date)}, "
         f"infectious {day(case.infectious_start)} to {day(case.infectious_end)}, "
-        f"isolate until the end of {day(case.isolation_end)} [dim](rule set {case.ruleset_id})[/dim]"
+        f"{_isolate_phrase(case.isolation_end, 'case')} [dim](rule set {case.ruleset_id})[/dim]"
     )
+
+
+def _isolate_phrase(end: date | None, kind: str) -> str:
+    """'isolate until the end of <day>', or 'no isolation (...)' (see :func:`isolation_cell`)."""
+    return f"isolate until the end of {day(end)}" if end else f"no isolation ({NO_ISOLATION[kind].removeprefix('none (')}"
 
 
 # -- contacts ----------------------------------------------------------------------------
@@ -317,7 +333,7 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
         rows += [
             ("close contact", closeness_cell(exposure) if exposure.close_contact else "no"),
             ("why", f"{marker} (a contact of a person in a sensitive role)"),
-            ("isolation", f"until the end of {day(exposure.isolation_end)}"),
+            ("isolation", isolation_cell(exposure.isolation_end, "contact")),
             ("rule set", _ruleset_cell(exposure.ruleset_id)),
             ("notes", WITHHELD_CELL),
             ("recorded", safe_markup(exposure.created_at)),
@@ -338,9 +354,8 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
         if closeness.missing:
             missing = ", ".join("--proximity" if m == "proximity_m" else "--duration" for m in closeness.missing)
             rows.append(("missing", f"[yellow]{missing}[/yellow]: recording it could make this a close contact"))
-    isolation = f"until the end of {day(exposure.isolation_end)}"
-    if rs is not None:
-        isolation += f" [dim]({rs.contact_isolation_days} days from the day after the last exposure)[/dim]"
+    detail = f" [dim]({rs.contact_isolation_days} days from the day after the last exposure)[/dim]" if rs else ""
+    isolation = isolation_cell(exposure.isolation_end, "contact", detail)
     rows += [("isolation", isolation), ("rule set", _ruleset_cell(exposure.ruleset_id))]
     if exposure.notes:
         rows.append(("notes", safe_markup(exposure.notes, multiline=True)))
@@ -480,10 +495,9 @@ def worklist(work: Worklist) -> RenderableType:
             lines.append((
                 f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]", "  ", 5,
             ))
-            lines.append((
-                f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)} · "
-                f"isolate until the end of {day(e.isolation_end)}", " · ", 5,
-            ))
+            # A contact who is not close is given no isolation date to read out.
+            isolation = f" · isolate until the end of {day(e.isolation_end)}" if e.isolation_end else ""
+            lines.append((f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)}{isolation}", " · ", 5))
         parts.append(_Block(lines))
         legend = _clause_legend(work.to_call)
         if legend:

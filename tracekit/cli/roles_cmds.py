@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.safe_text import safe_markup
+
+if TYPE_CHECKING:
+    from tracekit.records.sensitive import ReferralPreview
 
 role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
 recipients_app = typer.Typer(help="The age public keys that sealed referrals and bundles go to.", no_args_is_help=True)
@@ -186,11 +189,41 @@ def recipients_remove(name: Annotated[str, typer.Argument(help="The recipient's 
 @command
 def refer(
     person: Annotated[str, typer.Argument(help="The marked person's reference.")],
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why now (optional; audited).")] = None,
+    reason: Annotated[
+        Optional[str],
+        typer.Option("--reason", help="Why now (required: asked at a terminal; stored and audited; no names or numbers)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Seal a marked person's record to the vetted team and purge it from this store."""
+    """Seal a marked person's record to the vetted team and purge it from this store.
+
+    The purge cannot be undone. At a terminal, what will be sealed and purged is shown (by
+    reference and count) and you are asked for a reason if none was given, then to
+    confirm; scripts pass --reason and --yes.
+    """
+    from tracekit.cli import context, forms
+    from tracekit.errors import ValidationError
+
     with open_current_store() as store:
-        referral = _roles(store).refer(person, reason)
+        roles = _roles(store)
+        preview = roles.referral_preview(person)  # refused (unmarked, no vetted team) before any question
+        has_reason = bool(reason and reason.strip())
+        if not context.interactive() and not (yes and has_reason):
+            missing = "--reason and --yes" if not (yes or has_reason) else ("--yes" if not yes else "--reason")
+            raise ValidationError(
+                "confirmation" if not yes else "reason",
+                "is needed to refer (the record is purged for good)",
+                expected=f"{missing} when there is no terminal to ask at",
+            )
+        if not has_reason:
+            reason = forms.prompt("Reason (stored and audited; no names or numbers)")
+            if not reason.strip():
+                raise ValidationError("reason", "is required", expected="a short reason, without names or numbers")
+        if not yes:
+            _print_referral_preview(preview)
+            if not forms.confirm_or_decline(f"Seal {preview.person_ref} to the vetted team and purge it from this store?"):
+                return
+        referral = roles.refer(person, reason)
     if settings().json:
         emit_json(referral.to_json())
         return
@@ -199,6 +232,21 @@ def refer(
         "The details are no longer readable in this store, even with your passphrase."
     )
     note("Send it: tracekit referrals export --out DIR")
+
+
+def _print_referral_preview(preview: ReferralPreview) -> None:
+    """What a referral will seal and purge, on stderr: references and counts, no details."""
+    from tracekit.cli import context
+
+    cases = ", ".join(preview.case_refs) or "none"
+    lines = [
+        f"Refer {preview.person_ref} ({safe_markup(preview.role)}): sealed to {safe_markup(', '.join(preview.recipients))}.",
+        f"  their cases: {cases}; contacts of those cases: {preview.contacts_of_cases}; "
+        f"their own exposures as a contact: {preview.exposures_as_contact}",
+        "  The details are then purged from this store for good; only the vetted team can open them.",
+    ]
+    for line in lines:
+        context.err().print(line, highlight=False)
 
 
 @referrals_app.command("list")

@@ -238,10 +238,16 @@ def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_R
     )
 
 
+#: The end of isolation to give, as SQL: none for a case whose test was negative or a
+#: contact who is not close. (The stored column cannot be empty; for those it only bounds
+#: how long a contact stays on the worklist: see :meth:`Casebook.worklist`.)
+CASE_ISOLATION_END_SQL = "CASE WHEN c.test_result = 'negative' THEN NULL ELSE c.isolation_end END"
+EXPOSURE_ISOLATION_END_SQL = "CASE WHEN e.close_contact THEN e.isolation_end END"
+
 CASE_COLUMNS = (
     "c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.notes, "
     "(SELECT ref FROM exposures WHERE id = c.source_exposure_id), c.ruleset_id, c.infectious_start, "
-    "c.infectious_end, c.isolation_end, c.created_at, c.updated_at, c.closed_at, "
+    "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.created_at, c.updated_at, c.closed_at, "
     "(SELECT count(*) FROM exposures WHERE case_id = c.id), " + PERSON_COLUMNS
 )
 
@@ -252,15 +258,15 @@ def _case(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Case:
         test_result=TestResult(row[4]), symptom_onset=_date(row[5]), status=CaseStatus(row[6]),
         notes=row[7], source_exposure_ref=row[8], ruleset_id=row[9],
         infectious_start=date.fromisoformat(row[10]), infectious_end=date.fromisoformat(row[11]),
-        isolation_end=date.fromisoformat(row[12]), created_at=row[13], updated_at=row[14],
-        closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
+        isolation_end=_date(row[12]),
+        created_at=row[13], updated_at=row[14], closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
     )
 
 
 EXPOSURE_COLUMNS = (
     "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
     "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
-    "e.ruleset_id, e.close_contact, e.clause, e.isolation_end, e.created_at, e.updated_at, "
+    "e.ruleset_id, e.close_contact, e.clause, " + EXPOSURE_ISOLATION_END_SQL + ", e.created_at, e.updated_at, "
     "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
     "(SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id)), "
     "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
@@ -287,7 +293,7 @@ def _exposure(
             id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
             setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
             trace_status=TraceStatus(row[9]), notes=None, ruleset_id=row[11], close_contact=bool(row[12]),
-            clause=row[13], isolation_end=date.fromisoformat(row[14]), created_at=row[15],
+            clause=row[13], isolation_end=_date(row[14]), created_at=row[15],
             updated_at=row[16], contact=contact, withheld=True,
         )
     return Exposure(
@@ -295,8 +301,8 @@ def _exposure(
         setting=row[4], proximity_m=row[5], duration_min=row[6], face_to_face=bool(row[7]),
         direct_contact=bool(row[8]), trace_status=TraceStatus(row[9]), notes=row[10],
         ruleset_id=row[11], close_contact=bool(row[12]), clause=row[13],
-        isolation_end=date.fromisoformat(row[14]), created_at=row[15], updated_at=row[16],
-        contact=_person(row, 19, reveal),
+        isolation_end=_date(row[14]), created_at=row[15],
+        updated_at=row[16], contact=_person(row, 19, reveal),
     )
 
 
@@ -1239,27 +1245,69 @@ class Casebook:
             self._audit(conn, "contact.call", [exposure.ref], parsed.value)
         return exposure
 
-    def promote_contact(
-        self, person_ref: str, *, test_date: str | date, test_type: str = "pcr",
-        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
-    ) -> Case:
-        """Make a contact a case, keeping the chain: the new case records the exposure
-        through which the person was (most recently) a contact."""
-        conn = self.store.conn
-        person_id = self._person_id(conn, person_ref)
+    def _promotion_source(self, conn: Any, ref_text: str, source: str | None) -> tuple[int, int]:
+        """The person to promote and the exposure to record as how they were infected.
+
+        ``ref_text`` is the person (P-) or one of their contacts (E-: that exposure is the
+        source). ``source`` names the exposure when promoting by P-; without it the
+        person's most recent exposure is taken."""
+        kind = RefKind(parse_ref(ref_text)[0])
+        if kind is RefKind.EXPOSURE:
+            exposure_id = self._exposure_id(conn, ref_text)
+            if source is not None and self._exposure_id(conn, source) != exposure_id:
+                raise ValidationError(
+                    "source", "names another exposure than the one being promoted",
+                    expected="no --source when promoting by an exposure (E-) reference",
+                )
+            return int(conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]), exposure_id
+        if kind is not RefKind.PERSON:
+            raise ValidationError(
+                "reference", f"is {kind.a_noun} reference, not a person or exposure reference",
+                expected=f"a reference like {RefKind.PERSON.example} or {RefKind.EXPOSURE.example}",
+            )
+        person_id = self._person_id(conn, ref_text)
+        person_ref = self._load_person(conn, person_id).ref
+        if source is not None:
+            exposure_id = self._exposure_id(conn, source)
+            owner = conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]
+            if owner != person_id:
+                raise Conflict(f"{parse_ref(source, RefKind.EXPOSURE)} is not an exposure of {person_ref}")
+            return person_id, exposure_id
         row = conn.execute(
             "SELECT id FROM exposures WHERE person_id = ? ORDER BY last_exposure DESC, id DESC LIMIT 1", (person_id,)
         ).fetchone()
         if row is None:
-            raise Conflict(f"{parse_ref(person_ref, RefKind.PERSON)} is not a contact of any case; use 'case add --person'")
+            raise Conflict(f"{person_ref} is not a contact of any case; use 'case add --person'")
+        return person_id, int(row[0])
+
+    def promotion_source(self, ref: str, *, source: str | None = None) -> Exposure:
+        """The exposure :meth:`promote_contact` would record as the source (checks the
+        references before any question is asked)."""
+        conn = self.store.conn
+        _person_id, exposure_id = self._promotion_source(conn, ref, source)
+        return self._load_exposure(conn, exposure_id, with_calls=False)
+
+    def promote_contact(
+        self, ref: str, *, test_date: str | date, test_type: str = "pcr",
+        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
+        source: str | None = None,
+    ) -> Case:
+        """Make a contact a case, keeping the chain: the new case records the exposure
+        through which the person was infected.
+
+        ``ref`` is the person (P-) or the exposure (E-) through which they were infected.
+        By P-, ``source`` names that exposure (E-); without it the person's most recent
+        exposure is recorded."""
+        conn = self.store.conn
+        person_id, exposure_id = self._promotion_source(conn, ref, source)
         open_case = conn.execute(
             "SELECT ref FROM cases WHERE person_id = ? AND status = 'open'", (person_id,)
         ).fetchone()
         if open_case:
             raise Conflict(f"this person already has an open case ({open_case[0]})")
         return self.add_case(
-            person_ref=person_ref, test_date=test_date, test_type=test_type, symptom_onset=symptom_onset,
-            asymptomatic=asymptomatic, notes=notes, source_exposure_id=int(row[0]),
+            person_ref=self._load_person(conn, person_id).ref, test_date=test_date, test_type=test_type,
+            symptom_onset=symptom_onset, asymptomatic=asymptomatic, notes=notes, source_exposure_id=exposure_id,
         )
 
     def case_tree(self, ref: str) -> tuple[TreeNode, int]:
@@ -1300,21 +1348,25 @@ class Casebook:
 
     # -- the worklist ----------------------------------------------------------------------
     def worklist(self, day: date | None = None, limit: int = 50, *, count_up_to: int | None = None) -> Worklist:
-        """Contacts to call on ``day`` (not yet reached, still within their isolation
-        period, not a case themselves), highest risk and most recent exposure first; and
-        contacts whose isolation ends on ``day``.
+        """Contacts to call on ``day`` (exposed on or before it, not yet reached, still
+        within their isolation period, not a case by then), highest risk and most recent
+        exposure first; and close contacts whose isolation ends on ``day``. A contact who
+        is not close has no isolation; they stay on the list for as long as a close
+        contact would isolate (the stored ``isolation_end``). A past ``day`` shows
+        that day's list: nothing exposed or tested after it.
 
         ``count_up_to``: count the contacts to call only up to this many (the total is
         then marked capped when there are more). Counting a backlog of tens of thousands
         exactly costs tens of milliseconds, which the day's view does not need."""
         day = day or self.today
         conn = self.store.conn
-        # Still worth a call: not reached yet, isolation not over, and not a case themselves.
+        # Still worth a call: exposed by then, not reached yet, isolation not over, and
+        # not a case themselves (tested by then).
         pending = (
-            "e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
-            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
+            "e.trace_status = ? AND e.isolation_end >= ? AND e.last_exposure <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open' AND oc.test_date <= ?)"
         )
-        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat())
+        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat(), day.isoformat(), day.isoformat())
         capped = False
         if count_up_to is None:
             to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
@@ -1337,7 +1389,7 @@ class Casebook:
         ).fetchall()
         ending = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
-            "WHERE e.isolation_end = ? ORDER BY e.risk_rank, e.id LIMIT ?",
+            "WHERE e.isolation_end = ? AND e.close_contact = 1 ORDER BY e.risk_rank, e.id LIMIT ?",
             (day.isoformat(), _limit(limit)),
         ).fetchall()
         return Worklist(

@@ -177,7 +177,7 @@ class Exposure:
     ruleset_id: str
     close_contact: bool
     clause: str | None
-    isolation_end: date
+    isolation_end: date | None
     created_at: str = ""
     updated_at: str = ""
     calls: list[CallAttempt] = field(default_factory=list)
@@ -248,7 +248,7 @@ class Case:
     ruleset_id: str
     infectious_start: date
     infectious_end: date
-    isolation_end: date
+    isolation_end: date | None
     created_at: str = ""
     updated_at: str = ""
     closed_at: str | None = None

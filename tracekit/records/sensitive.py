@@ -80,6 +80,19 @@ class Recipient:
 
 
 @dataclass
+class ReferralPreview:
+    """What :meth:`SensitiveRoles.refer` would seal and purge, by reference and count only
+    (shown before the tracer confirms a referral)."""
+
+    person_ref: str
+    role: str
+    recipients: list[str]
+    case_refs: list[str]
+    contacts_of_cases: int
+    exposures_as_contact: int
+
+
+@dataclass
 class Referral:
     ref: str
     role: str
@@ -226,6 +239,39 @@ class SensitiveRoles:
         return [Recipient(*r) for r in rows]
 
     # -- referral ------------------------------------------------------------------------
+    def _vetted_recipients(self) -> list[Recipient]:
+        vetted = self.recipients("vetted-team")
+        if not vetted:
+            raise PolicyError(
+                "no vetted-team recipient is configured, so nothing can be sealed; nothing was changed",
+                hint="add the vetted team's age key: tracekit recipients add NAME age1... --role vetted-team",
+            )
+        return vetted
+
+    def _referable(self, conn: Any, person_ref: str) -> tuple[int, Person]:
+        """The person to refer (id, unmasked): marked and not yet referred."""
+        cb = self.casebook
+        person_id = cb._person_id(conn, person_ref)
+        person = cb._load_person(conn, person_id, raw=True)
+        if not person.role:
+            raise Conflict(f"{person.ref} is not marked; mark the person first (tracekit role mark)")
+        if person.referral_ref:
+            raise Conflict(f"{person.ref} has already been referred ({person.referral_ref})")
+        return person_id, person
+
+    def referral_preview(self, person_ref: str) -> ReferralPreview:
+        """What referring ``person_ref`` would seal and purge; refuses as :meth:`refer`
+        would (no vetted team, not marked, already referred) without changing anything."""
+        vetted = self._vetted_recipients()
+        conn = self.store.conn
+        person_id, person = self._referable(conn, person_ref)
+        case_refs = [ref for (ref,) in conn.execute("SELECT ref FROM cases WHERE person_id = ? ORDER BY id", (person_id,))]
+        contacts = conn.execute(
+            "SELECT count(*) FROM exposures e JOIN cases c ON c.id = e.case_id WHERE c.person_id = ?", (person_id,)
+        ).fetchone()[0]
+        as_contact = conn.execute("SELECT count(*) FROM exposures WHERE person_id = ?", (person_id,)).fetchone()[0]
+        return ReferralPreview(person.ref, person.role or "", [r.name for r in vetted], case_refs, contacts, as_contact)
+
     def refer(self, person_ref: str, reason: str | None = None) -> Referral:
         """Seal a marked person's record to the vetted team and purge it from the store."""
         from pyrage import encrypt, x25519
@@ -233,20 +279,10 @@ class SensitiveRoles:
         from tracekit import __version__
         from tracekit.crypto import signing
 
-        vetted = self.recipients("vetted-team")
-        if not vetted:
-            raise PolicyError(
-                "no vetted-team recipient is configured, so nothing can be sealed; nothing was changed",
-                hint="add the vetted team's age key: tracekit recipients add NAME age1... --role vetted-team",
-            )
+        vetted = self._vetted_recipients()
         cb = self.casebook
         with self.store.transaction() as conn:
-            person_id = cb._person_id(conn, person_ref)
-            person = cb._load_person(conn, person_id, raw=True)
-            if not person.role:
-                raise Conflict(f"{person.ref} is not marked; mark the person first (tracekit role mark)")
-            if person.referral_ref:
-                raise Conflict(f"{person.ref} has already been referred ({person.referral_ref})")
+            person_id, person = self._referable(conn, person_ref)
             text = check_reason(reason, [person], required=False)
             mark_reason = conn.execute("SELECT reason FROM person_roles WHERE person_id = ?", (person_id,)).fetchone()[0]
             referral_ref = self._new_referral_ref(conn)
