@@ -275,7 +275,7 @@ def test_header_problems_stop_before_any_row(store, tmp_path):
     path.write_text("Name,Test date\nAda,20/10/2020\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="external_id"):
         run(store, "cases", path)
-    path.write_text("ID,Name,Test date\n", encoding="utf-8")
+    path.write_text("ID,Name,Test date,Onset\n", encoding="utf-8")
     assert run(store, "cases", path).rows_read == 0
 
 

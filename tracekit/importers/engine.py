@@ -66,6 +66,13 @@ from tracekit.store import Store
 
 BATCH_ROWS = 2000
 MAX_PROBLEMS = 100
+#: Kinds of problem (field, column, problem) counted separately; the rest are counted together.
+MAX_PROBLEM_GROUPS = 200
+#: Example lines kept per kind of problem (and shown on the terminal).
+GROUP_EXAMPLE_LINES = 20
+SHOWN_EXAMPLE_LINES = 5
+#: Lines listed for contacts exposed outside their case's infectious period.
+MAX_LISTED_LINES = 1000
 EXTERNAL_ID_MAX_LENGTH = 200
 #: Values per ``IN (...)`` list.
 IN_CHUNK = 500
@@ -104,6 +111,47 @@ class Problem:
 
 
 @dataclass
+class ProblemGroup:
+    """One kind of problem (same field, column and problem) across all rows, with its
+    count, example lines, and (see :func:`_diagnose`) the likely cause and the fix."""
+
+    field: str
+    column: str | None
+    problem: str
+    expected: str | None
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+    cause: str | None = None
+    fix: str | None = None
+
+    def add(self, line: int | None) -> None:
+        self.count += 1
+        if line is not None and len(self.lines) < GROUP_EXAMPLE_LINES:
+            self.lines.append(line)
+
+    def text(self) -> list[str]:
+        """The group as terminal lines: one problem as before, many with a count and lines."""
+        first = Problem(self.lines[0] if self.lines else None, self.column, self.field, self.problem, self.expected)
+        if self.count == 1:
+            lines = [first.text()]
+        else:
+            shown = ", ".join(str(n) for n in self.lines[:SHOWN_EXAMPLE_LINES])
+            more = self.count - min(len(self.lines), SHOWN_EXAMPLE_LINES)
+            where = f"lines {shown}" + (f" and {more:,} more" if more else "")
+            lines = [f"{self.count:,} rows: {Problem(None, self.column, self.field, self.problem, self.expected).text()}"
+                     f" - {where}"]
+        if self.cause:
+            lines.append(f"  likely cause: {self.cause}")
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "column": self.column, "problem": self.problem, "expected": self.expected,
+                "count": self.count, "lines": self.lines, "cause": self.cause, "fix": self.fix}
+
+
+@dataclass
 class ImportSummary:
     kind: str
     file: str
@@ -122,17 +170,55 @@ class ImportSummary:
     people_created: int = 0
     #: People marked by this import: ``{"person", "record", "role"}`` (references only).
     marked: list[dict[str, Any]] = field(default_factory=list)
+    #: Imported rows about people in sensitive roles (newly marked or marked before).
+    sensitive_rows: int = 0
     outside_infectious_period: int = 0
+    #: ``{"line", "case"}`` of the first :data:`MAX_LISTED_LINES` of them.
+    outside_infectious_period_lines: list[dict[str, Any]] = field(default_factory=list)
+    #: Lines of an earlier rejects file standing for withheld rows (see :data:`WITHHELD_LINE`).
+    withheld_skipped: int = 0
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     problems_total: int = 0
+    problem_groups: dict[tuple[str, str | None, str, str | None], ProblemGroup] = field(default_factory=dict)
+    #: Problems of kinds beyond :data:`MAX_PROBLEM_GROUPS` (counted, not grouped).
+    problems_ungrouped: int = 0
     rejects_file: str | None = None
     seconds: float = 0.0
 
     @property
     def skipped(self) -> int:
-        return self.unchanged + (self.invalid if self.skip_invalid else 0)
+        return self.unchanged + self.withheld_skipped + (self.invalid if self.skip_invalid else 0)
+
+    def marked_by_role(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.marked:
+            counts[entry["role"]] = counts.get(entry["role"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    def add_problem(self, error: ValidationError, max_listed: int) -> None:
+        problem = Problem.from_error(error)
+        self.problems_total += 1
+        if len(self.problems) < max_listed:
+            self.problems.append(problem)
+        key = (problem.field, problem.column, problem.problem, problem.expected)
+        group = self.problem_groups.get(key)
+        if group is None:
+            if len(self.problem_groups) >= MAX_PROBLEM_GROUPS:
+                self.problems_ungrouped += 1
+                return
+            group = self.problem_groups[key] = ProblemGroup(*key)
+        group.add(problem.line)
+
+    def problem_report(self) -> list[str]:
+        """The problems for the terminal: grouped by kind, most frequent first."""
+        lines: list[str] = []
+        for group in sorted(self.problem_groups.values(), key=lambda g: -g.count):
+            lines += group.text()
+        if self.problems_ungrouped:
+            lines.append(f"... and {self.problems_ungrouped:,} more problems of other kinds (fix the ones above first)")
+        return lines
 
     @property
     def rows_per_second(self) -> float:
@@ -143,6 +229,24 @@ class ImportSummary:
         return self.imported == 0 and not self.marked
 
     def to_json(self) -> dict[str, Any]:
+        # Until the import commits, nothing was imported and no reference drawn is real:
+        # the counts say "would", and no person or record reference is given.
+        done = self.committed
+        rows: dict[str, Any] = {
+            "read": self.rows_read,
+            "imported": self.imported if done else 0,
+            "linked": self.linked,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "withheld_skipped": self.withheld_skipped,
+            "skipped": self.skipped,
+            "marked_sensitive": len(self.marked) if done else 0,
+            "sensitive": self.sensitive_rows if done else 0,
+        }
+        would: dict[str, Any] = {}
+        if not done:
+            rows.update(would_import=self.imported, would_mark_sensitive=len(self.marked), would_be_sensitive=self.sensitive_rows)
+            would = {"people_would_be_created": self.people_created}
         return {
             "kind": self.kind,
             "file": self.file,
@@ -153,22 +257,19 @@ class ImportSummary:
             "mode": "skip-invalid" if self.skip_invalid else "strict",
             "committed": self.committed,
             "import_id": self.import_id,
-            "rows": {
-                "read": self.rows_read,
-                "imported": self.imported,
-                "linked": self.linked,
-                "unchanged": self.unchanged,
-                "invalid": self.invalid,
-                "skipped": self.skipped,
-                "marked_sensitive": len(self.marked),
-            },
-            "people_created": self.people_created,
-            "marked_sensitive": self.marked,
+            "rows": rows,
+            "people_created": self.people_created if done else 0,
+            **would,
+            "marked_sensitive": self.marked if done else [],
+            "marked_by_role": self.marked_by_role(),
             "outside_infectious_period": self.outside_infectious_period,
+            "outside_infectious_period_lines": self.outside_infectious_period_lines,
             "columns": self.columns,
             "ignored_columns": self.ignored_columns,
             "problems": [p.to_json() for p in self.problems],
             "problems_total": self.problems_total,
+            "problem_groups": [g.to_json() for g in sorted(self.problem_groups.values(), key=lambda g: -g.count)],
+            "problems_ungrouped": self.problems_ungrouped,
             "rejects_file": self.rejects_file,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
@@ -203,10 +304,7 @@ class ImportInvalid(ValidationError):
 def _invalid_message(summary: ImportSummary) -> str:
     what = "dry run: nothing was written" if summary.dry_run else "strict mode: nothing was imported"
     lines = [f"{summary.invalid:,} of {summary.rows_read:,} rows of {summary.file} are invalid ({what}):"]
-    lines += [f"  {p.text()}" for p in summary.problems]
-    if summary.problems_total > len(summary.problems):
-        lines.append(f"  ... and {summary.problems_total - len(summary.problems):,} more problems "
-                     f"(the first {len(summary.problems)} are shown)")
+    lines += [f"  {line}" for line in summary.problem_report()]
     if summary.rejects_file:
         lines.append(f"  The invalid rows are in {summary.rejects_file}.")
     return "\n".join(lines)
@@ -971,6 +1069,7 @@ class _Importer:
         summary.imported += len(valid)
         summary.people_created += len(new_people)
         summary.linked += len(valid) - len(new_people)
+        summary.sensitive_rows += sum(1 for row in valid if row.person_id in self._marked_now)
         if newly_marked:
             missing = [pid for _, pid in newly_marked if pid not in ref_of]
             for chunk in _chunks(missing):
@@ -1030,6 +1129,8 @@ class _Importer:
                 assert case is not None
                 if not case[4] <= last.isoformat() <= case[5]:
                     self.summary.outside_infectious_period += 1
+                    if len(self.summary.outside_infectious_period_lines) < MAX_LISTED_LINES:
+                        self.summary.outside_infectious_period_lines.append({"line": row.line, "case": case[1]})
                 exposure_id = self._next_record_id
                 self._next_record_id += 1
                 rows.append((exposure_id, ref, case[0], row.person_id, last.isoformat(), v["setting"],
@@ -1079,12 +1180,41 @@ class _Importer:
     def _reject(self, row: _Row) -> None:
         summary = self.summary
         summary.invalid += 1
-        summary.problems_total += len(row.problems)
         for error in row.problems:
-            if len(summary.problems) < self.options.max_problems:
-                summary.problems.append(Problem.from_error(error))
+            summary.add_problem(error, self.options.max_problems)
         if self.rejects is not None:
             self.rejects.write(row, "; ".join(_reject_reason(e) for e in row.problems))
+
+    def _diagnose(self) -> None:
+        """Name the likely cause and the fix of the problems a whole column explains: a
+        blank onset without an asymptomatic column, and a check every row fails."""
+        summary = self.summary
+        checked = summary.rows_read - summary.unchanged - summary.withheld_skipped
+        mapped = set(summary.columns.values())
+        unmapped = summary.ignored_columns
+        candidates = ""
+        if unmapped:
+            candidates = "; columns not mapped to any field: " + ", ".join(
+                repr(c) for c in unmapped[: cols.MAX_IGNORED_SHOWN]) + (" ..." if len(unmapped) > cols.MAX_IGNORED_SHOWN else "")
+        for group in summary.problem_groups.values():
+            if group.field == "symptom_onset" and group.problem == "is required":
+                if "asymptomatic" not in mapped:
+                    group.cause = "the file has no asymptomatic column, and a blank symptom onset is not taken to mean no symptoms"
+                    group.fix = "give the onset dates, or add " + cols.ASYMPTOMATIC_ADVICE
+                else:
+                    group.cause = f"these rows have no onset date, and {self._column('asymptomatic')!r} does not say yes"
+                    group.fix = "give the date symptoms started, or yes in the asymptomatic column"
+                continue
+            if checked < 2 or group.count < checked or group.column is None or group.field not in cols.FIELD_BY_NAME:
+                continue
+            if group.problem == "is required":
+                group.cause = f"column {group.column!r} is empty in every row"
+                group.fix = f'map the column that holds {group.field}: --map "Your Column={group.field}"{candidates}'
+            else:
+                group.cause = (f"every row fails this check: column {group.column!r} is probably not "
+                               f"{group.field}, or all of it is in another form")
+                group.fix = (f'map the right column with --map "Your Column={group.field}", '
+                             f"or convert the column to {group.expected or 'the expected form'}")
 
     def _rejects_scrubber(self, sensitive_people: list[Person]) -> Callable[[str], str]:
         """What every cell of a rejected row goes through: the Casebook's free-text scrubber
@@ -1139,6 +1269,7 @@ class _Importer:
                 self._process(batch)
             if self.rejects is not None:
                 self.rejects.flush()
+            self._diagnose()
             self.opened.reader.drain()
             if self.progress is not None:
                 self.progress(summary.rows_read, self.opened.reader.bytes_read)
@@ -1176,9 +1307,10 @@ class _Importer:
     def _finish(self, now: str) -> None:
         summary = self.summary
         summary.import_id = self.import_id
+        summary.committed = True  # to_json gives the real counts and references
         document = summary.to_json()
+        summary.committed = False  # until the transaction has committed
         document.pop("problems")
-        document["committed"] = True
         self.conn.execute(
             "UPDATE imports SET input_sha256 = ?, finished_at = ?, summary = ? WHERE id = ?",
             (summary.sha256, now, json.dumps(document, ensure_ascii=False), self.import_id),
