@@ -34,6 +34,7 @@ import functools
 import io
 import json
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -421,8 +422,11 @@ class _Rejects:
     """
 
     def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack,
-                 scrubber: Callable[[list[Person]], Callable[[str], str]]) -> None:
+                 scrubber: Callable[[list[Person]], Callable[[str], str]], *, replace: bool = False) -> None:
         self.dest = dest
+        #: ``dest`` is a rejects file tracekit wrote before (see :func:`rejects_destination`):
+        #: it is replaced, also by an empty one when no row is rejected this time.
+        self.replace = replace
         self.opened = opened
         self.plan = plan
         self.stack = stack
@@ -436,10 +440,12 @@ class _Rejects:
         self._sensitive_people: list[Person] = []
 
     def _open(self) -> None:
-        handle = self.stack.enter_context(files.atomic_output(self.dest))
+        handle = self.stack.enter_context(files.atomic_output(self.dest, overwrite=self.replace))
         self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)  # type: ignore[arg-type]
         self.stack.callback(self._text.detach)  # flush; atomic_output closes the handle
         self.stack.callback(self._text.flush)
+        if self.opened.has_bom or self.opened.format == "xlsx":
+            self._text.write("\ufeff")  # as the input (a spreadsheet's rows open in Excel as UTF-8)
         if self.opened.format != "jsonl":
             dialect = self.opened.dialect or csv.excel
             self._writer = csv.writer(self._text, dialect)
@@ -459,14 +465,15 @@ class _Rejects:
         self.count += 1
         if row.sensitive:
             self._sensitive_people.append(_person_of(row))
-            reason = f"line {row.line} {SENSITIVE_REJECT}; {reason}"
+            reason = withheld_reason(row.line, self.opened.name, reason)
         self._held.append((row, reason))
         if len(self._held) >= REJECTS_HELD_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the held rows, scrubbed against everyone marked by now."""
-        if not self._held:
+    def flush(self, *, final: bool = False) -> None:
+        """Write the held rows, scrubbed against everyone marked by now (at the end, an
+        earlier rejects file being replaced is replaced even when no row was rejected)."""
+        if not self._held and not (final and self.replace and self._text is None):
             return
         if self._text is None:
             self._open()
@@ -485,7 +492,48 @@ class _Rejects:
 
 
 #: What the rejects file says instead of a row about a person in a sensitive role.
-SENSITIVE_REJECT = "withheld: concerns a person in a sensitive role; fix it in the source file"
+SENSITIVE_REJECT = "withheld: concerns a person in a sensitive role, so its cells are not copied here"
+#: A rejects-file line standing for a withheld row: skipped when the rejects file is imported.
+WITHHELD_LINE = re.compile(r"line \d+ withheld: ")
+#: How much of an existing file is read to tell whether tracekit wrote it as a rejects file.
+REJECTS_HEAD_BYTES = 64 * 1024
+
+
+def withheld_reason(line: int, source: str, problems: str) -> str:
+    """The rejects file's line for a withheld row: what to do, since its values are not there."""
+    return (f"line {line} {SENSITIVE_REJECT}; fix line {line} of {source} itself and import {source} again "
+            f"(its rows imported before are skipped as unchanged); importing this file skips this line; "
+            f"problems: {problems}")
+
+
+def rejects_destination(path: Path) -> bool:
+    """Whether ``--rejects path`` replaces a file: False for a new path, True for a rejects
+    file tracekit wrote (its header or first object has the ``import_error`` column) or an
+    empty file; any other file raises :class:`StoreExists` (never clobbered)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    refuse = StoreExists(f"{path} already exists and is not a rejects file tracekit wrote; tracekit never overwrites it")
+    if path.is_symlink():
+        raise refuse
+    try:
+        with files.open_regular_file(path, what="rejects file", error=lambda _: refuse) as handle:
+            head = handle.read(REJECTS_HEAD_BYTES)
+    except OSError:
+        raise refuse from None
+    if not head:
+        return True
+    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
+    if first.startswith("{"):
+        try:
+            written = isinstance(obj := json.loads(first), dict) and cols.REJECTS_COLUMN in obj
+        except ValueError:
+            written = False
+    else:
+        written = first.rstrip().endswith((cols.REJECTS_COLUMN, f'"{cols.REJECTS_COLUMN}"'))
+    if not written:
+        raise refuse
+    return True
 #: Rejected rows held back before writing (see :class:`_Rejects`); beyond this many they
 #: are written as they come, scrubbed against the people marked so far, so memory stays flat.
 REJECTS_HELD_ROWS = 10_000
@@ -546,6 +594,8 @@ class _Importer:
             ("test_date", "symptom_onset", "test_type", "test_result", "asymptomatic", "notes") if kind == "cases"
             else ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"))
         self.rejects: _Rejects | None = None
+        self.replace_rejects = False
+        self._rejects_index: int | None = None
 
     # -- validators -------------------------------------------------------------------
     def _build_converters(self) -> dict[str, Callable[[Any], Any]]:
@@ -594,6 +644,23 @@ class _Importer:
         self._index_items = sorted(self.plan.index.items(), key=lambda kv: kv[1])
         self._width = len(headers)
         self._column_of = {name: headers[i] for name, i in self.plan.index.items()}
+        rejects_column = cols.normal_header(cols.REJECTS_COLUMN)
+        self._rejects_index = next((i for i, h in enumerate(headers) if cols.normal_header(h) == rejects_column), None)
+
+    def _stands_for_withheld_row(self, cells: Any) -> bool:
+        """A line of a rejects file standing for a withheld row: no cell but its import_error."""
+        if isinstance(cells, dict):
+            given = [(k, v) for k, v in cells.items() if v not in (None, "")]
+            if len(given) != 1 or cols.normal_header(given[0][0]) != cols.normal_header(cols.REJECTS_COLUMN):
+                return False
+            note = given[0][1]
+        elif isinstance(cells, list) and self._rejects_index is not None and self._rejects_index < len(cells):
+            note = cells[self._rejects_index]
+            if any(c not in (None, "") for i, c in enumerate(cells) if i != self._rejects_index):
+                return False
+        else:
+            return False
+        return isinstance(note, str) and WITHHELD_LINE.match(note) is not None
 
     def _json_field(self, key: str) -> str | None:
         try:
@@ -1240,7 +1307,8 @@ class _Importer:
             self.conn = conn
             self._begin()
             if self.options.rejects is not None and not self.options.dry_run:
-                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber)
+                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber,
+                                        replace=self.replace_rejects)
             header_done = self.opened.format == "jsonl"
             for line, cells in rows_iter:
                 if not header_done:
@@ -1253,6 +1321,9 @@ class _Importer:
                     continue
                 row = _Row(line, cells)
                 summary.rows_read += 1
+                if self._stands_for_withheld_row(cells):
+                    summary.withheld_skipped += 1
+                    continue
                 if isinstance(cells, RowError):
                     row.problems.append(cells.error)
                 else:
@@ -1268,7 +1339,7 @@ class _Importer:
             if batch:
                 self._process(batch)
             if self.rejects is not None:
-                self.rejects.flush()
+                self.rejects.flush(final=True)
             self._diagnose()
             self.opened.reader.drain()
             if self.progress is not None:
@@ -1369,10 +1440,10 @@ def import_file(
     if kind not in cols.KINDS:
         raise ValidationError("kind", "is not an import kind", expected="cases or contacts")
     options = options or ImportOptions()
-    if options.rejects is not None and Path(options.rejects).exists():
-        raise StoreExists(f"{options.rejects} already exists; tracekit never overwrites it")
+    replace_rejects = options.rejects is not None and rejects_destination(Path(options.rejects))
     opened = open_input(source, options.format, stdin=stdin)
     importer = _Importer(store, kind, opened, options, progress)
+    importer.replace_rejects = replace_rejects
     cache_size = store.conn.execute("PRAGMA cache_size").fetchone()[0]
     try:
         with contextlib.ExitStack() as stack:
