@@ -20,7 +20,7 @@ from tests.importers.helpers import (
     run,
     write_csv,
 )
-from tracekit.errors import ExitCode
+from tracekit.errors import ExitCode, StoreExists
 from tracekit.importers import ImportInvalid
 
 LAB_HEADER = ["Specimen ID", "Patient name", "Specimen date", "Onset date", "Ward"]
@@ -198,3 +198,24 @@ def test_rejects_never_replaces_a_file_tracekit_did_not_write(cli_with_store, tm
     assert result.exit_code == ExitCode.STORE_EXISTS
     assert "not a rejects file tracekit wrote" in result.stderr
     assert mine.read_text(encoding="utf-8") == "name,notes\nsomething,of mine\n"
+
+
+def test_json_lines_rejects_round_trip_skips_withheld_lines(store, tmp_path):
+    from tests.importers.helpers import write_jsonl
+
+    source = write_jsonl(tmp_path / "c.jsonl", [
+        {"external_id": "S-1", "name": "Perdita Vane", "role": "undercover", "test_date": "soon", "asymptomatic": "yes"},
+        {"external_id": "B-1", "name": "Basil Fenwick", "phone": "12", "test_date": "2020-10-20", "asymptomatic": "yes"},
+    ])
+    rejects = tmp_path / "r.jsonl"
+    run(store, "cases", source, skip_invalid=True, rejects=rejects)
+    withheld, ordinary = (json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines())
+    assert list(withheld) == ["import_error"] and "fix line 1 of c.jsonl itself" in withheld["import_error"]
+    ordinary["phone"] = "07700 900150"
+    rejects.write_text(json.dumps(withheld) + "\n" + json.dumps(ordinary) + "\n", encoding="utf-8")
+    summary = run(store, "cases", rejects)
+    assert summary.imported == 1 and summary.withheld_skipped == 1 and summary.invalid == 0
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(rejects)
+    with pytest.raises(StoreExists):  # a symbolic link is never followed, even to a rejects file
+        run(store, "cases", source, skip_invalid=True, rejects=link)
