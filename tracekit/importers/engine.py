@@ -21,9 +21,13 @@ asked for). ``dry_run`` is the same pass, always rolled back.
 
 People in sensitive roles (see :mod:`tracekit.importers.triage`) are marked in the same
 transaction as the row that creates them: they never enter the search index, appear in
-the summary by reference only, and their rows are withheld from the rejects file (a line
-saying so instead). Every other rejected row is scrubbed of marked people's details. No
-message ever contains a cell's value.
+the summary by reference only (and only once committed: a rolled-back pass's references
+never existed), and their rows are withheld from the rejects file (a line saying so and
+what to do instead, skipped when the rejects file is imported). Every other rejected row
+is scrubbed of marked people's details. No message ever contains a cell's value.
+
+Problems are kept in full only for the first ``max_problems``; every problem is counted
+in its kind (:class:`ProblemGroup`), so the report stays small whatever the file size.
 """
 
 from __future__ import annotations
