@@ -27,21 +27,21 @@ def test_phone_aliases(header):
 
 
 def test_case_id_means_different_things_in_the_two_kinds():
-    cases = plan_columns("cases", ["Case ID", "Name", "Specimen date"])
+    cases = plan_columns("cases", ["Case ID", "Name", "Specimen date", "Onset"])
     contacts = plan_columns("contacts", ["Contact ID", "Case ID", "Name", "Date of contact", "Setting"])
     assert cases.index["external_id"] == 0
     assert contacts.index["case_external_id"] == 1 and contacts.index["external_id"] == 0
 
 
 def test_unknown_columns_are_ignored_and_listed():
-    plan = plan_columns("cases", ["ID", "Name", "Test date", "Ward", "import_error"])
+    plan = plan_columns("cases", ["ID", "Name", "Test date", "Asymptomatic", "Ward", "import_error"])
     assert plan.ignored == ["Ward"]
 
 
 def test_map_overrides_and_ignores():
-    plan = plan_columns("cases", ["Ref", "Who", "When", "Mobile"],
+    plan = plan_columns("cases", ["Ref", "Who", "When", "Mobile", "Onset"],
                         parse_map_options(["Ref=external_id", "Who=name", "When=test_date", "Mobile=ignore"]))
-    assert plan.index == {"external_id": 0, "name": 1, "test_date": 2}
+    assert plan.index == {"external_id": 0, "name": 1, "test_date": 2, "symptom_onset": 4}
     assert plan.ignored == ["Mobile"]
 
 
@@ -63,9 +63,10 @@ def test_two_columns_for_one_field_is_an_error():
 @pytest.mark.parametrize(
     ("headers", "missing"),
     [
-        (["Name", "Test date"], "external_id"),
-        (["ID", "Test date"], "name"),
-        (["ID", "Name"], "test_date"),
+        (["Name", "Test date", "Onset"], "external_id"),
+        (["ID", "Test date", "Onset"], "name"),
+        (["ID", "Name", "Onset"], "test_date"),
+        (["ID", "Name", "Test date"], "symptom_onset"),
     ],
 )
 def test_required_columns(headers, missing):
@@ -75,9 +76,9 @@ def test_required_columns(headers, missing):
 
 
 def test_given_and_family_name_instead_of_name():
-    plan_columns("cases", ["ID", "First name", "Surname", "Test date"])
+    plan_columns("cases", ["ID", "First name", "Surname", "Test date", "Asymptomatic"])
     with pytest.raises(ValidationError):
-        plan_columns("cases", ["ID", "First name", "Test date"])
+        plan_columns("cases", ["ID", "First name", "Test date", "Asymptomatic"])
 
 
 def test_contacts_need_their_case():
@@ -102,3 +103,26 @@ def test_template_maps_onto_itself(kind):
     header, example = template_rows(kind)
     plan = plan_columns(kind, header)
     assert not plan.ignored and len(plan.index) == len(header) == len(example)
+
+
+def test_every_missing_column_is_named_at_once():
+    """Issue 14 item 10: a lab export missing several columns hears about all of them in one run,
+    with the unmapped columns that --map could use."""
+    with pytest.raises(ValidationError) as caught:
+        plan_columns("cases", ["Specimen ref", "Patient", "Collected"])
+    error = caught.value
+    assert error.row == 1 and error.field == "header"
+    for name in ("external_id", "name", "test_date", "symptom_onset"):
+        assert name in error.problem
+    assert "--map" in error.expected and "'Specimen ref', 'Patient', 'Collected'" in error.expected
+
+
+def test_a_lab_export_without_onset_or_asymptomatic_column_is_refused_with_advice():
+    """Issue 14 item 10: a blank onset is never read as 'no symptoms'; the header check says what to add."""
+    with pytest.raises(ValidationError) as caught:
+        plan_columns("cases", ["ID", "Name", "Specimen date"])
+    assert caught.value.field == "symptom_onset"
+    assert "asymptomatic column saying yes" in caught.value.expected
+    assert "never taken to mean no symptoms" in caught.value.expected
+    plan_columns("cases", ["ID", "Name", "Specimen date", "Asymptomatic"])  # either column will do
+    plan_columns("cases", ["ID", "Name", "Specimen date", "Onset date"])

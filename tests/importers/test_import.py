@@ -230,7 +230,8 @@ def test_skip_invalid_writes_the_rejects_file(store, tmp_path):
     assert stat.S_IMODE(os.stat(rejects).st_mode) == 0o600
     import csv as csvmod
 
-    with open(rejects, encoding="utf-8", newline="") as handle:
+    assert rejects.read_bytes().startswith(b"\xef\xbb\xbf")  # the input's byte-order mark, kept
+    with open(rejects, encoding="utf-8-sig", newline="") as handle:
         lines = list(csvmod.reader(handle))
     assert lines[0] == [*CASE_HEADER, "import_error"]
     assert [line[0] for line in lines[1:]] == ["B-1", "B-2"]
@@ -242,8 +243,11 @@ def test_skip_invalid_writes_the_rejects_file(store, tmp_path):
     fixed[2][CASE_HEADER.index("Specimen date")] = "21/10/2020"
     again = write_csv(tmp_path / "fixed.csv", lines[0], [[*r, ""] for r in fixed[1:]])
     assert run(store, "cases", again).imported == 2
+    unrelated = tmp_path / "notes.csv"
+    unrelated.write_text("my,own,file\n", encoding="utf-8")
     with pytest.raises(StoreExists):
-        run(store, "cases", path, skip_invalid=True, rejects=rejects)
+        run(store, "cases", path, skip_invalid=True, rejects=unrelated)
+    assert unrelated.read_text(encoding="utf-8") == "my,own,file\n"
 
 
 def test_strict_mode_can_still_write_rejects(store, tmp_path):
@@ -275,7 +279,7 @@ def test_header_problems_stop_before_any_row(store, tmp_path):
     path.write_text("Name,Test date\nAda,20/10/2020\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="external_id"):
         run(store, "cases", path)
-    path.write_text("ID,Name,Test date\n", encoding="utf-8")
+    path.write_text("ID,Name,Test date,Onset\n", encoding="utf-8")
     assert run(store, "cases", path).rows_read == 0
 
 
@@ -466,8 +470,9 @@ def test_sensitive_rows_are_withheld_from_rejects_and_messages(store, tmp_path):
     # A sensitive row is one line saying so: no cell, not even the external id.
     for line, source_line in ((lines[1], 2), (lines[2], 3)):
         assert line[:-1] == [""] * len(CASE_HEADER)
-        assert line[-1].startswith(f"line {source_line} withheld: concerns a person in a sensitive role; "
-                                   "fix it in the source file; ")
+        assert line[-1].startswith(f"line {source_line} withheld: concerns a person in a sensitive role, so its "
+                                   f"cells are not copied here; fix line {source_line} of c.csv itself and import "
+                                   "c.csv again")
     assert not any(cell in ("S-1", "S-2") for line in lines for cell in line) and "not a date," not in text
     assert "specimen" in lines[1][-1].lower() or "test_date" in lines[1][-1]  # the problems are still named
     assert lines[3][CASE_HEADER.index("Full name")] == "Ordinary Person"

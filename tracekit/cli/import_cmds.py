@@ -51,10 +51,12 @@ SkipInvalidOption = Annotated[
 ]
 RejectsOption = Annotated[
     Optional[Path],
-    typer.Option("--rejects", help="Write the invalid rows here, with the reason as an extra column (a new 0600 file).",
+    typer.Option("--rejects", help="Write the invalid rows here, with the reason as an extra column (0600; replaces only a rejects file tracekit wrote).",
                  rich_help_panel=IMPORT_PANEL, show_default=False),
 ]
 
+#: Contacts outside their case's infectious period listed on the terminal (--json lists more).
+_OUTSIDE_SHOWN = 20
 #: Rows between progress updates (the importer reports after each batch).
 _PROGRESS_MIN_INTERVAL = 0.2
 
@@ -104,8 +106,9 @@ def _run(
     kind: str, file: str, fmt: str | None, maps: list[str] | None, mapping_file: Path | None,
     dry_run: bool, skip_invalid: bool, rejects: Path | None,
 ) -> None:
-    from tracekit.errors import StoreExists, ValidationError
+    from tracekit.errors import ValidationError
     from tracekit.importers import ImportInvalid, ImportOptions, import_file
+    from tracekit.importers.engine import rejects_destination
     from tracekit.importers.readers import FORMATS
 
     if fmt is not None and fmt.lower() not in FORMATS:
@@ -117,8 +120,8 @@ def _run(
     # Problems with the paths are reported before the passphrase is asked for.
     if file != "-" and not Path(file).is_file():
         raise ValidationError("file", f"{file} is not a file", expected="the path of a CSV, JSON Lines or .xlsx file, or -")
-    if rejects is not None and (rejects.exists() or rejects.is_symlink()):
-        raise StoreExists(f"{rejects} already exists; tracekit never overwrites it")
+    if rejects is not None:
+        rejects_destination(rejects)  # refuses any existing file but a rejects file tracekit wrote
     total = None if file == "-" else _size(Path(file))
     with open_current_store() as store:
         try:
@@ -161,8 +164,16 @@ def _show(summary: "ImportSummary") -> None:
     if summary.invalid:
         where = f"in {safe_markup(summary.rejects_file)}" if summary.rejects_file else "listed below"
         table.add_row("invalid", f"{summary.invalid:,}", f"skipped, {where}")
-    marked = ", ".join(f"{m['person']} ({m['role']})" for m in summary.marked)
-    table.add_row("marked sensitive", f"{len(summary.marked):,}", marked)
+    if summary.withheld_skipped:
+        table.add_row("withheld", f"{summary.withheld_skipped:,}",
+                      "lines of a rejects file standing for withheld rows: fix those in the original file")
+    # Counts by role, never one line per person: the people are listed by 'tracekit role list'.
+    by_role = ", ".join(f"{role} {n:,}" for role, n in summary.marked_by_role().items())
+    where = "; see 'tracekit role list'" if summary.committed else ""
+    would = "" if summary.committed else "would be "
+    table.add_row(f"{would}marked sensitive", f"{len(summary.marked):,}", f"({by_role}{where})" if by_role else "")
+    if summary.sensitive_rows:
+        table.add_row("sensitive rows", f"{summary.sensitive_rows:,}", "about people in sensitive roles, shown withheld")
     table.add_row("time", f"{summary.seconds:,.1f} s", f"{summary.rows_per_second:,.0f} rows/s")
     console.print(table)
     if summary.dry_run:
@@ -170,7 +181,10 @@ def _show(summary: "ImportSummary") -> None:
     elif summary.nothing_changed:
         console.print("Nothing changed: every valid row had been imported before." if rows else "Nothing to import: the file has no rows.")
     recalled = [m for m in summary.marked if m.get("recall")]
-    if recalled:
+    if recalled and not summary.committed:
+        warn(f"{len(recalled)} person(s) this import would mark went in clear in earlier bundles: "
+             "the real import will make recall requests for them")
+    elif recalled:
         warn(
             f"{len(recalled)} newly marked person(s) went in clear in earlier bundles ("
             + ", ".join(f"{m['person']}: {len(m['handed_over_in_clear'])} bundle(s)" for m in recalled)
@@ -178,12 +192,14 @@ def _show(summary: "ImportSummary") -> None:
         )
     if summary.invalid:
         warn(f"{summary.invalid:,} invalid row(s) skipped ({summary.problems_total:,} problem(s)):")
-        for problem in summary.problems:
-            err().print(f"  {visible(problem.text())}", markup=False, highlight=False)
-        if summary.problems_total > len(summary.problems):
-            err().print(f"  ... and {summary.problems_total - len(summary.problems):,} more", markup=False)
+        for line in summary.problem_report():
+            err().print(f"  {visible(line)}", markup=False, highlight=False)
     if summary.outside_infectious_period:
-        warn(f"{summary.outside_infectious_period:,} contact(s) were exposed outside their case's infectious period (recorded anyway)")
+        listed = summary.outside_infectious_period_lines
+        shown = ", ".join(f"line {o['line']} ({o['case']})" for o in listed[:_OUTSIDE_SHOWN])
+        more = summary.outside_infectious_period - min(len(listed), _OUTSIDE_SHOWN)
+        warn(f"{summary.outside_infectious_period:,} contact(s) were exposed outside their case's infectious period "
+             f"(recorded anyway; check them): {shown}" + (f" and {more:,} more (all lines: --json)" if more else ""))
     if summary.ignored_columns:
         # header cells come from the file: each is quoted and shown as it is
         columns = ", ".join(f"'{safe_markup(c)}'" for c in summary.ignored_columns)

@@ -212,21 +212,48 @@ def plan_columns(
 
 
 def check_required_columns(plan: ColumnPlan) -> None:
+    """Every required column the header lacks, named in one error (not one per run)."""
+    missing = missing_columns(plan)
+    if not missing:
+        return
+    names = [name for name, _ in missing]
+    expected = "; ".join(hint for _, hint in missing)
+    if plan.ignored:
+        shown = ", ".join(repr(c) for c in plan.ignored[:MAX_IGNORED_SHOWN])
+        more = f" and {len(plan.ignored) - MAX_IGNORED_SHOWN} more" if len(plan.ignored) > MAX_IGNORED_SHOWN else ""
+        expected += f". Columns not mapped to any field: {shown}{more}"
+    if len(missing) == 1:
+        raise _header_error(f"has no {names[0]} column", expected, names[0])
+    raise _header_error(f"has no column for {len(names)} required fields: {', '.join(names)}", expected)
+
+
+#: Unmapped columns named in a missing-column error (candidates for --map).
+MAX_IGNORED_SHOWN = 10
+
+
+def missing_columns(plan: ColumnPlan) -> list[tuple[str, str]]:
+    """``(field, how to provide it)`` for each required column the header lacks."""
     have = set(plan.index)
     needed = ["external_id"]
     if plan.kind == "cases":
         needed.append("test_date")
     else:
         needed += ["last_exposure", "setting"]
-    for name in needed:
-        if name not in have:
-            raise _header_error(f"has no {name} column", _column_hint(name), name)
+    missing = [(name, _column_hint(name)) for name in needed if name not in have]
     if "name" not in have and not {"given_name", "family_name"} <= have:
-        raise _header_error("has no name column", _column_hint("name") + ", or given_name and family_name", "name")
+        missing.append(("name", _column_hint("name") + ", or given_name and family_name"))
     if plan.kind == "contacts" and not have & {"case_ref", "case_external_id"}:
-        raise _header_error(
-            "has no column naming the case", _column_hint("case_ref") + ", or " + _column_hint("case_external_id"), "case_ref"
-        )
+        missing.append(("case_ref", _column_hint("case_ref") + ", or " + _column_hint("case_external_id")))
+    if plan.kind == "cases" and not have & {"symptom_onset", "asymptomatic"}:
+        # Every row would need one of them: a blank onset is not taken to mean "no symptoms".
+        missing.append(("symptom_onset", _column_hint("symptom_onset") + ", or " + ASYMPTOMATIC_ADVICE))
+    return missing
+
+
+#: How to tell tracekit a case had no symptoms (docs/import-guide.md, "Symptom onset").
+ASYMPTOMATIC_ADVICE = ('an asymptomatic column saying yes for the cases without symptoms '
+                       '(--map "Your Column=asymptomatic"); a blank onset is never taken to mean no symptoms, '
+                       'because it moves the infectious period')
 
 
 def _column_hint(name: str) -> str:

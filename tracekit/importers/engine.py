@@ -21,9 +21,13 @@ asked for). ``dry_run`` is the same pass, always rolled back.
 
 People in sensitive roles (see :mod:`tracekit.importers.triage`) are marked in the same
 transaction as the row that creates them: they never enter the search index, appear in
-the summary by reference only, and their rows are withheld from the rejects file (a line
-saying so instead). Every other rejected row is scrubbed of marked people's details. No
-message ever contains a cell's value.
+the summary by reference only (and only once committed: a rolled-back pass's references
+never existed), and their rows are withheld from the rejects file (a line saying so and
+what to do instead, skipped when the rejects file is imported). Every other rejected row
+is scrubbed of marked people's details. No message ever contains a cell's value.
+
+Problems are kept in full only for the first ``max_problems``; every problem is counted
+in its kind (:class:`ProblemGroup`), so the report stays small whatever the file size.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import functools
 import io
 import json
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -67,6 +72,13 @@ from tracekit.store import Store
 
 BATCH_ROWS = 2000
 MAX_PROBLEMS = 100
+#: Kinds of problem (field, column, problem) counted separately; the rest are counted together.
+MAX_PROBLEM_GROUPS = 200
+#: Example lines kept per kind of problem (and shown on the terminal).
+GROUP_EXAMPLE_LINES = 20
+SHOWN_EXAMPLE_LINES = 5
+#: Lines listed for contacts exposed outside their case's infectious period.
+MAX_LISTED_LINES = 1000
 EXTERNAL_ID_MAX_LENGTH = 200
 #: Values per ``IN (...)`` list.
 IN_CHUNK = 500
@@ -105,6 +117,47 @@ class Problem:
 
 
 @dataclass
+class ProblemGroup:
+    """One kind of problem (same field, column and problem) across all rows, with its
+    count, example lines, and (see :func:`_diagnose`) the likely cause and the fix."""
+
+    field: str
+    column: str | None
+    problem: str
+    expected: str | None
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+    cause: str | None = None
+    fix: str | None = None
+
+    def add(self, line: int | None) -> None:
+        self.count += 1
+        if line is not None and len(self.lines) < GROUP_EXAMPLE_LINES:
+            self.lines.append(line)
+
+    def text(self) -> list[str]:
+        """The group as terminal lines: one problem as before, many with a count and lines."""
+        first = Problem(self.lines[0] if self.lines else None, self.column, self.field, self.problem, self.expected)
+        if self.count == 1:
+            lines = [first.text()]
+        else:
+            shown = ", ".join(str(n) for n in self.lines[:SHOWN_EXAMPLE_LINES])
+            more = self.count - min(len(self.lines), SHOWN_EXAMPLE_LINES)
+            where = f"lines {shown}" + (f" and {more:,} more" if more else "")
+            lines = [f"{self.count:,} rows: {Problem(None, self.column, self.field, self.problem, self.expected).text()}"
+                     f" - {where}"]
+        if self.cause:
+            lines.append(f"  likely cause: {self.cause}")
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "column": self.column, "problem": self.problem, "expected": self.expected,
+                "count": self.count, "lines": self.lines, "cause": self.cause, "fix": self.fix}
+
+
+@dataclass
 class ImportSummary:
     kind: str
     file: str
@@ -123,17 +176,55 @@ class ImportSummary:
     people_created: int = 0
     #: People marked by this import: ``{"person", "record", "role"}`` (references only).
     marked: list[dict[str, Any]] = field(default_factory=list)
+    #: Imported rows about people in sensitive roles (newly marked or marked before).
+    sensitive_rows: int = 0
     outside_infectious_period: int = 0
+    #: ``{"line", "case"}`` of the first :data:`MAX_LISTED_LINES` of them.
+    outside_infectious_period_lines: list[dict[str, Any]] = field(default_factory=list)
+    #: Lines of an earlier rejects file standing for withheld rows (see :data:`WITHHELD_LINE`).
+    withheld_skipped: int = 0
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     problems_total: int = 0
+    problem_groups: dict[tuple[str, str | None, str, str | None], ProblemGroup] = field(default_factory=dict)
+    #: Problems of kinds beyond :data:`MAX_PROBLEM_GROUPS` (counted, not grouped).
+    problems_ungrouped: int = 0
     rejects_file: str | None = None
     seconds: float = 0.0
 
     @property
     def skipped(self) -> int:
-        return self.unchanged + (self.invalid if self.skip_invalid else 0)
+        return self.unchanged + self.withheld_skipped + (self.invalid if self.skip_invalid else 0)
+
+    def marked_by_role(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.marked:
+            counts[entry["role"]] = counts.get(entry["role"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    def add_problem(self, error: ValidationError, max_listed: int) -> None:
+        problem = Problem.from_error(error)
+        self.problems_total += 1
+        if len(self.problems) < max_listed:
+            self.problems.append(problem)
+        key = (problem.field, problem.column, problem.problem, problem.expected)
+        group = self.problem_groups.get(key)
+        if group is None:
+            if len(self.problem_groups) >= MAX_PROBLEM_GROUPS:
+                self.problems_ungrouped += 1
+                return
+            group = self.problem_groups[key] = ProblemGroup(*key)
+        group.add(problem.line)
+
+    def problem_report(self) -> list[str]:
+        """The problems for the terminal: grouped by kind, most frequent first."""
+        lines: list[str] = []
+        for group in sorted(self.problem_groups.values(), key=lambda g: -g.count):
+            lines += group.text()
+        if self.problems_ungrouped:
+            lines.append(f"... and {self.problems_ungrouped:,} more problems of other kinds (fix the ones above first)")
+        return lines
 
     @property
     def rows_per_second(self) -> float:
@@ -144,6 +235,24 @@ class ImportSummary:
         return self.imported == 0 and not self.marked
 
     def to_json(self) -> dict[str, Any]:
+        # Until the import commits, nothing was imported and no reference drawn is real:
+        # the counts say "would", and no person or record reference is given.
+        done = self.committed
+        rows: dict[str, Any] = {
+            "read": self.rows_read,
+            "imported": self.imported if done else 0,
+            "linked": self.linked,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "withheld_skipped": self.withheld_skipped,
+            "skipped": self.skipped,
+            "marked_sensitive": len(self.marked) if done else 0,
+            "sensitive": self.sensitive_rows if done else 0,
+        }
+        would: dict[str, Any] = {}
+        if not done:
+            rows.update(would_import=self.imported, would_mark_sensitive=len(self.marked), would_be_sensitive=self.sensitive_rows)
+            would = {"people_would_be_created": self.people_created}
         return {
             "kind": self.kind,
             "file": self.file,
@@ -154,22 +263,19 @@ class ImportSummary:
             "mode": "skip-invalid" if self.skip_invalid else "strict",
             "committed": self.committed,
             "import_id": self.import_id,
-            "rows": {
-                "read": self.rows_read,
-                "imported": self.imported,
-                "linked": self.linked,
-                "unchanged": self.unchanged,
-                "invalid": self.invalid,
-                "skipped": self.skipped,
-                "marked_sensitive": len(self.marked),
-            },
-            "people_created": self.people_created,
-            "marked_sensitive": self.marked,
+            "rows": rows,
+            "people_created": self.people_created if done else 0,
+            **would,
+            "marked_sensitive": self.marked if done else [],
+            "marked_by_role": self.marked_by_role(),
             "outside_infectious_period": self.outside_infectious_period,
+            "outside_infectious_period_lines": self.outside_infectious_period_lines,
             "columns": self.columns,
             "ignored_columns": self.ignored_columns,
             "problems": [p.to_json() for p in self.problems],
             "problems_total": self.problems_total,
+            "problem_groups": [g.to_json() for g in sorted(self.problem_groups.values(), key=lambda g: -g.count)],
+            "problems_ungrouped": self.problems_ungrouped,
             "rejects_file": self.rejects_file,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
@@ -204,10 +310,7 @@ class ImportInvalid(ValidationError):
 def _invalid_message(summary: ImportSummary) -> str:
     what = "dry run: nothing was written" if summary.dry_run else "strict mode: nothing was imported"
     lines = [f"{summary.invalid:,} of {summary.rows_read:,} rows of {summary.file} are invalid ({what}):"]
-    lines += [f"  {p.text()}" for p in summary.problems]
-    if summary.problems_total > len(summary.problems):
-        lines.append(f"  ... and {summary.problems_total - len(summary.problems):,} more problems "
-                     f"(the first {len(summary.problems)} are shown)")
+    lines += [f"  {line}" for line in summary.problem_report()]
     if summary.rejects_file:
         lines.append(f"  The invalid rows are in {summary.rejects_file}.")
     return "\n".join(lines)
@@ -324,8 +427,11 @@ class _Rejects:
     """
 
     def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack,
-                 scrubber: Callable[[list[Person]], Callable[[str], str]]) -> None:
+                 scrubber: Callable[[list[Person]], Callable[[str], str]], *, replace: bool = False) -> None:
         self.dest = dest
+        #: ``dest`` is a rejects file tracekit wrote before (see :func:`rejects_destination`):
+        #: it is replaced, also by an empty one when no row is rejected this time.
+        self.replace = replace
         self.opened = opened
         self.plan = plan
         self.stack = stack
@@ -339,10 +445,12 @@ class _Rejects:
         self._sensitive_people: list[Person] = []
 
     def _open(self) -> None:
-        handle = self.stack.enter_context(files.atomic_output(self.dest))
+        handle = self.stack.enter_context(files.atomic_output(self.dest, overwrite=self.replace))
         self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)  # type: ignore[arg-type]
         self.stack.callback(self._text.detach)  # flush; atomic_output closes the handle
         self.stack.callback(self._text.flush)
+        if self.opened.has_bom or self.opened.format == "xlsx":
+            self._text.write("\ufeff")  # as the input (a spreadsheet's rows open in Excel as UTF-8)
         if self.opened.format != "jsonl":
             dialect = self.opened.dialect or csv.excel
             self._writer = csv.writer(self._text, dialect)
@@ -362,14 +470,15 @@ class _Rejects:
         self.count += 1
         if row.sensitive:
             self._sensitive_people.append(_person_of(row))
-            reason = f"line {row.line} {SENSITIVE_REJECT}; {reason}"
+            reason = withheld_reason(row.line, self.opened.name, reason)
         self._held.append((row, reason))
         if len(self._held) >= REJECTS_HELD_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the held rows, scrubbed against everyone marked by now."""
-        if not self._held:
+    def flush(self, *, final: bool = False) -> None:
+        """Write the held rows, scrubbed against everyone marked by now (at the end, an
+        earlier rejects file being replaced is replaced even when no row was rejected)."""
+        if not self._held and not (final and self.replace and self._text is None):
             return
         if self._text is None:
             self._open()
@@ -388,7 +497,48 @@ class _Rejects:
 
 
 #: What the rejects file says instead of a row about a person in a sensitive role.
-SENSITIVE_REJECT = "withheld: concerns a person in a sensitive role; fix it in the source file"
+SENSITIVE_REJECT = "withheld: concerns a person in a sensitive role, so its cells are not copied here"
+#: A rejects-file line standing for a withheld row: skipped when the rejects file is imported.
+WITHHELD_LINE = re.compile(r"line \d+ withheld: ")
+#: How much of an existing file is read to tell whether tracekit wrote it as a rejects file.
+REJECTS_HEAD_BYTES = 64 * 1024
+
+
+def withheld_reason(line: int, source: str, problems: str) -> str:
+    """The rejects file's line for a withheld row: what to do, since its values are not there."""
+    return (f"line {line} {SENSITIVE_REJECT}; fix line {line} of {source} itself and import {source} again "
+            f"(its rows imported before are skipped as unchanged); importing this file skips this line; "
+            f"problems: {problems}")
+
+
+def rejects_destination(path: Path) -> bool:
+    """Whether ``--rejects path`` replaces a file: False for a new path, True for a rejects
+    file tracekit wrote (its header or first object has the ``import_error`` column) or an
+    empty file; any other file raises :class:`StoreExists` (never clobbered)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    refuse = StoreExists(f"{path} already exists and is not a rejects file tracekit wrote; tracekit never overwrites it")
+    if path.is_symlink():
+        raise refuse
+    try:
+        with files.open_regular_file(path, what="rejects file", error=lambda _: refuse) as handle:
+            head = handle.read(REJECTS_HEAD_BYTES)
+    except OSError:
+        raise refuse from None
+    if not head:
+        return True
+    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
+    if first.startswith("{"):
+        try:
+            written = isinstance(obj := json.loads(first), dict) and cols.REJECTS_COLUMN in obj
+        except ValueError:
+            written = False
+    else:
+        written = first.rstrip().endswith((cols.REJECTS_COLUMN, f'"{cols.REJECTS_COLUMN}"'))
+    if not written:
+        raise refuse
+    return True
 #: Rejected rows held back before writing (see :class:`_Rejects`); beyond this many they
 #: are written as they come, scrubbed against the people marked so far, so memory stays flat.
 REJECTS_HELD_ROWS = 10_000
@@ -449,6 +599,8 @@ class _Importer:
             ("test_date", "symptom_onset", "test_type", "test_result", "asymptomatic", "notes") if kind == "cases"
             else ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"))
         self.rejects: _Rejects | None = None
+        self.replace_rejects = False
+        self._rejects_index: int | None = None
 
     # -- validators -------------------------------------------------------------------
     def _build_converters(self) -> dict[str, Callable[[Any], Any]]:
@@ -497,6 +649,23 @@ class _Importer:
         self._index_items = sorted(self.plan.index.items(), key=lambda kv: kv[1])
         self._width = len(headers)
         self._column_of = {name: headers[i] for name, i in self.plan.index.items()}
+        rejects_column = cols.normal_header(cols.REJECTS_COLUMN)
+        self._rejects_index = next((i for i, h in enumerate(headers) if cols.normal_header(h) == rejects_column), None)
+
+    def _stands_for_withheld_row(self, cells: Any) -> bool:
+        """A line of a rejects file standing for a withheld row: no cell but its import_error."""
+        if isinstance(cells, dict):
+            given = [(k, v) for k, v in cells.items() if v not in (None, "")]
+            if len(given) != 1 or cols.normal_header(given[0][0]) != cols.normal_header(cols.REJECTS_COLUMN):
+                return False
+            note = given[0][1]
+        elif isinstance(cells, list) and self._rejects_index is not None and self._rejects_index < len(cells):
+            note = cells[self._rejects_index]
+            if any(c not in (None, "") for i, c in enumerate(cells) if i != self._rejects_index):
+                return False
+        else:
+            return False
+        return isinstance(note, str) and WITHHELD_LINE.match(note) is not None
 
     def _json_field(self, key: str) -> str | None:
         try:
@@ -972,6 +1141,7 @@ class _Importer:
         summary.imported += len(valid)
         summary.people_created += len(new_people)
         summary.linked += len(valid) - len(new_people)
+        summary.sensitive_rows += sum(1 for row in valid if row.person_id in self._marked_now)
         if newly_marked:
             missing = [pid for _, pid in newly_marked if pid not in ref_of]
             for chunk in _chunks(missing):
@@ -1031,6 +1201,8 @@ class _Importer:
                 assert case is not None
                 if not case[4] <= last.isoformat() <= case[5]:
                     self.summary.outside_infectious_period += 1
+                    if len(self.summary.outside_infectious_period_lines) < MAX_LISTED_LINES:
+                        self.summary.outside_infectious_period_lines.append({"line": row.line, "case": case[1]})
                 exposure_id = self._next_record_id
                 self._next_record_id += 1
                 rows.append((exposure_id, ref, case[0], row.person_id, last.isoformat(), v["setting"],
@@ -1080,12 +1252,41 @@ class _Importer:
     def _reject(self, row: _Row) -> None:
         summary = self.summary
         summary.invalid += 1
-        summary.problems_total += len(row.problems)
         for error in row.problems:
-            if len(summary.problems) < self.options.max_problems:
-                summary.problems.append(Problem.from_error(error))
+            summary.add_problem(error, self.options.max_problems)
         if self.rejects is not None:
             self.rejects.write(row, "; ".join(_reject_reason(e) for e in row.problems))
+
+    def _diagnose(self) -> None:
+        """Name the likely cause and the fix of the problems a whole column explains: a
+        blank onset without an asymptomatic column, and a check every row fails."""
+        summary = self.summary
+        checked = summary.rows_read - summary.unchanged - summary.withheld_skipped
+        mapped = set(summary.columns.values())
+        unmapped = summary.ignored_columns
+        candidates = ""
+        if unmapped:
+            candidates = "; columns not mapped to any field: " + ", ".join(
+                repr(c) for c in unmapped[: cols.MAX_IGNORED_SHOWN]) + (" ..." if len(unmapped) > cols.MAX_IGNORED_SHOWN else "")
+        for group in summary.problem_groups.values():
+            if group.field == "symptom_onset" and group.problem == "is required":
+                if "asymptomatic" not in mapped:
+                    group.cause = "the file has no asymptomatic column, and a blank symptom onset is not taken to mean no symptoms"
+                    group.fix = "give the onset dates, or add " + cols.ASYMPTOMATIC_ADVICE
+                else:
+                    group.cause = f"these rows have no onset date, and {self._column('asymptomatic')!r} does not say yes"
+                    group.fix = "give the date symptoms started, or yes in the asymptomatic column"
+                continue
+            if checked < 2 or group.count < checked or group.column is None or group.field not in cols.FIELD_BY_NAME:
+                continue
+            if group.problem == "is required":
+                group.cause = f"column {group.column!r} is empty in every row"
+                group.fix = f'map the column that holds {group.field}: --map "Your Column={group.field}"{candidates}'
+            else:
+                group.cause = (f"every row fails this check: column {group.column!r} is probably not "
+                               f"{group.field}, or all of it is in another form")
+                group.fix = (f'map the right column with --map "Your Column={group.field}", '
+                             f"or convert the column to {group.expected or 'the expected form'}")
 
     def _rejects_scrubber(self, sensitive_people: list[Person]) -> Callable[[str], str]:
         """What every cell of a rejected row goes through: the Casebook's free-text scrubber
@@ -1111,7 +1312,8 @@ class _Importer:
             self.conn = conn
             self._begin()
             if self.options.rejects is not None and not self.options.dry_run:
-                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber)
+                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber,
+                                        replace=self.replace_rejects)
             header_done = self.opened.format == "jsonl"
             for line, cells in rows_iter:
                 if not header_done:
@@ -1124,6 +1326,9 @@ class _Importer:
                     continue
                 row = _Row(line, cells)
                 summary.rows_read += 1
+                if self._stands_for_withheld_row(cells):
+                    summary.withheld_skipped += 1
+                    continue
                 if isinstance(cells, RowError):
                     row.problems.append(cells.error)
                 else:
@@ -1139,7 +1344,8 @@ class _Importer:
             if batch:
                 self._process(batch)
             if self.rejects is not None:
-                self.rejects.flush()
+                self.rejects.flush(final=True)
+            self._diagnose()
             self.opened.reader.drain()
             if self.progress is not None:
                 self.progress(summary.rows_read, self.opened.reader.bytes_read)
@@ -1177,9 +1383,10 @@ class _Importer:
     def _finish(self, now: str) -> None:
         summary = self.summary
         summary.import_id = self.import_id
+        summary.committed = True  # to_json gives the real counts and references
         document = summary.to_json()
+        summary.committed = False  # until the transaction has committed
         document.pop("problems")
-        document["committed"] = True
         self.conn.execute(
             "UPDATE imports SET input_sha256 = ?, finished_at = ?, summary = ? WHERE id = ?",
             (summary.sha256, now, json.dumps(document, ensure_ascii=False), self.import_id),
@@ -1238,10 +1445,10 @@ def import_file(
     if kind not in cols.KINDS:
         raise ValidationError("kind", "is not an import kind", expected="cases or contacts")
     options = options or ImportOptions()
-    if options.rejects is not None and Path(options.rejects).exists():
-        raise StoreExists(f"{options.rejects} already exists; tracekit never overwrites it")
+    replace_rejects = options.rejects is not None and rejects_destination(Path(options.rejects))
     opened = open_input(source, options.format, stdin=stdin)
     importer = _Importer(store, kind, opened, options, progress)
+    importer.replace_rejects = replace_rejects
     cache_size = store.conn.execute("PRAGMA cache_size").fetchone()[0]
     try:
         with contextlib.ExitStack() as stack:

@@ -482,6 +482,11 @@ class OpenedInput:
     def sha256(self) -> str:
         return self.reader.sha256.hexdigest()
 
+    @property
+    def has_bom(self) -> bool:
+        """Whether the text starts with a UTF-8 byte-order mark (Excel's "CSV UTF-8")."""
+        return self.format != "xlsx" and self.reader.head.startswith(_BOM)
+
     def close(self) -> None:
         for handle in (self._xlsx_data, self.reader._raw):
             if handle is not None and handle is not _stdin_buffer():
