@@ -126,6 +126,38 @@ def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitErro
     return TracekitError(f"store error{where}: {type(exc).__name__}")
 
 
+#: The name of a backup written into a directory (UTC, so names sort by time and a clock change repeats none).
+BACKUP_NAME_FORMAT = "tracekit-backup-%Y%m%dT%H%M%SZ.store"
+
+
+def backup_destination(dest: Path | str, *, now: datetime | None = None) -> Path:
+    """The file a backup to ``dest`` is written to.
+
+    A directory (an existing one, or a path ending in "/", created 0700 if its parent
+    exists) gets a new timestamped name, with "-2", "-3", ... if one from the same
+    second is already there; any other path is the file itself.
+    """
+    raw = os.fspath(dest)
+    path = Path(raw).expanduser()
+    names_a_directory = raw.endswith(("/", os.sep))
+    if not (names_a_directory or path.is_dir()):
+        return path
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise WriteFailed(f"cannot write into {path}: the directory {path.parent} does not exist")
+        files.ensure_private_dir(path)
+    if not path.is_dir():
+        raise StoreExists(f"{path} is a file, not a directory; tracekit never overwrites it")
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    name = stamp.strftime(BACKUP_NAME_FORMAT)
+    candidate = path / name
+    suffix = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path / name.replace(".store", f"-{suffix}.store")
+        suffix += 1
+    return candidate
+
+
 def busy_timeout_seconds() -> float:
     raw = os.environ.get(BUSY_TIMEOUT_ENV)
     if raw:
@@ -517,11 +549,14 @@ class Store:
             for i in range(len(copy_key)):
                 copy_key[i] = 0
 
-    def backup(self, dest: Path) -> Path:
-        """A consistent encrypted copy (same passphrase), verified before it is in place."""
-        dest = Path(dest).expanduser()
-        if dest.is_dir():
-            dest = dest / self.path.name
+    def backup(self, dest: Path | str, *, now: datetime | None = None) -> Path:
+        """A consistent encrypted copy (same passphrase), verified before it is in place.
+
+        ``dest`` is a new file, or a directory (one that exists, or a path ending in
+        "/") that receives a timestamped file, so a nightly backup into the same
+        directory never meets the previous night's copy.
+        """
+        dest = backup_destination(dest, now=now)
         if dest.exists():
             raise StoreExists(f"{dest} already exists; tracekit never overwrites it")
         if not dest.parent.exists():
