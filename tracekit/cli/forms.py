@@ -62,6 +62,8 @@ OPTION_FOR_FIELD = {
 PERSON_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
 #: Asked (blank to skip) when a person is entered at a terminal with no details on the command line.
 PERSON_PROMPTS = ("date_of_birth", "nhs_number", "phone", "postcode")
+#: Fields a record cannot do without (every other one can be left blank).
+REQUIRED_FIELDS = ("name", "test_date", "last_exposure", "setting")
 NO_SYMPTOMS = ("none", "no", "asymptomatic", "n/a")
 
 
@@ -87,7 +89,7 @@ FIELDS: dict[str, FieldSpec] = {
     "last_exposure": FieldSpec("Date of last contact with the case", "exposure"),
     "setting": FieldSpec(f"Setting ({', '.join(SETTINGS)})", "exposure"),
     "proximity_m": FieldSpec("Closest distance in metres", "exposure"),
-    "duration_min": FieldSpec("Minutes within that distance (added up over the day)", "exposure"),
+    "duration_min": FieldSpec("Time within that distance, added up over the day (e.g. 20, 20 mins, 1h30m)", "exposure"),
     "outcome": FieldSpec(f"Outcome ({', '.join(CALL_OUTCOMES)})", "outcome"),
 }
 
@@ -146,9 +148,16 @@ def confirm(label: str, *, default: bool = False) -> bool:
         raise Interrupted("no answer was given; nothing was recorded") from None
 
 
+def validators_of(table: str) -> dict[str, Callable[..., Any]]:
+    """The library's validators for one kind of record: person, case or exposure."""
+    from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS
+
+    return {"person": PERSON_VALIDATORS, "case": CASE_VALIDATORS, "exposure": EXPOSURE_VALIDATORS}[table]
+
+
 def check_field(field: str, text: str, today: date) -> Any:
     """Validate one answer with the library's validator for ``field``; raise its error."""
-    from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS, validated
+    from tracekit.records.inputs import validated
 
     spec = FIELDS[field]
     if spec.table == "outcome":
@@ -156,8 +165,39 @@ def check_field(field: str, text: str, today: date) -> Any:
         if value not in CALL_OUTCOMES:
             raise ValidationError("outcome", "is not a known call outcome", expected="one of " + ", ".join(CALL_OUTCOMES))
         return value
-    table = {"person": PERSON_VALIDATORS, "case": CASE_VALIDATORS, "exposure": EXPOSURE_VALIDATORS}[spec.table]
-    return validated({field: text}, table, today)[field]
+    return validated({field: text}, validators_of(spec.table), today)[field]
+
+
+def problems_in(values: dict[str, Any], today: date, tables: Iterable[str]) -> list[ValidationError]:
+    """Every problem of the given values that the library validates, checked field by field
+    (values it does not validate, and those not given, are left alone)."""
+    from tracekit.records.inputs import validate_fields
+
+    problems: list[ValidationError] = []
+    seen: set[str] = set()
+    for table in tables:
+        validators = validators_of(table)
+        raw = {f: v for f, v in values.items() if f in validators and f not in seen}
+        seen.update(raw)
+        problems += validate_fields(raw, validators, today)[1]
+    return problems
+
+
+def raise_all(problems: list[ValidationError]) -> None:
+    """Raise every problem at once, each with a hint naming its option (nothing if none)."""
+    from tracekit.errors import ValidationProblems
+
+    hinted = [with_option_hint(problem) for problem in problems]
+    if len(hinted) == 1:
+        raise hinted[0]
+    if hinted:
+        raise ValidationProblems(hinted)
+
+
+def check_given(values: dict[str, Any], today: date, *tables: str) -> None:
+    """Check every value given on the command line before anything is changed, and report
+    all problems together rather than the first."""
+    raise_all(problems_in(values, today, tables))
 
 
 class Form:
@@ -268,6 +308,21 @@ class Form:
                     )
                 return
             show_problem(expected)
+
+    # -- checking what was given -----------------------------------------------------------
+    def check_given(self, *tables: str) -> None:
+        """Check every value given on the command line at once. At a terminal, show every
+        problem and ask again for each of those fields; otherwise report them all."""
+        problems = problems_in(self.values, self.today, tables)
+        if not problems:
+            return
+        if not context.interactive() or any(p.field not in self.askable or p.field not in FIELDS for p in problems):
+            raise_all(problems)
+        for problem in problems:
+            show_problem(problem)
+        for problem in problems:
+            self.values[problem.field] = None
+            self.ask(problem.field, optional=problem.field not in REQUIRED_FIELDS)
 
     # -- asking ---------------------------------------------------------------------------
     def ask(self, field: str, *, optional: bool = False) -> None:

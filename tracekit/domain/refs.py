@@ -43,6 +43,11 @@ class RefKind(Enum):
         return self.name.lower()
 
     @property
+    def with_article(self) -> str:
+        """The kind in words with its article: ``"a case"``, ``"an exposure"``."""
+        return f"{'an' if self.noun[0] in 'aeiou' else 'a'} {self.noun}"
+
+    @property
     def example(self) -> str:
         """An example reference of this kind, for messages: ``"P-7K2M9Q"``."""
         return f"{self.value}-{_EXAMPLE_CODE}"
@@ -57,7 +62,7 @@ def new_ref(kind: RefKind) -> str:
 def _expected(kind: RefKind | None) -> str:
     if kind is not None:
         return f"a reference like {kind.example}"
-    kinds = ", ".join(f"{k.value} for a {k.noun}" for k in RefKind)
+    kinds = ", ".join(f"{k.value} for {k.with_article}" for k in RefKind)
     return f"a reference like {RefKind.CASE.example} ({kinds})"
 
 
@@ -88,7 +93,7 @@ def parse_ref(text: str, expected_kind: RefKind | None = None) -> str:
     if expected_kind is not None and kind is not expected_kind:
         raise ValidationError(
             "reference",
-            f"is a {kind.noun} reference, not a {expected_kind.noun} reference",
+            f"is {kind.with_article} reference, not {expected_kind.with_article} reference",
             expected=_expected(expected_kind),
         )
     return f"{kind.value}-{code}"
