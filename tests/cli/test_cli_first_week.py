@@ -4,11 +4,15 @@ durations, passphrase retries; a busy store keeps what was typed)."""
 from __future__ import annotations
 
 import json
+import shlex
+import threading
+import time
 
 import pytest
 
 from tests.importers.helpers import CASE_HEADER, STANDARD_CASES, write_csv
 from tests.cli.casebook_helpers import add_case, add_contact, answers, as_json, ok, out_json, phone
+from tests.conftest import PASSPHRASE
 from tracekit.errors import ExitCode
 
 
@@ -100,3 +104,83 @@ def test_import_summary_counts_one_new_person(cli_with_store, tmp_path):
     path = write_csv(tmp_path / "cases.csv", CASE_HEADER, STANDARD_CASES[:1])
     result = ok(cli_with_store, "import", "cases", str(path))
     assert "(1 new person)" in result.stdout and "new people" not in result.stdout
+
+
+# -- item 1: a busy store keeps what was typed -------------------------------------------------
+
+
+@pytest.fixture
+def other_writer(store_path):
+    """Another connection holding the write lock (BEGIN IMMEDIATE), as an import does."""
+    from tracekit.store import open_store
+
+    holder = open_store(store_path, bytearray(PASSPHRASE.encode()))
+    holder.conn.execute("BEGIN IMMEDIATE")
+    yield holder
+    if holder.conn.in_transaction:
+        holder.conn.execute("ROLLBACK")
+    holder.close()
+
+
+CASE_FLAGS = ("--name", "Ada Example", "--phone", "07700 900001", "--test-date", "2020-10-10", "--asymptomatic")
+
+
+def test_a_script_is_told_who_it_waits_for_and_gives_up_after_the_timeout(cli_with_store, other_writer):
+    started = time.monotonic()
+    result = cli_with_store("case", "add", *CASE_FLAGS, env={"TRACEKIT_BUSY_TIMEOUT": "0.3"})
+    assert result.exit_code == ExitCode.STORE_BUSY
+    assert time.monotonic() - started < 5
+    assert "The store is busy: another tracekit process is writing to it; waiting up to 0.3 s" in result.stderr
+    assert "Ada Example" not in result.stderr  # no terminal: the answers are not echoed anywhere
+
+
+def test_at_a_terminal_giving_up_prints_the_command_that_keeps_the_answers(
+    cli_with_store, other_writer, interactive, monkeypatch
+):
+    from tracekit.store.core import Store
+
+    monkeypatch.setattr("tracekit.cli.context.stderr_is_terminal", lambda: True)
+    original = Store._try_write_lock
+    attempts = []
+
+    def ctrl_c_while_waiting(self, seconds):
+        attempts.append(seconds)
+        if len(attempts) > 3:
+            raise KeyboardInterrupt
+        return original(self, seconds)
+
+    monkeypatch.setattr(Store, "_try_write_lock", ctrl_c_while_waiting)
+    result = cli_with_store(
+        "case", "add", "--name", "Ada Example", "--phone", "07700 900001", input=answers("10/10/2020", "none"),
+        env={"TRACEKIT_BUSY_TIMEOUT": "0.1"},
+    )
+    assert result.exit_code == ExitCode.INTERRUPTED, result.stderr
+    assert "gave up waiting for the store while another tracekit process was writing to it" in result.stderr
+    printed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("tracekit case add")]
+    assert printed == ["tracekit case add --name 'Ada Example' --phone '07700 900001' --test-date 2020-10-10 --asymptomatic"]
+    monkeypatch.undo()
+    other_writer.conn.execute("ROLLBACK")
+    again = cli_with_store("--json", *shlex.split(printed[0])[1:])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["person"]["phone"] == "+447700900001"
+
+
+def test_at_a_terminal_it_keeps_waiting_past_the_script_timeout(cli_with_store, store_path, interactive):
+    from tracekit.store import open_store
+
+    ready, done = threading.Event(), threading.Event()
+
+    def import_running() -> None:
+        with open_store(store_path, bytearray(PASSPHRASE.encode())) as holder, holder.transaction():
+            ready.set()
+            time.sleep(1.0)
+        done.set()
+
+    thread = threading.Thread(target=import_running)
+    thread.start()
+    assert ready.wait(5)
+    result = cli_with_store("case", "add", *CASE_FLAGS, env={"TRACEKIT_BUSY_TIMEOUT": "0.1"})
+    thread.join()
+    assert done.is_set()
+    assert result.exit_code == 0, result.stderr
+    assert "The store is free again" in result.stderr and "Recorded case" in result.stdout

@@ -84,6 +84,7 @@ def case_add(
             },
             today=casebook.today,
             askable=[*forms.PERSON_FIELDS, *CASE_FIELDS],
+            command=["case", "add"],
         )
         form.check_person_options()
         form.check_given("person", "case")

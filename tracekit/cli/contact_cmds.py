@@ -135,6 +135,7 @@ def contact_add(
         )
         form.check_person_options()
         case_ref = casebook.get_case(case).ref  # a wrong reference fails before any question
+        form.command = ("contact", "add", case_ref)
         form.check_given("person", "exposure")
         bare = not form.given(*EXPOSURE_FIELDS)
         form.ask_person(casebook)

@@ -27,7 +27,7 @@ import typer
 from tracekit.cli import context
 from tracekit.cli.options import CALL_OUTCOMES, SETTINGS
 from tracekit.cli.safe_text import safe_markup
-from tracekit.errors import Interrupted, ValidationError
+from tracekit.errors import Interrupted, StoreBusy, ValidationError
 
 T = TypeVar("T")
 
@@ -57,6 +57,18 @@ OPTION_FOR_FIELD = {
     "date": "--date",
     "since": "--since",
     "until": "--until",
+}
+
+#: The flag that gives each value on the command line, to print a command equivalent to
+#: what was typed (see :meth:`Form.keep_answers`); a flag without a value is a switch.
+FLAG_FOR_FIELD = {
+    "person_ref": "--person", "link": "--link", "new_person": "--new-person", "name": "--name",
+    "date_of_birth": "--dob", "nhs_number": "--nhs-number", "phone": "--phone", "email": "--email",
+    "address": "--address", "postcode": "--postcode", "occupation": "--occupation",
+    "test_date": "--test-date", "test_type": "--test-type", "test_result": "--result", "symptom_onset": "--onset",
+    "asymptomatic": "--asymptomatic", "last_exposure": "--last-exposure", "setting": "--setting",
+    "proximity_m": "--proximity", "duration_min": "--duration", "face_to_face": "--face-to-face",
+    "direct_contact": "--direct-contact", "notes": "--notes",
 }
 
 PERSON_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
@@ -203,10 +215,15 @@ def check_given(values: dict[str, Any], today: date, *tables: str) -> None:
 class Form:
     """The values of one library call, keyed by the library's field names."""
 
-    def __init__(self, values: dict[str, Any], *, today: date, askable: Iterable[str]) -> None:
+    def __init__(
+        self, values: dict[str, Any], *, today: date, askable: Iterable[str], command: Iterable[str] = ()
+    ) -> None:
         self.values = dict(values)
         self.today = today
         self.askable = set(askable)
+        #: The command and its arguments before the flags, e.g. ("contact", "add", "C-..."):
+        #: with it, a write that fails on a busy store prints the command to run again.
+        self.command = tuple(command)
 
     # -- reading --------------------------------------------------------------------------
     def missing(self, field: str) -> bool:
@@ -361,6 +378,41 @@ class Form:
         if context.interactive():
             self.values[field] = confirm(label, default=bool(self.values.get(field)))
 
+    # -- keeping what was typed ------------------------------------------------------------
+    def equivalent_command(self) -> str:
+        """The command, with flags, that records what the form holds now."""
+        import shlex
+
+        words = ["tracekit", *self.command]
+        for field, flag in FLAG_FOR_FIELD.items():
+            value = self.values.get(field)
+            if value is None or value is False or value == "":
+                continue
+            if value is True:
+                words.append(flag)
+                continue
+            if isinstance(value, date):
+                text = value.isoformat()
+            elif isinstance(value, float):
+                text = f"{value:g}"
+            else:
+                text = str(value)
+            words += [flag, text]
+        return " ".join(shlex.quote(word) for word in words)
+
+    def keep_answers(self) -> None:
+        """At a terminal, after a failed or abandoned write: print the command that records
+        the same values, so nothing typed is lost. Only to a terminal, never to a file or
+        a log (stderr redirected), as the values are a person's details."""
+        if not self.command or not context.interactive() or not context.stderr_is_terminal():
+            return
+        from tracekit.cli.safe_text import visible
+
+        console = context.err()
+        console.print("Nothing was recorded. Your answers are kept in this command; run it when the store is free:",
+                      markup=False, highlight=False)
+        console.print(f"  {visible(self.equivalent_command())}", markup=False, highlight=False, soft_wrap=True)
+
     # -- running the library call ---------------------------------------------------------
     def run(self, call: Callable[[], T]) -> T:
         """Run ``call``; at a terminal, fix what it reports by asking, and run it again."""
@@ -368,7 +420,11 @@ class Form:
 
         while True:
             try:
-                return call()
+                try:
+                    return call()
+                except (StoreBusy, Interrupted):
+                    self.keep_answers()
+                    raise
             except DuplicatePerson as duplicate:
                 if not context.interactive() or self.names_existing_person():
                     show_matches(duplicate.matches)
