@@ -106,3 +106,17 @@ def test_library_writer_and_cli_writer_interleave_without_loss(store, store_path
     assert child.wait(timeout=120) == 0
     store.close()
     assert count_cases(store_path) == 60
+
+
+def test_the_process_holding_the_write_lock_is_named(store, store_path):
+    """Issue 14 item 1: a tracer waiting for the store is told who is writing to it."""
+    from tracekit.store.core import UNKNOWN_WRITER, store_writer
+
+    store.close()
+    assert store_writer(store_path) == UNKNOWN_WRITER
+    holder = hold_write_lock(store_path, seconds=0.5, rows=1)
+    try:
+        assert store_writer(store_path).startswith(f"process {holder.pid} (python")
+    finally:
+        holder.wait(timeout=30)
+    assert store_writer(store_path) == UNKNOWN_WRITER

@@ -31,6 +31,17 @@ EXPECTED = "a duration such as 15m, 1h or 1h30m, at most 24h"
         ("015m", 900),
         (" 15m\n", 900),
         ("1H30M", 5400),
+        # issue 14 item 8: units in words, with spaces, as tracers type them
+        ("20 mins", 1200),
+        ("20 minutes", 1200),
+        ("1 min", 60),
+        ("1 hour", 3600),
+        ("2 hours", 7200),
+        ("1 hr 30 mins", 5400),
+        ("1h 30m", 5400),
+        ("1 hour 30 minutes", 5400),
+        ("45 secs", 45),
+        ("10 seconds", 10),
     ],
 )
 def test_accepts_hours_minutes_seconds(text: str, seconds: int) -> None:
@@ -46,12 +57,14 @@ def test_accepts_hours_minutes_seconds(text: str, seconds: int) -> None:
         "0",
         "15x",
         "1d",
+        "20 mins ago",
+        "1 hours minutes",
+        "minutes",
         "h",
         "m30s",
         "1.5h",
         "-1h",
         "+1h",
-        "1h 30m",
         "30m1h",  # units largest first
         "1h1h",
         "1e3s",

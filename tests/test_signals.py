@@ -275,9 +275,11 @@ def test_kill_9_mid_backup_copy_is_removed_by_the_next_backup(work):
     child = _backing_up(work)
     _kill_9(child)
     leftovers = _temporaries(work / "backups")
-    assert leftovers and all(f".case.store.backup-{child.pid}-" in name for name in leftovers)
+    assert leftovers and all(
+        name.startswith(".tracekit-backup-") and f".store.backup-{child.pid}-" in name for name in leftovers
+    )
     result = _next_command(work, "store", "backup", str(work / "backups"))
-    assert os.listdir(work / "backups") == ["case.store"]
+    assert [name.startswith("tracekit-backup-") for name in os.listdir(work / "backups")] == [True]
     _reported(result, work / "backups", leftovers)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -348,11 +349,30 @@ def test_backup_is_a_verified_copy_with_the_same_passphrase(store, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_backup_into_directory_uses_store_name(store, tmp_path):
+def test_backups_into_an_existing_directory_get_timestamped_names(store, tmp_path):
     target = tmp_path / "backups"
     target.mkdir()
-    dest = store.backup(target)
-    assert dest == target / store.path.name
+    first = store.backup(target, now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=timezone.utc))
+    second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=timezone.utc))
+    same_second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=timezone.utc))
+    assert first == target / "tracekit-backup-20261203T020005Z.store"
+    assert second == target / "tracekit-backup-20261204T020005Z.store"
+    assert same_second == target / "tracekit-backup-20261204T020005Z-2.store"
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in (first, second, same_second))
+
+
+def test_backup_to_a_new_path_ending_in_a_slash_makes_the_directory(store, tmp_path):
+    dest = store.backup(f"{tmp_path / 'nightly'}/", now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=timezone.utc))
+    assert dest == tmp_path / "nightly" / "tracekit-backup-20261203T020005Z.store"
+    assert stat.S_IMODE(os.stat(tmp_path / "nightly").st_mode) == 0o700
+    with open_store(dest, bytearray(PASSPHRASE.encode())) as copy:
+        assert copy.check().ok
+
+
+def test_backup_to_a_slash_path_under_a_missing_directory_is_refused(store, tmp_path):
+    with pytest.raises(WriteFailed, match="does not exist"):
+        store.backup(f"{tmp_path / 'missing' / 'nightly'}/")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_backup_refuses_to_overwrite(store, tmp_path):

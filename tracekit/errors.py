@@ -180,6 +180,26 @@ class ValidationError(TracekitError):
         )
 
 
+class ValidationProblems(ValidationError):
+    """Several values of one command failed validation: all of them, one a line.
+
+    ``problems`` holds each :class:`ValidationError`; ``field`` names the first one's field.
+    """
+
+    def __init__(self, problems: list[ValidationError]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        self.field = first.field
+        self.problem = first.problem
+        self.expected = first.expected
+        self.row = None
+        self.column = None
+        lines = [f"{len(self.problems)} values failed validation:"]
+        for problem in self.problems:
+            lines.append(f"  {problem.message}" + (f"; {problem.hint}" if problem.hint else ""))
+        TracekitError.__init__(self, "\n".join(lines))
+
+
 class NotFound(TracekitError):
     exit_code = ExitCode.NOT_FOUND
     code = "not-found"

@@ -199,7 +199,7 @@ def test_contact_update_recomputes_closeness(cli_with_store, case):
 def test_contact_call_outcomes(cli_with_store, case):
     contact = add_contact(cli_with_store, case["ref"], "Bob Example", n=2)
     result = ok(cli_with_store, "contact", "call", contact["ref"], "--outcome", "no-answer")
-    assert "no answer" in result.stdout and "not yet reached" in result.stdout and "1 call(s)" in result.stdout
+    assert "no answer" in result.stdout and "not yet reached" in result.stdout and "(1 call so far)" in result.stdout
     after = as_json(cli_with_store, "contact", "call", contact["ref"], "--outcome", "Isolating", "--note", "will stay home")
     assert after["trace_status"] == "isolating" and after["calls"][-1] == {
         "at": after["calls"][-1]["at"], "outcome": "isolating", "note": "will stay home"

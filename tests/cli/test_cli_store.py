@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -283,6 +284,19 @@ def test_store_backup_cli(cli_with_store, tmp_path):
     assert "verified" in result.stdout
     again = cli_with_store("store", "backup", str(dest))
     assert again.exit_code == ExitCode.STORE_EXISTS
+
+
+def test_store_backup_cli_into_a_directory_twice_keeps_both(cli_with_store, tmp_path):
+    """Issue 14 item 16: the second nightly run into the same directory failed."""
+    nightly = f"{tmp_path / 'nightly'}/"
+    first = cli_with_store("store", "backup", nightly, "--json")
+    assert first.exit_code == 0, first.stderr
+    second = cli_with_store("store", "backup", nightly, "--json")
+    assert second.exit_code == 0, second.stderr
+    written = sorted(p.name for p in (tmp_path / "nightly").iterdir())
+    assert len(written) == 2
+    assert all(re.fullmatch(r"tracekit-backup-\d{8}T\d{6}Z(-2)?\.store", name) for name in written)
+    assert {Path(json.loads(r.stdout)["backup"]).name for r in (first, second)} == set(written)
 
 
 def test_store_passwd_cli(cli_with_store, tmp_path, store_path):

@@ -389,12 +389,24 @@ def test_prompt_with_confirmation_asks_twice() -> None:
     assert getpass.prompts == ["New passphrase: ", "New passphrase (again): "]
 
 
-def test_confirmation_mismatch_is_refused() -> None:
+def test_confirmation_mismatch_asks_again(capsys) -> None:
+    """Issue 14 item 8: one typo in the confirmation ended 'tracekit init'."""
     other = "correct horse battery stapler"
-    getpass = FakeGetpass(SECRET, other)
+    getpass = FakeGetpass(SECRET, other, SECRET, SECRET)
+    assert read(isatty=tty, getpass_fn=getpass, confirm=True) == SECRET.encode()
+    assert len(getpass.prompts) == 4
+    warning = capsys.readouterr().err
+    assert "do not match; type it again (2 more tries)" in warning
+    assert SECRET not in warning and other not in warning
+
+
+def test_confirmation_mismatch_three_times_is_refused() -> None:
+    other = "correct horse battery stapler"
+    getpass = FakeGetpass(SECRET, other, SECRET, other, SECRET, other)
     error = refused(lambda: read(isatty=tty, getpass_fn=getpass, confirm=True))
-    assert str(error) == "the two passphrases entered do not match"
+    assert str(error) == "the two passphrases entered did not match (3 tries); nothing was created or changed"
     assert other not in str(error)
+    assert getpass.answers == []
 
 
 def test_empty_prompt_answer_is_refused_without_confirmation() -> None:

@@ -84,8 +84,10 @@ def case_add(
             },
             today=casebook.today,
             askable=[*forms.PERSON_FIELDS, *CASE_FIELDS],
+            command=["case", "add"],
         )
         form.check_person_options()
+        form.check_given("person", "case")
         form.ask_person(casebook)
         form.ask_missing("test_date")
         if not form.values["asymptomatic"]:
@@ -174,10 +176,10 @@ def case_update(
     from tracekit.records import Casebook
 
     with open_current_store() as store, forms.option_hints():
-        case = Casebook(store).update_case(
-            ref, test_date=test_date, test_type=test_type, test_result=result, symptom_onset=onset,
-            asymptomatic=asymptomatic, notes=notes,
-        )
+        casebook = Casebook(store)
+        changes = {"test_date": test_date, "test_type": test_type, "test_result": result, "symptom_onset": onset, "notes": notes}
+        forms.check_given(changes, casebook.today, "case")
+        case = casebook.update_case(ref, **changes, asymptomatic=asymptomatic)
     if settings().json:
         emit_json(case.to_json())
         return

@@ -134,6 +134,8 @@ def contact_add(
         )
         form.check_person_options()
         case_ref = casebook.get_case(case).ref  # a wrong reference fails before any question
+        form.command = ("contact", "add", case_ref)
+        form.check_given("person", "exposure")
         bare = not form.given(*EXPOSURE_FIELDS)
         form.ask_person(casebook)
         form.ask_missing("last_exposure", "setting")
@@ -244,10 +246,12 @@ def contact_update(
 
     with open_current_store() as store, forms.option_hints():
         casebook = Casebook(store)
-        exposure, warnings = casebook.update_contact(
-            ref, last_exposure=last_exposure, setting=setting, proximity_m=proximity, duration_min=duration,
-            face_to_face=face_to_face, direct_contact=direct_contact, trace_status=status, notes=notes,
-        )
+        changes = {
+            "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity, "duration_min": duration,
+            "face_to_face": face_to_face, "direct_contact": direct_contact, "trace_status": status, "notes": notes,
+        }
+        forms.check_given(changes, casebook.today, "exposure")
+        exposure, warnings = casebook.update_contact(ref, **changes)
         closeness = _explain(casebook, exposure)
     _print_warnings(warnings)
     if settings().json:
@@ -296,7 +300,7 @@ def contact_call(
     out().print(
         f"Logged call to {exposure.ref} ({render.contact_label(exposure)}): "
         f"{render.words(str(last.outcome)) if last else '-'}; trace status now "
-        f"{render.words(str(exposure.trace_status))} ({len(exposure.calls)} call(s) so far).",
+        f"{render.words(str(exposure.trace_status))} ({render.count(len(exposure.calls), 'call')} so far).",
         highlight=False,
     )
 
@@ -343,6 +347,7 @@ def contact_promote(
             today=casebook.today,
             askable=["test_date", "test_type", "symptom_onset"],
         )
+        form.check_given("case")
         form.ask_missing("test_date")
         if not form.values["asymptomatic"]:
             form.ask_missing("symptom_onset")

@@ -204,6 +204,16 @@ def passphrase_source() -> Any:
 
 
 def open_current_store(*, for_check: bool = False) -> "Store":
+    """Open the selected store (see :func:`_open_store`). A write that finds another
+    process writing says who it is and waits (see ``tracekit.cli.busy``)."""
+    from tracekit.cli.busy import wait_for_store
+
+    store = _open_store(for_check=for_check)
+    store.busy_waiter = wait_for_store
+    return store
+
+
+def _open_store(*, for_check: bool) -> "Store":
     """Open the selected store: explicit source, else cached key, else environment, else prompt.
 
     The kernel-keyring key (``tracekit unlock``) is used only when no passphrase file or
@@ -240,6 +250,14 @@ def open_current_store(*, for_check: bool = False) -> "Store":
 def _zero(buffer: bytearray) -> None:
     for i in range(len(buffer)):
         buffer[i] = 0
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (not a file or a log). Tests replace this."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def interactive() -> bool:

@@ -27,7 +27,7 @@ import typer
 from tracekit.cli import context
 from tracekit.cli.options import CALL_OUTCOMES, SETTINGS
 from tracekit.cli.safe_text import safe_markup
-from tracekit.errors import Interrupted, ValidationError
+from tracekit.errors import Interrupted, StoreBusy, ValidationError
 
 T = TypeVar("T")
 
@@ -59,9 +59,23 @@ OPTION_FOR_FIELD = {
     "until": "--until",
 }
 
+#: The flag that gives each value on the command line, to print a command equivalent to
+#: what was typed (see :meth:`Form.keep_answers`); a flag without a value is a switch.
+FLAG_FOR_FIELD = {
+    "person_ref": "--person", "link": "--link", "new_person": "--new-person", "name": "--name",
+    "date_of_birth": "--dob", "nhs_number": "--nhs-number", "phone": "--phone", "email": "--email",
+    "address": "--address", "postcode": "--postcode", "occupation": "--occupation",
+    "test_date": "--test-date", "test_type": "--test-type", "test_result": "--result", "symptom_onset": "--onset",
+    "asymptomatic": "--asymptomatic", "last_exposure": "--last-exposure", "setting": "--setting",
+    "proximity_m": "--proximity", "duration_min": "--duration", "face_to_face": "--face-to-face",
+    "direct_contact": "--direct-contact", "notes": "--notes",
+}
+
 PERSON_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
 #: Asked (blank to skip) when a person is entered at a terminal with no details on the command line.
 PERSON_PROMPTS = ("date_of_birth", "nhs_number", "phone", "postcode")
+#: Fields a record cannot do without (every other one can be left blank).
+REQUIRED_FIELDS = ("name", "test_date", "last_exposure", "setting")
 NO_SYMPTOMS = ("none", "no", "asymptomatic", "n/a")
 
 
@@ -87,7 +101,7 @@ FIELDS: dict[str, FieldSpec] = {
     "last_exposure": FieldSpec("Date of last contact with the case", "exposure"),
     "setting": FieldSpec(f"Setting ({', '.join(SETTINGS)})", "exposure"),
     "proximity_m": FieldSpec("Closest distance in metres", "exposure"),
-    "duration_min": FieldSpec("Minutes within that distance (added up over the day)", "exposure"),
+    "duration_min": FieldSpec("Time within that distance, added up over the day (e.g. 20, 20 mins, 1h30m)", "exposure"),
     "outcome": FieldSpec(f"Outcome ({', '.join(CALL_OUTCOMES)})", "outcome"),
 }
 
@@ -155,9 +169,16 @@ def confirm_or_decline(label: str) -> bool:
     return False
 
 
+def validators_of(table: str) -> dict[str, Callable[..., Any]]:
+    """The library's validators for one kind of record: person, case or exposure."""
+    from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS
+
+    return {"person": PERSON_VALIDATORS, "case": CASE_VALIDATORS, "exposure": EXPOSURE_VALIDATORS}[table]
+
+
 def check_field(field: str, text: str, today: date) -> Any:
     """Validate one answer with the library's validator for ``field``; raise its error."""
-    from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS, validated
+    from tracekit.records.inputs import validated
 
     spec = FIELDS[field]
     if spec.table == "outcome":
@@ -165,17 +186,53 @@ def check_field(field: str, text: str, today: date) -> Any:
         if value not in CALL_OUTCOMES:
             raise ValidationError("outcome", "is not a known call outcome", expected="one of " + ", ".join(CALL_OUTCOMES))
         return value
-    table = {"person": PERSON_VALIDATORS, "case": CASE_VALIDATORS, "exposure": EXPOSURE_VALIDATORS}[spec.table]
-    return validated({field: text}, table, today)[field]
+    return validated({field: text}, validators_of(spec.table), today)[field]
+
+
+def problems_in(values: dict[str, Any], today: date, tables: Iterable[str]) -> list[ValidationError]:
+    """Every problem of the given values that the library validates, checked field by field
+    (values it does not validate, and those not given, are left alone)."""
+    from tracekit.records.inputs import validate_fields
+
+    problems: list[ValidationError] = []
+    seen: set[str] = set()
+    for table in tables:
+        validators = validators_of(table)
+        raw = {f: v for f, v in values.items() if f in validators and f not in seen}
+        seen.update(raw)
+        problems += validate_fields(raw, validators, today)[1]
+    return problems
+
+
+def raise_all(problems: list[ValidationError]) -> None:
+    """Raise every problem at once, each with a hint naming its option (nothing if none)."""
+    from tracekit.errors import ValidationProblems
+
+    hinted = [with_option_hint(problem) for problem in problems]
+    if len(hinted) == 1:
+        raise hinted[0]
+    if hinted:
+        raise ValidationProblems(hinted)
+
+
+def check_given(values: dict[str, Any], today: date, *tables: str) -> None:
+    """Check every value given on the command line before anything is changed, and report
+    all problems together rather than the first."""
+    raise_all(problems_in(values, today, tables))
 
 
 class Form:
     """The values of one library call, keyed by the library's field names."""
 
-    def __init__(self, values: dict[str, Any], *, today: date, askable: Iterable[str]) -> None:
+    def __init__(
+        self, values: dict[str, Any], *, today: date, askable: Iterable[str], command: Iterable[str] = ()
+    ) -> None:
         self.values = dict(values)
         self.today = today
         self.askable = set(askable)
+        #: The command and its arguments before the flags, e.g. ("contact", "add", "C-..."):
+        #: with it, a write that fails on a busy store prints the command to run again.
+        self.command = tuple(command)
 
     # -- reading --------------------------------------------------------------------------
     def missing(self, field: str) -> bool:
@@ -278,6 +335,21 @@ class Form:
                 return
             show_problem(expected)
 
+    # -- checking what was given -----------------------------------------------------------
+    def check_given(self, *tables: str) -> None:
+        """Check every value given on the command line at once. At a terminal, show every
+        problem and ask again for each of those fields; otherwise report them all."""
+        problems = problems_in(self.values, self.today, tables)
+        if not problems:
+            return
+        if not context.interactive() or any(p.field not in self.askable or p.field not in FIELDS for p in problems):
+            raise_all(problems)
+        for problem in problems:
+            show_problem(problem)
+        for problem in problems:
+            self.values[problem.field] = None
+            self.ask(problem.field, optional=problem.field not in REQUIRED_FIELDS)
+
     # -- asking ---------------------------------------------------------------------------
     def ask(self, field: str, *, optional: bool = False) -> None:
         """Ask for one field until the answer passes the library's validation."""
@@ -315,6 +387,41 @@ class Form:
         if context.interactive():
             self.values[field] = confirm(label, default=bool(self.values.get(field)))
 
+    # -- keeping what was typed ------------------------------------------------------------
+    def equivalent_command(self) -> str:
+        """The command, with flags, that records what the form holds now."""
+        import shlex
+
+        words = ["tracekit", *self.command]
+        for field, flag in FLAG_FOR_FIELD.items():
+            value = self.values.get(field)
+            if value is None or value is False or value == "":
+                continue
+            if value is True:
+                words.append(flag)
+                continue
+            if isinstance(value, date):
+                text = value.isoformat()
+            elif isinstance(value, float):
+                text = f"{value:g}"
+            else:
+                text = str(value)
+            words += [flag, text]
+        return " ".join(shlex.quote(word) for word in words)
+
+    def keep_answers(self) -> None:
+        """At a terminal, after a failed or abandoned write: print the command that records
+        the same values, so nothing typed is lost. Only to a terminal, never to a file or
+        a log (stderr redirected), as the values are a person's details."""
+        if not self.command or not context.interactive() or not context.stderr_is_terminal():
+            return
+        from tracekit.cli.safe_text import visible
+
+        console = context.err()
+        console.print("Nothing was recorded. Your answers are kept in this command; run it when the store is free:",
+                      markup=False, highlight=False)
+        console.print(f"  {visible(self.equivalent_command())}", markup=False, highlight=False, soft_wrap=True)
+
     # -- running the library call ---------------------------------------------------------
     def run(self, call: Callable[[], T]) -> T:
         """Run ``call``; at a terminal, fix what it reports by asking, and run it again."""
@@ -322,7 +429,11 @@ class Form:
 
         while True:
             try:
-                return call()
+                try:
+                    return call()
+                except (StoreBusy, Interrupted):
+                    self.keep_answers()
+                    raise
             except DuplicatePerson as duplicate:
                 if not context.interactive() or self.names_existing_person():
                     show_matches(duplicate.matches)

@@ -147,6 +147,8 @@ def _size(path: Path) -> int | None:
 def _show(summary: "ImportSummary") -> None:
     from rich.table import Table
 
+    from tracekit.cli import render
+
     console = out()
     verb = "Checked" if summary.dry_run else "Imported"
     console.print(f"{verb} {summary.kind} from {visible(summary.file)} ({summary.format}, sha256 {summary.sha256[:16]}…)",
@@ -158,7 +160,7 @@ def _show(summary: "ImportSummary") -> None:
     rows = summary.rows_read
     table.add_row("rows read", f"{rows:,}", "")
     table.add_row("would import" if summary.dry_run else "imported", f"{summary.imported:,}",
-                  f"({summary.people_created:,} new people)")
+                  f"({render.count(summary.people_created, 'new person', 'new people')})")
     table.add_row("linked", f"{summary.linked:,}", "to people already in the store or earlier in the file")
     table.add_row("unchanged", f"{summary.unchanged:,}", "imported before (same external id)")
     if summary.invalid:

@@ -97,7 +97,7 @@ ProximityOption = Annotated[
 ]
 DurationOption = Annotated[
     Optional[str],
-    _opt("--duration", help="Minutes spent within that distance, added up over the day.", panel=CONTACT_PANEL),
+    _opt("--duration", help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).", panel=CONTACT_PANEL),
 ]
 ContactNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
 

@@ -94,7 +94,9 @@ def person_update(
         postcode=postcode, occupation=occupation,
     )
     with open_current_store() as store, forms.option_hints():
-        person = Casebook(store).update_person(ref, changes)
+        casebook = Casebook(store)
+        forms.check_given(changes.raw(), casebook.today, "person")
+        person = casebook.update_person(ref, changes)
     if settings().json:
         emit_json(person.to_json())
         return

@@ -94,6 +94,12 @@ def yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """``"1 call"``, ``"3 calls"``, ``"1,204 new people"``: a number with its noun agreeing."""
+    noun = singular if number == 1 else (plural or f"{singular}s")
+    return f"{number:,} {noun}"
+
+
 def words(value: str) -> str:
     """A stable id (``not-yet-reached``) as words (``not yet reached``)."""
     return str(value).replace("-", " ")

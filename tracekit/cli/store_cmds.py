@@ -201,7 +201,14 @@ def store_passwd(
 @store_app.command("backup")
 @command
 def store_backup(
-    dest: Annotated[Path, typer.Argument(help="Where to write the copy (a new file, or a directory).")],
+    dest: Annotated[
+        str,
+        typer.Argument(
+            help="Where to write the copy: a new file, or a directory (an existing one, or a path ending "
+            "in '/') that gets a new timestamped file, tracekit-backup-YYYYMMDDTHHMMSSZ.store.",
+            show_default=False,
+        ),
+    ],
 ) -> None:
     """Write a consistent encrypted copy (same passphrase) and verify it before finishing."""
     with open_current_store() as store:

@@ -11,7 +11,8 @@ Sources, first match wins:
    set. Note that child processes inherit it.
 4. A hidden prompt on the terminal, only if standard input is a terminal. Otherwise
    reading fails at once with :class:`PassphraseError` listing the sources: a script
-   never hangs waiting for input nobody will type.
+   never hangs waiting for input nobody will type. A new passphrase is typed twice; if
+   the two differ it is asked for again, up to three times.
 
 The passphrase is returned as UTF-8 bytes of its NFC normal form, so the same passphrase
 typed on systems that compose accented letters differently derives the same key.
@@ -42,6 +43,8 @@ from tracekit.files import open_regular_file
 ENVIRONMENT_VARIABLE = "TRACEKIT_PASSPHRASE"
 #: The shortest new passphrase accepted, in characters (Unicode code points).
 MIN_NEW_PASSPHRASE_LENGTH = 12
+#: How many times a new passphrase typed at the terminal is asked for when the two entries differ.
+CONFIRM_TRIES = 3
 #: The most bytes read from a passphrase file or descriptor; more is refused.
 MAX_PASSPHRASE_BYTES = 4096
 
@@ -216,16 +219,24 @@ def _read_until_end(fd: int, description: str) -> bytearray:
 
 
 def _prompt(prompt: str, confirm: bool, getpass_fn: Callable[[str], str]) -> bytearray:
-    first = _ask(getpass_fn, f"{prompt}: ")
-    if not confirm or not first:
-        return first  # an empty passphrase is refused by the caller without confirming
-    second = _ask(getpass_fn, f"{prompt} (again): ")
-    matches = hmac.compare_digest(first, second)
-    wipe(second)
-    if not matches:
+    """Ask at the terminal; a new passphrase (``confirm``) is typed twice, and when the
+    two differ the tracer is told and asked again, up to CONFIRM_TRIES times."""
+    for tries_left in range(CONFIRM_TRIES - 1, -1, -1):
+        first = _ask(getpass_fn, f"{prompt}: ")
+        if not confirm or not first:
+            return first  # an empty passphrase is refused by the caller without confirming
+        second = _ask(getpass_fn, f"{prompt} (again): ")
+        matches = hmac.compare_digest(first, second)
+        wipe(second)
+        if matches:
+            return first
         wipe(first)
-        raise PassphraseError("the two passphrases entered do not match")
-    return first
+        if tries_left:
+            more = f"{tries_left} more {'try' if tries_left == 1 else 'tries'}"
+            sys.stderr.write(f"The two passphrases do not match; type it again ({more}).\n")
+    raise PassphraseError(
+        f"the two passphrases entered did not match ({CONFIRM_TRIES} tries); nothing was created or changed"
+    )
 
 
 def _ask(getpass_fn: Callable[[str], str], text: str) -> bytearray:

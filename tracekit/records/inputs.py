@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from tracekit.domain import identifiers as ids
+from tracekit.durations import duration_seconds
 from tracekit.domain.rules import SETTINGS
 from tracekit.errors import ValidationError
 from tracekit.records.models import CaseStatus, TestResult, TestType, TraceStatus
@@ -54,6 +55,27 @@ def _number(field: str, unit: str, maximum: float) -> Callable[[str], float]:
         if not 0 <= number <= maximum or number != number:
             raise ValidationError(field, "is out of range", expected=f"0 to {maximum:g} {unit}")
         return number
+
+    return check
+
+
+def _minutes(field: str, maximum: float) -> Callable[[str], float]:
+    """A number of minutes, e.g. 20 or 1.5, or a duration with units: 20 mins, 1 hour, 1h30m."""
+    expected = f"minutes, e.g. 20, 20 mins, 1 hour or 1h30m; at most {maximum:g}"
+    as_number = _number(field, "min", maximum)
+
+    def check(value: str | float) -> float:
+        if isinstance(value, (int, float)):
+            return as_number(str(value))
+        seconds = duration_seconds(str(value))
+        if seconds is None:
+            try:
+                return as_number(value)
+            except ValidationError as problem:
+                raise ValidationError(field, problem.problem, expected=expected) from None
+        if seconds / 60 > maximum:
+            raise ValidationError(field, "is out of range", expected=expected)
+        return seconds / 60
 
     return check
 
@@ -108,7 +130,7 @@ EXPOSURE_VALIDATORS: dict[str, Callable[..., Any]] = {
     "last_exposure": _date("last_exposure", allow_future=False),
     "setting": _choice("setting", SETTINGS),
     "proximity_m": _number("proximity_m", "m", 1000),
-    "duration_min": _number("duration_min", "min", 60 * 24 * 14),
+    "duration_min": _minutes("duration_min", 60 * 24 * 14),
     "face_to_face": _flag("face_to_face"),
     "direct_contact": _flag("direct_contact"),
     "trace_status": _choice("trace_status", tuple(s.value for s in TraceStatus)),

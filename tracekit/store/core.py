@@ -94,17 +94,19 @@ def sqlcipher_version() -> str:
     return _checked_version
 
 
+def _is_busy(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
 def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitError:
     """Turn a SQLCipher/SQLite exception into the tracekit error a user should see."""
     text = str(exc).lower()
     where = f" ({path})" if path else ""
     if "file is not a database" in text:
         return WrongPassphrase()
-    if "database is locked" in text or "database is busy" in text:
-        return StoreBusy(
-            f"the store is busy{where}: another tracekit process is writing to it; "
-            "try again when it has finished"
-        )
+    if _is_busy(exc):
+        return store_busy(path)
     if "malformed" in text or "hmac" in text:
         return IntegrityError(f"the store is damaged{where}; run 'tracekit store check' for details")
     if "disk is full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
@@ -124,6 +126,91 @@ def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitErro
             "run 'tracekit store check' to examine it"
         )
     return TracekitError(f"store error{where}: {type(exc).__name__}")
+
+
+#: The name of a backup written into a directory (UTC, so names sort by time and a clock change repeats none).
+BACKUP_NAME_FORMAT = "tracekit-backup-%Y%m%dT%H%M%SZ.store"
+
+
+def backup_destination(dest: Path | str, *, now: datetime | None = None) -> Path:
+    """The file a backup to ``dest`` is written to.
+
+    A directory (an existing one, or a path ending in "/", created 0700 if its parent
+    exists) gets a new timestamped name, with "-2", "-3", ... if one from the same
+    second is already there; any other path is the file itself.
+    """
+    raw = os.fspath(dest)
+    path = Path(raw).expanduser()
+    names_a_directory = raw.endswith(("/", os.sep))
+    if not (names_a_directory or path.is_dir()):
+        return path
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise WriteFailed(f"cannot write into {path}: the directory {path.parent} does not exist")
+        files.ensure_private_dir(path)
+    if not path.is_dir():
+        raise StoreExists(f"{path} is a file, not a directory; tracekit never overwrites it")
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    name = stamp.strftime(BACKUP_NAME_FORMAT)
+    candidate = path / name
+    suffix = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path / name.replace(".store", f"-{suffix}.store")
+        suffix += 1
+    return candidate
+
+
+#: SQLite's lock bytes (os_unix.c): a writer holds RESERVED from BEGIN IMMEDIATE to COMMIT,
+#: and PENDING while it commits.
+_PENDING_BYTE = 0x40000000
+_WRITER_LOCK_BYTES = (_PENDING_BYTE, _PENDING_BYTE + 1)
+#: Who is writing, when it cannot be told.
+UNKNOWN_WRITER = "another tracekit process"
+
+
+def store_writer(path: Path) -> str:
+    """Who holds the store's write lock, for messages: "process 1234 (tracekit)" when
+    Linux's /proc/locks says, else "another tracekit process". Only the process id and
+    its program name are read, never its command line (which may hold a person's details)."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return UNKNOWN_WRITER
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 8 or fields[1] != "POSIX" or fields[3] != "WRITE":
+            continue  # "->" marks a process waiting for the lock, not holding it
+        pid, file_id, start, end = fields[4], fields[5], fields[6], fields[7]
+        try:
+            holds = file_id.rsplit(":", 1)[1] == str(inode) and any(
+                int(start) <= byte <= (int(end) if end != "EOF" else byte) for byte in _WRITER_LOCK_BYTES
+            )
+        except (IndexError, ValueError):
+            continue
+        if holds and pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+                    program = "".join(ch for ch in handle.read().strip() if ch.isprintable())[:32]
+            except OSError:
+                program = ""
+            return f"process {pid} ({program})" if program else f"process {pid}"
+    return UNKNOWN_WRITER
+
+
+def store_busy(path: Path | None, writer: str | None = None) -> StoreBusy:
+    where = f" ({path})" if path else ""
+    who = writer or (store_writer(path) if path else UNKNOWN_WRITER)
+    return StoreBusy(f"the store is busy{where}: {who} is writing to it; try again when it has finished")
+
+
+#: Called by :meth:`Store.transaction` when the write lock is taken: ``wait(writer,
+#: try_lock)``, where ``try_lock(seconds)`` waits up to that long for the lock and says
+#: whether it was taken. It returns once the lock is held, or raises (StoreBusy when it
+#: gives up, Interrupted when the user does). Set by the CLI; None waits up to the busy
+#: timeout and raises StoreBusy.
+BusyWaiter = Callable[[str, Callable[[float], bool]], None]
 
 
 def busy_timeout_seconds() -> float:
@@ -280,6 +367,7 @@ class Store:
         self._depth = 0
         self._inode = os.stat(self.path).st_ino
         self._after_commit: list[Callable[[], None]] = []
+        self.busy_waiter: BusyWaiter | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -330,10 +418,7 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlcipher3.Error as exc:
-            raise translate_db_error(exc, self.path) from None
+        self._take_write_lock()
         self._depth = 1
         try:
             self._check_not_replaced()
@@ -350,6 +435,30 @@ class Store:
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
+
+    def _take_write_lock(self) -> None:
+        """BEGIN IMMEDIATE. If another process is writing, say who and wait (see BusyWaiter)."""
+        if self._try_write_lock(0):
+            return
+        writer = store_writer(self.path)
+        if self.busy_waiter is not None:
+            self.busy_waiter(writer, self._try_write_lock)
+        elif not self._try_write_lock(busy_timeout_seconds()):
+            raise store_busy(self.path, writer)
+
+    def _try_write_lock(self, seconds: float) -> bool:
+        """BEGIN IMMEDIATE, waiting up to ``seconds`` for another writer; False if busy."""
+        sqlcipher3 = _sqlcipher()
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+            self.conn.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlcipher3.Error as exc:
+            if _is_busy(exc):
+                return False
+            raise translate_db_error(exc, self.path) from None
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds() * 1000)}")
 
     def _rollback(self) -> None:
         try:
@@ -517,11 +626,14 @@ class Store:
             for i in range(len(copy_key)):
                 copy_key[i] = 0
 
-    def backup(self, dest: Path) -> Path:
-        """A consistent encrypted copy (same passphrase), verified before it is in place."""
-        dest = Path(dest).expanduser()
-        if dest.is_dir():
-            dest = dest / self.path.name
+    def backup(self, dest: Path | str, *, now: datetime | None = None) -> Path:
+        """A consistent encrypted copy (same passphrase), verified before it is in place.
+
+        ``dest`` is a new file, or a directory (one that exists, or a path ending in
+        "/") that receives a timestamped file, so a nightly backup into the same
+        directory never meets the previous night's copy.
+        """
+        dest = backup_destination(dest, now=now)
         if dest.exists():
             raise StoreExists(f"{dest} already exists; tracekit never overwrites it")
         if not dest.parent.exists():
