@@ -109,6 +109,13 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     case_ref = item["cases"][0]["ref"]
     vetted = world["vetted"]
 
+    # linked to the referral and the tracer's key
+    [listed] = json.loads(vetted("referrals", "received", "--json").stdout)["items"]
+    assert (listed["referral"], listed["person"], listed["cases"], listed["contacts"]) == (
+        world["referral"], item["person"], [case_ref], 2
+    )
+    assert listed["signer_fingerprint"] == item["signer_fingerprint"] and listed["signer_checked"]
+
     # marked with their role: masked in ordinary views
     marks = json.loads(vetted("role", "list", "--json").stdout)["items"]
     assert [(m["person"], m["role"]) for m in marks] == [(item["person"], "undercover-officer")]
@@ -145,6 +152,11 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     assert not [word for word in IDENTIFYING if word in audit_text]
     assert vetted("audit", "verify").exit_code == 0
 
+    # a contact of the referred case tests positive: their case is the vetted team's too
+    promoted = vetted("contact", "promote", fay, "--test-date", "2020-10-14", "--asymptomatic", "--json")
+    assert promoted.exit_code == 0, promoted.stderr
+    fay_case = json.loads(promoted.stdout)["ref"]
+
     # the vetted store's handover to central: only its own ordinary case, nothing of the referral
     exported = vetted("export", "handover", "--to", "PHE North", "--all", "--out", str(world["tmp"] / "to-central"), "--json")
     assert exported.exit_code == 0, exported.stderr
@@ -155,17 +167,17 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         text = "".join(tar.extractfile(m).read().decode() for m in tar.getmembers())
     assert "Olwen Ordinary" in text
-    found = [word for word in (*IDENTIFYING, world["referral"], case_ref, eli, fay, item["person"], "W-", "withheld:") if word in text]
+    found = [word for word in (*IDENTIFYING, world["referral"], case_ref, fay_case, eli, fay, item["person"], "W-", "withheld:") if word in text]
     assert not found
-    # statistics to central leave them out too
-    stats = vetted("export", "handover", "--to", "PHE North", "--policy", "statistics", "--out", str(world["tmp"] / "stats"), "--json")
-    assert stats.exit_code == 0, stats.stderr
-    stats_plain = decrypt(Path(json.loads(stats.stdout)["path"]).read_bytes(), [world["central_identity"]])
-    with tarfile.open(fileobj=io.BytesIO(stats_plain)) as tar:
-        tables = json.loads(tar.extractfile("statistics.json").read())
-    assert tables["contacts_by_setting"]["total"]["high"] == 0 or all(
-        row["low"] == 0 for row in tables["contacts_by_setting"]["rows"]
-    )
+    # statistics to central leave them out too, also a contact who became a case here
+    from tracekit.bundle.source import count_rows
+    from tracekit.bundle.writer import _STATISTICS_QUERIES
+    from tracekit.store import open_store
+
+    with open_store(world["vetted_path"], bytearray(PASSPHRASE.encode())) as store:
+        for name in ("cases_by_status", "cases_by_test_date", "contacts_by_setting"):
+            counted = count_rows(store.conn, _STATISTICS_QUERIES[name][0])
+            assert sum(counted.values()) == (1 if name.startswith("cases") else 0), (name, counted)
 
 
 def test_receiving_again_changes_nothing(world):

@@ -371,6 +371,31 @@ def referrals_receive(
         note("Their identity is masked as for anyone marked: tracekit case show C-... --reveal --reason \"...\". Calls: tracekit today.")
 
 
+@referrals_app.command("received")
+@command
+def referrals_received() -> None:
+    """On the vetted team's store: the referrals received, from which tracer key, and what they became."""
+    from rich.table import Table
+
+    from tracekit.records.receive import received_referrals
+
+    with open_current_store() as store:
+        received = received_referrals(store)
+    if settings().json:
+        emit_json({"items": [r.to_json() for r in received], "total": len(received)})
+        return
+    if not received:
+        out().print("No referrals received.")
+        return
+    table = Table("referral", "person", "role", "cases", "contacts", "tracer key", "received")
+    for r in received:
+        table.add_row(
+            r.ref, r.person, r.role, ", ".join(r.cases) or "-", str(r.contacts),
+            r.fingerprint + ("" if r.signer_pinned else " (NOT checked)"), r.received_at,
+        )
+    out().print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(role_app, name="role")
     app.add_typer(recipients_app, name="recipients")

@@ -656,3 +656,47 @@ class ReferralReceiver:
             [(exposure_id, at, outcome, note) for at, outcome, note in calls],
         )
         return exposure_id, ref
+
+
+@dataclass
+class ReceivedSummary:
+    """One received referral, by reference: ``referrals received``."""
+
+    ref: str
+    fingerprint: str
+    signer_pinned: bool
+    role: str
+    person: str
+    cases: list[str]
+    contacts: int
+    sealed_at: str
+    received_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "referral": self.ref, "signer_fingerprint": self.fingerprint, "signer_checked": self.signer_pinned,
+            "role": self.role, "person": self.person, "cases": self.cases, "contacts": self.contacts,
+            "sealed_at": self.sealed_at, "received_at": self.received_at,
+        }
+
+
+def received_referrals(store: Any) -> list[ReceivedSummary]:
+    """The referrals this store has received, oldest first."""
+    from tracekit.crypto import signing
+
+    out = []
+    for received_id, ref, signer, pinned, role, person, sealed_at, received_at in store.query(
+        "SELECT r.id, r.ref, r.signer_public_key, r.signer_pinned, r.role, p.ref, r.sealed_at, r.received_at "
+        "FROM received_referrals r JOIN people p ON p.id = r.person_id ORDER BY r.id"
+    ):
+        cases = [c for (c,) in store.query(
+            "SELECT c.ref FROM received_records x JOIN cases c ON c.id = x.record_id "
+            "WHERE x.received_id = ? AND x.kind = 'case' ORDER BY c.id", (received_id,),
+        )]
+        contacts = store.query(
+            "SELECT count(*) FROM received_records WHERE received_id = ? AND kind = 'contact'", (received_id,)
+        )[0][0]
+        out.append(ReceivedSummary(
+            ref, signing.fingerprint(signer), bool(pinned), role, person, cases, contacts, sealed_at, received_at
+        ))
+    return out
