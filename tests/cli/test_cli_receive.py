@@ -259,23 +259,65 @@ def test_referral_for_another_identity_refused(world):
     assert _snapshot(world["vetted_path"]) == before
 
 
-def test_signed_but_invalid_values_refused(world):
-    """Signed by the pinned tracer and still checked: a value no entry would accept is refused, by field."""
+def _resigned(world, change, name="crafted.age") -> Path:
+    """The referral with its payload changed by ``change`` and signed again with the
+    tracer's own key: what a tracer's damaged or hand-made tracekit could send."""
     from tracekit.crypto import signing
     from tracekit.store import open_store
 
     vetted_identity = x25519.Identity.from_str(world["key"].read_text().strip())
     envelope = json.loads(decrypt(world["file"].read_bytes(), [vetted_identity]))
     payload = json.loads(base64.b64decode(envelope["payload"]))
-    payload["cases"][0]["contacts"][0]["contact"]["phone"] = "call the desk"
+    change(payload)
     payload_bytes = json.dumps(payload, sort_keys=True).encode()
     with open_store(world["tracer"].store_path, bytearray(PASSPHRASE.encode())) as tracer:
         signature = signing.sign(tracer.conn, payload_bytes)
     envelope.update(payload=base64.b64encode(payload_bytes).decode(), signature=base64.b64encode(signature).decode())
-    crafted = world["tmp"] / "crafted.age"
+    crafted = world["tmp"] / name
     crafted.write_bytes(encrypt(json.dumps(envelope).encode(), [vetted_identity.to_public()]))
+    return crafted
+
+
+def test_signed_but_invalid_values_refused(world):
+    """Signed by the pinned tracer and still checked: a value no entry would accept is refused, by field."""
+
+    def bad_phone(payload):
+        payload["cases"][0]["contacts"][0]["contact"]["phone"] = "call the desk"
+
+    crafted = _resigned(world, bad_phone)
     before = _snapshot(world["vetted_path"])
     refused = _receive(world, crafted, extra=("--signer", world["signer"]))
     assert refused.exit_code == ExitCode.BUNDLE_INVALID, refused.stderr
     assert "case 1 contact 1.contact: phone" in refused.stderr and "call the desk" not in refused.stderr
+    # the same reference with different content, once the first is in: a conflict, nothing changes
+    assert _receive(world, extra=("--signer", world["signer"])).exit_code == 0
+    before = _snapshot(world["vetted_path"])
+    changed = _resigned(world, lambda payload: payload["cases"][0].update(notes="changed"), "changed.age")
+    conflict = _receive(world, changed, extra=("--signer", world["signer"]))
+    assert conflict.exit_code == ExitCode.CONFLICT and "different content" in conflict.stderr
     assert _snapshot(world["vetted_path"]) == before
+
+
+def test_mark_reason_is_kept_without_anyones_details(world):
+    crafted = _resigned(world, lambda payload: payload.update(mark_reason="ring Eli on 07700 900191 first"))
+    assert _receive(world, crafted, extra=("--signer", world["signer"])).exit_code == 0
+    from tracekit.store import open_store
+
+    with open_store(world["vetted_path"], bytearray(PASSPHRASE.encode())) as store:
+        [(reason,)] = store.conn.execute("SELECT reason FROM person_roles").fetchall()
+    assert "07700 900191" not in reason and "[withheld]" in reason
+
+
+def test_merging_a_received_person_keeps_them_from_central(world):
+    item = json.loads(_receive(world, extra=("--signer", world["signer"], "--json")).stdout)["items"][0]
+    vetted = world["vetted"]
+    eli = next(c["ref"] for c in item["contacts"] if c["tracer_ref"] == world["tracer_contacts"][0])
+    eli_person = json.loads(vetted("contact", "show", eli, "--json").stdout)["contact"]["ref"]
+    olwen = json.loads(vetted("case", "list", "--json").stdout)["items"]
+    olwen_person = next(c["person"]["ref"] for c in olwen if c["person"].get("name") == "Olwen Ordinary")
+    merged = vetted("person", "merge", olwen_person, eli_person, "--yes")
+    assert merged.exit_code == 0, merged.stderr
+    exported = vetted("export", "handover", "--to", "PHE North", "--all", "--out", str(world["tmp"] / "c"), "--json")
+    assert exported.exit_code == 0, exported.stderr
+    counts = json.loads(exported.stdout)["record_counts"]
+    assert counts["cases"] == 0 and counts["contacts"] == 0

@@ -522,10 +522,10 @@ class ReferralReceiver:
         payload = incoming.payload
         now = utcnow()
         person_id = self._insert_person(conn, checked.person, index=False)
-        everyone = [cb._load_person(conn, person_id, raw=True)]
         contact_ids: dict[str, int] = {}
         for tracer_ref, values in checked.contact_people.items():
             contact_ids[tracer_ref] = self._insert_person(conn, values, index=True)
+        everyone = [cb._load_person(conn, pid, raw=True) for pid in (person_id, *contact_ids.values())]
         # The mark reason is stored as the tracer wrote it, without the details of anyone
         # in this referral (the tracer's tracekit refuses such a reason; a hand-made one may not).
         matcher = identity_matcher(everyone)
