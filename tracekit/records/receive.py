@@ -37,10 +37,21 @@ from pydantic import ValidationError as SchemaError
 
 from tracekit import files
 from tracekit.domain.refs import RefKind, parse_ref
-from tracekit.errors import BundleInvalid, Conflict, PolicyError, TracekitError, ValidationError
+from tracekit.errors import (
+    BundleInvalid,
+    Conflict,
+    PolicyError,
+    TracekitError,
+    ValidationError,
+)
 from tracekit.records.casebook import Casebook, utcnow
 from tracekit.records.identity import WITHHELD_IN_TEXT, identity_matcher
-from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS, validated
+from tracekit.records.inputs import (
+    CASE_VALIDATORS,
+    EXPOSURE_VALIDATORS,
+    PERSON_VALIDATORS,
+    validated,
+)
 from tracekit.records.models import CallOutcome, CaseStatus, TraceStatus
 from tracekit.records.sensitive import ROLES, open_envelope_bytes
 
@@ -192,36 +203,20 @@ class IncomingFile:
     bundle_id: str | None = None
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BundleInvalid(f"the referral's payload names the key {key[:60]!r} twice; a reader could take either value")
-        result[key] = value
-    return result
-
-
-def _first_problem(exc: SchemaError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    where = ".".join(str(part)[:60] for part in first["loc"]) or "the top level"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
 def parse_payload(data: bytes, signer: str, source: str) -> _Payload:
     """The signed payload, checked against its schema and its own signer."""
+    from tracekit.bundle.manifest import first_problem, no_duplicate_keys
     from tracekit.crypto import signing
 
     try:
-        raw = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        raw = json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicate_keys(f"{source}: the referral's payload"))
         payload = _Payload.model_validate(raw)
     except UnicodeDecodeError:
         raise BundleInvalid(f"{source}: the referral's payload is not UTF-8 text") from None
     except RecursionError:
         raise BundleInvalid(f"{source}: the referral's payload is nested too deeply") from None
     except SchemaError as exc:
-        raise BundleInvalid(f"{source}: the referral's payload is malformed: {_first_problem(exc)}") from None
+        raise BundleInvalid(f"{source}: the referral's payload is malformed: {first_problem(exc)}") from None
     except ValueError as exc:  # json.JSONDecodeError
         raise BundleInvalid(f"{source}: the referral's payload is not JSON ({getattr(exc, 'msg', 'unreadable')})") from None
     key = payload.tracer_key
