@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -104,6 +105,9 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     assert received.exit_code == 0, received.stderr
     [item] = json.loads(received.stdout)["items"]
     assert item["referral"] == world["referral"] and item["role"] == "undercover-officer" and item["signer_checked"]
+    # decrypted in memory only: no temporary file anywhere, nothing beside the store
+    assert not list(Path(tempfile.gettempdir()).rglob("*"))
+    assert [p.name for p in world["vetted_path"].parent.iterdir()] == [world["vetted_path"].name]
     assert [c["tracer_ref"] for c in item["cases"]] == [world["tracer_case"]]
     assert sorted(c["tracer_ref"] for c in item["contacts"]) == sorted(world["tracer_contacts"])
     case_ref = item["cases"][0]["ref"]
@@ -151,6 +155,7 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     audit_text = json.dumps(entries)
     assert not [word for word in IDENTIFYING if word in audit_text]
     assert vetted("audit", "verify").exit_code == 0
+    assert vetted("store", "check").exit_code == 0
 
     # a contact of the referred case tests positive: their case is the vetted team's too
     promoted = vetted("contact", "promote", fay, "--test-date", "2020-10-14", "--asymptomatic", "--json")
