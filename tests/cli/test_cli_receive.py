@@ -326,3 +326,30 @@ def test_merging_a_received_person_keeps_them_from_central(world):
     assert exported.exit_code == 0, exported.stderr
     counts = json.loads(exported.stdout)["record_counts"]
     assert counts["cases"] == 0 and counts["contacts"] == 0
+
+
+def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
+    """A vetted-team bundle vouches only for its own tracer's referrals."""
+    from tracekit.store import create_store, open_store
+
+    vetted_identity = x25519.Identity.from_str(world["key"].read_text().strip())
+    with create_store(world["tmp"] / "other.store", bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF) as other:
+        book = Casebook(other, today=date(2020, 10, 15))
+        roles = SensitiveRoles(book)
+        roles.add_recipient("Vetted Team", str(vetted_identity.to_public()), "vetted-team")
+        case = book.add_case(person=PersonInput(name="Gil Hidden", phone="07700 900193"), test_date="2020-10-12", asymptomatic=True)
+        roles.mark(case.person.ref, "victim", "lives in a refuge")
+        foreign = roles.refer(case.person.ref, "per protocol")
+        envelope = roles.referral_envelope(foreign.ref)
+    with open_store(world["tracer"].store_path, bytearray(PASSPHRASE.encode())) as tracer:
+        with tracer.transaction() as conn:
+            conn.execute(
+                "INSERT INTO referrals(ref, role, created_at, recipients, envelope) VALUES(?, 'victim', ?, '[]', ?)",
+                (foreign.ref, "2020-10-15T10:00:00+00:00", envelope),
+            )
+    bundle = json.loads(world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout)
+    before = _snapshot(world["vetted_path"])
+    refused = _receive(world, bundle["path"], extra=("--signer", world["signer"]))
+    assert refused.exit_code == ExitCode.BUNDLE_INVALID, refused.stderr
+    assert f"referrals/{foreign.ref}.age" in refused.stderr and "different tracer key" in refused.stderr
+    assert _snapshot(world["vetted_path"]) == before
