@@ -341,12 +341,11 @@ def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
         roles.mark(case.person.ref, "victim", "lives in a refuge")
         foreign = roles.refer(case.person.ref, "per protocol")
         envelope = roles.referral_envelope(foreign.ref)
-    with open_store(world["tracer"].store_path, bytearray(PASSPHRASE.encode())) as tracer:
-        with tracer.transaction() as conn:
-            conn.execute(
-                "INSERT INTO referrals(ref, role, created_at, recipients, envelope) VALUES(?, 'victim', ?, '[]', ?)",
-                (foreign.ref, "2020-10-15T10:00:00+00:00", envelope),
-            )
+    with open_store(world["tracer"].store_path, bytearray(PASSPHRASE.encode())) as tracer, tracer.transaction() as conn:
+        conn.execute(
+            "INSERT INTO referrals(ref, role, created_at, recipients, envelope) VALUES(?, 'victim', ?, '[]', ?)",
+            (foreign.ref, "2020-10-15T10:00:00+00:00", envelope),
+        )
     bundle = json.loads(world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout)
     before = _snapshot(world["vetted_path"])
     refused = _receive(world, bundle["path"], extra=("--signer", world["signer"]))
