@@ -352,3 +352,19 @@ def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
     assert refused.exit_code == ExitCode.BUNDLE_INVALID, refused.stderr
     assert f"referrals/{foreign.ref}.age" in refused.stderr and "different tracer key" in refused.stderr
     assert _snapshot(world["vetted_path"]) == before
+
+
+def test_exposures_as_a_contact_are_kept_and_the_unreached_ones_said(world):
+    exposures = [
+        {"ref": "E-0000A1", "case": "C-0000A1", "last_exposure": "2020-10-09", "close_contact": True, "trace_status": "not-yet-reached"},
+        {"ref": "E-0000A2", "case": "C-0000A2", "last_exposure": "2020-10-08", "close_contact": False, "trace_status": "not-yet-reached"},
+    ]
+    crafted = _resigned(world, lambda payload: payload.update(exposures_as_contact=exposures))
+    received = _receive(world, crafted, extra=("--signer", world["signer"]))
+    assert received.exit_code == 0, received.stderr
+    assert "2 exposure(s) in which they were a contact" in received.stdout and "in 1 of them" in received.stdout
+    from tracekit.store import open_store
+
+    with open_store(world["vetted_path"], bytearray(PASSPHRASE.encode())) as store:
+        [(kept,)] = store.conn.execute("SELECT exposures_as_contact FROM received_referrals").fetchall()
+    assert json.loads(kept) == exposures

@@ -365,7 +365,12 @@ def referrals_receive(
         if result.exposures_as_contact:
             out().print(
                 f"  {result.exposures_as_contact} exposure(s) in which they were a contact of the tracer's other cases "
-                "are kept with the referral."
+                "are kept with the referral"
+                + (
+                    f"; in {result.exposures_as_contact_not_reached} of them the tracer had not yet reached them as a "
+                    "close contact: call them."
+                    if result.exposures_as_contact_not_reached else "."
+                )
             )
     if any(not r.already for r in results):
         note("Their identity is masked as for anyone marked: tracekit case show C-... --reveal --reason \"...\". Calls: tracekit today.")

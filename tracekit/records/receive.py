@@ -322,6 +322,9 @@ class ReceivedReferral:
     cases: dict[str, str] = field(default_factory=dict)  # tracer's reference -> this store's
     contacts: dict[str, str] = field(default_factory=dict)
     exposures_as_contact: int = 0
+    #: of those, how many the tracer had not reached yet as a close contact: the vetted
+    #: team calls the person about them
+    exposures_as_contact_not_reached: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -331,6 +334,7 @@ class ReceivedReferral:
             "cases": [{"ref": new, "tracer_ref": old} for old, new in self.cases.items()],
             "contacts": [{"ref": new, "tracer_ref": old} for old, new in self.contacts.items()],
             "exposures_as_contact": self.exposures_as_contact,
+            "exposures_as_contact_not_reached": self.exposures_as_contact_not_reached,
         }
 
 
@@ -552,6 +556,10 @@ class ReferralReceiver:
         result = ReceivedReferral(
             incoming.ref, incoming.source, incoming.fingerprint, incoming.signer_pinned, payload.role, person_ref,
             received_at=now, exposures_as_contact=len(payload.exposures_as_contact),
+            exposures_as_contact_not_reached=sum(
+                e.get("close_contact") is True and e.get("trace_status") == TraceStatus.NOT_YET_REACHED.value
+                for e in payload.exposures_as_contact
+            ),
         )
         exposure_ids: dict[str, int] = {}
         sources: list[tuple[int, str]] = []
