@@ -37,7 +37,7 @@ class ExitCode(IntEnum):
     WRITE_FAILED = 16  # a file could not be written (disk full, permissions)
     POLICY = 17  # a policy refuses the action or the policy file is invalid
     LEAK_BLOCKED = 18  # the leak guard stopped an export
-    BUNDLE_INVALID = 19  # a bundle failed verification
+    BUNDLE_INVALID = 19  # a bundle or referral failed verification
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM or SIGHUP (128 + SIGTERM)
 
@@ -63,7 +63,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.WRITE_FAILED: "a file could not be written (disk full, permissions)",
     ExitCode.POLICY: "refused by policy, or the policy is invalid",
     ExitCode.LEAK_BLOCKED: "the leak guard stopped an export",
-    ExitCode.BUNDLE_INVALID: "a bundle failed verification",
+    ExitCode.BUNDLE_INVALID: "a bundle or referral failed verification",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.TERMINATED: "stopped by SIGTERM or SIGHUP (cleaned up as for Ctrl-C)",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -156,13 +157,22 @@ def _parse_time(value: str) -> None:
         raise ValueError("has no time zone")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BundleInvalid(f"the manifest names the key {key[:60]!r} twice; a reader could take either value")
-        result[key] = value
-    return result
+def no_duplicate_keys(what: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` object hook that refuses a key named twice in ``what`` (signed
+    JSON a reader could take either value of)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise BundleInvalid(f"{what} names the key {key[:60]!r} twice; a reader could take either value")
+            result[key] = value
+        return result
+
+    return hook
+
+
+_no_duplicate_keys = no_duplicate_keys("the manifest")
 
 
 def parse_manifest(data: bytes) -> tuple[Manifest, dict[str, Any]]:
@@ -193,12 +203,13 @@ def parse_manifest(data: bytes) -> tuple[Manifest, dict[str, Any]]:
     try:
         return Manifest.model_validate(raw), raw
     except ValidationError as exc:
-        raise BundleInvalid(f"the manifest is malformed: {_first_problem(exc)}") from None
+        raise BundleInvalid(f"the manifest is malformed: {first_problem(exc)}") from None
     except RecursionError:
         raise BundleInvalid("the manifest is nested too deeply to be a tracekit manifest") from None
 
 
-def _first_problem(exc: ValidationError) -> str:
+def first_problem(exc: ValidationError) -> str:
+    """The first schema problem, by where it is (never the value), and how many more."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     where = ".".join(str(part)[:60] for part in first["loc"]) or "the top level"

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +238,9 @@ class _Scan:
     lines: dict[str, int] = field(default_factory=dict)
     manifest_bytes: bytes | None = None
     signature_text: str | None = None
+    #: the members the caller asked to keep (``collect``), in memory; to be trusted only
+    #: once :func:`_verify` has checked their hashes against the signed manifest
+    collected: dict[str, bytes] = field(default_factory=dict)
 
 
 @contextmanager
@@ -258,13 +261,21 @@ def _check_age_file(source: BinaryIO, path: Path) -> None:
         raise BundleInvalid(f"{path} is not an age-encrypted file, so not a tracekit bundle")
 
 
-def _scan(path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None, extract_to: Path | None = None) -> _Scan:
+#: Which members to keep in memory while scanning: called with each member's name and
+#: size before its data is read (it may raise to refuse a member too large to keep).
+Collect = Callable[[str, int], bool]
+
+
+def _scan(
+    path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None, extract_to: Path | None = None,
+    collect: Collect | None = None,
+) -> _Scan:
     """One pass: decrypt, read every member; check against ``expected`` and extract if given."""
     with _open_regular(path, "bundle", "a .tar.age bundle file") as source:
         _check_age_file(source, path)
         decryptor = _Decryptor(source, identities)
         try:
-            scan = _walk(TarStream(decryptor.stream), expected, extract_to)
+            scan = _walk(TarStream(decryptor.stream), expected, extract_to, collect)
         except BaseException:
             failure = decryptor.abandon()
             if failure is not None:
@@ -274,7 +285,9 @@ def _scan(path: Path, identities: list[Any], *, expected: dict[str, FileEntry] |
     return scan
 
 
-def _walk(tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Path | None) -> _Scan:
+def _walk(
+    tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Path | None, collect: Collect | None = None
+) -> _Scan:
     scan = _Scan()
     for member in tar.members():
         name = member.name
@@ -310,10 +323,13 @@ def _walk(tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Pat
         digest = hashlib.sha256()
         lines = 0
         target = _create_member(extract_to, name) if extract_to is not None else None
+        kept: list[bytes] | None = [] if collect is not None and collect(name, member.size) else None
         try:
             for block in tar.read_data(member):
                 digest.update(block)
                 lines += block.count(b"\n")
+                if kept is not None:
+                    kept.append(block)
                 if target is not None:
                     with _writing(extract_to):  # type: ignore[arg-type]
                         target.write(block)
@@ -325,6 +341,8 @@ def _walk(tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Pat
         scan.sizes[name] = member.size
         scan.hashes[name] = digest.hexdigest()
         scan.lines[name] = lines
+        if kept is not None:
+            scan.collected[name] = b"".join(kept)
         if entry is not None and scan.hashes[name] != entry.sha256:
             raise BundleInvalid(f"{name} does not match its hash in the manifest: it was altered")
     return scan
@@ -379,6 +397,17 @@ def _verify(scan: _Scan, signer: str | None) -> Verified:
 def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None) -> Verified:
     """Decrypt and verify, writing nothing. ``signer``: the expected tracer's key or fingerprint."""
     return _verify(_scan(Path(path).expanduser(), identities), parse_signer(signer))
+
+
+def read_bundle_members(
+    path: Path, identities: list[Any], collect: Collect, *, signer: str | None = None
+) -> tuple[Verified, dict[str, bytes]]:
+    """Decrypt and verify in one pass, writing nothing, keeping the members ``collect``
+    chooses in memory: they are returned only once the whole bundle has verified, so each
+    matches its hash in the signed manifest."""
+    scan = _scan(Path(path).expanduser(), identities, collect=collect)
+    verified = _verify(scan, parse_signer(signer))
+    return verified, scan.collected
 
 
 def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str | None = None) -> tuple[Verified, Path]:

@@ -22,6 +22,11 @@ from tracekit.records.casebook import (
 
 BATCH = 5000
 
+#: Whether a record is about people the vetted team received in a referral (the person
+#: or one of their cases' contacts, tracekit.records.receive): such records never leave
+#: in a standard handover, not even as stubs.
+RECEIVED_SQL = "EXISTS (SELECT 1 FROM received_records WHERE kind = 'person' AND record_id IN ({people}))"
+
 _PERSON = (
     "{p}.ref, {p}.name, {p}.name_key, {p}.date_of_birth, {p}.nhs_number, {p}.phone, {p}.email, "
     "{p}.address, {p}.postcode, {r}.role, (SELECT ref FROM referrals WHERE id = {p}.referral_id), "
@@ -35,13 +40,14 @@ _PERSON_KEYS = (
 CASE_SQL = (
     "SELECT c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
     "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
-    "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + " "
+    "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + ", "
+    + RECEIVED_SQL.format(people="c.person_id") + " "
     "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "{where} ORDER BY c.id"
 )
 _CASE_KEYS = (
     "id", "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
-    "infectious_end", "isolation_end", "ruleset", "source_exposure", "notes", "updated_at", *_PERSON_KEYS,
+    "infectious_end", "isolation_end", "ruleset", "source_exposure", "notes", "updated_at", *_PERSON_KEYS, "received",
 )
 
 CONTACT_SQL = (
@@ -50,7 +56,8 @@ CONTACT_SQL = (
     + EXPOSURE_ISOLATION_END_SQL + ", e.ruleset_id, e.notes, "
     "e.updated_at, " + _PERSON.format(p="p", r="r") + ", cr.role, "
     "(SELECT ref FROM referrals WHERE id = cp.referral_id), "
-    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id) "
+    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
+    + RECEIVED_SQL.format(people="e.person_id, c.person_id") + " "
     "FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id "
     "JOIN people cp ON cp.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "LEFT JOIN person_roles cr ON cr.person_id = cp.id {where} ORDER BY e.id"
@@ -58,9 +65,9 @@ CONTACT_SQL = (
 _CONTACT_KEYS = (
     "id", "ref", "case", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
     "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "notes", "updated_at", *_PERSON_KEYS,
-    "case_role", "case_referral", "released",
+    "case_role", "case_referral", "released", "received",
 )
-_BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released", "self_associated")
+_BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released", "self_associated", "received")
 
 
 def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:

@@ -290,9 +290,12 @@ def _guard_chunk(guard: LeakGuard, data: bytes, refs: list[str]) -> None:
 
 
 # A case or contact that a central handover would withhold: the person is in a sensitive
-# role or was referred, or (for a contact) the case's person is. Statistics leave them out
+# role, was referred or came in a received referral, or (for a contact) the case's person is. Statistics leave them out
 # of every table (docs/threat-model.md, "Statistics").
-_SENSITIVE_PEOPLE = "(SELECT person_id FROM person_roles UNION SELECT id FROM people WHERE referral_id IS NOT NULL)"
+_SENSITIVE_PEOPLE = (
+    "(SELECT person_id FROM person_roles UNION SELECT id FROM people WHERE referral_id IS NOT NULL "
+    "UNION SELECT record_id FROM received_records WHERE kind = 'person')"
+)
 _SENSITIVE_CASE = f"c.person_id IN {_SENSITIVE_PEOPLE}"
 _SENSITIVE_CONTACT = f"(e.person_id IN {_SENSITIVE_PEOPLE} OR c.person_id IN {_SENSITIVE_PEOPLE})"
 _CONTACTS = "FROM exposures e JOIN cases c ON c.id = e.case_id"

@@ -162,6 +162,14 @@ DEMO_STEPS: list[DemoStep] = [
         ),
     ),
     DemoStep(
+        "Her household contact",
+        "Recorded before anyone knows who she is.",
+        (
+            "contact", "add", "{officer_case}", "--name", "Eli Partner", "--phone", "07700 900191",
+            "--last-exposure", "2020-10-11", "--setting", "household",
+        ),
+    ),
+    DemoStep(
         "Mark the sensitive role",
         "From now on the identity is masked in every output and the case's contacts are withheld.",
         ("role", "mark", "{officer}", "--role", "undercover-officer", "--reason", "operational safety"),
@@ -221,6 +229,47 @@ DEMO_STEPS: list[DemoStep] = [
         "Every change above is in it, hash-chained, with references only.",
         ("audit", "verify"),
     ),
+    DemoStep(
+        "The vetted team's own case book",
+        "The vetted outbreak team keeps its own encrypted store (here beside the tracer's).",
+        ("--store", "{workdir}/vetted.store", "init"),
+    ),
+    DemoStep(
+        "The vetted team receives the referral",
+        "From their bundle: decrypted in memory with their key, the tracer's signature checked "
+        "against the tracer's key, every value checked, then taken in whole: the officer marked "
+        "with her role, her case and its contacts to trace.",
+        (
+            "--store", "{workdir}/vetted.store", "referrals", "receive", "{workdir}/outbox/{vetted_bundle}",
+            "--identity", "{workdir}/vetted.key", "--signer", "{signer}",
+        ),
+    ),
+    DemoStep(
+        "Receiving it again changes nothing",
+        "A referral is taken in once, whether it comes again as a file or in another bundle.",
+        (
+            "--store", "{workdir}/vetted.store", "referrals", "receive", "{workdir}/outbox/{vetted_bundle}",
+            "--identity", "{workdir}/vetted.key", "--signer", "{signer}",
+        ),
+    ),
+    DemoStep(
+        "The vetted team's calls",
+        "The referred case's contact is on their worklist (masked, as a marked person's contacts are).",
+        ("--store", "{workdir}/vetted.store", "today", "--date", "2020-10-13"),
+    ),
+    DemoStep(
+        "The vetted team works the case",
+        "They reveal it, with a reason that is audited in their store.",
+        (
+            "--store", "{workdir}/vetted.store", "case", "show", "{vetted_case}", "--reveal", "--reason",
+            "tracing the referred case",
+        ),
+    ),
+    DemoStep(
+        "And call the contact",
+        "Logged in the vetted team's store; none of it ever goes back to central.",
+        ("--store", "{workdir}/vetted.store", "contact", "call", "{vetted_contact}", "--outcome", "reached"),
+    ),
 ]
 
 
@@ -238,11 +287,14 @@ DEMO_LOOKUPS: dict[str, Lookup] = {
         ("contact", "list", "--close-only", "--limit", "1"), ("items", 0, "contact", "ref")
     ),
     "officer": Lookup(("person", "search", "07700 900190"), ("items", 0, "ref")),
+    "officer_case": Lookup(("case", "list", "--since", "2020-10-12", "--until", "2020-10-12"), ("items", 0, "ref")),
     # Once marked, search no longer finds her (by design): the role list does.
     "marked_officer": Lookup(("role", "list"), ("items", 0, "person")),
     "central_bundle": Lookup(("export", "list", "--to", "PHE North", "--limit", "1"), ("items", 0, "file_name")),
     "vetted_bundle": Lookup(("export", "list", "--to", "Vetted Team", "--limit", "1"), ("items", 0, "file_name")),
     "signer": Lookup(("keys", "show"), ("public_key",)),
+    "vetted_case": Lookup(("--store", "{workdir}/vetted.store", "case", "list", "--limit", "1"), ("items", 0, "ref")),
+    "vetted_contact": Lookup(("--store", "{workdir}/vetted.store", "contact", "list", "--limit", "1"), ("items", 0, "ref")),
 }
 
 #: Placeholders filled once, before the first step, by :func:`prepare_workdir`.
@@ -265,8 +317,18 @@ def lookup_from(document: Any, lookup: Lookup) -> str:
 
 
 def step_command(step: DemoStep, workdir: Path, values: dict[str, str] | None = None) -> list[str]:
+    return _fill(step.args, workdir, values)
+
+
+def lookup_command(lookup: Lookup, workdir: Path) -> list[str]:
+    """A look-up's arguments, ``--json`` first, with ``{workdir}`` filled in (the vetted
+    team's store is there)."""
+    return ["--json", *_fill(lookup.args, workdir)]
+
+
+def _fill(args: tuple[str, ...], workdir: Path, values: dict[str, str] | None = None) -> list[str]:
     filled = {"workdir": str(workdir), **(values or {})}
-    return [_PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), arg) for arg in step.args]
+    return [_PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), arg) for arg in args]
 
 
 def prepare_workdir(workdir: Path) -> dict[str, str]:
@@ -307,7 +369,7 @@ def _tracekit(args: list[str], workdir: Path, passphrase: str, *, capture: bool)
 
 def run_lookup(name: str, workdir: Path) -> str:
     lookup = DEMO_LOOKUPS[name]
-    result = _tracekit(["--json", *lookup.args], workdir, DEMO_PASSPHRASE, capture=True)
+    result = _tracekit(lookup_command(lookup, workdir), workdir, DEMO_PASSPHRASE, capture=True)
     if result.returncode != 0:
         from tracekit.errors import TracekitError
 

@@ -1,4 +1,5 @@
-"""Sensitive roles: ``role mark|unmark|list|release``, ``recipients``, ``refer``, ``referrals``."""
+"""Sensitive roles: ``role mark|unmark|list|release``, ``recipients``, ``refer``, ``referrals``
+(``referrals receive`` is the vetted team's side)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ if TYPE_CHECKING:
 
 role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
 recipients_app = typer.Typer(help="The age public keys that sealed referrals and bundles go to.", no_args_is_help=True)
-referrals_app = typer.Typer(help="Sealed referrals to the vetted outbreak team.", no_args_is_help=True)
+referrals_app = typer.Typer(
+    help="Sealed referrals to the vetted outbreak team; the vetted team receives them into its own store.",
+    no_args_is_help=True,
+)
 
 ReasonOption = Annotated[
     str,
@@ -286,6 +290,115 @@ def referrals_export(
         return
     for path in written:
         out().print(f"Wrote {safe_markup(path)}")
+
+
+@referrals_app.command("receive")
+@command
+def referrals_receive(
+    files: Annotated[
+        list[Path], typer.Argument(help="Referral files (R-XXXXXX.age) or vetted-team bundles (.tar.age).", show_default=False)
+    ],
+    identity: Annotated[
+        Path, typer.Option("--identity", "-i", help="The vetted team's age identity file (AGE-SECRET-KEY-1..., mode 0600).")
+    ],
+    signer: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--signer",
+            help="A tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file "
+            "holding either; repeat for several tracers. A referral signed by any other key is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_unpinned_signer: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unpinned-signer",
+            help="Without --signer, take referrals whose signer is not checked (a loud warning; not recommended).",
+        ),
+    ] = False,
+) -> None:
+    """On the vetted team's store: take sealed referrals in as records to trace.
+
+    Every file is decrypted in memory, its signature, signer and content checked, before
+    anything is written; then each file goes in whole or not at all. The person arrives
+    marked with their role (masked: --reveal to see them), with their cases and the cases'
+    contacts to trace (today, case show, contact call). Receiving a referral again changes
+    nothing. Received people never go back to central: standard handovers leave them out.
+    """
+    from tracekit.bundle.reader import load_identities, parse_signer
+    from tracekit.records import Casebook
+    from tracekit.records.receive import ReferralReceiver, read_incoming
+
+    identities = load_identities(identity)
+    pinned = {fingerprint for fingerprint in (parse_signer(s) for s in signer or []) if fingerprint}
+    incoming = read_incoming(files, identities, pinned, allow_unpinned=allow_unpinned_signer)
+    for incoming_file in incoming:
+        unchecked = sorted({r.fingerprint for r in incoming_file.referrals if not r.signer_pinned})
+        for fingerprint in unchecked:
+            warn(
+                f"[bold]the signer of {safe_markup(incoming_file.path)} was NOT checked[/bold] (--allow-unpinned-signer): "
+                f"tracer key {fingerprint}. Anyone who knows your public key can make a referral; compare this "
+                "fingerprint with the one the tracer registered before trusting these records."
+            )
+    with open_current_store() as store:
+        results = ReferralReceiver(Casebook(store)).receive(incoming)
+    if settings().json:
+        emit_json({
+            "items": [r.to_json() for r in results],
+            "received": sum(not r.already for r in results),
+            "already_received": sum(r.already for r in results),
+        })
+        return
+    for incoming_file in incoming:
+        if not incoming_file.referrals:
+            out().print(f"{safe_markup(incoming_file.path)} holds no referrals: nothing to receive.")
+    for result in results:
+        if result.already:
+            out().print(f"{result.ref} from tracer key {result.fingerprint} was already received ({result.received_at}): nothing changed.")
+            continue
+        cases = ", ".join(f"{new} (the tracer's {old})" for old, new in result.cases.items()) or "no cases"
+        out().print(
+            f"Received {result.ref} from tracer key {result.fingerprint}: {result.person} ({result.role}), marked; "
+            f"case {cases}; {len(result.contacts)} contact(s) to trace."
+        )
+        if result.exposures_as_contact:
+            out().print(
+                f"  {result.exposures_as_contact} exposure(s) in which they were a contact of the tracer's other cases "
+                "are kept with the referral"
+                + (
+                    f"; in {result.exposures_as_contact_not_reached} of them the tracer had not yet reached them as a "
+                    "close contact: call them."
+                    if result.exposures_as_contact_not_reached else "."
+                )
+            )
+    if any(not r.already for r in results):
+        note("Their identity is masked as for anyone marked: tracekit case show C-... --reveal --reason \"...\". Calls: tracekit today.")
+
+
+@referrals_app.command("received")
+@command
+def referrals_received() -> None:
+    """On the vetted team's store: the referrals received, from which tracer key, and what they became."""
+    from rich.table import Table
+
+    from tracekit.records.receive import received_referrals
+
+    with open_current_store() as store:
+        received = received_referrals(store)
+    if settings().json:
+        emit_json({"items": [r.to_json() for r in received], "total": len(received)})
+        return
+    if not received:
+        out().print("No referrals received.")
+        return
+    table = Table("referral", "person", "role", "cases", "contacts", "tracer key", "received")
+    for r in received:
+        table.add_row(
+            r.ref, r.person, r.role, ", ".join(r.cases) or "-", str(r.contacts),
+            r.fingerprint + ("" if r.signer_pinned else " (NOT checked)"), r.received_at,
+        )
+    out().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -828,6 +828,7 @@ class Casebook:
             self._index_person(conn, other_id, None)
             # Before the other record goes: deleting it would cascade its mark away.
             self._merge_marks(conn, keep, other)
+            _merge_received(conn, keep_id, other_id)
             conn.execute(
                 "INSERT OR IGNORE INTO person_former_details(person_id, field, value) "
                 "SELECT ?, field, value FROM person_former_details WHERE person_id = ?", (keep_id, other_id),
@@ -1396,6 +1397,19 @@ class Casebook:
             day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total,
             capped,
         )
+
+
+def _merge_received(conn: Any, keep_id: int, other_id: int) -> None:
+    """A merged person came in a referral if either record did (tracekit.records.receive):
+    the link to the referral moves to ``keep``, so the merged person still never goes
+    back to central. Protection is monotone."""
+    conn.execute("UPDATE received_referrals SET person_id = ? WHERE person_id = ?", (keep_id, other_id))
+    conn.execute(
+        "INSERT OR IGNORE INTO received_records(kind, record_id, received_id, source_ref) "
+        "SELECT kind, ?, received_id, source_ref FROM received_records WHERE kind = 'person' AND record_id = ?",
+        (keep_id, other_id),
+    )
+    conn.execute("DELETE FROM received_records WHERE kind = 'person' AND record_id = ?", (other_id,))
 
 
 #: The audit action for typed details that matched a record the tracer may not see.

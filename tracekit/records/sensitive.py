@@ -530,6 +530,21 @@ class SensitiveRoles:
 
 def open_envelope(sealed: bytes, identities: list[Any]) -> dict[str, Any]:
     """Decrypt and verify a referral envelope (vetted-team side). Returns the payload."""
+    payload, _ = open_envelope_bytes(sealed, identities)
+    return dict(json.loads(payload))
+
+
+#: The signed envelope's keys, exactly (docs/referral-format.md).
+_ENVELOPE_KEYS = frozenset({"format", "version", "signer", "payload", "signature"})
+
+
+def open_envelope_bytes(sealed: bytes, identities: list[Any]) -> tuple[bytes, str]:
+    """Decrypt a referral and check its signature: (the signed payload bytes, the signer's
+    public key as 64 hex digits). Everything before the signature check is the sender's
+    choice, so the envelope is read strictly: a JSON object with exactly the documented
+    keys, format and version checked, a 64-hex signer, base64 that decodes cleanly, and
+    a valid Ed25519 signature over exactly the payload bytes. Whether the signer is the
+    expected tracer is the caller's to check."""
     from pyrage import DecryptError, decrypt
 
     from tracekit.crypto import signing
@@ -540,14 +555,23 @@ def open_envelope(sealed: bytes, identities: list[Any]) -> dict[str, Any]:
     except DecryptError:
         raise BundleInvalid("this referral cannot be decrypted with the given identity (not sealed to it, or damaged)") from None
     try:
-        outer = json.loads(plain)
+        outer = json.loads(plain.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BundleInvalid("the referral envelope is not a JSON object (is this a bundle? bundles end in .tar.age)") from None
+    if not isinstance(outer, dict) or set(outer) != _ENVELOPE_KEYS:
+        raise BundleInvalid("the referral envelope does not have the documented keys (format, version, signer, payload, signature)")
+    if outer["format"] != ENVELOPE_FORMAT:
+        raise BundleInvalid(f"this is not a tracekit referral: its envelope does not say format {ENVELOPE_FORMAT!r}")
+    if type(outer["version"]) is not int or outer["version"] != ENVELOPE_VERSION:
+        raise BundleInvalid(f"referral envelope version {str(outer['version'])[:20]!r} is not supported (this tracekit reads {ENVELOPE_VERSION})")
+    signer = outer["signer"]
+    if not isinstance(signer, str) or not re.fullmatch(r"[0-9a-f]{64}", signer):
+        raise BundleInvalid("the referral's signer is not an Ed25519 public key (64 hex digits)")
+    try:
         payload = base64.b64decode(outer["payload"], validate=True)
         signature = base64.b64decode(outer["signature"], validate=True)
-        signer = outer["signer"]
-        if outer.get("format") != ENVELOPE_FORMAT:
-            raise ValueError("format")
-    except (ValueError, KeyError, TypeError):
-        raise BundleInvalid("the referral envelope is malformed") from None
+    except (ValueError, TypeError):
+        raise BundleInvalid("the referral's payload or signature is not base64") from None
     if not signing.verify(signer, payload, signature):
-        raise BundleInvalid("the referral's signature does not verify")
-    return dict(json.loads(payload))
+        raise BundleInvalid("the referral's signature does not verify: it was altered, or the signature swapped")
+    return payload, signer

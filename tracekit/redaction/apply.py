@@ -3,8 +3,9 @@ random part, a stub's id, comes from the bundle's :class:`StubIds`).
 
 Input records are plain dicts built by :mod:`tracekit.bundle.source` with every field
 plus the sensitivity facts (``self_role``, ``self_referral``, ``self_associated``,
-``shared_identity``, ``shared_fields``, and for contacts ``case_role``, ``case_referral``,
-``released``). The output holds only the fields the
+``shared_identity``, ``shared_fields``, ``received``, and for contacts ``case_role``,
+``case_referral``, ``released``). A record of people received in a referral (the vetted
+team's store) is in no standard handover at all. The output holds only the fields the
 policy allows. A record of a person in a sensitive role, or associated with one, becomes
 a *stub*: the fields needed for the epidemiological picture (dates, status) are kept,
 every other allowed field is an explicit marker ``{"withheld": reason, "referral": ref}``,
@@ -94,6 +95,8 @@ def redact(
     fields = policy.fields.get(record_type)
     if fields is None:
         return None
+    if record.get("received") and policy.scope != "sensitive":
+        return None  # received from a tracer in a referral: never back to central, not even a stub
     reason, referral = classify(record_type, record)
     if policy.scope == "sensitive":
         if not is_sensitive(record_type, record):

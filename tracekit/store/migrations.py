@@ -386,3 +386,38 @@ def _person_former_details(conn: Connection) -> None:
         "CREATE TABLE person_former_details (person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE, "
         "field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (person_id, field, value)) WITHOUT ROWID"
     )
+
+
+@migration("received-referrals")
+def _received_referrals(conn: Connection) -> None:
+    """The vetted team's side of a referral (tracekit.records.receive): each referral taken
+    in, keyed by the sending tracer's signing key and the referral's reference (receiving
+    it again changes nothing), and the records it became, with the tracer's own references.
+    The exposures in which the person was a contact of another tracer's case are kept as
+    received (JSON): their index case stays with the tracer."""
+    run_statements(
+        conn,
+        """
+        CREATE TABLE received_referrals (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL,
+            signer_public_key TEXT NOT NULL,
+            signer_pinned INTEGER NOT NULL,
+            payload_sha256 TEXT NOT NULL,
+            role TEXT NOT NULL,
+            sealed_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            exposures_as_contact TEXT NOT NULL,
+            UNIQUE (signer_public_key, ref)
+        );
+        CREATE TABLE received_records (
+            kind TEXT NOT NULL,
+            record_id INTEGER NOT NULL,
+            received_id INTEGER NOT NULL REFERENCES received_referrals(id),
+            source_ref TEXT NOT NULL,
+            PRIMARY KEY (kind, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX received_records_referral ON received_records(received_id)
+        """,
+    )
