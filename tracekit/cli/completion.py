@@ -49,7 +49,11 @@ def complete_ref(*kinds: str) -> Callable[[str], list[Completion]]:
     def complete(incomplete: str) -> list[Completion]:
         from tracekit.domain.refs import RefKind
 
-        prefixes = [(f"{RefKind[kind].value}-", f"{RefKind[kind].a_noun} reference, e.g. {RefKind[kind].example}") for kind in kinds]
-        return [(prefix, meaning) for prefix, meaning in prefixes if prefix.startswith(incomplete)]
+        expected = [RefKind[kind] for kind in kinds]
+        return [
+            (f"{kind.value}-", f"{kind.a_noun} reference, e.g. {kind.example}")
+            for kind in expected
+            if f"{kind.value}-".startswith(incomplete)
+        ]
 
     return complete

@@ -114,6 +114,7 @@ def is_global_param(param: Any) -> bool:
     """Whether a command's parameter is its copy of a global option (see :func:`command`)."""
     return (param.name or "").startswith(_GLOBAL_PARAM_PREFIX)
 
+
 _settings = Settings()
 
 

@@ -19,7 +19,6 @@ def render() -> str:
     from typer.cli import get_docs_for_click
 
     from tracekit.cli import app
-
     from tracekit.cli.examples import EXAMPLES, examples_epilog, examples_markdown
 
     command = typer.main.get_command(app)
