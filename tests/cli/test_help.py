@@ -18,7 +18,7 @@ from typer.core import TyperOption
 
 from tracekit.cli import app
 from tracekit.cli.examples import EXAMPLE_WIDTH, EXAMPLES, command_lines
-from tracekit.cli.help import GLOBAL_OPTIONS_POINTER, walk
+from tracekit.cli.help import global_options_pointer, walk
 
 ROOT = typer.main.get_command(app)
 COMMANDS = {" ".join(path): command for path, command in walk(ROOT) if path}
@@ -95,7 +95,12 @@ def test_usage_shows_arguments_as_click_does():
 def test_global_options_are_listed_once_on_the_root_page(capsys):
     root_page = help_page("", 80, capsys)
     assert all(option in root_page for option in GLOBAL_OPTIONS)
-    pointer_start = GLOBAL_OPTIONS_POINTER.split("(")[0]
+    pointer = global_options_pointer(ROOT)
+    assert pointer == (
+        "Global options (--store, --json, --quiet, --no-color, --passphrase-file, --passphrase-fd) "
+        "work here too: see tracekit --help."
+    )
+    pointer_start = pointer.split("(")[0]
     for name in COMMANDS:
         page = help_page(name, 80, capsys)
         option_rows = [line for line in page.splitlines() if line.startswith("│")]

@@ -26,12 +26,6 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperOption
 
-#: The line that sub-pages show instead of repeating the global options.
-GLOBAL_OPTIONS_POINTER = (
-    "Global options (--store, --json, --quiet, --no-color, --passphrase-file, --passphrase-fd) "
-    "work here too: see tracekit --help."
-)
-
 #: Metavars for values whose type says enough.
 _METAVAR_BY_TYPE: dict[Any, str] = {str: "TEXT", int: "N", float: "NUMBER", Path: "FILE"}
 
@@ -77,8 +71,12 @@ def present(root: Any) -> None:
     from tracekit.cli.examples import EXAMPLES, examples_epilog
 
     help_option_names = (root.context_settings or {}).get("help_option_names", ["--help"])
+    pointer = global_options_pointer(root)
     for path, command in walk(root):
         command.help = reflow(command.help)
+        if command.help and not command.short_help:
+            # The first paragraph, whole: Click would cut it at 45 characters in docs/cli.md.
+            command.short_help = command.help.split("\n\n")[0]
         # Click makes the help option on first use; make it now, so that it is shown alike.
         help_option = command.get_help_option(command.context_class(command, help_option_names=help_option_names))
         for param in [*command.params, *([help_option] if help_option else [])]:
@@ -89,9 +87,22 @@ def present(root: Any) -> None:
         if " ".join(path) in EXAMPLES:
             sections.append(examples_epilog(EXAMPLES[" ".join(path)]))
         if any(is_global_param(param) for param in command.params):
-            sections.append(GLOBAL_OPTIONS_POINTER)
+            sections.append(pointer)
         if sections:
             command.epilog = "\n\n".join(sections)
+
+
+def global_options_pointer(root: Any) -> str:
+    """The line that a command's page shows instead of repeating the global options,
+    which the root page lists in their own panel."""
+    from tracekit.cli.context import GLOBAL_PANEL
+
+    names = [
+        next(name for name in param.opts if name.startswith("--"))
+        for param in root.params
+        if getattr(param, "rich_help_panel", None) == GLOBAL_PANEL
+    ]
+    return f"Global options ({', '.join(names)}) work here too: see tracekit --help."
 
 
 def present_param(param: Any) -> None:
