@@ -35,7 +35,22 @@ def _exit_code_epilog() -> str:
 
 
 class TracekitGroup(TyperGroup):
-    """Root group: every command runs inside this error boundary."""
+    """Root group: every command runs inside this error boundary, and every help page
+    follows one style (see ``tracekit.cli.help``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from tracekit.cli.help import present
+
+        super().__init__(**kwargs)
+        present(self)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from tracekit.cli.help import present_param
+
+        # Typer adds --install-completion and --show-completion after building the group.
+        for param in self.params:
+            present_param(param)
+        super().format_help(ctx, formatter)
 
     def invoke(self, ctx: Any) -> Any:
         from tracekit import files

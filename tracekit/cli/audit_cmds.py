@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tracekit.cli.completion import complete_ref
+
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import DEFAULT_LIMIT
 
@@ -19,11 +21,17 @@ keys_app = typer.Typer(help="This store's signing key (for central teams to regi
 @audit_app.command("show")
 @command
 def audit_show(
-    since: Annotated[Optional[str], typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.", metavar="DATE")] = None,
     action: Annotated[
-        Optional[str], typer.Option("--action", help="Only this action or family, e.g. role.mark or role.")
+        Optional[str], typer.Option("--action", help="Only this action or family, e.g. role.mark or role.", metavar="ACTION")
     ] = None,
-    ref: Annotated[Optional[str], typer.Option("--ref", help="Only entries naming this reference.")] = None,
+    ref: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ref", help="Only entries naming this reference.", metavar="REF",
+            autocompletion=complete_ref("CASE", "PERSON", "EXPOSURE", "REFERRAL"),
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=AUDIT_MAX_LIMIT, help="At most this many entries.")
     ] = DEFAULT_LIMIT,

@@ -27,6 +27,7 @@ SignerOption = Annotated[
     typer.Option(
         "--signer",
         help="The tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.",
+        metavar="KEY",
     ),
 ]
 
@@ -34,17 +35,17 @@ SignerOption = Annotated[
 @export_app.command("handover")
 @command
 def export_handover(
-    to: Annotated[str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).")],
+    to: Annotated[str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).", metavar="NAME")],
     policy: Annotated[
         Optional[str],
-        typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role."),
+        typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role.", metavar="POLICY"),
     ] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date (records policies only).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date (records policies only).", metavar="DATE")] = None,
     since_last: Annotated[
         bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
     ] = False,
     all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")] = Path("."),
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.", metavar="DIR")] = Path("."),
 ) -> None:
     """Write one redacted, signed, age-encrypted bundle for one recipient."""
     from tracekit.bundle.writer import export_handover as export
@@ -70,7 +71,7 @@ def export_handover(
 @export_app.command("list")
 @command
 def export_list(
-    to: Annotated[Optional[str], typer.Option("--to", help="Only bundles for this recipient.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Only bundles for this recipient.", metavar="NAME")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
 ) -> None:
     """Bundles made from this store: when, for whom, under which policy, how many records."""
@@ -164,7 +165,7 @@ def bundle_inspect(
 def bundle_open(
     file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
     identity: IdentityOption,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).", metavar="DIR")],
     signer: SignerOption = None,
 ) -> None:
     """Verify and write the contents for loading elsewhere (only if everything verifies)."""
@@ -196,7 +197,7 @@ def policy_list() -> None:
 
 @policy_app.command("show")
 @command
-def policy_show(name: Annotated[str, typer.Argument(help="A built-in policy name or a .toml file.")]) -> None:
+def policy_show(name: Annotated[str, typer.Argument(help="A built-in policy name or a .toml file.", metavar="POLICY")]) -> None:
     """Every field a policy lets through, per record type."""
     from tracekit.redaction.policy import get_policy
 

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tracekit.cli.completion import complete_from
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
     CASE_STATUSES,
@@ -115,7 +116,10 @@ def case_add(
 def case_list(
     status: Annotated[
         Optional[str],
-        typer.Option("--status", help=f"Only cases with this status: {', '.join(CASE_STATUSES)}.", rich_help_panel=LIST_PANEL, show_default=False),
+        typer.Option(
+            "--status", help=f"Only cases with this status: {', '.join(CASE_STATUSES)}.", rich_help_panel=LIST_PANEL,
+            show_default=False, metavar="STATUS", autocompletion=complete_from(CASE_STATUSES),
+        ),
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,

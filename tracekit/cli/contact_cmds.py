@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from tracekit.cli import context
+from tracekit.cli.completion import complete_from, complete_ref
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.options import (
     CALL_OUTCOMES,
@@ -18,7 +19,7 @@ from tracekit.cli.options import (
     AddressOption,
     AsymptomaticOption,
     CaseNotesOption,
-    CaseRefArg,
+    ContactCaseArg,
     ContactNotesOption,
     ContactRefArg,
     DobOption,
@@ -86,7 +87,7 @@ def _print_result(verb: str, e: Exposure, closeness: Closeness | None) -> None:
 @contact_app.command("add")
 @command
 def contact_add(
-    case: CaseRefArg,
+    case: ContactCaseArg,
     person: PersonOption = None,
     name: NameOption = None,
     dob: DobOption = None,
@@ -163,15 +164,24 @@ def contact_add(
 @command
 def contact_list(
     case: Annotated[
-        Optional[str], typer.Option("--case", help="Only contacts of this case (C-...).", rich_help_panel=LIST_PANEL, show_default=False)
+        Optional[str], typer.Option(
+            "--case", help="Only contacts of this case (C-...).", rich_help_panel=LIST_PANEL, show_default=False,
+            metavar="REF", autocompletion=complete_ref("CASE"),
+        ),
     ] = None,
     status: Annotated[
         Optional[str],
-        typer.Option("--status", help=f"Only this trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=LIST_PANEL, show_default=False),
+        typer.Option(
+            "--status", help=f"Only this trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=LIST_PANEL,
+            show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
+        ),
     ] = None,
     setting: Annotated[
         Optional[str],
-        typer.Option("--setting", help=f"Only this setting: {', '.join(SETTINGS)}.", rich_help_panel=LIST_PANEL, show_default=False),
+        typer.Option(
+            "--setting", help=f"Only this setting: {', '.join(SETTINGS)}.", rich_help_panel=LIST_PANEL, show_default=False,
+            metavar="SETTING", autocompletion=complete_from(SETTINGS),
+        ),
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -236,7 +246,10 @@ def contact_update(
     ] = None,
     status: Annotated[
         Optional[str],
-        typer.Option("--status", help=f"Set the trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=CONTACT_PANEL, show_default=False),
+        typer.Option(
+            "--status", help=f"Set the trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=CONTACT_PANEL,
+            show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
+        ),
     ] = None,
     notes: ContactNotesOption = None,
 ) -> None:
@@ -268,7 +281,10 @@ def contact_call(
     ref: ContactRefArg,
     outcome: Annotated[
         Optional[str],
-        typer.Option("--outcome", help=f"What happened: {', '.join(CALL_OUTCOMES)}.", show_default=False),
+        typer.Option(
+            "--outcome", help=f"What happened: {', '.join(CALL_OUTCOMES)}.", show_default=False,
+            metavar="OUTCOME", autocompletion=complete_from(CALL_OUTCOMES),
+        ),
     ] = None,
     call_note: Annotated[Optional[str], typer.Option("--note", help="A short note about the call.", show_default=False)] = None,
 ) -> None:
@@ -311,7 +327,8 @@ def contact_promote(
     ref: Annotated[
         str,
         typer.Argument(
-            help="The contact (E-7K2M9Q, as the worklist shows it) or the person (P-7K2M9Q).", show_default=False
+            help="The contact (E-7K2M9Q, as the worklist shows it) or the person (P-7K2M9Q).", show_default=False,
+            metavar="REF", autocompletion=complete_ref("EXPOSURE", "PERSON"),
         ),
     ],
     source: Annotated[
@@ -320,7 +337,7 @@ def contact_promote(
             "--source",
             help="With a person (P-): the contact (E-...) through which they were infected. "
             "Without it, their most recent one.",
-            rich_help_panel=CONTACT_PANEL, show_default=False,
+            rich_help_panel=CONTACT_PANEL, show_default=False, metavar="REF", autocompletion=complete_ref("EXPOSURE"),
         ),
     ] = None,
     test_date: TestDateOption = None,

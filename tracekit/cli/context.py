@@ -2,7 +2,8 @@
 
 Global options (``--store``, ``--json``, ``--quiet``, ``--no-color``, ``--passphrase-file``,
 ``--passphrase-fd``) work before the command (``tracekit --store X case list``) and
-after it (``tracekit case list --store X``): :func:`command` adds them to each command.
+after it (``tracekit case list --store X``): :func:`command` adds them to each command,
+hidden from its help page, which points to ``tracekit --help`` instead (listed once).
 """
 
 from __future__ import annotations
@@ -95,6 +96,25 @@ _GLOBAL_PARAMS: dict[str, Any] = {
 }
 assert set(_GLOBAL_PARAMS) == {f.name for f in fields(Settings)}
 
+#: How :func:`command` names its copies of the global options.
+_GLOBAL_PARAM_PREFIX = "tk_global_"
+
+
+def _hidden(annotation: Any) -> Any:
+    """The same option, left out of a command's help page (listed once, on the root page)."""
+    import copy
+
+    base, info = typing.get_args(annotation)
+    hidden = copy.copy(info)
+    hidden.hidden = True
+    return Annotated[base, hidden]
+
+
+def is_global_param(param: Any) -> bool:
+    """Whether a command's parameter is its copy of a global option (see :func:`command`)."""
+    return (param.name or "").startswith(_GLOBAL_PARAM_PREFIX)
+
+
 _settings = Settings()
 
 
@@ -113,9 +133,9 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     own = list(inspect.signature(fn, eval_str=True).parameters.values())
     extra = [
         inspect.Parameter(
-            f"tk_global_{name}",
+            f"{_GLOBAL_PARAM_PREFIX}{name}",
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=annotation,
+            annotation=_hidden(annotation),
             default=False if annotation.__origin__ is bool else None,
         )
         for name, annotation in _GLOBAL_PARAMS.items()
@@ -123,7 +143,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(f"tk_global_{name}", None) for name in _GLOBAL_PARAMS}
+        values = {name: kwargs.pop(f"{_GLOBAL_PARAM_PREFIX}{name}", None) for name in _GLOBAL_PARAMS}
         set_global_settings(_settings.merged(**values))
         return fn(*args, **kwargs)
 

@@ -19,10 +19,14 @@ def render() -> str:
     from typer.cli import get_docs_for_click
 
     from tracekit.cli import app
+    from tracekit.cli.examples import EXAMPLES, examples_epilog, examples_markdown
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="tracekit")
     docs = get_docs_for_click(obj=command, ctx=ctx, name="tracekit", title="CLI reference: `tracekit`")
+    # The help pages' Examples section is laid out for a terminal; here it is a code block.
+    for examples in EXAMPLES.values():
+        docs = docs.replace(examples_epilog(examples), examples_markdown(examples))
     return HEADER + docs.strip() + "\n"
 
 

@@ -29,16 +29,16 @@ FileArg = Annotated[
 FormatOption = Annotated[
     Optional[str],
     typer.Option("--format", help="Force the format: csv, jsonl or xlsx (default: detected from the content).",
-                 rich_help_panel=IMPORT_PANEL, show_default=False),
+                 rich_help_panel=IMPORT_PANEL, show_default=False, metavar="FORMAT"),
 ]
 MapOption = Annotated[
     Optional[list[str]],
     typer.Option("--map", help='Map a column to a field, e.g. --map "Mobile Tel=phone" (repeatable; FIELD "ignore" skips the column).',
-                 rich_help_panel=IMPORT_PANEL, show_default=False),
+                 rich_help_panel=IMPORT_PANEL, show_default=False, metavar="COLUMN=FIELD"),
 ]
 MappingOption = Annotated[
     Optional[Path],
-    typer.Option("--mapping", help='A TOML mapping file: a [columns] table of "Column Name" = "field" (--map wins).',
+    typer.Option("--mapping", help='A TOML mapping file: a \\[columns] table of "Column Name" = "field" (--map wins).',
                  rich_help_panel=IMPORT_PANEL, show_default=False),
 ]
 DryRunOption = Annotated[

@@ -4,7 +4,9 @@ Only Typer is imported here: command modules import these at start-up, and
 ``tracekit --version`` must stay cheap. Choice-like values (test type, setting, trace
 status, call outcome) are plain text validated by the library, which names the allowed
 values in its error; the help texts below list them too, and a test keeps the two lists
-in step with the library's enums.
+in step with the library's enums. Each option names its value with a metavar (``REF``,
+``DATE``...; see ``tracekit.cli.help``); settings, outcomes, roles and references complete
+in the shell (``tracekit.cli.completion``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+
+from tracekit.cli.completion import complete_from, complete_ref
 
 PERSON_PANEL = "Person"
 CASE_PANEL = "Case"
@@ -35,29 +39,41 @@ def _opt(*names: str, help: str, panel: str | None = None, **kw: object) -> obje
 
 
 # -- references --------------------------------------------------------------------------
-CaseRefArg = Annotated[str, typer.Argument(help="The case reference, e.g. C-7K2M9Q.", show_default=False)]
-ContactRefArg = Annotated[str, typer.Argument(help="The contact reference, e.g. E-7K2M9Q.", show_default=False)]
-PersonRefArg = Annotated[str, typer.Argument(help="The person reference, e.g. P-7K2M9Q.", show_default=False)]
+def _ref_arg(help: str, *kinds: str, metavar: str = "REF") -> object:
+    return typer.Argument(help=help, metavar=metavar, autocompletion=complete_ref(*kinds), show_default=False)
+
+
+CaseRefArg = Annotated[str, _ref_arg("The case reference, e.g. C-7K2M9Q.", "CASE")]
+ContactRefArg = Annotated[str, _ref_arg("The contact reference, e.g. E-7K2M9Q.", "EXPOSURE")]
+PersonRefArg = Annotated[str, _ref_arg("The person reference, e.g. P-7K2M9Q.", "PERSON")]
+ContactCaseArg = Annotated[str, _ref_arg("The case whose contact this is, e.g. C-7K2M9Q.", "CASE", metavar="CASE_REF")]
 
 # -- a person: an existing one, or details ----------------------------------------------
 PersonOption = Annotated[
-    Optional[str], _opt("--person", help="An existing person (P-...) instead of details.", panel=PERSON_PANEL)
+    Optional[str],
+    _opt(
+        "--person", help="An existing person (P-...) instead of details.", panel=PERSON_PANEL,
+        metavar="REF", autocompletion=complete_ref("PERSON"),
+    ),
 ]
 NameOption = Annotated[Optional[str], _opt("--name", help="Full name.", panel=PERSON_PANEL)]
 DobOption = Annotated[
-    Optional[str], _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL)
+    Optional[str], _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL, metavar="DATE")
 ]
 NhsOption = Annotated[
-    Optional[str], _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL)
+    Optional[str], _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL, metavar="NUMBER")
 ]
-PhoneOption = Annotated[Optional[str], _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL)]
-EmailOption = Annotated[Optional[str], _opt("--email", help="Email address.", panel=PERSON_PANEL)]
+PhoneOption = Annotated[Optional[str], _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL, metavar="PHONE")]
+EmailOption = Annotated[Optional[str], _opt("--email", help="Email address.", panel=PERSON_PANEL, metavar="EMAIL")]
 AddressOption = Annotated[Optional[str], _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)]
-PostcodeOption = Annotated[Optional[str], _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL)]
+PostcodeOption = Annotated[Optional[str], _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL, metavar="POSTCODE")]
 OccupationOption = Annotated[Optional[str], _opt("--occupation", help="Occupation.", panel=PERSON_PANEL)]
 LinkOption = Annotated[
     Optional[str],
-    _opt("--link", help="When the details match someone already stored: use that person (P-...).", panel=PERSON_PANEL),
+    _opt(
+        "--link", help="When the details match someone already stored: use that person (P-...).", panel=PERSON_PANEL,
+        metavar="REF", autocompletion=complete_ref("PERSON"),
+    ),
 ]
 NewPersonOption = Annotated[
     bool,
@@ -70,15 +86,23 @@ NewPersonOption = Annotated[
 
 # -- a case ------------------------------------------------------------------------------
 TestDateOption = Annotated[
-    Optional[str], _opt("--test-date", help="Date of the test (ISO, or day first).", panel=CASE_PANEL)
+    Optional[str], _opt("--test-date", help="Date of the test (ISO, or day first).", panel=CASE_PANEL, metavar="DATE")
 ]
 TestTypeOption = Annotated[
-    Optional[str], _opt("--test-type", help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).", panel=CASE_PANEL)
+    Optional[str],
+    _opt(
+        "--test-type", help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).", panel=CASE_PANEL,
+        metavar="TYPE", autocompletion=complete_from(TEST_TYPES),
+    ),
 ]
 ResultOption = Annotated[
-    Optional[str], _opt("--result", help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).", panel=CASE_PANEL)
+    Optional[str],
+    _opt(
+        "--result", help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).", panel=CASE_PANEL,
+        metavar="RESULT", autocompletion=complete_from(TEST_RESULTS),
+    ),
 ]
-OnsetOption = Annotated[Optional[str], _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL)]
+OnsetOption = Annotated[Optional[str], _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL, metavar="DATE")]
 AsymptomaticOption = Annotated[
     bool,
     typer.Option("--asymptomatic", help="No symptoms: periods count from the test date.", rich_help_panel=CASE_PANEL),
@@ -87,30 +111,34 @@ CaseNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes
 
 # -- a contact (exposure) ------------------------------------------------------------------
 LastExposureOption = Annotated[
-    Optional[str], _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL)
+    Optional[str], _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL, metavar="DATE")
 ]
 SettingOption = Annotated[
-    Optional[str], _opt("--setting", help=f"Where it happened: {', '.join(SETTINGS)}.", panel=CONTACT_PANEL)
+    Optional[str],
+    _opt(
+        "--setting", help=f"Where it happened: {', '.join(SETTINGS)}.", panel=CONTACT_PANEL,
+        metavar="SETTING", autocompletion=complete_from(SETTINGS),
+    ),
 ]
 ProximityOption = Annotated[
-    Optional[str], _opt("--proximity", help="Closest distance in metres, e.g. 1.5.", panel=CONTACT_PANEL)
+    Optional[str], _opt("--proximity", help="Closest distance in metres, e.g. 1.5.", panel=CONTACT_PANEL, metavar="METRES")
 ]
 DurationOption = Annotated[
     Optional[str],
-    _opt("--duration", help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).", panel=CONTACT_PANEL),
+    _opt("--duration", help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).", panel=CONTACT_PANEL, metavar="DURATION"),
 ]
 ContactNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
 
 # -- lists -----------------------------------------------------------------------------------
 LimitOption = Annotated[
     int,
-    typer.Option("--limit", min=1, max=MAX_LIMIT, help=f"Show at most this many (1 to {MAX_LIMIT}).", rich_help_panel=LIST_PANEL),
+    typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many.", rich_help_panel=LIST_PANEL),
 ]
 OffsetOption = Annotated[
     int, typer.Option("--offset", min=0, help="Skip this many first (for the next page).", rich_help_panel=LIST_PANEL)
 ]
-SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL)]
-UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL)]
+SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")]
+UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")]
 
 RevealOption = Annotated[
     bool,

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from tracekit.cli.completion import complete_ref
+
 from tracekit.cli import context
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
@@ -106,8 +108,20 @@ def person_update(
 @person_app.command("merge")
 @command
 def person_merge(
-    keep: Annotated[str, typer.Argument(help="The person to keep (P-...).", show_default=False)],
-    other: Annotated[str, typer.Argument(help="The duplicate to merge into it (P-...); its reference keeps working.", show_default=False)],
+    keep: Annotated[
+        str,
+        typer.Argument(
+            help="The person to keep (P-...).", show_default=False, metavar="KEEP_REF",
+            autocompletion=complete_ref("PERSON"),
+        ),
+    ],
+    other: Annotated[
+        str,
+        typer.Argument(
+            help="The duplicate to merge into it (P-...); its reference keeps working.", show_default=False,
+            metavar="OTHER_REF", autocompletion=complete_ref("PERSON"),
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Merge a duplicate person into another: cases and contacts move, missing details are filled in.

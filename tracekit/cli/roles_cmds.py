@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from tracekit.cli.completion import complete_recipient_role, complete_ref, complete_sensitive_role
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
+from tracekit.cli.options import ContactRefArg, PersonRefArg
 from tracekit.cli.safe_text import safe_markup
 
 if TYPE_CHECKING:
@@ -43,12 +45,13 @@ def _role_help() -> str:
 @role_app.command("mark")
 @command
 def role_mark(
-    person: Annotated[str, typer.Argument(help="The person's reference, e.g. P-7K2M9Q.")],
+    person: PersonRefArg,
     role: Annotated[
         str,
         typer.Option(
             "--role",
             help="undercover-officer, counter-terrorism, protected-witness, victim, or other.",
+            metavar="ROLE", autocompletion=complete_sensitive_role,
         ),
     ],
     reason: ReasonOption,
@@ -89,7 +92,7 @@ def _report_earlier_handovers(mark) -> None:  # type: ignore[no-untyped-def]
 @role_app.command("unmark")
 @command
 def role_unmark(
-    person: Annotated[str, typer.Argument(help="The person's reference.")],
+    person: PersonRefArg,
     reason: ReasonOption,
 ) -> None:
     """Remove a sensitive-role mark (not possible once the person has been referred)."""
@@ -127,7 +130,7 @@ def role_list() -> None:
 @role_app.command("release")
 @command
 def role_release(
-    contact: Annotated[str, typer.Argument(help="The contact (exposure) reference, e.g. E-7K2M9Q.")],
+    contact: ContactRefArg,
     reason: ReasonOption,
 ) -> None:
     """Show one contact of a marked case in standard outputs, when it is plainly unrelated."""
@@ -145,9 +148,9 @@ def role_release(
 @recipients_app.command("add")
 @command
 def recipients_add(
-    name: Annotated[str, typer.Argument(help="A name for the recipient, e.g. 'Vetted Team North'.")],
-    public_key: Annotated[str, typer.Argument(help="Their age X25519 public key (age1...).")],
-    role: Annotated[str, typer.Option("--role", help="vetted-team or central-team.")] = "central-team",
+    name: Annotated[str, typer.Argument(help="A name for the recipient, e.g. 'Vetted Team North'.", metavar="NAME")],
+    public_key: Annotated[str, typer.Argument(help="Their age X25519 public key (age1...).", metavar="PUBLIC_KEY")],
+    role: Annotated[str, typer.Option("--role", help="vetted-team or central-team.", metavar="ROLE", autocompletion=complete_recipient_role)] = "central-team",
 ) -> None:
     """Register a recipient's age public key."""
     with open_current_store() as store:
@@ -192,7 +195,9 @@ def recipients_remove(name: Annotated[str, typer.Argument(help="The recipient's 
 
 @command
 def refer(
-    person: Annotated[str, typer.Argument(help="The marked person's reference.")],
+    person: Annotated[
+        str, typer.Argument(help="The marked person's reference.", metavar="REF", autocompletion=complete_ref("PERSON"))
+    ],
     reason: Annotated[
         Optional[str],
         typer.Option("--reason", help="Why now (required: asked at a terminal; stored and audited; no names or numbers)."),
@@ -276,8 +281,11 @@ def referrals_list() -> None:
 @referrals_app.command("export")
 @command
 def referrals_export(
-    out_dir: Annotated[Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.")],
-    ref: Annotated[Optional[list[str]], typer.Option("--ref", help="Only this referral (repeatable).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.", metavar="DIR")],
+    ref: Annotated[
+        Optional[list[str]],
+        typer.Option("--ref", help="Only this referral (repeatable).", metavar="REF", autocompletion=complete_ref("REFERRAL")),
+    ] = None,
 ) -> None:
     """Write sealed envelopes as .age files (mode 0600), decryptable with the age tool."""
     with open_current_store() as store:

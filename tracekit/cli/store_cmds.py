@@ -63,7 +63,7 @@ def init() -> None:
 @command
 def unlock(
     duration: Annotated[
-        str, typer.Option("--for", help="How long to keep the store unlocked, e.g. 15m, 1h (at most 24h).")
+        str, typer.Option("--for", help="How long to keep the store unlocked, e.g. 15m, 1h (at most 24h).", metavar="DURATION")
     ] = "15m",
 ) -> None:
     """Keep the derived key (never the passphrase) in the kernel session keyring for a while."""
