@@ -130,6 +130,17 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     "recipients remove": (("Remove a recipient", 'tracekit recipients remove "Vetted Team North"'),),
     "referrals list": (("Sealed referrals waiting to be sent", "tracekit referrals list"),),
     "referrals export": (("Write them out for the vetted team", "tracekit referrals export --out /media/usb/"),),
+    "referrals receive": (
+        (
+            "On the vetted team's store: take a referral in",
+            "tracekit referrals receive R-7KQ2MX.age --identity vetted.key --signer tracer.pub",
+        ),
+        (
+            "Or a whole vetted bundle",
+            "tracekit referrals receive handover-vetted.tar.age --identity vetted.key --signer tracer.pub",
+        ),
+    ),
+    "referrals received": (("What has been taken in, and from which tracer", "tracekit referrals received"),),
     "audit show": (
         ("Changes since a date", "tracekit audit show --since 2020-10-01"),
         ("Everything that touched one record", "tracekit audit show --ref P-4D8N2V"),
