@@ -189,7 +189,7 @@ def contact_list(
     from tracekit.records import Casebook
 
     check_all(all_rows)
-    filters = {"case_ref": case, "status": status, "setting": setting, "since": since, "until": until, "close_only": close_only}
+    filters: dict[str, Any] = {"case_ref": case, "status": status, "setting": setting, "since": since, "until": until, "close_only": close_only}
     with open_current_store() as store, forms.option_hints():
         if all_rows:
             write_json_lines(Casebook(store).iter_contacts(**filters, offset=offset))

@@ -1011,7 +1011,8 @@ class Casebook:
         return self._cases(clause, params, offset, None)
 
     def _case_filter(self, status: str | None, since: str | date | None, until: str | date | None) -> tuple[str, list[Any]]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status:
             where.append("c.status = ?")
             params.append(validated({"status": status}, CASE_VALIDATORS, self.today)["status"])
@@ -1233,7 +1234,8 @@ class Casebook:
         self, case_ref: str | None, status: str | None, setting: str | None, since: str | date | None,
         until: str | date | None, close_only: bool,
     ) -> tuple[str, list[Any]]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if case_ref:
             where.append("e.case_id = ?")
             params.append(self._case_id(self.store.conn, case_ref))

@@ -619,12 +619,12 @@ class Store:
             problems += [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
             if problems:
                 raise IntegrityError(f"the copy at {dest} failed verification: {problems[0]}")
-            for key, table in RECORD_TABLES:
+            for kind, table in RECORD_TABLES:
                 if self.table_exists(table):
                     mine = self.query(f"SELECT count(*) FROM {table}")[0][0]
                     theirs = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                     if mine != theirs:
-                        raise IntegrityError(f"the copy at {dest} has {theirs} {record_label(key)}, expected {mine}")
+                        raise IntegrityError(f"the copy at {dest} has {theirs} {record_label(kind)}, expected {mine}")
             if _schema_version(conn) != self.schema_version():
                 raise IntegrityError(f"the copy at {dest} has a different schema version")
         finally:
