@@ -1437,8 +1437,9 @@ class Casebook:
         at most ``limit`` from ``offset`` on.
 
         ``count_up_to``: count the contacts to call only up to this many (the total is
-        then marked capped when there are more). Counting a backlog of tens of thousands
-        exactly costs tens of milliseconds, which the day's view does not need."""
+        then marked capped when there are more), and the isolation ends not at all. Counting
+        a backlog of tens of thousands exactly costs tens of milliseconds, which the day's
+        view does not need."""
         day = day or self.today
         conn = self.store.conn
         pending, params = self._pending(day)
@@ -1459,7 +1460,9 @@ class Casebook:
         index = "exposures_worklist" if capped or to_call_total > _SORT_WAITING_UP_TO else "exposures_pending"
         to_call = list(self._to_call(day, index, offset, _limit(limit)))
         ending_where = "WHERE e.isolation_end = ? AND e.close_contact = 1"
-        ending_total = conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0]
+        ending_total = None if count_up_to is not None else (  # the day's view shows them without a count
+            conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0]
+        )
         ending = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
             f"{ending_where} ORDER BY e.risk_rank, e.id LIMIT ? OFFSET ?",

@@ -354,8 +354,9 @@ class Worklist:
     #: True when the total was counted only up to a cap (``worklist(count_up_to=N)``):
     #: there are more than ``to_call_total`` contacts to call.
     to_call_total_capped: bool = False
-    #: The close contacts whose isolation ends on ``day``, all of them.
-    isolation_ends_total: int = 0
+    #: The close contacts whose isolation ends on ``day``, all of them (None: not counted,
+    #: as with ``count_up_to``).
+    isolation_ends_total: int | None = None
     #: The page both lists are: at most ``limit`` of each, from ``offset`` on.
     limit: int = 50
     offset: int = 0
@@ -367,7 +368,10 @@ class Worklist:
             to_call = Page(self.to_call, None, self.limit, self.offset, more=len(self.to_call) == self.limit)
         else:
             to_call = Page(self.to_call, self.to_call_total, self.limit, self.offset)
-        ending = Page(self.isolation_ends_today, self.isolation_ends_total, self.limit, self.offset)
+        ending = Page(
+            self.isolation_ends_today, self.isolation_ends_total, self.limit, self.offset,
+            more=len(self.isolation_ends_today) == self.limit,
+        )
         return {"date": self.day.isoformat(), **to_call.to_json(), "isolation_ends_today": ending.to_json()}
 
 
