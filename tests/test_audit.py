@@ -210,12 +210,12 @@ def test_verify_accepts_an_untouched_log(history):
 
 
 def test_store_info_counts_audit_entries_by_the_last_sequence_number(history):
-    assert history.info().record_counts["audit entries"] == 10
+    assert history.info().record_counts["audit_entries"] == 10
     assert history.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 10
 
 
 def test_store_info_counts_no_audit_entries_in_a_new_store(store):
-    assert store.info().record_counts["audit entries"] == 0
+    assert store.info().record_counts["audit_entries"] == 0
 
 
 def test_verify_accepts_an_empty_log(store):

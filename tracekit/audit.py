@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -80,10 +81,27 @@ def _row(row: tuple[Any, ...]) -> AuditEntry:
 
 def entries(
     conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, limit: int | None = None,
-    newest: bool = False,
+    newest: bool = False, offset: int = 0,
 ) -> list[AuditEntry]:
-    """Entries in order, filtered; at most ``limit``: the first ones, or with ``newest``
-    the last ones (still oldest first)."""
+    """Entries in order, filtered; at most ``limit``: the first ones after skipping
+    ``offset``, or with ``newest`` the last ones before the ``offset`` most recent (still
+    oldest first)."""
+    clause, params = _filter(since, action, ref)
+    order = "DESC" if newest and limit else "ASC"
+    found = [_row(r) for r in _select(conn, clause, params, order, limit, offset)]
+    return found[::-1] if order == "DESC" else found
+
+
+def iter_entries(
+    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, offset: int = 0,
+) -> Iterator[AuditEntry]:
+    """Every matching entry from ``offset`` on, oldest first, read one at a time (for
+    streaming a log of millions of entries: nothing is collected)."""
+    clause, params = _filter(since, action, ref)
+    return (_row(r) for r in _select(conn, clause, params, "ASC", None, offset))
+
+
+def _filter(since: str | None, action: str | None, ref: str | None) -> tuple[str, list[str]]:
     where, params = [], []
     if since:
         where.append("at >= ?")
@@ -94,13 +112,12 @@ def entries(
     if ref:
         where.append("refs LIKE ?")
         params.append(f'%"{ref}"%')
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
-    order = "DESC" if newest and limit else "ASC"
-    sql = f"SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log {clause} ORDER BY seq {order}"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    found = [_row(r) for r in conn.execute(sql, params).fetchall()]
-    return found[::-1] if order == "DESC" else found
+    return ("WHERE " + " AND ".join(where)) if where else "", params
+
+
+def _select(conn: Any, clause: str, params: list[str], order: str, limit: int | None, offset: int) -> Any:
+    sql = f"SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log {clause} ORDER BY seq {order} LIMIT ? OFFSET ?"
+    return conn.execute(sql, (*params, -1 if not limit else int(limit), max(0, int(offset))))
 
 
 def entry_count(conn: Any) -> int:

@@ -200,6 +200,15 @@ class ValidationProblems(ValidationError):
         TracekitError.__init__(self, "\n".join(lines))
 
 
+class UsageProblem(TracekitError):
+    """The command line itself is wrong: an unknown option, a bad option value, a missing
+    argument (Click's usage errors, reported through tracekit's error boundary), or
+    options that do not go together."""
+
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
 class NotFound(TracekitError):
     exit_code = ExitCode.NOT_FOUND
     code = "not-found"

@@ -14,7 +14,7 @@ CASE_KEYS = {
     "source_exposure", "ruleset", "infectious_period", "isolation_end", "contact_count", "created_at",
     "updated_at", "closed_at",
 }
-PAGE_KEYS = {"items", "total", "limit", "offset"}
+PAGE_KEYS = {"items", "total", "limit", "offset", "next_offset"}
 
 
 @pytest.fixture
@@ -233,10 +233,11 @@ def test_case_list_pages_and_filters(cli_with_store):
     ]
     page = as_json(cli_with_store, "case", "list", "--limit", "2")
     assert set(page) == PAGE_KEYS and page["total"] == 3 and page["limit"] == 2 and page["offset"] == 0
+    assert page["next_offset"] == 2
     assert [c["ref"] for c in page["items"]] == [refs[2], refs[1]]  # most recent test first
     assert set(page["items"][0]) >= CASE_KEYS
     rest = as_json(cli_with_store, "case", "list", "--limit", "2", "--offset", "2")
-    assert [c["ref"] for c in rest["items"]] == [refs[0]]
+    assert [c["ref"] for c in rest["items"]] == [refs[0]] and rest["next_offset"] is None
 
     human = ok(cli_with_store, "case", "list", "--limit", "2").stdout
     assert "showing 1–2 of 3; next: --offset 2 --limit 2" in human

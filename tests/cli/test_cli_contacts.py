@@ -138,7 +138,7 @@ def test_contact_list_filters_and_pages(cli_with_store, case):
     home = add_contact(cli_with_store, other["ref"], "Dee Example", n=4, last="2020-10-19", setting="household")
 
     everything = as_json(cli_with_store, "contact", "list")
-    assert set(everything) == {"items", "total", "limit", "offset"} and everything["total"] == 3
+    assert set(everything) == {"items", "total", "limit", "offset", "next_offset"} and everything["total"] == 3
     assert [c["ref"] for c in everything["items"]] == [home["ref"], far["ref"], close["ref"]]
     assert set(everything["items"][0]) >= CONTACT_KEYS
 
@@ -310,10 +310,10 @@ def test_promote_without_terminal_needs_the_test_date(cli_with_store, case):
 def test_promoted_contact_leaves_the_worklist(cli_with_store, case):
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-09")
     before = as_json(cli_with_store, "today", "--date", "2020-10-12")
-    assert bob["ref"] in [e["ref"] for e in before["to_call"]]
+    assert bob["ref"] in [e["ref"] for e in before["items"]]
     ok(cli_with_store, "contact", "promote", bob["contact"]["ref"], "--test-date", "2020-10-11", "--asymptomatic")
     after = as_json(cli_with_store, "today", "--date", "2020-10-12")
-    assert bob["ref"] not in [e["ref"] for e in after["to_call"]]
+    assert bob["ref"] not in [e["ref"] for e in after["items"]]
 
 
 def test_tree_unknown_case(cli_with_store):
@@ -332,10 +332,10 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     ok(cli_with_store, "contact", "call", reached["ref"], "--outcome", "reached")
 
     work = as_json(cli_with_store, "today", "--date", "2020-10-21")
-    assert set(work) == {"date", "to_call", "to_call_total", "isolation_ends_today"}
-    assert work["date"] == "2020-10-21" and work["to_call_total"] == 4
-    assert [e["ref"] for e in work["to_call"]] == [home["ref"], social_new["ref"], social_old["ref"], not_close["ref"]]
-    assert [e["ref"] for e in work["isolation_ends_today"]] == [social_old["ref"]]  # 7 Oct + 14 days
+    assert set(work) == {"date", "items", "total", "limit", "offset", "next_offset", "isolation_ends_today"}
+    assert work["date"] == "2020-10-21" and work["total"] == 4 and work["next_offset"] is None
+    assert [e["ref"] for e in work["items"]] == [home["ref"], social_new["ref"], social_old["ref"], not_close["ref"]]
+    assert [e["ref"] for e in work["isolation_ends_today"]["items"]] == [social_old["ref"]]  # 7 Oct + 14 days
 
     human = ok(cli_with_store, "today", "--date", "21/10/2020").stdout
     assert "Worklist for 21 Oct 2020" in human and "To call (4 not yet reached)" in human
@@ -350,9 +350,9 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     limited = ok(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1").stdout
     # A day later Al's isolation is over: no point in calling any more.
     later = as_json(cli_with_store, "today", "--date", "2020-10-22")
-    assert social_old["ref"] not in [e["ref"] for e in later["to_call"]]
+    assert social_old["ref"] not in [e["ref"] for e in later["items"]]
     assert "showing the first 1 of 4" in limited
-    assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["to_call_total"] == 4
+    assert as_json(cli_with_store, "today", "--date", "2020-10-21", "--limit", "1")["total"] == 4
 
 
 def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(cli_with_store, case):
@@ -363,9 +363,9 @@ def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(
     human = ok(cli_with_store, "today", "--date", "2020-10-15").stdout
     entry = human[human.index(far["ref"]):].split("\n", 2)[1]
     assert "not close" in entry and "isolate" not in entry
-    assert as_json(cli_with_store, "today", "--date", "2020-10-15")["to_call"][0]["isolation_end"] is None
+    assert as_json(cli_with_store, "today", "--date", "2020-10-15")["items"][0]["isolation_end"] is None
     assert "isolation_ends_today" in as_json(cli_with_store, "today", "--date", "2020-10-23")
-    assert as_json(cli_with_store, "today", "--date", "2020-10-23")["isolation_ends_today"] == []
+    assert as_json(cli_with_store, "today", "--date", "2020-10-23")["isolation_ends_today"]["items"] == []
 
     negative = add_case(cli_with_store, "Neg Example", "--result", "negative", n=20, onset=None)
     assert negative["isolation_end"] is None
@@ -397,7 +397,7 @@ def test_today_says_more_than_when_the_backlog_is_over_the_cap(cli_with_store, c
     assert "To call (more than 1 not yet reached)" in human
     assert "showing the first 1 of more than 1; more: --limit N" in human
     exact = as_json(cli_with_store, "today", "--date", "2020-10-15", "--limit", "1")
-    assert exact["to_call_total"] >= 3  # --json always counts exactly
+    assert exact["total"] >= 3  # --json always counts exactly
 
 
 def test_today_empty_and_bad_date(cli_with_store):

@@ -14,7 +14,7 @@ LAUNCH, MID_2020, DECEMBER = "england-2020-05-28", "england-2020-07-30", "englan
 
 def test_rules_list(cli_with_store):
     listed = as_json(cli_with_store, "rules", "list")
-    assert set(listed) == {"items", "in_force_today", "pinned"}
+    assert set(listed) == {"items", "total", "limit", "offset", "next_offset", "in_force_today", "pinned"}
     assert [r["id"] for r in listed["items"]] == [LAUNCH, MID_2020, DECEMBER]
     assert set(listed["items"][0]) == RULESET_KEYS
     assert listed["items"][0]["valid_until"] == "2020-07-29" and listed["items"][-1]["valid_until"] is None

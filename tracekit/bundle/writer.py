@@ -41,7 +41,8 @@ from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFaile
 from tracekit.redaction import apply as redaction
 from tracekit.redaction.guard import LeakGuard
 from tracekit.redaction import statistics
-from tracekit.records.models import CaseStatus, TraceStatus
+from tracekit.records.casebook import MAX_PAGE
+from tracekit.records.models import CaseStatus, Page, TraceStatus
 from tracekit.redaction.policy import (
     RECORD_FIELDS,
     Policy,
@@ -578,15 +579,33 @@ class Handover:
         }
 
 
-def list_handovers(store: Any, recipient: str | None = None, limit: int = 50) -> list[Handover]:
-    """Bundles made from this store, newest first (optionally for one recipient)."""
-    where, params = ("WHERE recipient = ?", (recipient,)) if recipient else ("", ())
-    rows = store.query(
+def list_handovers(store: Any, recipient: str | None = None, limit: int = 50, offset: int = 0) -> Page:
+    """A page of the bundles made from this store, newest first (optionally for one
+    recipient), with the count of them all."""
+    where, params = _handover_filter(recipient)
+    total = store.conn.execute(f"SELECT count(*) FROM handovers {where}", params).fetchone()[0]
+    limit = max(1, min(int(limit), MAX_PAGE))
+    return Page(list(_handovers(store, where, params, offset, limit)), total, limit, max(0, offset))
+
+
+def iter_handovers(store: Any, recipient: str | None = None, offset: int = 0) -> Iterator[Handover]:
+    """Every bundle of :func:`list_handovers` from ``offset`` on, read one at a time."""
+    where, params = _handover_filter(recipient)
+    return _handovers(store, where, params, offset, None)
+
+
+def _handover_filter(recipient: str | None) -> tuple[str, tuple[str, ...]]:
+    return ("WHERE recipient = ?", (recipient,)) if recipient else ("", ())
+
+
+def _handovers(store: Any, where: str, params: tuple[str, ...], offset: int, limit: int | None) -> Iterator[Handover]:
+    rows = store.conn.execute(
         "SELECT bundle_id, recipient, policy, created_at, changes_since, changes_until, file_name, record_counts "
-        f"FROM handovers {where} ORDER BY id DESC LIMIT ?",
-        (*params, max(1, min(int(limit), 1000))),
+        f"FROM handovers {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+        (*params, -1 if limit is None else limit, max(0, offset)),
     )
-    return [Handover(*row[:7], json.loads(row[7])) for row in rows]
+    for row in rows:
+        yield Handover(*row[:7], json.loads(row[7]))
 
 
 def _rollback(conn: Any) -> None:

@@ -52,6 +52,20 @@ class TracekitGroup(TyperGroup):
             present_param(param)
         super().format_help(ctx, formatter)
 
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        # A usage error in the global options is raised here, one in a command's own
+        # options or arguments inside invoke. Whether --json was asked for is read from
+        # the words given: the callback that would set it may not have run.
+        wants_json = _asks_for_json(args)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as exc:
+            if not (wants_json and _is_usage_error(exc)):
+                raise
+            raise typer.Exit(_report_usage_error(exc)) from None
+        ctx.meta[_WANTS_JSON] = wants_json
+        return ctx
+
     def invoke(self, ctx: Any) -> Any:
         from tracekit import files
         from tracekit.cli.errors import report_error, report_unexpected
@@ -86,11 +100,39 @@ class TracekitGroup(TyperGroup):
                 ctx.exit(report_unexpected(exc, as_json=settings().json))
             ctx.exit(report_error(failure, as_json=settings().json))
         except Exception as exc:  # a bug: report without details, see cli/errors.py
+            if _is_usage_error(exc) and (ctx.meta.get(_WANTS_JSON) or settings().json):
+                ctx.exit(_report_usage_error(exc))
             if _is_click_exception(exc):
-                raise
+                raise  # Typer shows usage errors, without --json, as usual
             ctx.exit(report_unexpected(exc, as_json=settings().json))
         finally:
             files.set_leftover_reporter(None)
+
+
+_WANTS_JSON = "tracekit.wants_json"
+
+
+def _asks_for_json(args: Any) -> bool:
+    """Whether the command line asks for --json (anywhere before a ``--``)."""
+    words = list(args or ())
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's UsageError (an unknown option or command, a bad value, a missing argument)."""
+    return _is_click_exception(exc) and any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
+
+
+def _report_usage_error(exc: Any) -> int:
+    """A usage error under --json: one JSON object on stderr, like every other error."""
+    from tracekit.cli.errors import report_error
+    from tracekit.errors import UsageProblem
+
+    context = getattr(exc, "ctx", None)
+    help_command = f"{context.command_path} --help" if context is not None else "tracekit --help"
+    return report_error(UsageProblem(exc.format_message(), hint=f"see '{help_command}'"), as_json=True)
 
 
 def _is_click_exception(exc: Exception) -> bool:

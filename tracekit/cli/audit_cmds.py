@@ -9,7 +9,7 @@ import typer
 from tracekit.cli.completion import complete_ref
 
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
-from tracekit.cli.options import DEFAULT_LIMIT
+from tracekit.cli.options import DEFAULT_LIMIT, AllOption
 
 #: audit show reads at most this many entries into memory (a store's log can hold millions).
 AUDIT_MAX_LIMIT = 100_000
@@ -35,6 +35,10 @@ def audit_show(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=AUDIT_MAX_LIMIT, help="At most this many entries.")
     ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, help="Skip this many first: the most recent without --since, the earliest with it.")
+    ] = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """List audit entries: when, what, which references, and the stated reason.
 
@@ -42,22 +46,28 @@ def audit_show(
     --since, the first --limit entries from that date on.
     """
     from tracekit import audit
+    from tracekit.cli.listing import check_all, write_json_lines
     from tracekit.domain.identifiers import parse_date
+    from tracekit.records.models import Page
 
+    check_all(all_rows)
     since_iso = parse_date(since, "since").isoformat() if since else None
+    filters = {"since": since_iso, "action": action, "ref": ref.upper() if ref else None}
     with open_current_store() as store:
+        if all_rows:  # the whole log (or what matches), oldest first
+            write_json_lines(audit.iter_entries(store.conn, **filters, offset=offset))
+            return
         # One more than asked for says whether there are more, without counting them all
         # (the log of a national store holds millions of entries).
-        entries = audit.entries(
-            store.conn, since=since_iso, action=action, ref=ref.upper() if ref else None, limit=limit + 1,
-            newest=since_iso is None,
-        )
+        entries = audit.entries(store.conn, **filters, limit=limit + 1, newest=since_iso is None, offset=offset)
         log_size = audit.entry_count(store.conn)
     more = len(entries) > limit
     if more:
         entries = entries[1:] if since_iso is None else entries[:limit]
     if settings().json:
-        emit_json({"items": [e.to_json() for e in entries], "total": len(entries), "more": more})
+        # counted only when unfiltered (the last sequence number); a filter would read the log
+        total = log_size if not any(filters.values()) else None
+        emit_json(Page(entries, total, limit, offset, more=more).to_json())
         return
     from tracekit.cli import render
 
@@ -65,7 +75,7 @@ def audit_show(
     if more:
         which = "last" if since_iso is None else "first"
         note(f"showing the {which} {len(entries):,} matching entries of the {log_size:,} in the log; "
-             "more: --since DATE, --action, --ref or --limit N")
+             f"more: --offset {offset + len(entries)}, --since DATE, --action, --ref or --limit N")
 
 
 @audit_app.command("verify")

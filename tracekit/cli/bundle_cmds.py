@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.options import MAX_LIMIT, AllOption, OffsetOption
 from tracekit.cli.safe_text import safe_markup
 
 export_app = typer.Typer(help="Export what leaves this machine: redacted, signed, encrypted bundles.", no_args_is_help=True)
@@ -72,20 +73,28 @@ def export_handover(
 @command
 def export_list(
     to: Annotated[Optional[str], typer.Option("--to", help="Only bundles for this recipient.", metavar="NAME")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="At most this many, newest first.")] = 50,
+    offset: OffsetOption = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """Bundles made from this store: when, for whom, under which policy, how many records."""
     from rich.table import Table
 
-    from tracekit.bundle.writer import list_handovers
+    from tracekit.bundle.writer import iter_handovers, list_handovers
+    from tracekit.cli.listing import check_all, write_json_lines
 
+    check_all(all_rows)
     with open_current_store() as store:
-        handovers = list_handovers(store, to, limit)
+        if all_rows:
+            write_json_lines(iter_handovers(store, to, offset))
+            return
+        page = list_handovers(store, to, limit, offset)
     if settings().json:
-        emit_json({"items": [h.to_json() for h in handovers], "total": len(handovers)})
+        emit_json(page.to_json())
         return
+    handovers = page.items
     if not handovers:
-        out().print("No bundles yet.")
+        out().print("No bundles yet." if not page.total else f"Nothing at --offset {offset:,}; {page.total:,} bundles in all.")
         return
     table = Table("created (UTC)", "recipient", "policy", "cases", "contacts", "file")
     for h in handovers:
@@ -94,6 +103,8 @@ def export_list(
             str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
         )
     out().print(table)
+    if page.next_offset is not None:
+        note(f"showing {offset + 1:,}–{page.next_offset:,} of {page.total:,}; next: --offset {page.next_offset}")
 
 
 def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
@@ -186,10 +197,11 @@ def bundle_open(
 @command
 def policy_list() -> None:
     """The built-in policies."""
+    from tracekit.records.models import list_json
     from tracekit.redaction.policy import BUILT_IN
 
     if settings().json:
-        emit_json({"items": [p.canonical() | {"sha256": p.sha256} for p in BUILT_IN.values()]})
+        emit_json(list_json([p.canonical() | {"sha256": p.sha256} for p in BUILT_IN.values()]))
         return
     for policy in BUILT_IN.values():
         out().print(f"[bold]{safe_markup(policy.name)}[/bold] (for {', '.join(policy.recipient_roles)}): {safe_markup(policy.description)}")

@@ -10,6 +10,7 @@ from tracekit.cli.completion import complete_from
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
     CASE_STATUSES,
+    AllOption,
     DEFAULT_LIMIT,
     LIST_PANEL,
     AddressOption,
@@ -125,12 +126,18 @@ def case_list(
     until: UntilOption = None,
     limit: LimitOption = DEFAULT_LIMIT,
     offset: OffsetOption = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """List cases, most recent test first (filter by status and test date)."""
     from tracekit.cli import forms, render
+    from tracekit.cli.listing import check_all, write_json_lines
     from tracekit.records import Casebook
 
+    check_all(all_rows)
     with open_current_store() as store, forms.option_hints():
+        if all_rows:
+            write_json_lines(Casebook(store).iter_cases(status=status, since=since, until=until, offset=offset))
+            return
         page = Casebook(store).list_cases(status=status, since=since, until=until, limit=limit, offset=offset)
     if settings().json:
         emit_json(page.to_json())
@@ -154,9 +161,10 @@ def case_show(ref: CaseRefArg, reveal: RevealOption = False, reason: RevealReaso
             masked = [c.contact.ref for c in casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT).items if c.contact.masked]
             casebook.reveal([case.person.ref, *masked], reason or "")
             case = casebook.get_case(ref)
-        contacts = None if settings().json else casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT)
+        contacts = casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT)
     if settings().json:
-        emit_json(case.to_json())
+        # the contacts the screen shows, masked and withheld as there (the same records)
+        emit_json({**case.to_json(), "contacts": contacts.to_json()})
         return
     out().print(render.case_detail(case, contacts))
 

@@ -11,6 +11,7 @@ from tracekit.cli.completion import complete_from, complete_ref
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.options import (
     CALL_OUTCOMES,
+    AllOption,
     CONTACT_PANEL,
     DEFAULT_LIMIT,
     LIST_PANEL,
@@ -190,16 +191,20 @@ def contact_list(
     ] = False,
     limit: LimitOption = DEFAULT_LIMIT,
     offset: OffsetOption = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """List contacts, most recent exposure first (dates filter the last exposure)."""
     from tracekit.cli import forms, render
+    from tracekit.cli.listing import check_all, write_json_lines
     from tracekit.records import Casebook
 
+    check_all(all_rows)
+    filters: dict[str, Any] = {"case_ref": case, "status": status, "setting": setting, "since": since, "until": until, "close_only": close_only}
     with open_current_store() as store, forms.option_hints():
-        page = Casebook(store).list_contacts(
-            case_ref=case, status=status, setting=setting, since=since, until=until, close_only=close_only,
-            limit=limit, offset=offset,
-        )
+        if all_rows:
+            write_json_lines(Casebook(store).iter_contacts(**filters, offset=offset))
+            return
+        page = Casebook(store).list_contacts(**filters, limit=limit, offset=offset)
     if settings().json:
         emit_json(page.to_json())
         return

@@ -137,6 +137,12 @@ LimitOption = Annotated[
 OffsetOption = Annotated[
     int, typer.Option("--offset", min=0, help="Skip this many first (for the next page).", rich_help_panel=LIST_PANEL)
 ]
+AllOption = Annotated[
+    bool,
+    typer.Option(
+        "--all", help="Every match from --offset on, one JSON object a line (needs --json; for scripts).", rich_help_panel=LIST_PANEL
+    ),
+]
 SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")]
 UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")]
 

@@ -12,6 +12,8 @@ from tracekit.cli import context
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
     MAX_LIMIT,
+    AllOption,
+    OffsetOption,
     AddressOption,
     DobOption,
     EmailOption,
@@ -56,21 +58,29 @@ def person_search(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many matches, best first.")
     ] = SEARCH_DEFAULT_LIMIT,
+    offset: OffsetOption = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """Find people by name, phone, NHS number or postcode (any part, any common form)."""
     from tracekit.cli import render
+    from tracekit.cli.listing import check_all, write_json_lines
     from tracekit.records import Casebook
 
+    check_all(all_rows)
     with open_current_store() as store:
-        people = Casebook(store).search_people(text, limit=limit)
+        if all_rows:
+            write_json_lines(Casebook(store).iter_search_people(text, offset=offset))
+            return
+        page = Casebook(store).search_page(text, limit=limit, offset=offset)
     if settings().json:
-        emit_json({"items": [p.to_json() for p in people], "limit": limit})
+        emit_json(page.to_json())
         return
+    people = page.items
     if not people:
-        out().print("no matches", highlight=False)
+        out().print("no matches" if not offset else f"no more matches at --offset {offset:,}", highlight=False)
         return
     out().print(render.people_table(people))
-    more = "; there may be more: --limit N" if len(people) == limit else ""
+    more = f"; more: --offset {page.next_offset}" if page.next_offset is not None else ""
     out().print(f"{len(people):,} match{'es' if len(people) != 1 else ''}, best first{more}", highlight=False, markup=False)
 
 

@@ -496,7 +496,7 @@ def worklist(work: Worklist) -> RenderableType:
         # one entry on two lines, not a table: the number to ring is never cut short
         # (on a narrow terminal each line breaks between its fields, under the reference)
         lines: list[str | Fields] = []
-        for number, e in enumerate(work.to_call, 1):
+        for number, e in enumerate(work.to_call, work.offset + 1):
             phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
             lines.append((
                 f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]", "  ", 5,
@@ -508,8 +508,10 @@ def worklist(work: Worklist) -> RenderableType:
         legend = _clause_legend(work.to_call)
         if legend:
             parts += ["", legend]
-        if work.to_call_total_capped or len(work.to_call) < work.to_call_total:
-            parts.append(f"[dim]showing the first {len(work.to_call):,} of {total}; more: --limit N[/dim]")
+        end = work.offset + len(work.to_call)
+        if work.to_call_total_capped or end < work.to_call_total:
+            shown = f"the first {end:,}" if not work.offset else f"{work.offset + 1:,}–{end:,}"
+            parts.append(f"[dim]showing {shown} of {total}; more: --limit N or --offset {end}[/dim]")
     else:
         parts.append("[dim]nobody waiting for a call[/dim]")
     parts += ["", f"[bold]Isolation ends today[/bold] ({day(work.day)}: they may stop at the end of the day)"]

@@ -116,7 +116,9 @@ def role_list() -> None:
     with open_current_store() as store:
         marks = _roles(store).list_marks()
     if settings().json:
-        emit_json({"items": [m.to_json() for m in marks], "total": len(marks)})
+        from tracekit.records.models import list_json
+
+        emit_json(list_json([m.to_json() for m in marks]))
         return
     if not marks:
         out().print("No one is marked.")
@@ -170,7 +172,9 @@ def recipients_list() -> None:
     with open_current_store() as store:
         recipients = _roles(store).recipients()
     if settings().json:
-        emit_json({"items": [r.to_json() for r in recipients], "total": len(recipients)})
+        from tracekit.records.models import list_json
+
+        emit_json(list_json([r.to_json() for r in recipients]))
         return
     if not recipients:
         out().print("No recipients. Add one: tracekit recipients add NAME age1... --role vetted-team")
@@ -267,7 +271,9 @@ def referrals_list() -> None:
     with open_current_store() as store:
         referrals = _roles(store).referrals()
     if settings().json:
-        emit_json({"items": [r.to_json() for r in referrals], "total": len(referrals)})
+        from tracekit.records.models import list_json
+
+        emit_json(list_json([r.to_json() for r in referrals]))
         return
     if not referrals:
         out().print("No referrals.")
@@ -395,7 +401,9 @@ def referrals_received() -> None:
     with open_current_store() as store:
         received = received_referrals(store)
     if settings().json:
-        emit_json({"items": [r.to_json() for r in received], "total": len(received)})
+        from tracekit.records.models import list_json
+
+        emit_json(list_json([r.to_json() for r in received]))
         return
     if not received:
         out().print("No referrals received.")

@@ -52,13 +52,10 @@ def rules_list() -> None:
     in_force = ruleset_for(date.today()).id
     rulesets = _with_ends()
     if settings().json:
-        emit_json(
-            {
-                "items": [render.ruleset_json(rs, valid_until=until) for rs, until in rulesets],
-                "in_force_today": in_force,
-                "pinned": pinned,
-            }
-        )
+        from tracekit.records.models import list_json
+
+        items = [render.ruleset_json(rs, valid_until=until) for rs, until in rulesets]
+        emit_json({**list_json(items), "in_force_today": in_force, "pinned": pinned})
         return
     out().print(render.rulesets_table(rulesets, pinned=pinned, in_force=in_force))
     if pinned:

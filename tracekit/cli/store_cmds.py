@@ -112,6 +112,8 @@ def store_info() -> None:
     """Path, size, format and schema version, cipher and KDF parameters, record counts."""
     from rich.table import Table
 
+    from tracekit.store.core import record_label
+
     with open_current_store() as store:
         info = store.info()
     if settings().json:
@@ -132,8 +134,8 @@ def store_info() -> None:
         "key derivation",
         f"Argon2id, {int(kdf['memory_kib']) // 1024} MiB, t={kdf['time_cost']}, p={kdf['parallelism']}",
     )
-    for label, count in info.record_counts.items():
-        table.add_row(label, f"{count:,}")
+    for key, count in info.record_counts.items():
+        table.add_row(record_label(key), f"{count:,}")
     out().print(table)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracekit.cli.context import command, emit_json, open_current_store, out, settings
-from tracekit.cli.options import DEFAULT_LIMIT, MAX_LIMIT
+from tracekit.cli.options import DEFAULT_LIMIT, MAX_LIMIT, AllOption, OffsetOption
 
 #: Above this many contacts to call, `today` says "more than N" instead of the exact count.
 TODAY_COUNT_CAP = 1000
@@ -22,6 +22,8 @@ def today(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many contacts to call.")
     ] = DEFAULT_LIMIT,
+    offset: OffsetOption = 0,
+    all_rows: AllOption = False,
 ) -> None:
     """Who to call today, highest risk first, with the reason and the number to ring.
 
@@ -30,6 +32,7 @@ def today(
     isolation ends that day.
     """
     from tracekit.cli import render
+    from tracekit.cli.listing import check_all, write_json_lines
     from tracekit.domain.identifiers import parse_date
     from tracekit.errors import ValidationError
     from tracekit.records import Casebook
@@ -43,9 +46,13 @@ def today(
             raise
     # The screen says "more than 1,000" rather than counting a national backlog exactly
     # (tens of ms on a million contacts); --json always gives the exact total.
-    count_up_to = None if settings().json else max(TODAY_COUNT_CAP, limit)
+    count_up_to = None if settings().json else max(TODAY_COUNT_CAP, offset + limit)
+    check_all(all_rows)
     with open_current_store() as store:
-        work = Casebook(store).worklist(when, limit=limit, count_up_to=count_up_to)
+        if all_rows:  # the contacts to call only (the isolation ends are in the page)
+            write_json_lines(Casebook(store).iter_to_call(when, offset=offset))
+            return
+        work = Casebook(store).worklist(when, limit=limit, offset=offset, count_up_to=count_up_to)
     if settings().json:
         emit_json(work.to_json())
         return

@@ -10,10 +10,11 @@ the record so lists and the worklist are index scans.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracekit.domain import identifiers as ids
@@ -735,7 +736,9 @@ class Casebook:
             self._audit(conn, "person.update", [full.ref], None)
             return self._load_person(conn, person_id)
 
-    def search_people(self, text: str, limit: int = 20, *, include_marked: bool = False) -> list[Person]:
+    def search_people(
+        self, text: str, limit: int = 20, *, offset: int = 0, include_marked: bool = False
+    ) -> list[Person]:
         """People whose name, phone, NHS number or postcode contains ``text``, newest first.
 
         People in sensitive roles are not in the index (their entries are removed when
@@ -743,31 +746,66 @@ class Casebook:
         ``include_marked`` (after :meth:`reveal_search`), they are matched by a scan of
         the marked people only, which is small.
         """
+        return self.search_page(text, limit, offset=offset, include_marked=include_marked).items
+
+    def search_page(self, text: str, limit: int = 20, *, offset: int = 0, include_marked: bool = False) -> Page:
+        """:meth:`search_people` as a page: the matches are not counted (``total`` None);
+        ``more`` says whether more follow (one more match than the page is looked for)."""
+        query = self._checked_search(text)
+        conn = self.store.conn
+        limit, offset = _limit(limit), max(0, offset)
+        wanted = offset + limit + 1
+        window = wanted
+        while True:
+            rows = list(self._search_rows(conn, text, query, window))
+            # A protected person the index still holds (sensitive by association) is left
+            # out: a masked row would tie the searched details to their reference. When
+            # some were left out, look further for a full page.
+            found = [person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked]
+            if len(found) >= wanted or len(rows) < window:
+                break
+            window *= 2
+        if include_marked:
+            found.extend(self._search_marked(conn, text))
+        return Page(found[offset : offset + limit], None, limit, offset, more=len(found) > offset + limit)
+
+    def iter_search_people(self, text: str, *, offset: int = 0) -> Iterator[Person]:
+        """Every match of :meth:`search_people` from ``offset`` on, newest first, read one
+        at a time (for streaming; protected people left out as there)."""
+        rows = self._search_rows(self.store.conn, text, self._checked_search(text), None)
+        visible = (person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked)
+        return itertools.islice(visible, max(0, offset), None)
+
+    @staticmethod
+    def _checked_search(text: str) -> str:
         query = _search_query(text)
         if query is None:
             raise ValidationError("search", "is too short", expected="at least 3 letters or digits")
-        conn = self.store.conn
-        limit = min(limit, MAX_PAGE)
+        return query
+
+    @staticmethod
+    def _search_rows(conn: Any, text: str, query: str, limit: int | None) -> Iterable[tuple[Any, ...]]:
+        """The newest ``limit`` people the index matches (all with None: a cursor read as
+        it goes), newest first."""
         phone = _full_phone(text)
         if phone is not None:
             # A whole phone number: an exact index lookup (the trigram index is for parts).
-            rows = conn.execute(
+            return conn.execute(
                 f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.phone = ? AND p.search_terms IS NOT NULL "
                 "ORDER BY p.id DESC LIMIT ?",
-                (phone, limit),
-            ).fetchall()
-        else:
-            ids = _newest_matches(conn, query, limit)
-            marks = ", ".join("?" * len(ids))
-            rows = conn.execute(
-                f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids
-            ).fetchall()
-        # A protected person the index still holds (sensitive by association) is left out:
-        # a masked row would tie the searched details to their reference.
-        found = [person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked]
-        if include_marked:
-            found.extend(self._search_marked(conn, text))
-        return found
+                (phone, -1 if limit is None else limit),
+            )
+        if limit is None:
+            return conn.execute(
+                f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
+                "WHERE people_fts MATCH ? ORDER BY f.rowid DESC",
+                (query,),
+            )
+        ids = _newest_matches(conn, query, limit)
+        marks = ", ".join("?" * len(ids))
+        return conn.execute(
+            f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids
+        ).fetchall()
 
     def _search_marked(self, conn: Any, text: str) -> list[Person]:
         needles = {v.lower() for v in _search_query(text).replace('"', " ").split(" OR ")}  # type: ignore[union-attr]
@@ -958,7 +996,24 @@ class Casebook:
         self, *, status: str | None = None, since: str | date | None = None, until: str | date | None = None,
         limit: int = 50, offset: int = 0,
     ) -> Page:
-        where, params = [], []
+        """A page of cases, most recent test first, with the count of every match."""
+        clause, params = self._case_filter(status, since, until)
+        total = self.store.conn.execute(f"SELECT count(*) FROM cases c {clause}", params).fetchone()[0]
+        items = list(self._cases(clause, params, offset, _limit(limit)))
+        return Page(items, total, _limit(limit), max(0, offset))
+
+    def iter_cases(
+        self, *, status: str | None = None, since: str | date | None = None, until: str | date | None = None,
+        offset: int = 0,
+    ) -> Iterator[Case]:
+        """Every matching case from ``offset`` on, in the order of :meth:`list_cases`, read
+        one at a time (for streaming: nothing is collected). The filters are checked now."""
+        clause, params = self._case_filter(status, since, until)
+        return self._cases(clause, params, offset, None)
+
+    def _case_filter(self, status: str | None, since: str | date | None, until: str | date | None) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
         if status:
             where.append("c.status = ?")
             params.append(validated({"status": status}, CASE_VALIDATORS, self.today)["status"])
@@ -968,15 +1023,16 @@ class Casebook:
         if until:
             where.append("c.test_date <= ?")
             params.append(ids.parse_date(str(until), "until").isoformat())
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        conn = self.store.conn
-        total = conn.execute(f"SELECT count(*) FROM cases c {clause}", params).fetchone()[0]
-        rows = conn.execute(
+        return ("WHERE " + " AND ".join(where)) if where else "", params
+
+    def _cases(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Case]:
+        rows = self.store.conn.execute(
             f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id {clause} "
             "ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
-            (*params, _limit(limit), max(0, offset)),
-        ).fetchall()
-        return Page([self._case_view(r) for r in rows], total, _limit(limit), max(0, offset))
+            (*params, -1 if limit is None else limit, max(0, offset)),
+        )
+        for row in rows:
+            yield self._case_view(row)
 
     def update_case(
         self, ref: str, *, test_date: str | date | None = None, test_type: str | None = None,
@@ -1159,11 +1215,31 @@ class Casebook:
         since: str | date | None = None, until: str | date | None = None, close_only: bool = False,
         limit: int = 50, offset: int = 0,
     ) -> Page:
-        conn = self.store.conn
-        where, params = [], []
+        """A page of contacts, most recent exposure first, with the count of every match."""
+        clause, params = self._contact_filter(case_ref, status, setting, since, until, close_only)
+        total = self.store.conn.execute(f"SELECT count(*) FROM exposures e {clause}", params).fetchone()[0]
+        items = list(self._contacts(clause, params, offset, _limit(limit)))
+        return Page(items, total, _limit(limit), max(0, offset))
+
+    def iter_contacts(
+        self, *, case_ref: str | None = None, status: str | None = None, setting: str | None = None,
+        since: str | date | None = None, until: str | date | None = None, close_only: bool = False,
+        offset: int = 0,
+    ) -> Iterator[Exposure]:
+        """Every matching contact from ``offset`` on, in the order of :meth:`list_contacts`,
+        read one at a time (for streaming). The filters are checked now."""
+        clause, params = self._contact_filter(case_ref, status, setting, since, until, close_only)
+        return self._contacts(clause, params, offset, None)
+
+    def _contact_filter(
+        self, case_ref: str | None, status: str | None, setting: str | None, since: str | date | None,
+        until: str | date | None, close_only: bool,
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
         if case_ref:
             where.append("e.case_id = ?")
-            params.append(self._case_id(conn, case_ref))
+            params.append(self._case_id(self.store.conn, case_ref))
         if status:
             where.append("e.trace_status = ?")
             params.append(validated({"trace_status": status}, EXPOSURE_VALIDATORS, self.today)["trace_status"])
@@ -1178,14 +1254,16 @@ class Casebook:
             params.append(ids.parse_date(str(until), "until").isoformat())
         if close_only:
             where.append("e.close_contact = 1")
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        total = conn.execute(f"SELECT count(*) FROM exposures e {clause}", params).fetchone()[0]
-        rows = conn.execute(
+        return ("WHERE " + " AND ".join(where)) if where else "", params
+
+    def _contacts(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Exposure]:
+        rows = self.store.conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id {clause} "
             "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
-            (*params, _limit(limit), max(0, offset)),
-        ).fetchall()
-        return Page([self._exposure_view(r) for r in rows], total, _limit(limit), max(0, offset))
+            (*params, -1 if limit is None else limit, max(0, offset)),
+        )
+        for row in rows:
+            yield self._exposure_view(row)
 
     def update_contact(
         self, ref: str, *, last_exposure: str | date | None = None, setting: str | None = None,
@@ -1348,26 +1426,24 @@ class Casebook:
         return node
 
     # -- the worklist ----------------------------------------------------------------------
-    def worklist(self, day: date | None = None, limit: int = 50, *, count_up_to: int | None = None) -> Worklist:
+    def worklist(
+        self, day: date | None = None, limit: int = 50, *, offset: int = 0, count_up_to: int | None = None,
+    ) -> Worklist:
         """Contacts to call on ``day`` (exposed on or before it, not yet reached, still
         within their isolation period, not a case by then), highest risk and most recent
         exposure first; and close contacts whose isolation ends on ``day``. A contact who
         is not close has no isolation; they stay on the list for as long as a close
         contact would isolate (the stored ``isolation_end``). A past ``day`` shows
-        that day's list: nothing exposed or tested after it.
+        that day's list: nothing exposed or tested after it. Both lists are the page of
+        at most ``limit`` from ``offset`` on.
 
         ``count_up_to``: count the contacts to call only up to this many (the total is
-        then marked capped when there are more). Counting a backlog of tens of thousands
-        exactly costs tens of milliseconds, which the day's view does not need."""
+        then marked capped when there are more), and the isolation ends not at all. Counting
+        a backlog of tens of thousands exactly costs tens of milliseconds, which the day's
+        view does not need."""
         day = day or self.today
         conn = self.store.conn
-        # Still worth a call: exposed by then, not reached yet, isolation not over, and
-        # not a case themselves (tested by then).
-        pending = (
-            "e.trace_status = ? AND e.isolation_end >= ? AND e.last_exposure <= ? AND NOT EXISTS "
-            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open' AND oc.test_date <= ?)"
-        )
-        params = (TraceStatus.NOT_YET_REACHED.value, day.isoformat(), day.isoformat(), day.isoformat())
+        pending, params = self._pending(day)
         capped = False
         if count_up_to is None:
             to_call_total = conn.execute(f"SELECT count(*) FROM exposures e WHERE {pending}", params).fetchone()[0]
@@ -1383,20 +1459,46 @@ class Casebook:
         # them; walking the worklist index would read every contact not yet reached
         # (seconds on millions of contacts when none of them is still isolating).
         index = "exposures_worklist" if capped or to_call_total > _SORT_WAITING_UP_TO else "exposures_pending"
-        to_call = conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
-            f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
-            (*params, _limit(limit)),
-        ).fetchall()
+        to_call = list(self._to_call(day, index, offset, _limit(limit)))
+        ending_where = "WHERE e.isolation_end = ? AND e.close_contact = 1"
+        ending_total = None if count_up_to is not None else (  # the day's view shows them without a count
+            conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0]
+        )
         ending = conn.execute(
             f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
-            "WHERE e.isolation_end = ? AND e.close_contact = 1 ORDER BY e.risk_rank, e.id LIMIT ?",
-            (day.isoformat(), _limit(limit)),
+            f"{ending_where} ORDER BY e.risk_rank, e.id LIMIT ? OFFSET ?",
+            (day.isoformat(), _limit(limit), max(0, offset)),
         ).fetchall()
         return Worklist(
-            day, [self._exposure_view(r) for r in to_call], [self._exposure_view(r) for r in ending], to_call_total,
-            capped,
+            day, to_call, [self._exposure_view(r) for r in ending], to_call_total, capped,
+            isolation_ends_total=ending_total, limit=_limit(limit), offset=max(0, offset),
         )
+
+    def iter_to_call(self, day: date | None = None, *, offset: int = 0) -> Iterator[Exposure]:
+        """Every contact to call on ``day`` from ``offset`` on, in the order of
+        :meth:`worklist`, read one at a time (for streaming): the worklist index is
+        walked in call order, so nothing is sorted or collected."""
+        return self._to_call(day or self.today, "exposures_worklist", offset, None)
+
+    @staticmethod
+    def _pending(day: date) -> tuple[str, tuple[Any, ...]]:
+        # Still worth a call: exposed by then, not reached yet, isolation not over, and
+        # not a case themselves (tested by then).
+        pending = (
+            "e.trace_status = ? AND e.isolation_end >= ? AND e.last_exposure <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open' AND oc.test_date <= ?)"
+        )
+        return pending, (TraceStatus.NOT_YET_REACHED.value, day.isoformat(), day.isoformat(), day.isoformat())
+
+    def _to_call(self, day: date, index: str, offset: int, limit: int | None) -> Iterator[Exposure]:
+        pending, params = self._pending(day)
+        rows = self.store.conn.execute(
+            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
+            f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ? OFFSET ?",
+            (*params, -1 if limit is None else limit, max(0, offset)),
+        )
+        for row in rows:
+            yield self._exposure_view(row)
 
 
 def _merge_received(conn: Any, keep_id: int, other_id: int) -> None:

@@ -304,20 +304,45 @@ class TreeNode:
     uncased_contacts: list[Exposure] = field(default_factory=list)
 
 
+def list_json(
+    items: list[Any], *, total: int | None = None, limit: int | None = None, offset: int = 0,
+    next_offset: int | None = None,
+) -> dict[str, Any]:
+    """The one JSON shape of every list (docs/json.md, "Lists"): ``items``; ``total``, every
+    match (None when it is not counted cheaply; for an unpaged list, ``len(items)``);
+    ``limit``, the page size (None for a list that is not paged); ``offset``; and
+    ``next_offset``, where the next page starts (None on the last page)."""
+    return {
+        "items": items,
+        "total": len(items) if total is None and limit is None else total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": next_offset,
+    }
+
+
 @dataclass
 class Page:
     items: list[Any]
-    total: int
+    #: Every match of the filters, or None when the list is not counted (see ``more``).
+    total: int | None
     limit: int
     offset: int
+    #: For a list that is not counted: whether more follow this page.
+    more: bool = False
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.items)
+        if self.total is None:
+            return end if self.more else None
+        return end if end < self.total else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "items": [item.to_json() for item in self.items],
-            "total": self.total,
-            "limit": self.limit,
-            "offset": self.offset,
-        }
+        return list_json(
+            [item.to_json() for item in self.items], total=self.total, limit=self.limit, offset=self.offset,
+            next_offset=self.next_offset,
+        )
 
 
 @dataclass
@@ -329,14 +354,25 @@ class Worklist:
     #: True when the total was counted only up to a cap (``worklist(count_up_to=N)``):
     #: there are more than ``to_call_total`` contacts to call.
     to_call_total_capped: bool = False
+    #: The close contacts whose isolation ends on ``day``, all of them (None: not counted,
+    #: as with ``count_up_to``).
+    isolation_ends_total: int | None = None
+    #: The page both lists are: at most ``limit`` of each, from ``offset`` on.
+    limit: int = 50
+    offset: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "date": self.day.isoformat(),
-            "to_call": [e.to_json() for e in self.to_call],
-            "to_call_total": self.to_call_total,
-            "isolation_ends_today": [e.to_json() for e in self.isolation_ends_today],
-        }
+        """The contacts to call as a list (docs/json.md, "Lists"), with the date and the
+        isolation ends of the day as a list of the same page."""
+        if self.to_call_total_capped:  # more than the cap: not counted, and a full page may go on
+            to_call = Page(self.to_call, None, self.limit, self.offset, more=len(self.to_call) == self.limit)
+        else:
+            to_call = Page(self.to_call, self.to_call_total, self.limit, self.offset)
+        ending = Page(
+            self.isolation_ends_today, self.isolation_ends_total, self.limit, self.offset,
+            more=len(self.isolation_ends_today) == self.limit,
+        )
+        return {"date": self.day.isoformat(), **to_call.to_json(), "isolation_ends_today": ending.to_json()}
 
 
 @dataclass

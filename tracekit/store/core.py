@@ -44,20 +44,26 @@ PAGE_BYTES = 4096
 DEFAULT_BUSY_TIMEOUT_SECONDS = 10.0
 BUSY_TIMEOUT_ENV = "TRACEKIT_BUSY_TIMEOUT"
 
-#: Tables whose row counts ``store info`` reports, in display order (label, table).
+#: Tables whose row counts ``store info`` reports, in display order (key, table). The key
+#: is the JSON name (snake_case, see docs/json.md); :func:`record_label` words it for people.
 RECORD_TABLES: list[tuple[str, str]] = [
     ("people", "people"),
     ("cases", "cases"),
     ("exposures", "exposures"),
-    ("call attempts", "call_attempts"),
-    ("sensitive-role marks", "person_roles"),
+    ("call_attempts", "call_attempts"),
+    ("sensitive_role_marks", "person_roles"),
     ("referrals", "referrals"),
     ("recipients", "recipients"),
-    ("audit entries", "audit_log"),
+    ("audit_entries", "audit_log"),
     ("imports", "imports"),
     ("handovers", "handovers"),
-    ("recall requests", "recalls"),
+    ("recall_requests", "recalls"),
 ]
+
+
+def record_label(key: str) -> str:
+    """A :data:`RECORD_TABLES` key as words: ``call_attempts`` -> ``call attempts``."""
+    return key.replace("_", " ")
 
 
 def _sqlcipher() -> Any:
@@ -506,8 +512,8 @@ class Store:
     # -- maintenance -----------------------------------------------------------------
     def info(self) -> StoreInfo:
         counts = {
-            label: self._count(table)
-            for label, table in RECORD_TABLES
+            key: self._count(table)
+            for key, table in RECORD_TABLES
             if self.table_exists(table)
         }
         kdf = self.header.kdf
@@ -613,12 +619,12 @@ class Store:
             problems += [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
             if problems:
                 raise IntegrityError(f"the copy at {dest} failed verification: {problems[0]}")
-            for label, table in RECORD_TABLES:
+            for kind, table in RECORD_TABLES:
                 if self.table_exists(table):
                     mine = self.query(f"SELECT count(*) FROM {table}")[0][0]
                     theirs = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                     if mine != theirs:
-                        raise IntegrityError(f"the copy at {dest} has {theirs} {label}, expected {mine}")
+                        raise IntegrityError(f"the copy at {dest} has {theirs} {record_label(kind)}, expected {mine}")
             if _schema_version(conn) != self.schema_version():
                 raise IntegrityError(f"the copy at {dest} has a different schema version")
         finally:
