@@ -72,17 +72,32 @@ def export_handover(
         bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
     ] = False,
     all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Write a bundle even when there is nothing new (no case, contact or referral); by default nothing is written and the exit code is 0.",
+        ),
+    ] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")] = Path("."),
 ) -> None:
-    """Write one redacted, signed, age-encrypted bundle for one recipient."""
+    """Write one redacted, signed, age-encrypted bundle for one recipient (nothing when there is nothing new)."""
     from tracekit.bundle.writer import export_handover as export
 
     with open_current_store() as store:
         result = export(
-            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records, out_dir=out_dir
+            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records,
+            allow_empty=allow_empty, out_dir=out_dir,
         )
     if settings().json:
         emit_json(result.to_json())
+        return
+    if not result.written:
+        window = f" since {result.changes_since}" if result.changes_since else ""
+        out().print(
+            f"Nothing new for {safe_markup(result.recipient)}{window} ({safe_markup(result.policy)}): no bundle written."
+        )
+        note("  --allow-empty writes an empty bundle anyway.")
         return
     counts = result.record_counts
     withheld = sum(v for k, v in counts.items() if k.startswith("withheld_"))
