@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tracekit.redaction.policy import Policy
@@ -223,12 +223,13 @@ class CsvLayout:
         cell = _cell
         markers: list[Any] = []
         found = markers.append
+        values: Iterator[Any] = map(record.get, self.columns)
         cells = [
             value if ((kind := type(value)) is str and value[:1] not in starts) or kind in plain
             else ("true" if value else "false") if kind is bool
             else cell(value) if kind is not dict
             else found(value) or cell(value)
-            for value in map(record.get, self.columns)
+            for value in values
         ]
         held = ""
         if markers:  # a stub, or an ordinary record with a shared detail held back
