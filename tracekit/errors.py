@@ -63,7 +63,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.WRITE_FAILED: "a file could not be written (disk full, permissions)",
     ExitCode.POLICY: "refused by policy, or the policy is invalid",
     ExitCode.LEAK_BLOCKED: "the leak guard stopped an export",
-    ExitCode.BUNDLE_INVALID: "a bundle or referral failed verification",
+    ExitCode.BUNDLE_INVALID: "a bundle or referral failed verification (altered, malformed, or signed by a key you do not accept)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.TERMINATED: "stopped by SIGTERM or SIGHUP (cleaned up as for Ctrl-C)",
 }

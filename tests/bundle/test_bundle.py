@@ -93,7 +93,7 @@ def test_csv_neutralises_formulas(world, keys):
     policy.write_text('name = "with-notes"\n[fields]\ncase = ["ref", "phone", "notes"]\n')
     result = export_handover(world["store"], "PHE", policy_name=str(policy), out_dir=world["out"], all_records=True)
     csv_text = members(result.path, keys["central"])["records/cases-00001.csv"].decode()
-    assert "'=HYPERLINK" in csv_text and "'+447700900323" in csv_text
+    assert "'=HYPERLINK" in csv_text and ",+447700900323," in csv_text  # a formula is defused; a phone is a number
     assert "\n=" not in csv_text and ",=" not in csv_text
 
 
@@ -252,7 +252,8 @@ def test_statistics_bundle_has_counts_only(world, keys):
     assert [r["value"] for r in stats["contacts_by_setting"]["rows"]] == list(SETTINGS)  # every setting, "other" last
     assert all(r["count"] == "0-5" for r in stats["contacts_by_setting"]["rows"])
     assert b"Olwen" not in b"".join(content.values())
-    csv_lines = content["statistics.csv"].decode().splitlines()
+    csv_lines = content["statistics.csv"].decode("utf-8-sig").splitlines()
+    assert content["statistics.csv"].startswith(b"\xef\xbb\xbf")  # a BOM, as every CSV member
     assert csv_lines[0] == "table,value,count" and "contacts_by_setting,travel,0-5" in csv_lines
 
 

@@ -306,9 +306,12 @@ def test_a_version_given_as_text_is_called_text(tmp_path):
     manifest = _mutate(lambda m: m.update(version="1"))
     with pytest.raises(BundleInvalid, match="version is a JSON string; it must be a whole number"):
         read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY])
-    manifest = _mutate(lambda m: m.update(version=2))
-    with pytest.raises(BundleInvalid, match="version 2 is not supported .* reads version 1"):
+    manifest = _mutate(lambda m: m.update(version=3))
+    with pytest.raises(BundleInvalid, match="version 3 is not supported .* reads versions 1, 2"):
         read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY])
+    for readable in (1, 2):  # 2 changed only the CSV members, which the reader passes through
+        manifest = _mutate(lambda m: m.update(version=readable))
+        assert read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY]).model.version == readable
 
 
 # --- files named from outside ---------------------------------------------------------------------

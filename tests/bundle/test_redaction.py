@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tracekit.errors import LeakBlocked, PolicyError
 from tracekit.records.models import Person
-from tracekit.redaction.apply import csv_cell, csv_row, redact
+from tracekit.redaction.apply import CsvLayout, csv_cell, redact
 from tracekit.redaction.guard import LeakGuard
 from tracekit.redaction.policy import BUILT_IN, get_policy, parse_policy
 from tracekit.redaction.pseudonym import make_pseudonymiser, pseudonym
@@ -135,40 +135,65 @@ def test_pseudonyms_are_keyed_and_stable():
 @pytest.mark.parametrize(
     "value, cell",
     [
-        ("=SUM(A1)", "'=SUM(A1)"), ("+447700900100", "'+447700900100"), ("-2", "'-2"), ("@cmd", "'@cmd"),
-        ("\tx", "'\tx"), ("plain", "plain"), (None, ""), (True, "true"), (1.5, "1.5"), (3, "3"),
-        ({"withheld": "sensitive-role", "referral": "R-1"}, "withheld:sensitive-role:R-1"),
-        ({"withheld": "sensitive-role", "referral": None}, "withheld:sensitive-role"),
+        ("=SUM(A1)", "'=SUM(A1)"), ("-2+3", "'-2+3"), ("@cmd", "'@cmd"), ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("\tx", "'\tx"), ("\r=1", "'\r=1"), (" =1+1", "' =1+1"), ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),
+        ("+", "'+"), ("+44 7700", "'+44 7700"), ("-1e5", "'-1e5"), ("- note", "'- note"),
+        ("plain", "plain"), (" leading space", " leading space"), ("'quoted", "'quoted"),
+        # a cell that is only a number is read as that number, never a formula: no prefix
+        ("+447700900100", "+447700900100"), ("-2", "-2"), ("+1.5", "+1.5"), ("07700900100", "07700900100"),
+        (None, ""), (True, "true"), (False, "false"), (3, "3"), (1.5, "1.5"), (190.0, "190"), (-0.0, "0"),
+        ({"withheld": "sensitive-role", "referral": "R-1"}, ""),
     ],
 )
-def test_csv_cells_neutralise_formulas(value, cell):
+def test_csv_cells_neutralise_formulas_but_not_numbers(value, cell):
     assert csv_cell(value) == cell
 
 
 cell_values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8),
-    st.sampled_from(["=1+1", "+44", "-", "@x", "\tx", "\rx", "\nx", "", "'"]),
+    st.sampled_from(["=1+1", "+44", "-", "@x", "\tx", "\rx", "\nx", "", "'", " =x", " x", "+447700900100", "-2"]),
     st.builds(lambda r, ref: {"withheld": r, "referral": ref}, st.sampled_from(["sensitive-role", "sensitive-by-association"]),
               st.one_of(st.none(), st.just("R-7K2M9Q"))),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(cell_values, min_size=1, max_size=8))
-def test_csv_row_writes_what_csv_cell_writes(values):
-    """csv_row decides common cells inline; the CSV text must be the same as cell by cell."""
+@given(st.lists(cell_values, min_size=1, max_size=8), st.sampled_from([False, "sensitive-role"]))
+def test_csv_row_writes_what_csv_cell_writes(values, reason):
+    """CsvLayout.row decides common cells inline; the CSV text must be the same as cell by
+    cell, with the withheld status in its three columns and every marker's field named."""
     import csv
     import io
 
-    columns = [f"c{i}" for i in range(len(values))] + ["missing"]
-    record = dict(zip(columns, values))
+    columns = [f"c{i}" for i in range(len(values))]
+    record = {**dict(zip(columns, values)), "withheld": reason}
+    layout = CsvLayout([*columns, "missing", "withheld"])
+    assert layout.header == [*columns, "missing", "withheld", "withheld_reason", "withheld_fields"]
 
     def written(row):
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerow(row)
         return buffer.getvalue()
 
-    assert written(csv_row(record, columns)) == written([csv_cell(record.get(c)) for c in columns])
+    markers = " ".join(c for c, v in zip(columns, values) if isinstance(v, dict))
+    expected = [csv_cell(v) for v in values] + ["", "true" if reason else "false", reason or "", markers]
+    assert written(layout.row(record)) == written(expected)
+
+
+def test_csv_formula_cells_never_reach_a_spreadsheet_unprefixed():
+    """Whatever the text, a written cell either is a plain number or cannot start a formula."""
+    import re
+
+    number = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.sampled_from(list("=+-@\t\r\n 019.aA'\uff1d\uff0b")), max_size=6))
+    def check(text):
+        cell = csv_cell(text)
+        assert cell == text or cell == "'" + text
+        assert number.fullmatch(cell) or cell.lstrip(" ")[:1] not in set("=+-@\t\r\n\uff1d\uff0b")
+
+    check()
 
 
 # -- the leak guard ----------------------------------------------------------------------

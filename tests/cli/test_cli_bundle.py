@@ -121,3 +121,57 @@ def test_export_list_shows_what_was_sent(setup, cli_with_store):
     assert [h["bundle_id"] for h in listed] == [made["bundle_id"]]
     assert listed[0]["file_name"] == os.path.basename(made["path"]) and listed[0]["record_counts"]["cases"] == 2
     assert json.loads(cli_with_store("export", "list", "--to", "Nobody", "--json").stdout)["items"] == []
+
+
+# --- nothing new, nothing written (issue 15, item 3) ----------------------------------------------
+
+
+@pytest.fixture
+def handover_clock(monkeypatch):
+    """The time an export ends its window at: after every record of the setup (a record
+    changed in the same second as a handover is sent again by the next one, by design)."""
+    from tracekit.bundle import writer
+
+    clock = {"now": "2099-01-01T09:00:00+00:00"}
+    monkeypatch.setattr(writer, "_utcnow", lambda: clock["now"])
+    return clock
+
+
+def _handovers(cli_with_store) -> list[dict]:
+    return json.loads(cli_with_store("export", "list", "--json").stdout)["items"]
+
+
+def test_export_with_nothing_new_writes_nothing_and_says_so(setup, cli_with_store, handover_clock):
+    """Before: every run wrote a bundle, '0 cases, 0 contacts'."""
+    first = cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json")
+    assert json.loads(first.stdout)["written"] is True
+    before = sorted(setup["out"].iterdir())
+    handover_clock["now"] = "2099-01-02T09:00:00+00:00"
+
+    again = cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]))
+    assert again.exit_code == 0, again.stderr
+    assert "Nothing new for PHE since 2099-01-01T09:00:00+00:00 (central-handover): no bundle written." in again.stdout
+    assert "--allow-empty" in again.stderr
+    assert sorted(setup["out"].iterdir()) == before and len(_handovers(cli_with_store)) == 1
+
+    handover_clock["now"] = "2099-01-03T09:00:00+00:00"
+    as_json = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)
+    assert as_json["written"] is False and as_json["path"] is None and as_json["bundle_id"] is None
+    assert as_json["record_counts"]["cases"] == 0
+    assert as_json["changes_since"] == "2099-01-01T09:00:00+00:00"  # still the last bundle sent: nothing is skipped
+
+    fresh_dir = setup["tmp"] / "not-yet"
+    cli_with_store("export", "handover", "--to", "PHE", "--out", str(fresh_dir))
+    assert not fresh_dir.exists()  # not even the output directory
+
+    forced = cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--allow-empty", "--json")
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["written"] is True
+    assert json.loads(forced.stdout)["record_counts"]["cases"] == 0
+    assert len(list(setup["out"].iterdir())) == len(before) + 1 and len(_handovers(cli_with_store)) == 2
+
+
+def test_statistics_are_written_even_when_nothing_changed(setup, cli_with_store, handover_clock):
+    """A statistics bundle counts the whole store every time: it is never 'empty'."""
+    for _ in range(2):
+        result = cli_with_store("export", "handover", "--to", "PHE", "--policy", "statistics", "--out", str(setup["out"]), "--json")
+        assert json.loads(result.stdout)["written"] is True

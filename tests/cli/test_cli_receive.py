@@ -127,7 +127,7 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     assert masked.exit_code == 0 and "Dana" not in masked.stdout
     # today: the two contacts not yet reached, household first
     today = json.loads(vetted("today", "--date", "2020-10-15", "--json").stdout)
-    to_call = [e["ref"] for e in today["to_call"]]
+    to_call = [e["ref"] for e in today["items"]]
     contacts = {c["tracer_ref"]: c["ref"] for c in item["contacts"]}
     eli, fay = (contacts[ref] for ref in world["tracer_contacts"])
     assert to_call == [eli, fay]
@@ -214,7 +214,14 @@ def test_unknown_or_unpinned_signer_refused(world):
     before = _snapshot(world["vetted_path"])
     other = _receive(world, extra=("--signer", "ab" * 32))
     assert other.exit_code == ExitCode.BUNDLE_INVALID, other.stderr
-    assert "not one you pinned" in other.stderr and "nothing was received" in other.stderr
+    assert "signed by a different key" in other.stderr and "nothing was received" in other.stderr
+    # the team's trusted signers file decides the same way (the shared signer check)
+    trusted = world["tmp"] / "trusted_signers"
+    trusted.write_text(f"{'ab' * 32} Someone Else\n")
+    trusted.chmod(0o600)
+    not_listed = _receive(world, extra=("--trusted-signers", str(trusted)))
+    assert not_listed.exit_code == ExitCode.BUNDLE_INVALID, not_listed.stderr
+    assert "not in your trusted signers file" in not_listed.stderr
     unpinned = _receive(world)
     assert unpinned.exit_code == ExitCode.POLICY, unpinned.stderr
     assert "no --signer" in unpinned.stderr

@@ -60,10 +60,18 @@ def test_malformed_payloads_are_refused_by_where_not_by_value(payload, named):
 
 
 def test_signer_check():
-    pinned = {fingerprint(SIGNER)}
-    assert check_signer(fingerprint(SIGNER), pinned, allow_unpinned=False, what="f") is True
-    with pytest.raises(BundleInvalid, match="not one you pinned"):
-        check_signer(fingerprint("cd" * 32), pinned, allow_unpinned=True, what="f")
+    from tracekit.bundle.signers import UntrustedSigner, resolve_signer
+
+    pinned = resolve_signer([SIGNER], allow_unpinned=False)
+    assert check_signer(fingerprint(SIGNER), pinned, what="f") is True
+    with pytest.raises(UntrustedSigner, match="different key") as refused:
+        check_signer(fingerprint("cd" * 32), resolve_signer([SIGNER], allow_unpinned=True), what="f")
+    assert refused.value.message.startswith("f: ") and "nothing was received" in refused.value.message
     with pytest.raises(PolicyError, match="no --signer"):
-        check_signer(fingerprint(SIGNER), set(), allow_unpinned=False, what="f")
-    assert check_signer(fingerprint(SIGNER), set(), allow_unpinned=True, what="f") is False
+        check_signer(fingerprint(SIGNER), resolve_signer(None, allow_unpinned=False), what="f")
+    assert check_signer(fingerprint(SIGNER), resolve_signer(None, allow_unpinned=True), what="f") is False
+    # the team's trusted signers (a registry mapping here) decide as --signer does
+    registry = resolve_signer(None, trusted={SIGNER: "Tracer One"}, allow_unpinned=False)
+    assert check_signer(fingerprint(SIGNER), registry, what="f") is True
+    with pytest.raises(UntrustedSigner, match="not in your trusted signers"):
+        check_signer(fingerprint("cd" * 32), registry, what="f")

@@ -23,7 +23,11 @@ from tracekit.domain.text import has_control_characters
 from tracekit.errors import BundleInvalid
 
 BUNDLE_FORMAT = "tracekit-bundle"
-SUPPORTED_VERSIONS = (1,)
+#: The version tracekit writes. 2: CSV members for analysts (byte order mark, withheld
+#: status in its own columns, markers as empty cells, phones unprefixed); the manifest and
+#: every other member are as in 1, so a reader handles both alike.
+BUNDLE_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_SIGNATURE_BYTES = 1024
 #: A member may be at most this large (a chunk of 20,000 records is a few MiB; a sealed
@@ -121,7 +125,7 @@ class FileEntry(_Strict):
 
 class Manifest(_Strict):
     format: Literal["tracekit-bundle"]
-    version: Literal[1]
+    version: Literal[1, 2]
     bundle_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     created_at: str
     tracekit_version: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
@@ -199,7 +203,8 @@ def parse_manifest(data: bytes) -> tuple[Manifest, dict[str, Any]]:
         raise BundleInvalid(f"the manifest's version is a JSON {_json_type(version)}; it must be a whole number such as 1")
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
-        raise BundleInvalid(f"bundle format version {version} is not supported by this tracekit (it reads version {supported})")
+        versions = "version" if len(SUPPORTED_VERSIONS) == 1 else "versions"
+        raise BundleInvalid(f"bundle format version {version} is not supported by this tracekit (it reads {versions} {supported})")
     try:
         return Manifest.model_validate(raw), raw
     except ValidationError as exc:

@@ -43,6 +43,8 @@ from tracekit.bundle.manifest import (
     Manifest,
     parse_manifest,
 )
+from tracekit.bundle.signers import Signer, SignerCheck, resolve_signer
+from tracekit.bundle.signers import parse_signer  # noqa: F401  (callers import it from here too)
 from tracekit.bundle.tarstream import TarStream
 from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError, WriteFailed
 from tracekit.files import describe_os_error
@@ -50,8 +52,6 @@ from tracekit.files import describe_os_error
 #: An identity or signer file is a few lines; anything larger is not one.
 MAX_KEY_FILE_BYTES = 64 * 1024
 _AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
-_FINGERPRINT = re.compile(r"[0-9a-f]{4}(:?[0-9a-f]{4}){7}")
-_PUBLIC_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -60,12 +60,20 @@ class Verified:
 
     model: Manifest
     manifest: dict[str, Any]  # the validated manifest as plain JSON (for --json output)
-    signer_fingerprint: str
-    signer_checked: bool
+    signer: Signer
     files: list[str] = field(default_factory=list)
     line_counts: dict[str, int] = field(default_factory=dict)
     manifest_bytes: bytes = b""
     signature_hex: str = ""
+
+    @property
+    def signer_fingerprint(self) -> str:
+        return self.signer.fingerprint
+
+    @property
+    def signer_checked(self) -> bool:
+        """Whether the signer was pinned (``--signer`` or the trusted signers file)."""
+        return self.signer.pinned
 
     def to_json(self) -> dict[str, Any]:
         m = self.model
@@ -80,6 +88,8 @@ class Verified:
             "changes": {"since": m.changes.since, "until": m.changes.until},
             "signer_fingerprint": self.signer_fingerprint,
             "signer_checked": self.signer_checked,
+            "signer_pinned_by": self.signer.pinned_by,
+            "signer_name": self.signer.name,
             "files": self.files,
             "audit_head": m.audit_head,
         }
@@ -122,34 +132,6 @@ def load_identities(path: Path) -> list[Any]:
     if not identities:
         raise ValidationError("identity", f"{path} holds no age identity", expected="a line AGE-SECRET-KEY-1...")
     return identities
-
-
-def parse_signer(text: str | None) -> str | None:
-    """An expected signer, as the fingerprint of its key (``xxxx:xxxx:...``).
-
-    Accepts the tracer's public key (64 hex digits, as ``tracekit keys show`` prints),
-    its fingerprint (as ``bundle verify`` prints, with or without the colons), or a file
-    holding either.
-    """
-    from tracekit.crypto import signing
-
-    if not text:
-        return None
-    expected = "the tracer's public key (64 hex digits) or its fingerprint (xxxx:xxxx:... as bundle verify prints)"
-    candidate = text.strip().lower()
-    if not (_PUBLIC_KEY.fullmatch(candidate) or _FINGERPRINT.fullmatch(candidate)):
-        path = Path(text.strip()).expanduser()
-        if not path.exists():
-            raise ValidationError("signer", "is neither a key, a fingerprint nor a file", expected=expected)
-        content, _ = _read_key_file(path, "signer", expected)
-        words = content.split()
-        candidate = words[0].lower() if words else ""
-    if _PUBLIC_KEY.fullmatch(candidate):
-        return signing.fingerprint(candidate)
-    if _FINGERPRINT.fullmatch(candidate):
-        digits = candidate.replace(":", "")
-        return ":".join(digits[i : i + 4] for i in range(0, 32, 4))
-    raise ValidationError("signer", "is not an Ed25519 public key or fingerprint", expected=expected)
 
 
 # ---------------------------------------------------------------------------- decryption
@@ -357,7 +339,7 @@ def _create_member(directory: Path | None, name: str) -> BinaryIO:
         return os.fdopen(fd, "wb")
 
 
-def _verify(scan: _Scan, signer: str | None) -> Verified:
+def _verify(scan: _Scan, signers: SignerCheck) -> Verified:
     from tracekit.crypto import signing
 
     if scan.manifest_bytes is None or scan.signature_text is None:
@@ -371,8 +353,7 @@ def _verify(scan: _Scan, signer: str | None) -> Verified:
         raise BundleInvalid("the manifest's signature does not verify: the bundle was altered or the signature swapped")
     if model.tracer_key.fingerprint != fingerprint:
         raise BundleInvalid("the manifest's tracer fingerprint does not belong to its tracer key")
-    if signer is not None and fingerprint != signer:
-        raise BundleInvalid(f"signed by a different key (fingerprint {fingerprint}) than the expected tracer ({signer})")
+    signer = signers.accept(fingerprint)
     listed = {entry.path: entry for entry in model.files}
     for name, entry in listed.items():
         if name not in scan.hashes:
@@ -389,28 +370,36 @@ def _verify(scan: _Scan, signer: str | None) -> Verified:
         stated = counts.get(f"{record_type}s")
         if chunks and records != stated:
             raise BundleInvalid(f"the bundle holds {records} {record_type} records but its manifest says {stated}")
-    return Verified(
-        model, raw, fingerprint, signer is not None, scan.order, scan.lines, scan.manifest_bytes, scan.signature_text
-    )
+    return Verified(model, raw, signer, scan.order, scan.lines, scan.manifest_bytes, scan.signature_text)
 
 
-def read_bundle(path: Path, identities: list[Any], *, signer: str | None = None) -> Verified:
-    """Decrypt and verify, writing nothing. ``signer``: the expected tracer's key or fingerprint."""
-    return _verify(_scan(Path(path).expanduser(), identities), parse_signer(signer))
+def _signer_check(signer: str | SignerCheck | None) -> SignerCheck:
+    return signer if isinstance(signer, SignerCheck) else resolve_signer(signer)
 
 
 def read_bundle_members(
-    path: Path, identities: list[Any], collect: Collect, *, signer: str | None = None
+    path: Path, identities: list[Any], collect: Collect, *, signer: str | SignerCheck | None = None
 ) -> tuple[Verified, dict[str, bytes]]:
     """Decrypt and verify in one pass, writing nothing, keeping the members ``collect``
     chooses in memory: they are returned only once the whole bundle has verified, so each
     matches its hash in the signed manifest."""
     scan = _scan(Path(path).expanduser(), identities, collect=collect)
-    verified = _verify(scan, parse_signer(signer))
+    verified = _verify(scan, _signer_check(signer))
     return verified, scan.collected
 
 
-def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str | None = None) -> tuple[Verified, Path]:
+def read_bundle(path: Path, identities: list[Any], *, signer: str | SignerCheck | None = None) -> Verified:
+    """Decrypt and verify, writing nothing.
+
+    ``signer``: what :func:`tracekit.bundle.signers.resolve_signer` made, or simply the
+    expected tracer's key or fingerprint (None: any signer, unpinned)."""
+    signers = _signer_check(signer)  # a bad --signer fails before the bundle is read
+    return _verify(_scan(Path(path).expanduser(), identities), signers)
+
+
+def open_bundle(
+    path: Path, identities: list[Any], out_dir: Path, *, signer: str | SignerCheck | None = None
+) -> tuple[Verified, Path]:
     """Verify, then extract into ``out_dir/<bundle_id>``; nothing is written unless it all verifies.
 
     On any failure (a bundle that does not verify, a full disk) the temporary folder and
@@ -419,7 +408,7 @@ def open_bundle(path: Path, identities: list[Any], out_dir: Path, *, signer: str
     """
     path = Path(path).expanduser()
     out_dir = Path(out_dir).expanduser()
-    verified = read_bundle(path, identities, signer=signer)
+    verified = read_bundle(path, identities, signer=_signer_check(signer))
     final = out_dir / verified.model.bundle_id
     if os.path.lexists(final):
         raise StoreExists(f"{final} already exists; tracekit never overwrites")

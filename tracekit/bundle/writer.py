@@ -36,6 +36,7 @@ import orjson
 
 from tracekit import __version__, audit, files
 from tracekit.bundle import recalls, source
+from tracekit.bundle.manifest import BUNDLE_FORMAT, BUNDLE_VERSION
 from tracekit.domain.rules import SETTINGS
 from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFailed
 from tracekit.redaction import apply as redaction
@@ -51,17 +52,20 @@ from tracekit.redaction.policy import (
     get_policy,
 )
 
-BUNDLE_FORMAT = "tracekit-bundle"
-BUNDLE_VERSION = 1
 CHUNK_RECORDS = 20_000
+#: The first character of every CSV member: a byte order mark, so spreadsheets read UTF-8.
+CSV_BOM = "\ufeff"
 
 Redactor = Callable[..., dict[str, Any] | None]
 
 
 @dataclass
 class ExportResult:
-    path: Path
-    bundle_id: str
+    """What an export wrote; ``path`` and ``bundle_id`` are None when it wrote nothing
+    (nothing new to hand over, see :func:`export_handover`)."""
+
+    path: Path | None
+    bundle_id: str | None
     recipient: str
     policy: str
     record_counts: dict[str, int]
@@ -71,9 +75,14 @@ class ExportResult:
     seconds: float
     files: list[str] = field(default_factory=list)
 
+    @property
+    def written(self) -> bool:
+        return self.path is not None
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "path": str(self.path), "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
+            "written": self.written,
+            "path": str(self.path) if self.path else None, "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
             "record_counts": self.record_counts, "changes_since": self.changes_since,
             "changes_until": self.changes_until, "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
             "files": self.files,
@@ -200,18 +209,20 @@ def _record_members(
     them all, shuffled, so a stub's place in the file cannot say which record it stands
     for (in id order it would sit exactly where an earlier bundle had the clear record)."""
     rows: Iterator[dict[str, Any]] = (source.cases if record_type == "case" else source.contacts)(conn, since)
-    columns = _columns(policy, record_type)
+    layout = redaction.CsvLayout(_columns(policy, record_type))
     # Each chunk is built as UTF-8 bytes as it goes (JSON Lines in a bytearray, CSV through
     # an encoding text layer), so a chunk is held once as text, not as 20,000 objects.
+    # Every CSV chunk starts with a byte order mark (Excel then reads it as UTF-8) and the header.
     chunk_json = bytearray()
     csv_bytes_io = io.BytesIO()
     csv_text = io.TextIOWrapper(csv_bytes_io, encoding="utf-8", newline="", write_through=False)
     writer = csv.writer(csv_text, lineterminator="\r\n")
-    writer.writerow(columns)
+    csv_text.write(CSV_BOM)
+    writer.writerow(layout.header)
     refs: list[str] = []
     number = 0
     encode = functools.partial(orjson.dumps, default=str, option=orjson.OPT_APPEND_NEWLINE)
-    row = redaction.csv_row
+    row = layout.row
 
     def flush() -> None:
         nonlocal number
@@ -231,7 +242,8 @@ def _record_members(
         refs.clear()
         csv_bytes_io.seek(0)
         csv_bytes_io.truncate()
-        writer.writerow(columns)
+        csv_text.write(CSV_BOM)
+        writer.writerow(layout.header)
 
     # Free text is scrubbed of marked people's details only where the policy lets notes
     # out: otherwise redaction drops them anyway, and scrubbing every note costs more
@@ -240,7 +252,7 @@ def _record_members(
 
     def add(out: dict[str, Any], ref: str) -> None:
         chunk_json.extend(encode(out))
-        writer.writerow(row(out, columns))
+        writer.writerow(row(out))
         refs.append(ref)  # for the guard's message: the tracer's own reference, never written
         if len(refs) >= CHUNK_RECORDS:
             flush()
@@ -356,6 +368,7 @@ def _statistics(conn: Any, policy: Policy) -> dict[str, Any]:
 
 def _statistics_csv(tables: dict[str, Any]) -> str:
     buffer = io.StringIO()
+    buffer.write(CSV_BOM)
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["table", "value", "count"])
     for name, table in tables.items():
@@ -391,6 +404,16 @@ def resolve_since(
     return row[0] if row else None
 
 
+class _NothingNew(Exception):
+    """Raised inside the export to abandon a records bundle that would carry nothing."""
+
+
+def _carries_nothing(policy: Policy, counts: dict[str, int]) -> bool:
+    """A records bundle with no case, contact, referral or recall request: nothing new for
+    the recipient. (A statistics bundle always counts the whole store, so it is never empty.)"""
+    return policy.kind == "records" and not any(counts.get(k) for k in ("cases", "contacts", "referrals", "recalls"))
+
+
 def export_handover(
     store: Any,
     recipient_name: str,
@@ -399,10 +422,16 @@ def export_handover(
     since: str | date | None = None,
     since_last: bool = False,
     all_records: bool = False,
+    allow_empty: bool = False,
     out_dir: Path | str = ".",
     redact: Redactor = redaction.redact,
 ) -> ExportResult:
-    """Write one bundle for one recipient. ``redact`` is replaceable only to test the guard."""
+    """Write one bundle for one recipient. ``redact`` is replaceable only to test the guard.
+
+    When a records bundle would carry nothing (no case or contact changed in the window, no
+    referral or recall request), nothing is written, not even ``out_dir``, and nothing is
+    recorded (the next ``--since-last`` starts where this one did): the result has
+    ``written`` False. ``allow_empty`` writes the empty bundle anyway."""
     from pyrage import x25519
 
     from tracekit.crypto import signing
@@ -417,6 +446,7 @@ def export_handover(
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise WriteFailed(f"{out_dir} is not a directory")
+    created_out_dir = not out_dir.exists()
     files.ensure_private_dir(out_dir)
     files.remove_leftovers(out_dir)
     if policy.kind == "statistics" and (since or since_last):
@@ -499,6 +529,8 @@ def export_handover(
                 if recall_ids:
                     counts["recalls"] = len(recall_ids)
                 counts.update({f"withheld_{reason}": sum(len(v) for v in by_type.values()) for reason, by_type in report.withheld.items()})
+                if not allow_empty and _carries_nothing(policy, counts):
+                    raise _NothingNew()
                 manifest = {
                     "format": BUNDLE_FORMAT,
                     "version": BUNDLE_VERSION,
@@ -535,6 +567,12 @@ def export_handover(
     except BaseException as exc:
         _rollback(conn)
         _unlink_quietly(temp)
+        if isinstance(exc, _NothingNew):
+            if created_out_dir:
+                _rmdir_quietly(out_dir)
+            return ExportResult(
+                None, None, name, policy.name, counts, changes_since, changes_until, 0, time.perf_counter() - started
+            )
         if isinstance(exc, OSError):  # creating, filling, flushing or closing the file
             raise WriteFailed(f"cannot write {dest}: {files.describe_os_error(exc)}") from None
         raise
@@ -613,6 +651,13 @@ def _rollback(conn: Any) -> None:
         conn.execute("ROLLBACK")
     except Exception:
         pass
+
+
+def _rmdir_quietly(path: Path) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty after all (another file appeared): leave it
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
+from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.options import MAX_LIMIT, AllOption, OffsetOption
 from tracekit.cli.safe_text import safe_markup
 
@@ -24,13 +24,41 @@ IdentityOption = Annotated[
     Path, typer.Option("--identity", "-i", help="Your age identity file (AGE-SECRET-KEY-1..., mode 0600).")
 ]
 SignerOption = Annotated[
-    Optional[str],
+    Optional[list[str]],
     typer.Option(
         "--signer",
-        help="The tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.",
+        help=(
+            "The tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:... as bundle verify "
+            "and keys show print), or a file holding either; repeat to accept any of several tracers."
+        ),
         metavar="KEY",
     ),
 ]
+TrustedSignersOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--trusted-signers",
+        envvar="TRACEKIT_TRUSTED_SIGNERS",
+        help=(
+            "Your team's trusted signers file (one tracer a line: fingerprint or key, then name): a bundle signed "
+            "by anyone not in it is refused. Default: $TRACEKIT_TRUSTED_SIGNERS."
+        ),
+    ),
+]
+
+
+def _signer_check(signer: list[str] | None, trusted: Path | None):  # type: ignore[no-untyped-def]
+    """What these bundle commands accept: an unpinned signer too, with a loud warning (:func:`_warn_if_unpinned`)."""
+    from tracekit.bundle.signers import resolve_signer
+
+    return resolve_signer(signer, trusted=trusted, allow_unpinned=True)
+
+
+def _warn_if_unpinned(verified) -> None:  # type: ignore[no-untyped-def]
+    from tracekit.bundle.signers import unpinned_warning
+
+    if not verified.signer_checked:
+        warn(safe_markup(unpinned_warning(verified.signer_fingerprint)))
 
 
 @export_app.command("handover")
@@ -46,17 +74,32 @@ def export_handover(
         bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
     ] = False,
     all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Write a bundle even when there is nothing new (no case, contact or referral); by default nothing is written and the exit code is 0.",
+        ),
+    ] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.", metavar="DIR")] = Path("."),
 ) -> None:
-    """Write one redacted, signed, age-encrypted bundle for one recipient."""
+    """Write one redacted, signed, age-encrypted bundle for one recipient (nothing when there is nothing new)."""
     from tracekit.bundle.writer import export_handover as export
 
     with open_current_store() as store:
         result = export(
-            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records, out_dir=out_dir
+            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records,
+            allow_empty=allow_empty, out_dir=out_dir,
         )
     if settings().json:
         emit_json(result.to_json())
+        return
+    if not result.written:
+        window = f" since {result.changes_since}" if result.changes_since else ""
+        out().print(
+            f"Nothing new for {safe_markup(result.recipient)}{window} ({safe_markup(result.policy)}): no bundle written."
+        )
+        note("  --allow-empty writes an empty bundle anyway.")
         return
     counts = result.record_counts
     withheld = sum(v for k, v in counts.items() if k.startswith("withheld_"))
@@ -125,12 +168,23 @@ def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-de
         ("policy", f"{data['policy']} (sha256 {data['policy_sha256'][:16]}...)"),
         ("changes", f"since {data['changes']['since'] or 'the beginning'} until {data['changes']['until']}"),
         *((key.replace("_", " "), str(value)) for key, value in data["record_counts"].items()),
-        ("signed by", data["signer_fingerprint"] + (" (matches --signer)" if data["signer_checked"] else " (NOT CHECKED: pass --signer)")),
+        ("signed by", data["signer_fingerprint"] + _signer_note(verified.signer)),
         ("files", str(len(data["files"]))),
     ]
     for label, value in rows:
         table.add_row(Text(label), Text(visible(value)))
     out().print(table)
+
+
+def _signer_note(signer) -> str:  # type: ignore[no-untyped-def]
+    if not signer.pinned:
+        return " (NOT CHECKED: pass --signer or --trusted-signers)"
+    checks = []
+    if "--signer" in signer.pinned_by:
+        checks.append("matches --signer")
+    if "trusted signers" in signer.pinned_by:
+        checks.append(f"in your trusted signers as {signer.name}" if signer.name else "in your trusted signers")
+    return f" ({'; '.join(checks)})"
 
 
 @bundle_app.command("verify")
@@ -139,17 +193,18 @@ def bundle_verify(
     file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
     identity: IdentityOption,
     signer: SignerOption = None,
+    trusted_signers: TrustedSignersOption = None,
 ) -> None:
     """Decrypt and check the signature, every file's hash and the record counts."""
-    from tracekit.bundle.reader import load_identities, parse_signer, read_bundle
+    from tracekit.bundle.reader import load_identities, read_bundle
 
-    verified = read_bundle(file, load_identities(identity), signer=parse_signer(signer))
+    signers = _signer_check(signer, trusted_signers)
+    verified = read_bundle(file, load_identities(identity), signer=signers)
+    _warn_if_unpinned(verified)
     if settings().json:
         emit_json(verified.to_json())
         return
     _print_verified(verified, "Bundle verified: signature, hashes and counts all match.")
-    if not verified.signer_checked:
-        note("Compare the signer's fingerprint with the one the tracer registered, or pass --signer.")
 
 
 @bundle_app.command("inspect")
@@ -158,11 +213,14 @@ def bundle_inspect(
     file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
     identity: IdentityOption,
     signer: SignerOption = None,
+    trusted_signers: TrustedSignersOption = None,
 ) -> None:
     """Show the manifest: who made it, for whom, under which policy, how many records."""
-    from tracekit.bundle.reader import load_identities, parse_signer, read_bundle
+    from tracekit.bundle.reader import load_identities, read_bundle
 
-    verified = read_bundle(file, load_identities(identity), signer=parse_signer(signer))
+    signers = _signer_check(signer, trusted_signers)
+    verified = read_bundle(file, load_identities(identity), signer=signers)
+    _warn_if_unpinned(verified)
     if settings().json:
         emit_json({**verified.to_json(), "manifest": verified.manifest})
         return
@@ -178,19 +236,20 @@ def bundle_open(
     identity: IdentityOption,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).", metavar="DIR")],
     signer: SignerOption = None,
+    trusted_signers: TrustedSignersOption = None,
 ) -> None:
     """Verify and write the contents for loading elsewhere (only if everything verifies)."""
-    from tracekit.bundle.reader import load_identities, open_bundle, parse_signer
+    from tracekit.bundle.reader import load_identities, open_bundle
 
-    verified, final = open_bundle(file, load_identities(identity), out_dir, signer=parse_signer(signer))
+    signers = _signer_check(signer, trusted_signers)
+    verified, final = open_bundle(file, load_identities(identity), out_dir, signer=signers)
+    _warn_if_unpinned(verified)
     if settings().json:
         emit_json({**verified.to_json(), "opened_into": str(final)})
         return
     from tracekit.cli.safe_text import visible
 
     out().print(f"Verified and opened into {visible(final)}", markup=False, highlight=False)
-    if not verified.signer_checked:
-        note("Signer not checked against a registered key: pass --signer to do so.")
 
 
 @policy_app.command("list")

@@ -61,6 +61,21 @@ def render_exit_codes() -> str:
         "Ctrl-C at a question exits with 130, also with nothing changed."
     )
     lines.append(
+        "\n`export handover` with nothing new to hand over (no case or contact changed since the "
+        "last handover of that policy to that recipient, no referral or recall request) writes no "
+        "bundle and exits with 0, saying \"Nothing new for RECIPIENT since TIME (POLICY): no bundle "
+        "written.\" on stdout, as tools that find nothing to do usually do. A script that must "
+        "tell the two apart uses `--json`: `\"written\": false` and `\"path\": null`. "
+        "`--allow-empty` writes the empty bundle anyway. A statistics export always counts the "
+        "whole store, so it is always written."
+    )
+    lines.append(
+        "\nCode 19 covers every bundle that is not accepted: altered, truncated, encrypted to "
+        "someone else, malformed, or signed by a key this run does not accept (not the `--signer`, "
+        "not in the trusted signers file). With `--json` the last has its own error code, "
+        "`untrusted-signer`, so a script can tell a bundle from an unknown tracer from a damaged one."
+    )
+    lines.append(
         "\nWhen the reader of tracekit's output goes away (`tracekit audit show | head`), "
         "tracekit ends quietly as other Unix tools do, killed by SIGPIPE (a shell shows 141)."
     )

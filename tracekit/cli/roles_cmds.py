@@ -324,11 +324,22 @@ def referrals_receive(
             show_default=False,
         ),
     ] = None,
+    trusted_signers: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--trusted-signers",
+            envvar="TRACEKIT_TRUSTED_SIGNERS",
+            help="Your team's trusted signers file (one tracer a line: fingerprint or key, then name): a referral "
+            "signed by anyone not in it is refused. Default: $TRACEKIT_TRUSTED_SIGNERS.",
+            show_default=False,
+        ),
+    ] = None,
     allow_unpinned_signer: Annotated[
         bool,
         typer.Option(
             "--allow-unpinned-signer",
-            help="Without --signer, take referrals whose signer is not checked (a loud warning; not recommended).",
+            help="With neither --signer nor a trusted signers file, take referrals whose signer is not checked "
+            "(a loud warning; not recommended).",
         ),
     ] = False,
 ) -> None:
@@ -340,13 +351,14 @@ def referrals_receive(
     contacts to trace (today, case show, contact call). Receiving a referral again changes
     nothing. Received people never go back to central: standard handovers leave them out.
     """
-    from tracekit.bundle.reader import load_identities, parse_signer
+    from tracekit.bundle.reader import load_identities
+    from tracekit.bundle.signers import resolve_signer
     from tracekit.records import Casebook
     from tracekit.records.receive import ReferralReceiver, read_incoming
 
+    signers = resolve_signer(signer, trusted=trusted_signers, allow_unpinned=allow_unpinned_signer)
     identities = load_identities(identity)
-    pinned = {fingerprint for fingerprint in (parse_signer(s) for s in signer or []) if fingerprint}
-    incoming = read_incoming(files, identities, pinned, allow_unpinned=allow_unpinned_signer)
+    incoming = read_incoming(files, identities, signers)
     for incoming_file in incoming:
         unchecked = sorted({r.fingerprint for r in incoming_file.referrals if not r.signer_pinned})
         for fingerprint in unchecked:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic import ValidationError as SchemaError
 
 from tracekit import files
+from tracekit.bundle.signers import SignerCheck, UntrustedSigner
 from tracekit.domain.refs import RefKind, parse_ref
 from tracekit.errors import (
     BundleInvalid,
@@ -70,28 +71,25 @@ RECEIVE_ACTION = "referral.receive"
 # -- the signer -----------------------------------------------------------------------------
 
 
-def check_signer(fingerprint: str, pinned: set[str], *, allow_unpinned: bool, what: str) -> bool:
+def check_signer(fingerprint: str, signers: SignerCheck, *, what: str) -> bool:
     """Whether ``what``'s signer was checked against a pinned tracer key.
 
-    ``pinned``: fingerprints of the tracer keys given with ``--signer`` (as
-    :func:`tracekit.bundle.reader.parse_signer` returns them). A signer not among them is
-    refused; with none pinned, the signer is refused unless ``allow_unpinned`` (then it
-    is taken unchecked, and the caller warns). The one place the receiving side decides
-    whom to trust, so a shared list of trusted signers can replace ``pinned`` here.
+    ``signers``: what :func:`tracekit.bundle.signers.resolve_signer` made of ``--signer``
+    and the trusted signers file (the one place that decides whom a team trusts). A
+    signer it does not accept is refused (exit 19); with nothing pinned, the signer is
+    refused unless ``--allow-unpinned-signer`` (then it is taken unchecked, and the
+    caller warns).
     """
-    if pinned:
-        if fingerprint not in pinned:
-            raise BundleInvalid(
-                f"{what} is signed by tracer key {fingerprint}, which is not one you pinned with --signer; nothing was received",
-                hint="check with the tracer which key they signed with (tracekit keys show on their side)",
-            )
-        return True
-    if not allow_unpinned:
+    if not signers.any_pin and not signers.allow_unpinned:
         raise PolicyError(
             f"{what} is signed by tracer key {fingerprint}, but no --signer was given to check it against; nothing was received",
-            hint="pass --signer with the tracer's registered key or fingerprint; --allow-unpinned-signer takes it unchecked",
+            hint="pass --signer with the tracer's registered key or fingerprint (or --trusted-signers FILE); "
+            "--allow-unpinned-signer takes it unchecked",
         )
-    return False
+    try:
+        return signers.accept(fingerprint).pinned
+    except UntrustedSigner as exc:
+        raise UntrustedSigner(f"{what}: {exc.message}; nothing was received", hint=exc.hint) from None
 
 
 # -- the payload, parsed strictly -------------------------------------------------------------
@@ -225,7 +223,7 @@ def parse_payload(data: bytes, signer: str, source: str) -> _Payload:
     return payload
 
 
-def _incoming(sealed: bytes, identities: list[Any], source: str, pinned: set[str], allow_unpinned: bool,
+def _incoming(sealed: bytes, identities: list[Any], source: str, signers: SignerCheck,
               expected_signer: str | None = None) -> IncomingReferral:
     from tracekit.crypto import signing
 
@@ -237,26 +235,26 @@ def _incoming(sealed: bytes, identities: list[Any], source: str, pinned: set[str
     if expected_signer is not None:  # inside a bundle: the bundle's own signer, already checked
         if signer != expected_signer:
             raise BundleInvalid(f"{source} is signed by a different tracer key ({fingerprint}) than its bundle")
-        checked = bool(pinned)
+        checked = signers.any_pin
     else:
-        checked = check_signer(fingerprint, pinned, allow_unpinned=allow_unpinned, what=source)
+        checked = check_signer(fingerprint, signers, what=source)
     payload = parse_payload(payload_bytes, signer, source)
     return IncomingReferral(
         source, payload.referral, signer, fingerprint, checked, hashlib.sha256(payload_bytes).hexdigest(), payload
     )
 
 
-def read_referral_file(path: Path, identities: list[Any], pinned: set[str], *, allow_unpinned: bool) -> IncomingFile:
+def read_referral_file(path: Path, identities: list[Any], signers: SignerCheck) -> IncomingFile:
     sealed = files.read_regular_file(
         path, what="referral", max_bytes=MAX_REFERRAL_BYTES,
         error=lambda message: ValidationError("file", message, expected="a referral R-XXXXXX.age or a vetted-team bundle"),
     )
     if not sealed.startswith(b"age-encryption.org/v1\n"):
         raise BundleInvalid(f"{path} is not an age-encrypted file, so not a tracekit referral")
-    return IncomingFile(path, [_incoming(sealed, identities, str(path), pinned, allow_unpinned)])
+    return IncomingFile(path, [_incoming(sealed, identities, str(path), signers)])
 
 
-def read_bundle_file(path: Path, identities: list[Any], pinned: set[str], *, allow_unpinned: bool) -> IncomingFile:
+def read_bundle_file(path: Path, identities: list[Any], signers: SignerCheck) -> IncomingFile:
     """The referrals of a vetted-team bundle, once the whole bundle has verified."""
     from tracekit.bundle.reader import read_bundle_members
 
@@ -283,24 +281,24 @@ def read_bundle_file(path: Path, identities: list[Any], pinned: set[str], *, all
             expected="a referral R-XXXXXX.age or a vetted-team bundle",
         )
     signer = verified.model.tracer_key.public_key
-    check_signer(verified.signer_fingerprint, pinned, allow_unpinned=allow_unpinned, what=str(path))
+    check_signer(verified.signer_fingerprint, signers, what=str(path))
     referrals = []
     for name, sealed in sorted(members.items()):
-        referral = _incoming(sealed, identities, f"{path} ({name})", pinned, allow_unpinned, expected_signer=signer)
+        referral = _incoming(sealed, identities, f"{path} ({name})", signers, expected_signer=signer)
         if name != f"referrals/{referral.ref}.age":
             raise BundleInvalid(f"{referral.source} holds referral {referral.ref}: the member's name and its content differ")
         referrals.append(referral)
     return IncomingFile(path, referrals, verified.model.bundle_id)
 
 
-def read_incoming(paths: list[Path], identities: list[Any], pinned: set[str], *, allow_unpinned: bool) -> list[IncomingFile]:
+def read_incoming(paths: list[Path], identities: list[Any], signers: SignerCheck) -> list[IncomingFile]:
     """Every file read and checked; the first problem stops it, before anything is written.
     A name ending in ``.tar.age`` is a bundle, any other a referral file."""
     out = []
     for path in paths:
         path = Path(path).expanduser()
         read = read_bundle_file if path.name.endswith(".tar.age") else read_referral_file
-        out.append(read(path, identities, pinned, allow_unpinned=allow_unpinned))
+        out.append(read(path, identities, signers))
     return out
 
 

@@ -23,8 +23,9 @@ from the later stub back to the earlier record (docs/threat-model.md, "Deltas ne
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tracekit.redaction.policy import Policy
@@ -139,20 +140,50 @@ def redact(
 
 
 # -- CSV ----------------------------------------------------------------------------------
+#
+# The CSV members are for analysts (Excel, pandas): a marker is an empty cell, and the record's
+# withheld status is in its own columns (docs/bundle-format.md#csv-members).
 
-_FORMULA_STARTS = frozenset("=+-@\t\r\n")
+#: What a spreadsheet may take for the start of a formula (OWASP, "CSV Injection"): ``= + - @``,
+#: their full-width forms, tab and line breaks; a leading space (dropped by some spreadsheets
+#: when they read a cell) is looked past.
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20 ")
+#: A cell that is only a number is read as that number, never as a formula: a phone number in
+#: E.164 (``+447700900123``) goes out as it is, not as ``'+447700900123``.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+#: The CSV columns that stand for the JSON ``withheld`` field.
+WITHHELD_COLUMNS = ("withheld", "withheld_reason", "withheld_fields")
+
+
+def _text_cell(text: str) -> str:
+    """Text as a cell: prefixed with ``'`` only when a spreadsheet could run it as a formula."""
+    first = text[:1]
+    if first not in _FORMULA_STARTS or _PLAIN_NUMBER.fullmatch(text):
+        return text
+    if first == " " and text.lstrip(" ")[:1] not in _FORMULA_STARTS:
+        return text
+    return "'" + text
 
 
 def csv_cell(value: Any) -> str:
-    """One CSV cell. Markers become ``withheld:<reason>[:<referral>]``; text that a
-    spreadsheet would run as a formula is prefixed with ``'`` (OWASP's advice).
+    """One CSV cell. A marker is an empty cell (the row's withheld columns say why); a
+    whole-number float is written as an integer (a duration of ``190``, not ``190.0``);
+    text that a spreadsheet could run as a formula is prefixed with ``'``."""
+    cell = _cell(value)
+    return "" if cell is _HELD else cell
 
-    Hot path of every export (once per field per record): plain strings are checked
-    first and by exact type.
-    """
+
+class _Held:
+    """Stands for a marker's cell until the row knows which fields are withheld."""
+
+
+_HELD: Any = _Held()
+
+
+def _cell(value: Any) -> Any:
     kind = type(value)
     if kind is str:
-        return "'" + value if value[:1] in _FORMULA_STARTS else value
+        return _text_cell(value)
     if value is None:
         return ""
     if kind is bool:
@@ -160,27 +191,55 @@ def csv_cell(value: Any) -> str:
     if kind is int:
         return str(value)
     if kind is float:
-        return repr(value)
+        return str(int(value)) if value.is_integer() else repr(value)
     if kind is dict and "withheld" in value:
-        ref = value.get("referral")
-        return f"withheld:{value['withheld']}" + (f":{ref}" if ref else "")
-    text = str(value)
-    return "'" + text if text[:1] in _FORMULA_STARTS else text
+        return _HELD
+    return _text_cell(str(value))
 
 
 #: Types the csv module writes exactly as :func:`csv_cell` would turn them into text
-#: (None as an empty cell, int with str(), float with repr()), so they can go to it as they are.
-_AS_THEY_ARE = frozenset({type(None), int, float})
+#: (None as an empty cell, int with str()), so they can go to it as they are.
+_AS_THEY_ARE = frozenset({type(None), int})
 
 
-def csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
-    """The cells of one CSV row: what ``[csv_cell(record.get(c)) for c in columns]`` writes,
-    with the common cases (plain text, numbers, empty) decided inline rather than by a
-    call per cell. Every string still has its first character checked."""
-    starts = _FORMULA_STARTS
-    plain = _AS_THEY_ARE
-    cell = csv_cell
-    return [
-        value if type(value) in plain or (type(value) is str and value[:1] not in starts) else cell(value)
-        for value in map(record.get, columns)
-    ]
+class CsvLayout:
+    """The CSV form of records with the given (JSON) columns: where ``withheld`` is, the
+    CSV has ``withheld`` (``true``/``false``: the record is a stub), ``withheld_reason``
+    (the stub's reason, empty otherwise) and ``withheld_fields`` (the fields whose cells
+    are empty because they are withheld, space-separated: every marker of a stub, or the
+    one or two a shared detail withholds in an ordinary record)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = list(columns)
+        self._withheld_at = self.columns.index("withheld") if "withheld" in self.columns else None
+        self.header = [
+            name for column in self.columns for name in (WITHHELD_COLUMNS if column == "withheld" else (column,))
+        ]
+
+    def row(self, record: dict[str, Any]) -> list[Any]:
+        """The cells of one record: what :func:`csv_cell` writes cell by cell, with the common
+        cases (plain text, whole numbers, empty) decided inline rather than by a call per cell.
+        Hot path of every export (once per record). Every string still has its first
+        character checked."""
+        starts = _FORMULA_STARTS
+        plain = _AS_THEY_ARE
+        cell = _cell
+        markers: list[Any] = []
+        found = markers.append
+        values: Iterator[Any] = map(record.get, self.columns)
+        cells = [
+            value if ((kind := type(value)) is str and value[:1] not in starts) or kind in plain
+            else ("true" if value else "false") if kind is bool
+            else cell(value) if kind is not dict
+            else found(value) or cell(value)
+            for value in values
+        ]
+        held = ""
+        if markers:  # a stub, or an ordinary record with a shared detail held back
+            held = " ".join(name for name, value in zip(self.columns, cells) if value is _HELD)
+            cells = ["" if value is _HELD else value for value in cells]
+        at = self._withheld_at
+        if at is not None:
+            reason = record.get("withheld")
+            cells[at : at + 1] = ["true" if reason else "false", reason or "", held]
+        return cells
