@@ -160,20 +160,34 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 TABLES = {"case": "cases", "contact": "contacts"}
 
 
+#: Cells checked once per distinct value (dates and choices repeat across millions of records).
+_MEMOISED = frozenset({_date, _token})
+#: Distinct values remembered per field (a few hundred dates, a handful of choices; bounded for hostile input).
+_MEMO_LIMIT = 4096
+
+
 class _RecordTable:
-    """One record type's layout: for each bundle field, its column index and cell function."""
+    """One record type's layout: for each bundle field, its column index, cell function and memo.
+
+    :meth:`row` is the hot loop of an ingest (once per field of millions of records), so
+    it is written flat: one dict lookup per field, a memo lookup for dates and choices,
+    a pattern match only for values that differ record by record."""
 
     def __init__(self, record_type: str, allowed: set[str]) -> None:
         self.record_type = record_type
         self.table = TABLES[record_type]
         self.columns = COLUMNS[record_type]
         index = {column: i for i, column in enumerate(self.columns)}
-        self.cells: dict[str, tuple[int, Callable[[Any], str]] | None] = {}
+        #: name -> (column index or -1 when not stored, cell function, memo or None)
+        self.cells: dict[str, tuple[int, Callable[[Any], str] | None, dict[str, str] | None]] = {}
         for name in allowed - {"ref"}:
             cell = _CELL.get(name)
-            self.cells[name] = None if cell is None else (index[_COLUMN_OF.get(name, name)], cell)
+            if cell is None:
+                self.cells[name] = (-1, None, None)
+            else:
+                self.cells[name] = (index[_COLUMN_OF.get(name, name)], cell, {} if cell in _MEMOISED else None)
         if "role" not in self.cells:
-            self.cells["role"] = (index["role"], _token)  # stubs name their role under role_category
+            self.cells["role"] = (index["role"], _token, {})  # stubs name their role under role_category
         self.withheld_at = index["withheld"]
         self.referral_at = index["referral"]
         self.fields_at = index["withheld_fields"]
@@ -206,22 +220,30 @@ class _RecordTable:
             raise _Refused("no referral on a record that is not withheld")
         markers: list[str] = []
         cells = self.cells
-        for name, value in record.items():
-            try:
-                spec = cells[name]
-            except KeyError:
-                raise _Refused(f"only the fields its policy lists ({name[:40]!r} is not one of them)") from None
-            if type(value) is dict:
-                _check_marker(value)
-                markers.append(name)
-                continue
-            if spec is None or value is None:
-                continue
-            at, cell = spec
-            try:
-                row[at] = cell(value)
-            except _Refused as refused:
-                raise _Refused(f"{name}: {refused}") from None
+        name = ""
+        try:
+            for name, value in record.items():
+                spec = cells.get(name)
+                if spec is None:
+                    raise _Refused(f"only the fields its policy lists ({name[:40]!r} is not one of them)")
+                at, cell, memo = spec
+                kind = type(value)
+                if kind is dict:
+                    _check_marker(value)
+                    markers.append(name)
+                elif at < 0 or value is None:
+                    continue
+                elif memo is not None and kind is str:
+                    checked = memo.get(value)
+                    if checked is None:
+                        checked = cell(value)  # type: ignore[misc]
+                        if len(memo) < _MEMO_LIMIT:
+                            memo[value] = checked
+                    row[at] = checked
+                else:
+                    row[at] = cell(value)  # type: ignore[misc]
+        except _Refused as refused:
+            raise _Refused(f"{name[:40]}: {refused}") from None
         if stub:
             if not (type(ref) is str and _STUB_ID.fullmatch(ref)):
                 raise _Refused("ref: a withheld stub's stub id W-...")
@@ -266,7 +288,11 @@ class _MemberLoader:
         self._rows: list[str] = []
         self._line = 0
         self._failed = False
-        self._copy_context = cursor.copy(layout.copy_sql())
+        from psycopg.copy import QueuedLibpqWriter
+
+        # The queued writer sends in a thread while this one parses and checks the next
+        # records, so the server's work overlaps ours (its queue is bounded: memory stays flat).
+        self._copy_context = cursor.copy(layout.copy_sql(), writer=QueuedLibpqWriter(cursor))
         self._copy = self._copy_context.__enter__()
 
     def write(self, block: bytes, /) -> None:
