@@ -338,3 +338,34 @@ def test_the_registry_refuses_a_second_tracer_with_the_same_key(database):
     assert again.exit_code == ExitCode.CONFLICT
     missing = central(database, "tracers", "remove", "--name", "Nobody")
     assert missing.exit_code == ExitCode.NOT_FOUND
+
+
+def _guide_sql_block(starting: str) -> str:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "central-guide.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in guide.split("```sql\n")[1:]]
+    return next(block for block in blocks if block.startswith(starting))
+
+
+def test_the_guide_s_roles_can_do_their_jobs_and_no_more(database, tracers):
+    """The roles and grants of docs/central-guide.md, run as written (the test server's
+    superuser stands in for the owner)."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        for statement in _guide_sql_block("-- as a superuser").split(";"):
+            if statement.strip().split("\n")[-1].startswith("CREATE ROLE"):
+                try:
+                    conn.execute(statement)
+                except psycopg.errors.DuplicateObject:
+                    pass  # one server for the whole session: made by an earlier run of this test
+        conn.execute(_guide_sql_block("REVOKE ALL ON SCHEMA public"))
+    register(database, "Tracer A", tracers["a"]["fingerprint"])
+    as_ingest = database.replace("user=postgres", "user=tracekit_ingest")
+    as_analyst = database.replace("user=postgres", "user=tracekit_analyst")
+    result = ingest(as_ingest, tracers["identity"], tracers["a"]["path"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(ingest(as_ingest, tracers["identity"], tracers["a"]["path"]).stdout)["items"][0]["status"] == "already-ingested"
+    summary = central(as_analyst, "summary", "--json")
+    assert summary.exit_code == 0 and json.loads(summary.stdout)["tracers"]["items"][0]["cases"] == 2
+    refused = central(as_ingest, "tracers", "add", "--name", "Mallory", "--signer", "cd" * 32)
+    assert refused.exit_code == ExitCode.DATABASE and "permission denied" in refused.stderr
+    with psycopg.connect(as_analyst) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("DELETE FROM cases")
