@@ -33,20 +33,19 @@ import hmac
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from common import machine  # noqa: E402
+from common import machine
 
 CHUNK = 20_000
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -171,7 +170,7 @@ def make_bundle(folder: Path, tracer: int, count: int, team_key: bytes, recipien
         flush("case")
         flush("contact")
         tar.add("redaction-report.json", b"{}", listed=True)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest = {
             "format": "tracekit-bundle", "version": 1, "bundle_id": bundle_id, "created_at": now, "tracekit_version": "0.1.0",
             "tracer_key": {"algorithm": "ed25519", "public_key": public, "fingerprint": signing.fingerprint(public)},
@@ -241,8 +240,7 @@ def dump_rows(url: str, folder: Path) -> dict[str, Path]:
         for table in ("bundles", "cases", "contacts"):
             path = folder / f"{table}.copy"
             with open(path, "wb") as out, cursor.copy(f"COPY {table} TO STDOUT") as copy:
-                for block in copy:
-                    out.write(block)
+                out.writelines(copy)
             files[table] = path
     return files
 

@@ -67,7 +67,7 @@ class TemporaryPostgres:
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise ServerUnavailable(f"{what} failed: {' | '.join(detail)}")
 
-    def start(self) -> "TemporaryPostgres":
+    def start(self) -> TemporaryPostgres:
         initdb, self._pg_ctl = _binaries()
         self._prefix, uid = _as_server_user()
         self.directory = Path(tempfile.mkdtemp(prefix="tracekit-pg-", dir="/tmp"))  # short: a socket path has ~100 bytes
