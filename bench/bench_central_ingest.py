@@ -261,12 +261,66 @@ def bare_copy(server, files: dict[str, Path], tracers, name: str) -> tuple[float
     return time.perf_counter() - start, rows
 
 
+class _Discard:
+    """Stands in for a COPY in the breakdown's "checks, no database" step: takes the rows, keeps nothing."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, data: object) -> None:
+        return None
+
+
+def breakdown(server, tracer: tuple[Path, str], identity: Path) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Where one bundle's ingest goes, in this process: (wall, CPU) seconds of each step."""
+    from tracekit.bundle.reader import load_identities, read_bundle, read_members
+    from tracekit.central import ingest as central_ingest
+    from tracekit.central.database import connect
+
+    identities = load_identities(identity)
+    path = tracer[0]
+    steps: dict[str, dict[str, float]] = {}
+
+    def measure(name: str, action) -> object:  # type: ignore[no-untyped-def]
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = action()
+        steps[name] = {"wall": round(time.perf_counter() - wall, 2), "cpu": round(time.process_time() - cpu, 2)}
+        return result
+
+    verified = measure("verify pass (decrypt, hash, count)", lambda: read_bundle(path, identities))
+    measure("second pass, nothing consumed (decrypt, hash)", lambda: read_members(path, identities, verified, lambda name: None))
+    layouts = {t: central_ingest._RecordTable(t, central_ingest._allowed_fields(verified, t)) for t in central_ingest.TABLES}
+    totals = central_ingest._Totals()
+
+    def consume(name: str):  # type: ignore[no-untyped-def]
+        match = central_ingest._MEMBER.fullmatch(name)
+        if match is None:
+            return None
+        layout = layouts["case" if match.group(1) == "cases" else "contact"]
+        return central_ingest._MemberLoader(_Discard(), layout, name, 1, 1, totals)
+
+    measure("second pass with every record parsed and checked (no database)", lambda: read_members(path, identities, verified, consume))
+    url = fresh_database(server, "breakdown")
+    register(url, [tracer])
+    conn = connect(url)
+    measure("whole ingest of the bundle, in process", lambda: central_ingest.ingest_bundle(conn, url, path, identities))
+    files = dump_rows(url, path.parent)
+    conn.close()
+    measure("bare COPY of its rows", lambda: bare_copy(server, files, [tracer], "breakdown_copy"))
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--tracers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--breakdown", action="store_true", help="also time the steps of one bundle's ingest in process")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, also into a file
 
     from pyrage import x25519
 
@@ -299,6 +353,9 @@ def main() -> None:
             copy_seconds, rows = bare_copy(server, files, tracers, f"copy_{round_number}")
             copy_runs.append(copy_seconds)
             print(f"round {round_number + 1}: ingest {seconds:.1f} s (peak RSS {peak / 1024:.0f} MiB), bare COPY of {rows:,} rows {copy_seconds:.1f} s")
+        steps = breakdown(server, tracers[0], identity) if args.breakdown else {}
+        for step, times in steps.items():
+            print(f"  {step}: {times['wall']:.1f} s wall, {times['cpu']:.1f} s CPU (this process)")
         ingest_median, copy_median = statistics.median(ingest_runs), statistics.median(copy_runs)
         print(json.dumps({
             "machine": machine(),
@@ -310,6 +367,7 @@ def main() -> None:
             "ratio": round(ingest_median / copy_median, 2),
             "records_per_second": round(per_tracer * args.tracers / ingest_median),
             "peak_rss_mib": {"one_bundle": round(one_rss / 1024), "all_bundles": [round(r / 1024) for r in rss]},
+            "breakdown_one_bundle": steps,
         }, indent=1))
     finally:
         server.stop()

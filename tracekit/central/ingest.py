@@ -278,7 +278,8 @@ class _Totals:
 class _MemberLoader:
     """A ``records/*.jsonl`` member streamed into a COPY as it is decrypted."""
 
-    def __init__(self, cursor: Any, layout: _RecordTable, member: str, bundle_pk: int, tracer_id: int, totals: _Totals) -> None:
+    def __init__(self, copy_context: Any, layout: _RecordTable, member: str, bundle_pk: int, tracer_id: int, totals: _Totals) -> None:
+        """``copy_context``: the ``cursor.copy(...)`` context manager of the COPY to feed."""
         self._layout = layout
         self._member = member
         self._bundle = str(bundle_pk)
@@ -288,11 +289,7 @@ class _MemberLoader:
         self._rows: list[str] = []
         self._line = 0
         self._failed = False
-        from psycopg.copy import QueuedLibpqWriter
-
-        # The queued writer sends in a thread while this one parses and checks the next
-        # records, so the server's work overlaps ours (its queue is bounded: memory stays flat).
-        self._copy_context = cursor.copy(layout.copy_sql(), writer=QueuedLibpqWriter(cursor))
+        self._copy_context = copy_context
         self._copy = self._copy_context.__enter__()
 
     def write(self, block: bytes, /) -> None:
@@ -405,6 +402,7 @@ def _allowed_fields(verified: Verified, record_type: str) -> set[str]:
 def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ingested:
     """Verify one bundle, then load it in one transaction (or find it was loaded already)."""
     import psycopg
+    from psycopg.copy import QueuedLibpqWriter
 
     started = time.perf_counter()
     path = Path(path).expanduser()
@@ -440,7 +438,10 @@ def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ing
                         if match is None:
                             return None  # CSV copies, the redaction report: hashed and checked, not loaded
                         layout = layouts["case" if match.group(1) == "cases" else "contact"]
-                        return _MemberLoader(cursor, layout, name, bundle_pk, tracer.id, totals)
+                        # The queued writer sends in a thread while this one parses and checks the next
+                        # records, so the server's work overlaps ours (its queue is bounded: memory stays flat).
+                        copy = cursor.copy(layout.copy_sql(), writer=QueuedLibpqWriter(cursor))
+                        return _MemberLoader(copy, layout, name, bundle_pk, tracer.id, totals)
 
                     read_members(path, identities, verified, consume)
                 conn.execute(
