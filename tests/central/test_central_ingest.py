@@ -369,3 +369,25 @@ def test_the_guide_s_roles_can_do_their_jobs_and_no_more(database, tracers):
     assert refused.exit_code == ExitCode.DATABASE and "permission denied" in refused.stderr
     with psycopg.connect(as_analyst) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM cases")
+
+
+def test_the_same_bundle_ingested_twice_at_once_is_stored_once(database, tracers):
+    """Two ingest jobs racing on one bundle: the unique bundle id makes the second wait, then find it there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tracekit.bundle.reader import load_identities
+    from tracekit.central.database import connect
+    from tracekit.central.ingest import ingest_bundle
+
+    register(database, "Tracer A", tracers["a"]["fingerprint"])
+    identities = load_identities(tracers["identity"])
+    connections = [connect(database), connect(database)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda conn: ingest_bundle(conn, database, tracers["a"]["path"], identities), connections))
+    finally:
+        for conn in connections:
+            conn.close()
+    assert sorted(result.already for result in results) == [False, True]
+    assert query(database, "SELECT count(*) FROM bundles")[0][0] == 1
+    assert query(database, "SELECT count(*) FROM cases")[0][0] == 2
