@@ -38,6 +38,7 @@ class ExitCode(IntEnum):
     POLICY = 17  # a policy refuses the action or the policy file is invalid
     LEAK_BLOCKED = 18  # the leak guard stopped an export
     BUNDLE_INVALID = 19  # a bundle or referral failed verification
+    DATABASE = 20  # the central team's database is unreachable, refused, or its schema does not fit
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM or SIGHUP (128 + SIGTERM)
 
@@ -64,6 +65,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.POLICY: "refused by policy, or the policy is invalid",
     ExitCode.LEAK_BLOCKED: "the leak guard stopped an export",
     ExitCode.BUNDLE_INVALID: "a bundle or referral failed verification (altered, malformed, or signed by a key you do not accept)",
+    ExitCode.DATABASE: "the central database is unreachable, refused the operation, or needs migrating",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.TERMINATED: "stopped by SIGTERM or SIGHUP (cleaned up as for Ctrl-C)",
 }
@@ -247,6 +249,21 @@ class LeakBlocked(TracekitError):
 class BundleInvalid(TracekitError):
     exit_code = ExitCode.BUNDLE_INVALID
     code = "bundle-invalid"
+
+
+class UnknownSigner(BundleInvalid):
+    """A bundle verified, but its signer is not a tracer the central team registered."""
+
+    code = "unknown-signer"
+
+
+class DatabaseError(TracekitError):
+    """The central team's PostgreSQL database: unreachable, refused, or on another schema.
+
+    Messages name the database without its password (``tracekit.central.database``)."""
+
+    exit_code = ExitCode.DATABASE
+    code = "database"
 
 
 class Interrupted(TracekitError):

@@ -113,8 +113,8 @@ def test_nothing_is_written_for_a_bundle_from_the_wrong_signer(tmp_path, key_fil
     members = {"records/cases-00001.jsonl": hostile.RECORD * 20_000}
     path = _write(tmp_path, hostile.bundle(members))
     created: list[str] = []
-    real_create = reader._create_member
-    monkeypatch.setattr(reader, "_create_member", lambda d, n: created.append(n) or real_create(d, n))
+    real_create = reader._ExtractedMember
+    monkeypatch.setattr(reader, "_ExtractedMember", lambda d, n: created.append(n) or real_create(d, n))
     result = _cli("bundle", "open", str(path), "-i", str(key_file), "--out", str(tmp_path / "out"), "--signer", "ab" * 32)
     assert result.exit_code == ExitCode.BUNDLE_INVALID
     assert "signed by a different key" in result.stderr

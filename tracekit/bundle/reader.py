@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from tracekit import files
 from tracekit.bundle.manifest import (
@@ -248,16 +248,29 @@ def _check_age_file(source: BinaryIO, path: Path) -> None:
 Collect = Callable[[str, int], bool]
 
 
+class MemberSink(Protocol):
+    """Where a member's bytes go as they pass (a file being extracted, a database load)."""
+
+    def write(self, block: bytes, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+#: Given a member's name, where its bytes go (or None: only hash and count it).
+MemberConsumer = Callable[[str], MemberSink | None]
+
+
 def _scan(
-    path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None, extract_to: Path | None = None,
-    collect: Collect | None = None,
+    path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None,
+    consume: MemberConsumer | None = None, collect: Collect | None = None,
 ) -> _Scan:
-    """One pass: decrypt, read every member; check against ``expected`` and extract if given."""
+    """One pass: decrypt, read every member; check against ``expected``, hand each member to
+    ``consume`` and keep the ones ``collect`` chooses, if given."""
     with _open_regular(path, "bundle", "a .tar.age bundle file") as source:
         _check_age_file(source, path)
         decryptor = _Decryptor(source, identities)
         try:
-            scan = _walk(TarStream(decryptor.stream), expected, extract_to, collect)
+            scan = _walk(TarStream(decryptor.stream), expected, consume, collect)
         except BaseException:
             failure = decryptor.abandon()
             if failure is not None:
@@ -268,7 +281,7 @@ def _scan(
 
 
 def _walk(
-    tar: TarStream, expected: dict[str, FileEntry] | None, extract_to: Path | None, collect: Collect | None = None
+    tar: TarStream, expected: dict[str, FileEntry] | None, consume: MemberConsumer | None, collect: Collect | None = None
 ) -> _Scan:
     scan = _Scan()
     for member in tar.members():
@@ -304,7 +317,7 @@ def _walk(
                 raise BundleInvalid(f"{name} is {member.size:,} bytes but its manifest says {entry.bytes:,}: it was altered")
         digest = hashlib.sha256()
         lines = 0
-        target = _create_member(extract_to, name) if extract_to is not None else None
+        target = consume(name) if consume is not None else None
         kept: list[bytes] | None = [] if collect is not None and collect(name, member.size) else None
         try:
             for block in tar.read_data(member):
@@ -313,12 +326,10 @@ def _walk(
                 if kept is not None:
                     kept.append(block)
                 if target is not None:
-                    with _writing(extract_to):  # type: ignore[arg-type]
-                        target.write(block)
+                    target.write(block)
         finally:
             if target is not None:
-                with _writing(extract_to):  # type: ignore[arg-type]
-                    target.close()
+                target.close()
         scan.order.append(name)
         scan.sizes[name] = member.size
         scan.hashes[name] = digest.hexdigest()
@@ -330,13 +341,24 @@ def _walk(
     return scan
 
 
-def _create_member(directory: Path | None, name: str) -> BinaryIO:
-    assert directory is not None
-    target = directory / name  # name matched MEMBER_NAME: at most one plain folder deep
-    with _writing(directory):
-        target.parent.mkdir(exist_ok=True, mode=0o700)
-        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        return os.fdopen(fd, "wb")
+class _ExtractedMember:
+    """A member being written into the folder a bundle is opened into."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self._directory = directory
+        target = directory / name  # name matched MEMBER_NAME: at most one plain folder deep
+        with _writing(directory):
+            target.parent.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            self._file = os.fdopen(fd, "wb")
+
+    def write(self, block: bytes, /) -> None:
+        with _writing(self._directory):
+            self._file.write(block)
+
+    def close(self) -> None:
+        with _writing(self._directory):
+            self._file.close()
 
 
 def _verify(scan: _Scan, signers: SignerCheck) -> Verified:
@@ -397,6 +419,22 @@ def read_bundle(path: Path, identities: list[Any], *, signer: str | SignerCheck 
     return _verify(_scan(Path(path).expanduser(), identities), signers)
 
 
+def read_members(path: Path, identities: list[Any], verified: Verified, consume: MemberConsumer) -> None:
+    """A second pass over a bundle ``read_bundle`` verified: each member's bytes go to
+    ``consume(name)`` as they pass, each member is checked against the size and hash the
+    verified manifest lists, and the whole against the verified pass (a file swapped
+    between the passes is caught).
+
+    A member's bytes reach its sink before its hash is checked at its end: a consumer must
+    hold what it received as provisional (a temporary folder, an open transaction) until
+    this returns, and discard it if this raises.
+    """
+    expected = {entry.path: entry for entry in verified.model.files}
+    second = _scan(Path(path).expanduser(), identities, expected=expected, consume=consume)
+    if second.manifest_bytes != verified.manifest_bytes or second.order != verified.files:
+        raise BundleInvalid("the bundle file changed while it was being read")
+
+
 def open_bundle(
     path: Path, identities: list[Any], out_dir: Path, *, signer: str | SignerCheck | None = None
 ) -> tuple[Verified, Path]:
@@ -418,10 +456,7 @@ def open_bundle(
         files.remove_leftovers(out_dir)
         temp.mkdir(mode=0o700)
     try:
-        expected = {entry.path: entry for entry in verified.model.files}
-        second = _scan(path, identities, expected=expected, extract_to=temp)
-        if second.manifest_bytes != verified.manifest_bytes or second.order != verified.files:
-            raise BundleInvalid("the bundle file changed while it was being opened")
+        read_members(path, identities, verified, lambda name: _ExtractedMember(temp, name))
         with _writing(out_dir):
             # The exact signed bytes, so the opened copy can be checked again later.
             for name, data in ((MANIFEST_NAME, verified.manifest_bytes), (SIGNATURE_NAME, verified.signature_hex.encode() + b"\n")):

@@ -202,6 +202,7 @@ def _register() -> None:
         audit_cmds,
         bundle_cmds,
         case_cmds,
+        central_cmds,
         contact_cmds,
         demo,
         import_cmds,
@@ -221,6 +222,7 @@ def _register() -> None:
     roles_cmds.register(app)
     audit_cmds.register(app)
     bundle_cmds.register(app)
+    central_cmds.register(app)
     import_cmds.register(app)
     demo.register(app)
 
