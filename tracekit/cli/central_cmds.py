@@ -27,6 +27,7 @@ DatabaseOption = Annotated[
             "PostgreSQL connection string (postgresql://USER@HOST/DB or host=... dbname=...); default: "
             "$TRACEKIT_DATABASE_URL. Keep the password in PGPASSWORD or ~/.pgpass, not here."
         ),
+        metavar="URL",
     ),
 ]
 
@@ -161,9 +162,13 @@ def central_summary(
 @tracers_app.command("add")
 @command
 def tracers_add(
-    name: Annotated[str, typer.Option("--name", help="The tracer's name, as the central team knows them.")],
+    name: Annotated[str, typer.Option("--name", help="The tracer's name, as the central team knows them.", metavar="NAME")],
     signer: Annotated[
-        str, typer.Option("--signer", help="Their public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.")
+        str, typer.Option(
+            "--signer",
+            help="Their public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.",
+            metavar="KEY",
+        )
     ],
     database: DatabaseOption = None,
 ) -> None:
@@ -209,7 +214,7 @@ def tracers_list(
 @tracers_app.command("remove")
 @command
 def tracers_remove(
-    name: Annotated[str, typer.Option("--name", help="The registered tracer's name.")],
+    name: Annotated[str, typer.Option("--name", help="The registered tracer's name.", metavar="NAME")],
     database: DatabaseOption = None,
 ) -> None:
     """Stop taking a tracer's bundles; what they sent stays."""

@@ -141,6 +141,20 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ),
     ),
     "referrals received": (("What has been taken in, and from which tracer", "tracekit referrals received"),),
+    "central migrate": (
+        ("Create or update the central schema", "tracekit central migrate --database postgresql://central@db/tracing"),
+    ),
+    "central tracers add": (
+        ("Register a tracer by the fingerprint they gave you", "tracekit central tracers add --name 'Tracer North 4' --signer north4.pub"),
+    ),
+    "central tracers list": (("Every registered tracer", "tracekit central tracers list"),),
+    "central tracers remove": (("Take no more bundles from a tracer", "tracekit central tracers remove --name 'Tracer North 4'"),),
+    "central ingest": (
+        ("Load every bundle in the inbox (each verified first)", "tracekit central ingest inbox/*.tar.age --identity central.key"),
+    ),
+    "central summary": (
+        ("What arrived per tracer and per day, and the links", "tracekit central summary --days 7"),
+    ),
     "audit show": (
         ("Changes since a date", "tracekit audit show --since 2020-10-01"),
         ("Everything that touched one record", "tracekit audit show --ref P-4D8N2V"),
