@@ -74,8 +74,6 @@ def export_list(
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
 ) -> None:
     """Bundles made from this store: when, for whom, under which policy, how many records."""
-    from rich.table import Table
-
     from tracekit.bundle.writer import list_handovers
 
     with open_current_store() as store:
@@ -86,13 +84,9 @@ def export_list(
     if not handovers:
         out().print("No bundles yet.")
         return
-    table = Table("created (UTC)", "recipient", "policy", "cases", "contacts", "file")
-    for h in handovers:
-        table.add_row(
-            h.created_at, safe_markup(h.recipient), safe_markup(h.policy), str(h.record_counts.get("cases", 0)),
-            str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
-        )
-    out().print(table)
+    from tracekit.cli import render
+
+    out().print(render.handovers_table(handovers))
 
 
 def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
