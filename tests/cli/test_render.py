@@ -116,3 +116,24 @@ def test_audit_table_on_a_narrow_terminal_drops_the_reason_before_cutting_a_numb
     assert "reason" not in shown.splitlines()[0] and "references" in shown.splitlines()[0]
     for n in range(3):
         assert f"{74277 + n}   2026-11-22T22:21:3{n}" in shown
+
+
+@settings(max_examples=60, deadline=None)
+@given(cells=st.lists(cell_text, min_size=1, max_size=6), width=st.integers(min_value=1, max_value=30),
+       no_wrap=st.booleans(), color=st.booleans())
+def test_a_cell_that_fits_is_drawn_as_rich_draws_it(cells: list[str], width: int, no_wrap: bool, color: bool) -> None:
+    """render._Cell hands over the segments of a text that fits its column: the table
+    prints exactly what Rich's own drawing of the Text prints."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def table(wrap_cell) -> Table:  # type: ignore[no-untyped-def]
+        t = Table(box=None, pad_edge=False, show_header=False)
+        t.add_column(width=width, no_wrap=no_wrap, overflow="fold")
+        t.add_column(width=5)
+        for n, cell in enumerate(cells):
+            text = Text.from_markup(f"[bold]{escape(cell[:2])}[/bold]{escape(cell[2:])}", emoji=False)
+            t.add_row(wrap_cell(text), str(n))
+        return t
+
+    assert _print(table(render._Cell), 60, color=color) == _print(table(lambda text: text), 60, color=color)
