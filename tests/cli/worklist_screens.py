@@ -119,7 +119,7 @@ def in_guide(guide: str, marker: str) -> str:
 def rewritten(guide: str, shown: dict[str, str]) -> str:
     for marker, text in shown.items():
         in_guide(guide, marker)
-        guide = _marked(marker).sub(lambda _: block(marker, text), guide)
+        guide = _marked(marker).sub(lambda _, marker=marker, text=text: block(marker, text), guide)
     return guide
 
 

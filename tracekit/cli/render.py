@@ -917,7 +917,7 @@ def _table(*columns: str | Column) -> _FitTable:
     return _FitTable(columns)
 
 
-def _grid(rows: list[tuple[str, str | Text]]) -> RenderableType:
+def _grid(rows: list[tuple[str, str]]) -> RenderableType:
     """Label and value rows (a record's details): a bold label column that never wraps
     and values that wrap at spaces (the values put their dates and references first, so
     that they stay on the first line)."""
