@@ -880,7 +880,9 @@ class _Cell:
 
 
 class _Trimmed:
-    """A renderable drawn without the spaces Rich pads its lines with."""
+    """A renderable drawn without the spaces Rich pads its lines with: every cell of a
+    table is padded to its column's width, the last one too, and a pipe or a copied
+    screen keeps them."""
 
     def __init__(self, renderable: RenderableType) -> None:
         self.renderable = renderable
@@ -893,12 +895,6 @@ def _lines(*parts: RenderableType) -> RenderableType:
     """Parts one under the other (a heading, a table, a line of markup), no line ending
     in spaces (Rich leaves one where it wraps a long line of text)."""
     return Group(*(_Trimmed(part) if isinstance(part, str) else part for part in parts))
-
-
-def trimmed(renderable: RenderableType) -> RenderableType:
-    """``renderable`` with no line ending in spaces: Rich pads every cell of a table to
-    its column's width, the last one too, which a pipe or a copied screen keeps."""
-    return _Trimmed(renderable)
 
 
 def _trimmed_lines(console: Any, renderable: RenderableType, options: Any) -> Any:
