@@ -341,8 +341,9 @@ def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, ca
     assert "Worklist for 21 Oct 2020" in human and "To call (4 not yet reached)" in human
     lines = human.splitlines()
     first = lines.index(next(line for line in lines if line.strip().startswith("1. ")))
-    assert home["ref"] in lines[first] and "Di Example" in lines[first] and "07700 900014" in lines[first]
-    assert "close (household)" in lines[first + 1] and "isolate until the end of 22 Oct 2020" in lines[first + 1]
+    # a row of two lines: contact, name, risk, isolation end over case, phone, last exposure
+    assert lines[first].split() == ["1.", home["ref"], "Di", "Example", "household", "22", "Oct", "2020"]
+    assert lines[first + 1].split() == [case["ref"], "07700", "900014", "8", "Oct", "2020"]
     assert human.index(social_new["ref"]) < human.index(social_old["ref"]) < human.index(not_close["ref"])
     assert "household: lives in the same household as the case" in human  # what the clause means
     assert "Isolation ends today" in human and "Al Example" in human.split("Isolation ends today")[1]
@@ -361,8 +362,8 @@ def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(
     far = add_contact(cli_with_store, case["ref"], "Cy Example", "--proximity", "5", n=13, last="2020-10-09")
     assert far["close_contact"] is False and far["isolation_end"] is None
     human = ok(cli_with_store, "today", "--date", "2020-10-15").stdout
-    entry = human[human.index(far["ref"]):].split("\n", 2)[1]
-    assert "not close" in entry and "isolate" not in entry
+    row = next(line for line in human.splitlines() if far["ref"] in line)
+    assert row.split()[-3:] == ["not", "close", "-"]  # no date under "isolate until"
     assert as_json(cli_with_store, "today", "--date", "2020-10-15")["items"][0]["isolation_end"] is None
     assert "isolation_ends_today" in as_json(cli_with_store, "today", "--date", "2020-10-23")
     assert as_json(cli_with_store, "today", "--date", "2020-10-23")["isolation_ends_today"]["items"] == []
@@ -376,17 +377,16 @@ def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(
     assert "no isolation (the test was negative)" in added and "isolate until" not in added
 
 
-def test_today_on_an_80_column_terminal_breaks_entries_between_fields(cli_with_store, case, monkeypatch):
+def test_today_on_an_80_column_terminal_keeps_every_field_whole(cli_with_store, case, monkeypatch):
     add_contact(cli_with_store, case["ref"], "Di Example", n=14, last="2020-10-08", setting="household")
     monkeypatch.setenv("COLUMNS", "80")
     lines = ok(cli_with_store, "today", "--date", "2020-10-15").stdout.splitlines()
     assert all(len(line) <= 80 for line in lines)
     first = next(n for n, line in enumerate(lines) if line.strip().startswith("1. "))
-    assert "Di Example" in lines[first] and "07700 900014" in lines[first]
     # Not "... isolate until the end of 22" / "Oct 2020" at the left edge, as Rich's
-    # word wrapping had it: the entry breaks between its fields, under the reference.
-    assert lines[first + 1].startswith("     close (household) · last exposure 8 Oct 2020")
-    assert lines[first + 2] == "     isolate until the end of 22 Oct 2020"
+    # word wrapping had it: each field in its own column, each date on one line.
+    assert "Di Example" in lines[first] and "household" in lines[first] and "22 Oct 2020" in lines[first]
+    assert "07700 900014" in lines[first + 1] and "8 Oct 2020" in lines[first + 1]
 
 
 def test_today_says_more_than_when_the_backlog_is_over_the_cap(cli_with_store, case, monkeypatch):

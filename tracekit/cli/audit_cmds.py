@@ -107,7 +107,9 @@ def keys_show() -> None:
     if settings().json:
         emit_json({"algorithm": "ed25519", "public_key": public, "fingerprint": fingerprint})
         return
-    out().print(f"Signing key (Ed25519): {public}\nFingerprint: {fingerprint}")
+    # The key on a line of its own, never wrapped by tracekit: on a terminal narrower
+    # than its 64 digits the terminal wraps it, and a copied key is still whole.
+    out().print(f"Signing key (Ed25519):\n{public}\nFingerprint: {fingerprint}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -121,8 +121,6 @@ def export_list(
     all_rows: AllOption = False,
 ) -> None:
     """Bundles made from this store: when, for whom, under which policy, how many records."""
-    from rich.table import Table
-
     from tracekit.bundle.writer import iter_handovers, list_handovers
     from tracekit.cli.listing import check_all, write_json_lines
 
@@ -139,13 +137,9 @@ def export_list(
     if not handovers:
         out().print("No bundles yet." if not page.total else f"Nothing at --offset {offset:,}; {page.total:,} bundles in all.")
         return
-    table = Table("created (UTC)", "recipient", "policy", "cases", "contacts", "file")
-    for h in handovers:
-        table.add_row(
-            h.created_at, safe_markup(h.recipient), safe_markup(h.policy), str(h.record_counts.get("cases", 0)),
-            str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
-        )
-    out().print(table)
+    from tracekit.cli import render
+
+    out().print(render.handovers_table(handovers))
     if page.next_offset is not None:
         note(f"showing {offset + 1:,}–{page.next_offset:,} of {page.total:,}; next: --offset {page.next_offset}")
 

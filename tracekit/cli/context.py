@@ -155,6 +155,10 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: The width of stdout when it is not a terminal: wider than any line tracekit prints.
+PIPED_WIDTH = 1_000_000
+
+
 class _Output:
     _out: "Console | None" = None
     _err: "Console | None" = None
@@ -172,14 +176,31 @@ def _color_disabled() -> bool:
 def out() -> "Console":
     """The stdout console (results)."""
     if _Output._out is None:
-        from rich.console import Console
-
+        _Stdout = _stdout_console_class()
         # emoji=False: a ":name:" in a record (a note, an address) is shown as typed,
         # never turned into an emoji; it also saves a scan of every string printed.
-        _Output._out = Console(
-            file=sys.stdout, no_color=_color_disabled(), highlight=False, emoji=False, soft_wrap=False
-        )
+        console = _Stdout(file=sys.stdout, no_color=_color_disabled(), highlight=False, emoji=False, soft_wrap=False)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            # Into a pipe or a file: no width to fit (Rich would assume 80 columns), so a
+            # table is written whole (no column left out, nothing wrapped, no padding) and
+            # a long line is not broken. COLUMNS, if set, is still the width asked for.
+            console.width = PIPED_WIDTH
+        _Output._out = console
     return _Output._out
+
+
+def _stdout_console_class() -> type:
+    from rich.console import Console
+
+    class Stdout(Console):
+        """Never crops a line to the width: the only lines wider than the terminal are
+        table rows whose values cannot fit it (render._FitTable), and a value cut off at
+        the edge would be worse than a row the terminal wraps."""
+
+        def print(self, *objects: Any, crop: bool = False, **kwargs: Any) -> None:
+            super().print(*objects, crop=crop, **kwargs)
+
+    return Stdout
 
 
 def err() -> "Console":

@@ -403,6 +403,7 @@ def demo(
     from tracekit.errors import TracekitError
 
     console = out()
+    rule_width = min(console.width, 80)  # piped, the console has no width (context.PIPED_WIDTH)
     workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
     os.chmod(workdir, 0o700)
     console.print(f"[bold]tracekit demo[/bold]: a throwaway store in {safe_markup(workdir)}")
@@ -412,7 +413,7 @@ def demo(
     try:
         prepared = prepare_workdir(workdir)
         for number, step in enumerate(DEMO_STEPS, 1):
-            console.print(Rule(f"{number}. {step.title}", align="left"))
+            console.print(Rule(f"{number}. {step.title}", align="left"), width=rule_width)
             console.print(f"[dim]{step.explanation}[/dim]")
             values = {**prepared, **{name: run_lookup(name, workdir) for name in step_lookups(step)}}
             shown = " ".join(shlex.quote(a) for a in step_command(step, workdir, values))
@@ -425,7 +426,7 @@ def demo(
                     f"expected {step.expect_exit}"
                 )
             console.print()
-        console.print(Rule("Done", align="left"))
+        console.print(Rule("Done", align="left"), width=rule_width)
         console.print("Every step above ran the real tracekit against a real encrypted store.")
     finally:
         if keep:

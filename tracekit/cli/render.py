@@ -17,18 +17,18 @@ Imported only inside commands (it imports the records and domain modules).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
-from operator import attrgetter
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
 from rich.cells import cell_len
+from rich.console import Group, RenderableType
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
-from rich.style import Style
-from rich.text import Span, Text
+from rich.text import Text
 from rich.tree import Tree
 
 from tracekit.cli.options import DEFAULT_LIMIT
@@ -208,7 +208,11 @@ def person_rows(person: Person, *, compact: bool = False) -> list[tuple[str, str
 
 
 def people_table(people: Iterable[Person]) -> RenderableType:
-    table = _table("ref", "name", ("date of birth", 2), ("NHS number", 3), "phone", ("postcode", 1))
+    # On a narrow terminal the NHS number goes first, then the date of birth, then the
+    # postcode: the reference, the name and the number to ring stay.
+    table = _table(
+        "ref", Column("name", text=True), Column("date of birth", 2), Column("NHS number", 3), "phone", Column("postcode", 1)
+    )
     for person in people:
         table.add_row(
             f"[bold]{person.ref}[/bold]",
@@ -224,7 +228,7 @@ def people_table(people: Iterable[Person]) -> RenderableType:
 def person_detail(person: Person) -> RenderableType:
     rows = person_rows(person)[1:]  # the reference is in the heading
     rows += [("recorded", safe_markup(person.created_at)), ("updated", safe_markup(person.updated_at))]
-    return Group(f"[bold]Person {person.ref}[/bold]", _grid(rows))
+    return _lines(f"[bold]Person {person.ref}[/bold]", _grid(rows))
 
 
 def contact_label(exposure: Exposure) -> str:
@@ -287,11 +291,16 @@ def case_detail(case: Case, contacts: Page | None = None) -> RenderableType:
         parts += ["", f"[bold]Contacts[/bold] ({contacts.total})", contacts_table(contacts.items, show_case=False)]
         if len(contacts.items) < contacts.total:
             parts.append(f"[dim]{footer(contacts, 'contacts')}; all: tracekit contact list --case {case.ref}[/dim]")
-    return Group(*parts)
+    return _lines(*parts)
 
 
 def cases_table(cases: Iterable[Case]) -> RenderableType:
-    table = _table("ref", "person", "test date", ("onset", 3), "status", ("contacts", 2), ("isolation until", 1))
+    # Narrow: the onset goes first (the test date stays), then the number of contacts,
+    # then the isolation date (shown by 'case show').
+    table = _table(
+        "ref", Column("person", text=True), "test date", Column("onset", 3), "status", Column("contacts", 2),
+        Column("isolation until", 1),
+    )
     for case in cases:
         table.add_row(
             f"[bold]{case.ref}[/bold]",
@@ -373,7 +382,7 @@ def contact_detail(exposure: Exposure, closeness: rules.Closeness | None = None)
     parts: list[RenderableType] = [f"[bold]Contact {exposure.ref}[/bold]", _grid(contact_rows(exposure, closeness))]
     parts += ["", f"[bold]Calls[/bold] ({len(exposure.calls)})"]
     if exposure.calls:
-        table = _table("at", "outcome", "note")
+        table = _table("at", "outcome", Column("note", text=True))
         for call in exposure.calls:
             if exposure.withheld:
                 call_note = WITHHELD_CELL
@@ -383,14 +392,18 @@ def contact_detail(exposure: Exposure, closeness: rules.Closeness | None = None)
         parts.append(table)
     else:
         parts.append("[dim]no calls logged yet[/dim]")
-    return Group(*parts)
+    return _lines(*parts)
 
 
 def contacts_table(exposures: Iterable[Exposure], *, show_case: bool = True) -> RenderableType:
     """Contacts, one a line. With ``show_case`` (contact list) the case column replaces the
     phone column, to fit a terminal; the worklist and 'contact show' give the phone."""
+    # Narrow: the isolation date goes first (the contact's own view gives it), then the
+    # exposure date, then the case, then the status; the contact, the person, the phone
+    # and the risk stay.
     table = _table(
-        "ref", ("case", 2) if show_case else "phone", "person", "exposed", "risk (clause)", ("status", 1), ("isolate until", 3)
+        "ref", Column("case", 2) if show_case else "phone", Column("person", text=True), Column("exposed", 3), "risk",
+        Column("status", 1), Column("isolate until", 4),
     )
     for e in exposures:
         table.add_row(
@@ -493,18 +506,7 @@ def worklist(work: Worklist) -> RenderableType:
     total = f"more than {work.to_call_total:,}" if work.to_call_total_capped else f"{work.to_call_total:,}"
     parts: list[RenderableType] = [f"[bold]To call[/bold] ({total} not yet reached)"]
     if work.to_call:
-        # one entry on two lines, not a table: the number to ring is never cut short
-        # (on a narrow terminal each line breaks between its fields, under the reference)
-        lines: list[str | Fields] = []
-        for number, e in enumerate(work.to_call, work.offset + 1):
-            phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
-            lines.append((
-                f"{number:>3}. [bold]{e.ref}[/bold]  {contact_name(e)}  {phone}  [dim](case {e.case_ref})[/dim]", "  ", 5,
-            ))
-            # A contact who is not close is given no isolation date to read out.
-            isolation = f" · isolate until the end of {day(e.isolation_end)}" if e.isolation_end else ""
-            lines.append((f"     {closeness_cell(e)} · last exposure {day(e.last_exposure)}{isolation}", " · ", 5))
-        parts.append(_Block(lines))
+        parts.append(to_call_table(work.to_call, first=work.offset + 1))
         legend = _clause_legend(work.to_call)
         if legend:
             parts += ["", legend]
@@ -516,7 +518,8 @@ def worklist(work: Worklist) -> RenderableType:
         parts.append("[dim]nobody waiting for a call[/dim]")
     parts += ["", f"[bold]Isolation ends today[/bold] ({day(work.day)}: they may stop at the end of the day)"]
     if work.isolation_ends_today:
-        table = _table("contact", "person", "phone", ("case", 1), ("status", 2))
+        # Narrow: the status goes first, then the case.
+        table = _table("contact", Column("person", text=True), "phone", Column("case", 1), Column("status", 2))
         for e in work.isolation_ends_today:
             table.add_row(
                 f"[bold]{e.ref}[/bold]",
@@ -528,7 +531,28 @@ def worklist(work: Worklist) -> RenderableType:
         parts.append(table)
     else:
         parts.append("[dim]nobody[/dim]")
-    return Group(*parts)
+    return _lines(*parts)
+
+
+def to_call_table(exposures: list[Exposure], *, first: int = 1) -> RenderableType:
+    """The contacts to call, one a row of two lines: the contact over its case, the name
+    over the number to ring (never split: the column is at least as wide as the
+    number), the risk over the last exposure, and the end of isolation to read out (none
+    for a contact who is not close). Narrow: the row numbers go first; everything else
+    fits 60 columns."""
+    table = _table(
+        Column("", 1), "contact\ncase", Column("person\nphone", text=True), "risk\nexposed", "isolate\nuntil"
+    )
+    for number, e in enumerate(exposures, first):
+        phone = phone_cell(e.contact) if not e.withheld else WITHHELD_CELL
+        table.add_row(
+            f"{number}.",
+            f"[bold]{e.ref}[/bold]\n[dim]{e.case_ref}[/dim]",
+            (contact_name(e), phone),
+            f"{risk_cell(e)}\n{day(e.last_exposure)}",
+            day(e.isolation_end) if e.isolation_end else "[dim]-[/dim]",
+        )
+    return table
 
 
 def _clause_legend(exposures: Iterable[Exposure]) -> str:
@@ -546,11 +570,61 @@ def audit_table(entries: Iterable[Any]) -> RenderableType:
     """Audit entries, oldest first: the time is never cut short; the references and the
     reason wrap instead (a long word in a reason, such as a bundle id, is folded)."""
     # On a terminal too narrow for all five, the reason goes first, then the references.
-    table = _table("#", "when (UTC)", "action", ("references", 1), ("reason", 2))
+    table = _table(
+        "#", "when (UTC)", "action", Column("references", 1, text=True), Column("reason", 2, text=True, fold=True)
+    )
     for entry in entries:
         table.add_row(
             str(entry.seq), safe_markup(entry.at[:19]), safe_markup(entry.action), safe_markup(", ".join(entry.refs)),
             safe_markup(entry.reason or ""),
+        )
+    return table
+
+
+# -- sensitive roles, recipients, referrals and bundles ----------------------------------
+def roles_table(marks: Iterable[Any]) -> RenderableType:
+    """Marked people, by reference and role only. Narrow: the time of marking goes, then
+    the referral."""
+    table = _table("person", "role", Column("marked at", 2), Column("referral", 1))
+    for mark in marks:
+        table.add_row(
+            f"[bold]{safe_markup(mark.person_ref)}[/bold]", safe_markup(mark.role), safe_markup(mark.marked_at),
+            safe_markup(mark.referral_ref or "-"),
+        )
+    return table
+
+
+def recipients_table(recipients: Iterable[Any]) -> RenderableType:
+    """Registered recipients. The age key (62 characters) is always whole: narrow, the
+    date added goes, then the role; narrower than the key, the row overflows."""
+    table = _table(Column("name", text=True), Column("role", 2), "public key", Column("added", 1))
+    for r in recipients:
+        table.add_row(safe_markup(r.name), safe_markup(r.role), safe_markup(r.public_key), safe_markup(r.added_at))
+    return table
+
+
+def referrals_table(referrals: Iterable[Any]) -> RenderableType:
+    """The referral outbox. Narrow: the role goes, then when it was made, then when it
+    was exported; the reference and whom it is sealed to stay."""
+    table = _table("referral", Column("role", 3), Column("created", 2), Column("sealed to", text=True),
+                   Column("exported", 1))
+    for r in referrals:
+        table.add_row(
+            f"[bold]{safe_markup(r.ref)}[/bold]", safe_markup(r.role), safe_markup(r.created_at),
+            safe_markup(", ".join(r.recipients)), safe_markup(r.exported_at or "-"),
+        )
+    return table
+
+
+def handovers_table(handovers: Iterable[Any]) -> RenderableType:
+    """Bundles made from this store. Narrow: the counts of cases and of contacts go, then
+    the policy; when it was made, for whom and the file stay."""
+    table = _table("created (UTC)", Column("recipient", text=True), Column("policy", 1), Column("cases", 3),
+                   Column("contacts", 2), "file")
+    for h in handovers:
+        table.add_row(
+            safe_markup(h.created_at), safe_markup(h.recipient), safe_markup(h.policy),
+            str(h.record_counts.get("cases", 0)), str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
         )
     return table
 
@@ -584,7 +658,12 @@ def ruleset_json(rs: rules.RuleSet, *, valid_until: date | None = None) -> dict[
 def rulesets_table(
     rulesets: Iterable[tuple[rules.RuleSet, date | None]], *, pinned: str | None, in_force: str
 ) -> RenderableType:
-    table = _table("id", "from", ("until", 3), ("title", 2), "case isolates", "contact isolates", "note")
+    # Narrow: the isolation periods go (shown by 'rules show'), then the end date, then
+    # the title; the id, its start and the in-force or pinned mark stay.
+    table = _table(
+        "id", "from", Column("until", 3), Column("title", 2, text=True), Column("case isolates", 4),
+        Column("contact isolates", 5), "note",
+    )
     for rs, until in rulesets:
         marks = []
         if rs.id == in_force:
@@ -618,7 +697,7 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
             ("contact isolation", f"{rs.contact_isolation_days} days from the day after the last exposure"),
         ]
     )
-    clauses = _table("clause", "close contact when")
+    clauses = _table("clause", Column("close contact when", text=True))
     for clause in sorted(rs.clauses, key=lambda c: rules.CLAUSE_PRIORITY.index(c.id)):
         clauses.add_row(f"[bold]{clause.id}[/bold]", safe_markup(clause.text))
     sources: list[RenderableType] = []
@@ -629,7 +708,7 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
         sources.append(line)
         if s.url:
             sources.append(Text(f"  {s.url}", overflow="fold"))  # whole, even if folded
-    return Group(
+    return _lines(
         header,
         safe_markup(rs.description),
         "",
@@ -670,330 +749,179 @@ def _status(value: str) -> str:
     return f"[{style}]{words(value)}[/{style}]" if style else words(value)
 
 
-#: Columns whose text may wrap (at spaces); every other column stays on one line.
-_WRAPPING = {"person", "name", "title", "note", "close contact when", "references", "reason"}
-#: Wrapping columns whose long words may be folded (an audit reason's bundle id) rather
-#: than the column dropped.
-_FOLDING = {"reason"}
+# -- layout --------------------------------------------------------------------------------
+# Tables, record details and the worklist are drawn by Rich's Table. What Rich lacks is
+# added here and nothing else: a table leaves out its least important columns when the
+# terminal is too narrow for them (Rich would squeeze every column instead, splitting a
+# reference two letters a line), works out the widths of those it keeps and hands them
+# to Rich; and no line ends in the spaces Rich pads cells with.
+#
+# Piped into a file or another program, stdout has no width (see context.out): a table
+# is then written whole, every column at its natural width, nothing wrapped or dropped.
 
-Header = str | tuple[str, int]
-#: Characters between two columns of a table: padding either side and the box's divider.
+
+@dataclass(frozen=True)
+class Column:
+    """A table column.
+
+    ``drop``: 0, the column is always shown; otherwise it is left out when the terminal
+    is too narrow for all the columns, the highest number first (each table says why its
+    order is what it is). ``text``: its values are free text (a name, a title, a note)
+    and may wrap at spaces, each word kept whole; every other column holds values that
+    are never cut, wrapped or split (references, dates, times, phone numbers, keys): it is
+    as wide as its longest value. ``fold``: free text whose long words (a bundle id in an
+    audit reason) may be folded across lines rather than the column dropped."""
+
+    header: str
+    drop: int = 0
+    text: bool = False
+    fold: bool = False
+
+
+#: A table cell: markup, or markup lines of which only the first may wrap (a name over
+#: the phone number under it, in a ``text`` column made wide enough for the number).
+Cell = str | tuple[str, ...]
+
+#: Between two columns: a space of padding either side and the box's (blank) divider.
 _COLUMN_GAP = 3
+#: A ``text`` column is narrowed to no less than this (or its longest word, if longer);
+#: a ``fold`` column to no less than this, whatever its words.
+_TEXT_WIDTH = 12
 
 
 class _FitTable:
-    """A table that leaves out its least important columns when the terminal is too
-    narrow, instead of cutting values short: a phone number or a reference with an
-    ellipsis in it is worse than no column at all. Each column has a drop priority
-    (0: always shown; the highest number goes first)."""
+    """A Rich Table whose columns fit the terminal by leaving out the least important
+    (see :class:`Column`), never by cutting, wrapping or splitting a reference, a date,
+    a phone number or a key. When the columns that are never left out cannot fit even
+    at their narrowest (a 62-character age key on a 60-column terminal), the rows are
+    drawn longer than the terminal, which wraps them on screen: the value is still
+    whole when copied (the stdout console does not crop lines, see context.out)."""
 
-    #: Lay out one-line rows directly (see __rich_console__); False: always Rich's Table.
-    simple_layout = True
+    def __init__(self, columns: tuple[str | Column, ...]) -> None:
+        self.columns = [c if isinstance(c, Column) else Column(c) for c in columns]
+        self.rows: list[tuple[Cell, ...]] = []
 
-    def __init__(self, headers: tuple[Header, ...]) -> None:
-        self.columns = [(h, 0) if isinstance(h, str) else h for h in headers]
-        self.rows: list[tuple[str, ...]] = []
-
-    def add_row(self, *cells: str) -> None:
+    def add_row(self, *cells: Cell) -> None:
         self.rows.append(cells)
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        # Each cell's markup is parsed once, here, and the column widths are worked out
-        # here and given to Rich, so Rich neither parses nor measures the cells again
-        # (it would otherwise do both: the dearest part of printing a 50-row list).
-        rows = [[markup_text(cell) for cell in row] for row in self.rows]
-        headers = [header for header, _ in self.columns]
-        natural: list[int] = []  # no wrapping
-        least: list[int] = []  # what a column needs to be worth keeping
-        for i, header in enumerate(headers):
-            lengths = [cell_len(header), *(row[i].cell_len for row in rows)]
-            natural.append(max(lengths))
-            if header in _FOLDING:
-                least.append(min(12, natural[i]))
-            elif header in _WRAPPING:
-                words = (w for text in [header, *(row[i].plain for row in rows)] for w in text.split())
-                longest_word = max((cell_len(w) for w in words), default=0)
-                least.append(max(longest_word, min(12, max(lengths[1:], default=0))))
+        table, width = self.table(options.max_width)
+        yield from _trimmed_lines(console, table, options.update_width(width))
+
+    def table(self, max_width: int) -> tuple[Table, int]:
+        """The Rich Table for a terminal ``max_width`` cells wide, and the width to draw
+        it at (wider than the terminal only when its columns cannot fit, see above)."""
+        # Each cell's markup is parsed once, here; Rich then draws the Text as it is.
+        rows = [[Text.from_markup(cell if isinstance(cell, str) else "\n".join(cell), emoji=False) for cell in row]
+                for row in self.rows]
+        natural: list[int] = []  # on one line (as many lines as a cell has)
+        least: list[int] = []  # the narrowest the column may be
+        for i, column in enumerate(self.columns):
+            lines = [line for text in [column.header, *(row[i].plain for row in rows)] for line in text.split("\n")]
+            natural.append(max(cell_len(line) for line in lines))
+            if column.fold:
+                least.append(min(_TEXT_WIDTH, natural[i]))
+            elif column.text:
+                words = [cell_len(word) for text in [column.header, *(row[i].plain for row in rows)] for word in text.split()]
+                whole = [cell_len(line) for cells, row in zip(self.rows, rows) if not isinstance(cells[i], str)
+                         for line in row[i].plain.split("\n")[1:]]
+                least.append(max(max(words, default=0), max(whole, default=0), min(_TEXT_WIDTH, natural[i])))
             else:
                 least.append(natural[i])
         keep = list(range(len(self.columns)))
-        # between two columns: a space of padding on each side and the box's divider
-        while sum(least[i] for i in keep) + _COLUMN_GAP * (len(keep) - 1) > options.max_width:
-            droppable = [i for i in keep if self.columns[i][1] > 0]
-            if not droppable or len(keep) == 1:  # the last column stays, even squeezed
+        while sum(least[i] for i in keep) + _COLUMN_GAP * (len(keep) - 1) > max_width:
+            droppable = [i for i in keep if self.columns[i].drop > 0]
+            if not droppable:
                 break
-            keep.remove(max(droppable, key=lambda i: (self.columns[i][1], i)))
+            keep.remove(max(droppable, key=lambda i: (self.columns[i].drop, i)))
+        gaps = _COLUMN_GAP * (len(keep) - 1)
         widths = {i: natural[i] for i in keep}
-        excess = sum(widths.values()) + _COLUMN_GAP * (len(keep) - 1) - options.max_width
-        fits = excess <= sum(widths[i] - least[i] for i in keep)
-        # Too wide: narrow the wrapping columns, widest first, down to what makes them
-        # worth keeping. If even that cannot fit (a very narrow terminal and nothing
-        # left to drop), Rich measures and squeezes the columns itself.
-        while fits and excess > 0:
+        excess = sum(widths.values()) + gaps - max_width
+        if excess > sum(widths[i] - least[i] for i in keep):  # cannot fit: drawn at the least widths
+            widths, excess = {i: least[i] for i in keep}, 0
+        # Too wide: the text columns give way, widest first, down to their least.
+        while excess > 0:
             widest = max((i for i in keep if widths[i] > least[i]), key=lambda i: (widths[i], -i))
             widths[widest] -= 1
             excess -= 1
-        if self.simple_layout and fits:
-            # Lay the lines out directly, as Rich's Table would, without its cell-by-cell
-            # machinery: a 50-row table prints in about a tenth of the time.
-            # tests/cli/test_render.py checks the output against Rich's own Table.
-            yield from _fitted(self._simple(console, rows, [(i, headers[i], widths[i]) for i in keep]), console)
-            return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for i in keep:
-            # "fold": when even a kept column cannot fit, a value wraps onto the next line
-            # rather than being cut off with an ellipsis
-            table.add_column(
-                headers[i], no_wrap=headers[i] not in _WRAPPING, overflow="fold", width=widths[i] if fits else None
-            )
+            column = self.columns[i]
+            table.add_column(column.header, no_wrap=not column.text, overflow="fold", width=widths[i])
         for row in rows:
-            table.add_row(*(row[i] for i in keep))
-        yield table
+            table.add_row(*(_Cell(row[i]) for i in keep))
+        return table, max(max_width, sum(widths.values()) + gaps)
 
 
-    @staticmethod
-    def _simple(console: Any, rows: list[list[Text]], columns: list[tuple[int, str, int]]) -> Text:
-        """The table Rich draws with ``box.SIMPLE_HEAD``, no edge and no edge padding: a
-        bold header (its padding bold too, the divider between columns not), a rule the
-        width of the table, then each row, its cells wrapped (at spaces, or folded) to the
-        column's width and padded, a row as tall as its tallest cell."""
-        last = len(columns) - 1
-        text = Text(end="\n")
-        for n, (_, header, width) in enumerate(columns):
-            left = " " if n else ""
-            right = " " if n < last else ""
-            text.append(left + header + " " * (width - cell_len(header)) + right, style="table.header")
-            if n < last:
-                text.append(" ")
-        text.append("\n" + "\u2500" * (sum(width for _, _, width in columns) + _COLUMN_GAP * last))
-        gap = " " * _COLUMN_GAP
-        for row in rows:
-            cells: list[list[Text]] = []
-            for i, header, width in columns:
-                cell = row[i]
-                if cell.cell_len <= width and "\n" not in cell.plain:
-                    cells.append([cell])
-                else:
-                    wrapped = cell.wrap(console, width, justify="left", overflow="fold", no_wrap=header not in _WRAPPING)
-                    cells.append(list(wrapped))
-            for depth in range(max(len(lines) for lines in cells)):
-                text.append("\n")
-                for n, ((_, _, width), lines) in enumerate(zip(columns, cells)):
-                    if depth < len(lines):
-                        text.append_text(lines[depth])
-                        padding = width - lines[depth].cell_len
-                    else:
-                        padding = width
-                    text.append(" " * padding + gap if n < last else " " * padding)
-        return text
+class _Cell:
+    """A cell's Text as Rich's Table draws it, a little faster: when every line of the
+    text already fits its column (almost every cell: the widths come from the cells),
+    its segments are handed over as they are, instead of Rich wrapping, justifying and
+    re-joining each line to the same result (about half the cost of printing a table).
+    Any other cell is Rich's to draw. tests/cli/test_render.py compares the two."""
 
+    __slots__ = ("text",)
 
-#: An opening or closing style tag of the markup tracekit writes: ``[bold]``, ``[/bold red]``.
-_STYLE_TAG = re.compile(r"\[(/?)([a-z][a-z ]*)\]")
-
-
-def markup_text(markup: str) -> Text:
-    """``Text.from_markup(markup, emoji=False)``, about five times faster for the markup
-    tables and the worklist are made of: style tags around escaped, printable text.
-    Anything else (a backslash escape, a bracket that is not a style tag, a newline or
-    control character, a tag that closes nothing) goes to Rich. tests/cli/test_render.py
-    checks the two agree."""
-    if "[" not in markup:
-        return Text(markup)
-    if "\\" in markup or not markup.isprintable():
-        return Text.from_markup(markup, emoji=False)
-    parts: list[str] = []
-    spans: list[Span] = []
-    open_tags: list[tuple[int, str]] = []
-    length = position = 0
-    for tag in _STYLE_TAG.finditer(markup):
-        chunk = markup[position:tag.start()]
-        if "[" in chunk:
-            return Text.from_markup(markup, emoji=False)
-        parts.append(chunk)
-        length += len(chunk)
-        position = tag.end()
-        closing, name = tag.groups()
-        name = Style.normalize(name.strip() if closing else name)
-        if not closing:
-            open_tags.append((length, name))
-            continue
-        for index in range(len(open_tags) - 1, -1, -1):
-            if open_tags[index][1] == name:
-                start, _ = open_tags.pop(index)
-                break
-        else:
-            return Text.from_markup(markup, emoji=False)  # Rich's MarkupError
-        spans.append(Span(start, length, name))
-    rest = markup[position:]
-    if "[" in rest:
-        return Text.from_markup(markup, emoji=False)
-    parts.append(rest)
-    length += len(rest)
-    while open_tags:
-        start, name = open_tags.pop()
-        if name:
-            spans.append(Span(start, length, name))
-    text = Text("".join(parts))
-    # Rich's order: spans closed later first, then a stable sort by start
-    text.spans = sorted(spans[::-1], key=attrgetter("start"))
-    return text
-
-
-#: An entry of the worklist: one line of markup whose fields are joined by ``sep``; if
-#: it is too long it breaks between fields, continuing ``indent`` columns in.
-Fields = tuple[str, str, int]
-
-
-class _Block:
-    """Lines of markup printed as one Text, not a renderable a line: the same output in a
-    fraction of the time. Only the lines longer than the terminal are broken: a line of
-    fields (:data:`Fields`) between its fields, so that a date or a phone number is never
-    split, and any other line (or a field wider than the terminal) by Rich's word
-    wrapping."""
-
-    def __init__(self, lines: list[str | Fields]) -> None:
-        self.lines: list[tuple[Text, str | None, int]] = [
-            (markup_text(line), None, 0) if isinstance(line, str) else (markup_text(line[0]), line[1], line[2])
-            for line in lines
-        ]
+    def __init__(self, text: Text) -> None:
+        self.text = text
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        width = options.max_width
-        text = Text(end="\n")
-        for n, (line, sep, indent) in enumerate(self.lines):
+        text = self.text
+        lines = text.split("\n", allow_blank=True) if "\n" in text.plain else [text]
+        if "\t" in text.plain or any(line.cell_len > options.max_width for line in lines):
+            yield text
+            return
+        newline = Segment.line()
+        for n, line in enumerate(lines):
             if n:
-                text.append("\n")
-            if line.cell_len <= width:
-                text.append_text(line)
-                continue
-            if sep is None:
-                text.append_text(Text("\n").join(line.wrap(console, width)))
-                continue
-            for m, (piece, lead) in enumerate(_break_between_fields(line, sep, indent, width)):
-                if m:
-                    text.append("\n")
-                if lead + piece.cell_len <= width:
-                    text.append(" " * lead)
-                    text.append_text(piece)
-                    continue
-                # wider than a line on its own: word-wrapped, under the same indent
-                for k, wrapped in enumerate(piece.wrap(console, width - lead)):
-                    if k:
-                        text.append("\n")
-                    wrapped.rstrip()
-                    text.append(" " * lead)
-                    text.append_text(wrapped)
-        yield from _fitted(text, console)
+                yield newline
+            yield from line.render(console, end="")
+
+    def __rich_measure__(self, console: Any, options: Any) -> Measurement:
+        return Measurement.get(console, options, self.text)
 
 
-def _fitted(text: Text, console: Any) -> Any:
-    """A Text whose every line already fits the width, as Segments. Yielding the Text
-    itself would have Rich split it into lines, justify and truncate each and join them
-    again: about half the cost of printing a 50-entry worklist, for the same output."""
-    if "\t" in text.plain:  # tabs are expanded by Rich's own path
-        text.no_wrap = True
-        yield text
-        return
-    yield from text.render(console, end=text.end)
+class _Trimmed:
+    """A renderable drawn without the spaces Rich pads its lines with: every cell of a
+    table is padded to its column's width, the last one too, and a pipe or a copied
+    screen keeps them."""
 
-
-def _break_between_fields(line: Text, sep: str, indent: int, width: int) -> list[tuple[Text, int]]:
-    """``line`` cut at occurrences of ``sep`` (dropped at a break) into pieces that fit
-    ``width`` cells, each continuation to be shown ``indent`` spaces in: (piece, indent).
-    A field wider than a line on its own is left whole (the caller word-wraps it)."""
-    plain = line.plain
-    if width < indent + 10:  # too narrow to indent usefully
-        return [(line, 0)]
-    fields: list[tuple[int, int]] = []  # (start, end) of each field in plain
-    start = 0
-    while True:
-        at = plain.find(sep, start)
-        if at < 0:
-            fields.append((start, len(plain)))
-            break
-        fields.append((start, at))
-        start = at + len(sep)
-    pieces: list[tuple[Text, int]] = []
-    first, last = fields[0]
-    used, lead = cell_len(plain[first:last]), 0
-    for start, end in fields[1:]:
-        size = cell_len(plain[start:end])
-        if used + len(sep) + size <= width:
-            last, used = end, used + len(sep) + size
-            continue
-        pieces.append((line[first:last], lead))
-        first, last, used, lead = start, end, indent + size, indent
-    pieces.append((line[first:last], lead))
-    return pieces
-
-
-def _table(*headers: Header) -> _FitTable:
-    return _FitTable(headers)
-
-
-def _grid(rows: list[tuple[str, str]]) -> _Grid:
-    return _Grid(rows)
-
-
-class _Grid:
-    """Label and value rows (a record's details): what Rich draws for
-    ``Table(show_header=False, box=None, pad_edge=False)`` with a bold, unwrapped label
-    column, laid out directly when every value's longest word fits (always, but on a very
-    narrow terminal, which goes to Rich). tests/cli/test_render.py compares the two."""
-
-    #: False: always Rich's Table.
-    simple_layout = True
-    #: Between the label and the value: the label's right padding and the value's left.
-    GAP = 2
-
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
-        self.rows = rows
-
-    def _rich(self, rows: list[tuple[Text, Text]]) -> Table:
-        grid = Table(show_header=False, box=None, pad_edge=False)
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
-        for label, value in rows:
-            grid.add_row(label, value)
-        return grid
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        rows = [(markup_text(label), markup_text(value)) for label, value in self.rows]
-        if not self.simple_layout or not rows:
-            yield self._rich(rows)
-            return
-        label_width = max(label.cell_len for label, _ in rows)
-        lines_of = [value.plain.split("\n") for _, value in rows]
-        natural = max(cell_len(line) for lines in lines_of for line in lines)
-        longest_word = max((cell_len(word) for lines in lines_of for line in lines for word in line.split()), default=0)
-        room = options.max_width - label_width - self.GAP
-        if longest_word > room or "\t" in "".join(value.plain for _, value in rows) or any(
-            "\n" in label.plain for label, _ in rows
-        ):
-            yield self._rich(rows)
-            return
-        width = min(natural, room)
-        if width == 0:  # nothing but empty values: Rich's zero-width column is its own case
-            yield self._rich(rows)
-            return
-        text = Text(end="\n")
-        for n, (label, value) in enumerate(rows):
-            if n:
-                text.append("\n")
-            if value.cell_len <= width and "\n" not in value.plain:
-                wrapped = [value]
-            else:
-                wrapped = list(value.wrap(console, width, justify="left", overflow="ellipsis"))
-            for depth, line in enumerate(wrapped):
-                if depth:
-                    text.append("\n")
-                start = len(text)
-                if not depth:
-                    text.append_text(label)
-                text.append(" " * (label_width - (0 if depth else label.cell_len) + 1))
-                text.stylize("bold", start, len(text))  # the label column's style, padding too
-                text.append(" ")
-                text.append_text(line)
-                text.append(" " * (width - line.cell_len))
-        yield from _fitted(text, console)
+        yield from _trimmed_lines(console, self.renderable, options)
+
+
+def _lines(*parts: RenderableType) -> RenderableType:
+    """Parts one under the other (a heading, a table, a line of markup), no line ending
+    in spaces (Rich leaves one where it wraps a long line of text)."""
+    return Group(*(_Trimmed(part) if isinstance(part, str) else part for part in parts))
+
+
+def _trimmed_lines(console: Any, renderable: RenderableType, options: Any) -> Any:
+    newline = Segment.line()
+    for line in console.render_lines(renderable, options, pad=False):
+        while line and not line[-1].control and not line[-1].text.rstrip(" "):
+            line.pop()
+        if line and not line[-1].control:
+            text, style, control = line[-1]
+            line[-1] = Segment(text.rstrip(" "), style, control)
+        yield from line
+        yield newline
+
+
+def _table(*columns: str | Column) -> _FitTable:
+    return _FitTable(columns)
+
+
+def _grid(rows: list[tuple[str, str]]) -> RenderableType:
+    """Label and value rows (a record's details): a bold label column that never wraps
+    and values that wrap at spaces (the values put their dates and references first, so
+    that they stay on the first line)."""
+    grid = Table(show_header=False, box=None, pad_edge=False)
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return _Trimmed(grid)

@@ -111,7 +111,7 @@ def role_unmark(
 @command
 def role_list() -> None:
     """People marked in sensitive roles (references and roles only)."""
-    from rich.table import Table
+    from tracekit.cli import render
 
     with open_current_store() as store:
         marks = _roles(store).list_marks()
@@ -123,10 +123,7 @@ def role_list() -> None:
     if not marks:
         out().print("No one is marked.")
         return
-    table = Table("person", "role", "marked at", "referral")
-    for mark in marks:
-        table.add_row(mark.person_ref, mark.role, mark.marked_at, mark.referral_ref or "-")
-    out().print(table)
+    out().print(render.roles_table(marks))
 
 
 @role_app.command("release")
@@ -167,7 +164,7 @@ def recipients_add(
 @command
 def recipients_list() -> None:
     """Registered recipients and their roles."""
-    from rich.table import Table
+    from tracekit.cli import render
 
     with open_current_store() as store:
         recipients = _roles(store).recipients()
@@ -179,10 +176,7 @@ def recipients_list() -> None:
     if not recipients:
         out().print("No recipients. Add one: tracekit recipients add NAME age1... --role vetted-team")
         return
-    table = Table("name", "role", "public key", "added")
-    for r in recipients:
-        table.add_row(safe_markup(r.name), safe_markup(r.role), safe_markup(r.public_key), r.added_at)
-    out().print(table)
+    out().print(render.recipients_table(recipients))
 
 
 @recipients_app.command("remove")
@@ -266,7 +260,7 @@ def _print_referral_preview(preview: ReferralPreview) -> None:
 @command
 def referrals_list() -> None:
     """Referrals in the outbox (sealed; only the vetted team can open them)."""
-    from rich.table import Table
+    from tracekit.cli import render
 
     with open_current_store() as store:
         referrals = _roles(store).referrals()
@@ -278,10 +272,7 @@ def referrals_list() -> None:
     if not referrals:
         out().print("No referrals.")
         return
-    table = Table("referral", "role", "created", "sealed to", "exported")
-    for r in referrals:
-        table.add_row(r.ref, r.role, r.created_at, safe_markup(", ".join(r.recipients)), r.exported_at or "-")
-    out().print(table)
+    out().print(render.referrals_table(referrals))
 
 
 @referrals_app.command("export")
