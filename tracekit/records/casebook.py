@@ -1486,7 +1486,8 @@ class Casebook:
         # not a case themselves (tested by then).
         pending = (
             "e.trace_status = ? AND e.isolation_end >= ? AND e.last_exposure <= ? AND NOT EXISTS "
-            "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open' AND oc.test_date <= ?)"
+            "(SELECT 1 FROM cases oc INDEXED BY cases_person WHERE oc.person_id = e.person_id AND oc.status = 'open' "
+            "AND oc.test_date <= ?)"
         )
         return pending, (TraceStatus.NOT_YET_REACHED.value, day.isoformat(), day.isoformat(), day.isoformat())
 
