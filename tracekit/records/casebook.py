@@ -512,7 +512,7 @@ class Casebook:
             onset_day, test_day = _date(onset), date.fromisoformat(test_date)
             return self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day))
 
-        def exposure_values(*inputs: Any) -> tuple[Any, ...]:
+        def exposure_values(*inputs: Any) -> dict[str, Any]:
             values = dict(zip(derived.EXPOSURE_RULE_INPUTS, inputs))
             values["last_exposure"] = day = date.fromisoformat(values["last_exposure"])
             return self._exposure_rule_values(values, ruleset(day))
