@@ -89,7 +89,7 @@ CASES = Table(
         "source_exposure_id", "ruleset_id", "infectious_start", "infectious_end", "isolation_end", "created_at",
         "updated_at", "closed_at",
     ),
-    details=("test_date", "test_type", "test_result", "symptom_onset", "notes"),
+    details=("test_date", "symptom_onset", "test_type", "test_result", "notes"),
     derived=("ruleset_id", "infectious_start", "infectious_end", "isolation_end"),
 )
 
