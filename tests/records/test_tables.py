@@ -10,7 +10,12 @@ import pytest
 from tracekit.bundle import source
 from tracekit.domain import rules
 from tracekit.records import casebook, derived
-from tracekit.records.inputs import CASE_VALIDATORS, EXPOSURE_VALIDATORS, PERSON_VALIDATORS, PersonInput
+from tracekit.records.inputs import (
+    CASE_VALIDATORS,
+    EXPOSURE_VALIDATORS,
+    PERSON_VALIDATORS,
+    PersonInput,
+)
 from tracekit.records.models import Case, Exposure, Person
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, TABLES, Table, View
 
@@ -43,12 +48,16 @@ def test_a_spec_naming_a_column_it_lacks_is_refused():
 
 
 def test_a_view_reads_rows_by_name_and_refuses_a_name_twice():
-    view = View([("a", "1"), ("b", "2")])
-    assert view.sql == "1, 2"
-    assert view.named((10, 20)) == {"a": 10, "b": 20}
-    assert view.prefixed("x.") == [("x.a", "1"), ("x.b", "2")]
+    inner = View([("a", "1"), ("b", "2")])
+    assert (inner.sql, inner.width) == ("1, 2", 2)
+    assert inner.named((10, 20)) == {"a": 10, "b": 20}
+    outer = View([("a", "3")], nested=("inner", inner))
+    assert (outer.sql, outer.width) == ("3, 1, 2", 3)
+    assert outer.named((30, 10, 20)) == {"a": 30, "inner": {"a": 10, "b": 20}}
     with pytest.raises(ValueError, match="twice"):
         View([("a", "1"), ("a", "2")])
+    with pytest.raises(ValueError, match="twice"):
+        View([("inner", "1")], nested=("inner", inner))
 
 
 @pytest.mark.parametrize("view, rest", [
@@ -58,7 +67,7 @@ def test_a_view_reads_rows_by_name_and_refuses_a_name_twice():
 ])
 def test_case_book_views_give_one_value_per_name(store, view, rest):
     cursor = store.conn.execute(f"SELECT {view.sql} {rest} LIMIT 0")
-    assert len(cursor.description) == len(view.names)
+    assert len(cursor.description) == view.width
 
 
 @pytest.mark.parametrize("view, sql", [

@@ -179,7 +179,7 @@ def marked_people(conn: Any) -> list[Person]:
         # CROSS JOIN: loop over the few marked people, not over everyone.
         "FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL",
     )
-    people = [_person(row, "", REVEAL_ALL) for row in rows]
+    people = [_person(row, REVEAL_ALL) for row in rows]
     return people + former_details(conn, people)
 
 
@@ -228,28 +228,24 @@ def _fetch(conn: Any, view: View, rest: str, params: Any = ()) -> list[dict[str,
     return [view.named(row) for row in conn.execute(f"SELECT {view.sql} {rest}", params).fetchall()]
 
 
-def _person(row: dict[str, Any], prefix: str = "", reveal: frozenset[int] = NO_REVEAL) -> Person:
-    """A person from a row of PERSON_VIEW (its names under ``prefix``); masked if
-    protected, unless revealed (never if referred)."""
-    def get(name: str) -> Any:
-        return row[prefix + name]
-
-    role, referral_ref, person_id = get("role"), get("referral_ref"), get("id")
-    protection = person_protection(role, referral_ref, bool(get("associated")))
-    if referral_ref is not None or (protection is not None and person_id not in reveal):
+def _person(r: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Person:
+    """A person from a row of PERSON_VIEW; masked if protected, unless revealed (never if referred)."""
+    role, referral_ref = r["role"], r["referral_ref"]
+    protection = person_protection(role, referral_ref, bool(r["associated"]))
+    if referral_ref is not None or (protection is not None and r["id"] not in reveal):
         return Person(
-            id=person_id, ref=get("ref"), name="", created_at=get("created_at"), updated_at=get("updated_at"),
+            id=r["id"], ref=r["ref"], name="", created_at=r["created_at"], updated_at=r["updated_at"],
             role=role, referral_ref=referral_ref, masked=True, protection=protection,
         )
     return Person(
-        id=person_id, ref=get("ref"), name=get("name"), date_of_birth=_date(get("date_of_birth")),
-        nhs_number=get("nhs_number"), phone=get("phone"), email=get("email"), address=get("address"),
-        postcode=get("postcode"), occupation=get("occupation"), created_at=get("created_at"),
-        updated_at=get("updated_at"), role=role, referral_ref=referral_ref, protection=protection,
+        id=r["id"], ref=r["ref"], name=r["name"], date_of_birth=_date(r["date_of_birth"]),
+        nhs_number=r["nhs_number"], phone=r["phone"], email=r["email"], address=r["address"],
+        postcode=r["postcode"], occupation=r["occupation"], created_at=r["created_at"],
+        updated_at=r["updated_at"], role=role, referral_ref=referral_ref, protection=protection,
     )
 
 
-#: A case with its person (their names under ``person.``).
+#: A case with its person (``row["person"]``).
 CASE_VIEW = View([
     *CASES.select("c", (
         "id", "ref", *CASES.details, "status", "ruleset_id", "infectious_start", "infectious_end",
@@ -258,8 +254,7 @@ CASE_VIEW = View([
     ("source_exposure_ref", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
     ("isolation_end", CASE_ISOLATION_END_SQL),
     ("contact_count", "(SELECT count(*) FROM exposures WHERE case_id = c.id)"),
-    *PERSON_VIEW.prefixed("person."),
-])
+], nested=("person", PERSON_VIEW))
 
 
 def _case(row: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Case:
@@ -271,11 +266,11 @@ def _case(row: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Case:
         infectious_start=date.fromisoformat(row["infectious_start"]),
         infectious_end=date.fromisoformat(row["infectious_end"]), isolation_end=_date(row["isolation_end"]),
         created_at=row["created_at"], updated_at=row["updated_at"], closed_at=row["closed_at"],
-        contact_count=row["contact_count"], person=_person(row, "person.", reveal),
+        contact_count=row["contact_count"], person=_person(row["person"], reveal),
     )
 
 
-#: An exposure with its contact (their names under ``person.``), and what decides
+#: An exposure with its contact (``row["person"]``), and what decides
 #: whether it is withheld: the marked person whose case it is, if any, and its release.
 EXPOSURE_VIEW = View([
     *EXPOSURES.select("e", (
@@ -289,8 +284,7 @@ EXPOSURE_VIEW = View([
         "WHERE c2.id = e.case_id), (SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id))"
     )),
     ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
-    *PERSON_VIEW.prefixed("person."),
-])
+], nested=("person", PERSON_VIEW))
 
 
 def _exposure(
@@ -311,7 +305,7 @@ def _exposure(
         "updated_at": row["updated_at"],
     }
     if withheld:
-        contact = _person(row, "person.", NO_REVEAL)
+        contact = _person(row["person"], NO_REVEAL)
         contact = Person(id=contact.id, ref=contact.ref, name="", role=contact.role,
                          referral_ref=contact.referral_ref, masked=True,
                          protection=contact.protection or WITHHELD_ASSOCIATION)
@@ -322,7 +316,7 @@ def _exposure(
     return Exposure(
         **common, setting=row["setting"], proximity_m=row["proximity_m"], duration_min=row["duration_min"],
         face_to_face=bool(row["face_to_face"]), direct_contact=bool(row["direct_contact"]), notes=row["notes"],
-        contact=_person(row, "person.", reveal),
+        contact=_person(row["person"], reveal),
     )
 
 
@@ -595,8 +589,8 @@ class Casebook:
     def _load_person(self, conn: Any, person_id: int, *, raw: bool = False) -> Person:
         (row,) = _fetch(conn, PERSON_VIEW, "FROM people p WHERE p.id = ?", (person_id,))
         if raw:
-            return _person(row, "", REVEAL_ALL)
-        return self._shared_withheld(_person(row, "", self._reveal))
+            return _person(row, REVEAL_ALL)
+        return self._shared_withheld(_person(row, self._reveal))
 
     def get_person(self, ref: str) -> Person:
         conn = self.store.conn
@@ -782,7 +776,7 @@ class Casebook:
             rows = _fetch(conn, PERSON_VIEW, f"FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids)
         # A protected person the index still holds (sensitive by association) is left out:
         # a masked row would tie the searched details to their reference.
-        found = [person for person in (_person(r, "", self._reveal) for r in rows) if not person.masked]
+        found = [person for person in (_person(r, self._reveal) for r in rows) if not person.masked]
         if include_marked:
             found.extend(self._search_marked(conn, text))
         return found
@@ -794,10 +788,10 @@ class Casebook:
         for row in _fetch(
             conn, PERSON_VIEW, "FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
         ):
-            full = _person(row, "", REVEAL_ALL)
+            full = _person(row, REVEAL_ALL)
             haystack = search_terms(full.__dict__).lower()
             if any(n in haystack for n in needles):
-                matches.append(_person(row, "", self._reveal))
+                matches.append(_person(row, self._reveal))
         return matches
 
     def merge_people(self, keep_ref: str, other_ref: str) -> Person:

@@ -52,24 +52,28 @@ class Table:
 
 
 class View:
-    """A SELECT list read by name: ``items`` are (name, SQL expression) in order."""
+    """A SELECT list read by name: ``items`` are (name, SQL expression) in order, then
+    optionally ``nested``, (name, view): another view's values, read as one dict under
+    that name (a case's person: ``row["person"]["name"]``)."""
 
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, items: Iterable[tuple[str, str]], *, nested: tuple[str, View] | None = None) -> None:
         items = list(items)
         self.names = tuple(name for name, _ in items)
-        if len(set(self.names)) != len(self.names):
+        if len(set(self.names)) != len(self.names) or (nested is not None and nested[0] in self.names):
             raise ValueError(f"a view names a value twice: {self.names}")
+        self.nested = nested
+        #: How many values a row of this view has.
+        self.width: int = len(items) + (nested[1].width if nested is not None else 0)
         #: The SELECT list.
-        self.sql = ", ".join(expression for _, expression in items)
-        self.items = tuple(items)
+        self.sql: str = ", ".join([expression for _, expression in items] + ([nested[1].sql] if nested is not None else []))
 
     def named(self, row: Sequence[Any]) -> dict[str, Any]:
         """One fetched row as name -> value."""
-        return dict(zip(self.names, row))
-
-    def prefixed(self, prefix: str) -> list[tuple[str, str]]:
-        """This view's items with names under ``prefix`` (to nest it in a larger view)."""
-        return [(prefix + name, expression) for name, expression in self.items]
+        record = dict(zip(self.names, row))
+        if self.nested is not None:
+            name, view = self.nested
+            record[name] = view.named(row[len(self.names):])
+        return record
 
 
 PEOPLE = Table(
