@@ -257,7 +257,7 @@ def fix_queries(s: dict[str, Any], limit: int) -> list[tuple[str, str, tuple[Any
     from tracekit.domain import identifiers as ids
     from tracekit.records import casebook as cbm
 
-    E, P = cbm.EXPOSURE_COLUMNS, cbm.PERSON_COLUMNS
+    E, P = cbm.EXPOSURE_VIEW.sql, cbm.PERSON_VIEW.sql
     nyr, day = "not-yet-reached", s["busy_day"]
     pending = ("e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
                "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')")

@@ -63,9 +63,9 @@ How rows are written. Directly, with executemany in a few large transactions on 
 connection of a store made by ``tracekit.store.create_store``, with foreign keys checked
 at each commit (``PRAGMA defer_foreign_keys``). Every stored derived value is computed by
 tracekit's own code, never re-implemented here: ``name_key`` and ``search_terms`` for the
-people columns and the ``people_fts`` index, ``Casebook._case_rule_values`` and
-``Casebook._exposure_rule_values`` (rule set in force, infectious period, isolation ends,
-close-contact clause, ``risk_rank``), ``new_ref`` for references (kept unique with a set),
+people columns and the ``people_fts`` index, ``tracekit.records.derived`` (rule set in
+force, infectious period, isolation ends, close-contact clause, ``risk_rank``), the
+column lists of ``tracekit.records.tables`` (rows are built by column name), ``new_ref`` for references (kept unique with a set),
 ``audit.entry_hash`` for the audit chain and ``OUTCOME_STATUS`` for what a call outcome
 does to a contact's status. Two things are done differently from a tracer's session, for
 speed only, and neither changes the file: the generating connection is opened without
@@ -492,9 +492,11 @@ class PersonMaker(Dice):
     def __init__(self, seed: int, people: int) -> None:
         from tracekit.domain import identifiers as ids
         from tracekit.records.casebook import search_terms
+        from tracekit.records.tables import PEOPLE
 
         super().__init__(seed + 1)
         self.search_terms = search_terms
+        self.people_table = PEOPLE
         self.name_key = functools.lru_cache(maxsize=None)(ids.name_key)
         self.ascii = functools.lru_cache(maxsize=None)(_ascii)
         self.surnames = _surname_weights()
@@ -548,8 +550,13 @@ class PersonMaker(Dice):
         self.person_ref[pid] = ref
         self.home[pid] = (surname, address, postcode)
         stamp = _iso_seconds(created_us)
-        row = (pid, ref, name, self.name_key(name), dob, nhs, phone, email, address, postcode, occupation, stamp, stamp)
-        return row, self.search_terms({"name": name, "phone": phone, "nhs_number": nhs, "postcode": postcode})
+        terms = self.search_terms({"name": name, "phone": phone, "nhs_number": nhs, "postcode": postcode})
+        row = self.people_table.row({
+            "id": pid, "ref": ref, "name": name, "name_key": self.name_key(name), "date_of_birth": dob,
+            "nhs_number": nhs, "phone": phone, "email": email, "address": address, "postcode": postcode,
+            "occupation": occupation, "search_terms": terms, "created_at": stamp, "updated_at": stamp,
+        })
+        return row, terms
 
 
 # --------------------------------------------------------------------------- generation
@@ -562,7 +569,9 @@ class Generator(Dice):
                  flush_rows: int = 200_000, exposures: int | None = None) -> None:
         from tracekit import audit as audit_module
         from tracekit.records import casebook as casebook_module
+        from tracekit.records.derived import RuleValues
         from tracekit.records.models import OUTCOME_STATUS
+        from tracekit.records.tables import CASES, EXPOSURES, PEOPLE
 
         super().__init__(seed)
         self.store = store
@@ -586,21 +595,15 @@ class Generator(Dice):
         self.audit_head_setting = audit_module.HEAD_SETTING
         self.outcome_status = {o.value: (s.value if s is not None else None) for o, s in OUTCOME_STATUS.items()}
 
-        # A Casebook whose rule values skip the per-row lookup of the pinned rule set:
-        # it is read once here (a new store pins none).
-        pinned = store.get_setting(casebook_module.PINNED_RULESET_SETTING)
-
-        class _BulkCasebook(casebook_module.Casebook):
-            pinned_ruleset = pinned  # type: ignore[assignment]  # shadows the property
-
-        self.casebook = _BulkCasebook(store, today=END + timedelta(days=1))
-        self.exposure_rule_values = functools.lru_cache(maxsize=500_000)(self._exposure_rules_uncached)
-        self.case_rule_values = functools.lru_cache(maxsize=None)(self.casebook._case_rule_values)
+        # Rule values as the case book and the importer work them out; the pinned rule
+        # set is read once here (a new store pins none).
+        self.rules = RuleValues(store.get_setting(casebook_module.PINNED_RULESET_SETTING))
+        self.case_rule_values = self.rules.case
+        self.people_table, self.cases_table, self.exposures_table = PEOPLE, CASES, EXPOSURES
         self.settings_w = _weighted(EXPOSURE_SETTINGS)
         self.proximities = _weighted(PROXIMITIES)
         self.durations = _weighted(DURATIONS)
 
-        self.people_keep_terms = any(col[1] == "search_terms" for col in self.conn.execute("PRAGMA table_info(people)"))
         self.next_person = (self.conn.execute("SELECT max(id) FROM people").fetchone()[0] or 0) + 1
         self.next_case = (self.conn.execute("SELECT max(id) FROM cases").fetchone()[0] or 0) + 1
         self.next_exposure = (self.conn.execute("SELECT max(id) FROM exposures").fetchone()[0] or 0) + 1
@@ -626,9 +629,9 @@ class Generator(Dice):
         if us <= END_US:
             self.pending_events[us // DAY].append((us, action, refs, reason, call))
 
-    def _exposure_rules_uncached(self, last_exposure: date, setting: str, proximity: float | None,
-                                 duration: float | None, face_to_face: bool, direct: bool) -> dict[str, Any]:
-        return self.casebook._exposure_rule_values({
+    def exposure_rule_values(self, last_exposure: date, setting: str, proximity: float | None,
+                             duration: float | None, face_to_face: bool, direct: bool) -> dict[str, Any]:
+        return self.rules.exposure({
             "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity,
             "duration_min": duration, "face_to_face": face_to_face, "direct_contact": direct,
         })
@@ -685,12 +688,13 @@ class Generator(Dice):
         closed = close_us <= END_US
         notes = self.one(CASE_NOTES) if r() < 0.08 else None
         created = _iso_seconds(created_us)
-        self.buf["cases"].append((
-            cid, ref, person_id, test_date.isoformat(), test_type, "positive", onset.isoformat() if onset else None,
-            "closed" if closed else "open", notes, source[0] if source else None, rule["ruleset_id"],
-            rule["infectious_start"], rule["infectious_end"], rule["isolation_end"], created,
-            _iso_seconds(close_us) if closed else created, _iso_seconds(close_us) if closed else None,
-        ))
+        self.buf["cases"].append(self.cases_table.row({
+            **rule, "id": cid, "ref": ref, "person_id": person_id, "test_date": test_date.isoformat(),
+            "test_type": test_type, "test_result": "positive", "symptom_onset": onset.isoformat() if onset else None,
+            "status": "closed" if closed else "open", "notes": notes, "source_exposure_id": source[0] if source else None,
+            "created_at": created, "updated_at": _iso_seconds(close_us) if closed else created,
+            "closed_at": _iso_seconds(close_us) if closed else None,
+        }))
         self.event(created_us, "case.add", [ref, person_id])
         if closed:
             self.event(close_us, "case.close", [ref])
@@ -845,12 +849,13 @@ class Generator(Dice):
         self.next_exposure += 1
         ref = self.refs["E"].take()
         status, updated_us = self.plan_tracing(eid, ref, t)
-        self.buf["exposures"].append((
-            eid, ref, case_id, person, last_exposure.isoformat(), setting, proximity, duration, int(face_to_face),
-            int(direct), status, self.one(CONTACT_NOTES) if self.random() < note_chance else None, rule["ruleset_id"],
-            rule["close_contact"], rule["clause"], rule["risk_rank"], rule["isolation_end"], _iso_seconds(t),
-            _iso_seconds(updated_us),
-        ))
+        self.buf["exposures"].append(self.exposures_table.row({
+            **rule, "id": eid, "ref": ref, "case_id": case_id, "person_id": person,
+            "last_exposure": last_exposure.isoformat(), "setting": setting, "proximity_m": proximity,
+            "duration_min": duration, "face_to_face": int(face_to_face), "direct_contact": int(direct),
+            "trace_status": status, "notes": self.one(CONTACT_NOTES) if self.random() < note_chance else None,
+            "created_at": _iso_seconds(t), "updated_at": _iso_seconds(updated_us),
+        }))
         self.event(t, "contact.add", [ref, case_ref, person])
         return rule, eid
 
@@ -916,29 +921,11 @@ class Generator(Dice):
         self.results.clear()
         with self.store.transaction():
             conn.execute("PRAGMA defer_foreign_keys = ON")
-            if self.people_keep_terms:
-                # The exact indexed text, as set_index_entry keeps it, so later changes can erase it.
-                assert all(row[0] == pid for row, (pid, _) in zip(b["people"], b["fts"]))
-                conn.executemany(
-                    "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
-                    "postcode, occupation, created_at, updated_at, search_terms) "
-                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(*row, terms) for row, (_, terms) in zip(b["people"], b["fts"])])
-            else:
-                conn.executemany(
-                    "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
-                    "postcode, occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    b["people"])
+            # People carry the exact indexed text (search_terms), as set_index_entry keeps it.
+            conn.executemany(self.people_table.insert_sql, b["people"])
             conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", b["fts"])
-            conn.executemany(
-                "INSERT INTO cases(id, ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
-                "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at, "
-                "closed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b["cases"])
-            conn.executemany(
-                "INSERT INTO exposures(id, ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
-                "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
-                "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                b["exposures"])
+            conn.executemany(self.cases_table.insert_sql, b["cases"])
+            conn.executemany(self.exposures_table.insert_sql, b["exposures"])
             conn.executemany("INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)", b["calls"])
             conn.executemany(
                 "INSERT INTO audit_log(seq, at, action, refs, reason, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?)", b["audit"])

@@ -243,6 +243,26 @@ def test_after_referral_the_passphrase_no_longer_recovers_the_identity(book, rol
     assert b"Olwen" in pages  # ordinary data is still there: the scan can see plaintext
 
 
+def test_referral_cuts_a_contact_known_elsewhere_from_the_referred_case(book, roles, scenario):
+    """The associate is also a contact of the ordinary case: they keep their record, and
+    the referred case's contact becomes a new empty stub person of the referral."""
+    officer_case, associate, ordinary_case, _ = scenario
+    book.add_contact(ordinary_case.ref, person_ref=associate.contact.ref, last_exposure="2020-10-21", setting="social")
+    vetted = x25519.Identity.generate()
+    roles.add_recipient("Vetted", str(vetted.to_public()), "vetted-team")
+    roles.mark(officer_case.person.ref, "undercover-officer", "operational safety")
+    referral = roles.refer(officer_case.person.ref, "per protocol")
+    conn = book.store.conn
+    stub = conn.execute(
+        "SELECT p.ref, p.name, p.name_key, p.phone, r.ref FROM exposures e JOIN people p ON p.id = e.person_id "
+        "JOIN referrals r ON r.id = p.referral_id WHERE e.ref = ?", (associate.ref,),
+    ).fetchone()
+    assert stub is not None and stub[0] != associate.contact.ref
+    assert stub[1:] == ("", "", None, referral.ref)
+    kept = book.get_person(associate.contact.ref)
+    assert (kept.name, kept.phone) == (ASSOCIATE["name"], ASSOCIATE["phone"])
+
+
 def test_referred_person_cannot_be_revealed_or_unmarked(book, roles, scenario):
     officer_case, *_ = scenario
     roles.add_recipient("Vetted", str(x25519.Identity.generate().to_public()), "vetted-team")

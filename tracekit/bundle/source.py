@@ -13,12 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from tracekit.records.association import ProtectedKeys
-from tracekit.records.casebook import (
-    ASSOCIATED_SQL,
-    CASE_ISOLATION_END_SQL,
-    EXPOSURE_ISOLATION_END_SQL,
-    marked_people,
-)
+from tracekit.records.casebook import ASSOCIATED_SQL, marked_people
+from tracekit.records.derived import CASE_ISOLATION_END_SQL, EXPOSURE_ISOLATION_END_SQL
+from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, View
 
 BATCH = 5000
 
@@ -27,50 +24,60 @@ BATCH = 5000
 #: in a standard handover, not even as stubs.
 RECEIVED_SQL = "EXISTS (SELECT 1 FROM received_records WHERE kind = 'person' AND record_id IN ({people}))"
 
-_PERSON = (
-    "{p}.ref, {p}.name, {p}.name_key, {p}.date_of_birth, {p}.nhs_number, {p}.phone, {p}.email, "
-    "{p}.address, {p}.postcode, {r}.role, (SELECT ref FROM referrals WHERE id = {p}.referral_id), "
-    + ASSOCIATED_SQL.replace("p.id", "{p}.id")
-)
-_PERSON_KEYS = (
-    "person", "name", "name_key", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode",
-    "self_role", "self_referral", "self_associated",
-)
+#: The record's person (``p``, their mark ``r``): their identity and their own
+#: sensitivity facts.
+_PERSON = [
+    ("person", "p.ref"),
+    *PEOPLE.select("p", (*PEOPLE.identity, "name_key")),
+    ("self_role", "r.role"),
+    ("self_referral", "(SELECT ref FROM referrals WHERE id = p.referral_id)"),
+    ("self_associated", ASSOCIATED_SQL),
+]
 
+CASE_VIEW = View([
+    *CASES.select("c", (
+        "id", "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
+        "infectious_end",
+    )),
+    ("isolation_end", CASE_ISOLATION_END_SQL),
+    ("ruleset", "c.ruleset_id"),
+    ("source_exposure", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
+    *CASES.select("c", ("notes", "updated_at")),
+    *_PERSON,
+    ("received", RECEIVED_SQL.format(people="c.person_id")),
+])
 CASE_SQL = (
-    "SELECT c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.infectious_start, "
-    "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.ruleset_id, (SELECT ref FROM exposures WHERE id = c.source_exposure_id), "
-    "c.notes, c.updated_at, " + _PERSON.format(p="p", r="r") + ", "
-    + RECEIVED_SQL.format(people="c.person_id") + " "
+    f"SELECT {CASE_VIEW.sql} "
     "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "{where} ORDER BY c.id"
 )
-_CASE_KEYS = (
-    "id", "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
-    "infectious_end", "isolation_end", "ruleset", "source_exposure", "notes", "updated_at", *_PERSON_KEYS, "received",
-)
 
+CONTACT_VIEW = View([
+    *EXPOSURES.select("e", ("id", "ref")),
+    ("case", "c.ref"),
+    *EXPOSURES.select("e", (
+        "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
+        "close_contact", "clause", "trace_status",
+    )),
+    ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
+    ("ruleset", "e.ruleset_id"),
+    *EXPOSURES.select("e", ("notes", "updated_at")),
+    *_PERSON,
+    ("case_role", "cr.role"),
+    ("case_referral", "(SELECT ref FROM referrals WHERE id = cp.referral_id)"),
+    ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
+    ("received", RECEIVED_SQL.format(people="e.person_id, c.person_id")),
+])
 CONTACT_SQL = (
-    "SELECT e.id, e.ref, c.ref, e.last_exposure, e.setting, e.proximity_m, e.duration_min, e.face_to_face, "
-    "e.direct_contact, e.close_contact, e.clause, e.trace_status, "
-    + EXPOSURE_ISOLATION_END_SQL + ", e.ruleset_id, e.notes, "
-    "e.updated_at, " + _PERSON.format(p="p", r="r") + ", cr.role, "
-    "(SELECT ref FROM referrals WHERE id = cp.referral_id), "
-    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
-    + RECEIVED_SQL.format(people="e.person_id, c.person_id") + " "
+    f"SELECT {CONTACT_VIEW.sql} "
     "FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id "
     "JOIN people cp ON cp.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "LEFT JOIN person_roles cr ON cr.person_id = cp.id {where} ORDER BY e.id"
 )
-_CONTACT_KEYS = (
-    "id", "ref", "case", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
-    "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "notes", "updated_at", *_PERSON_KEYS,
-    "case_role", "case_referral", "released", "received",
-)
 _BOOLEAN = ("face_to_face", "direct_contact", "close_contact", "released", "self_associated", "received")
 
 
-def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _stream(conn: Any, sql: str, params: tuple[Any, ...], view: View) -> Iterator[dict[str, Any]]:
     """Records with their sensitivity facts. Besides the person's own role and referral:
     ``self_associated`` (the person is a contact of a marked person's case, not released:
     their own cases and contacts elsewhere are withheld too), and what their identifiers
@@ -78,6 +85,8 @@ def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...])
     (the record is of the protected person themself) or ``shared_fields`` (withheld
     field by field)."""
     protected = ProtectedKeys(conn, marked=marked_people(conn))
+    keys = view.names
+    booleans = [name for name in _BOOLEAN if name in keys]
     cursor = conn.execute(sql, params)
     while True:
         rows = cursor.fetchmany(BATCH)
@@ -85,9 +94,8 @@ def _stream(conn: Any, sql: str, params: tuple[Any, ...], keys: tuple[str, ...])
             return
         for row in rows:
             record = dict(zip(keys, row))
-            for name in _BOOLEAN:
-                if name in record:
-                    record[name] = bool(record[name])
+            for name in booleans:
+                record[name] = bool(record[name])
             if "symptom_onset" in record:
                 record["asymptomatic"] = record["symptom_onset"] is None
             if not protected.empty and not (record["self_role"] or record["self_referral"]):
@@ -132,14 +140,14 @@ def cases(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
     where, params = "", ()
     if since:
         where, params = _changed_since(conn, "c", "cases", since), (since, since)
-    return _stream(conn, CASE_SQL.format(where=where), params, _CASE_KEYS)
+    return _stream(conn, CASE_SQL.format(where=where), params, CASE_VIEW)
 
 
 def contacts(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
     where, params = "", ()
     if since:
         where, params = _changed_since(conn, "e", "exposures", since), (since, since)
-    return _stream(conn, CONTACT_SQL.format(where=where), params, _CONTACT_KEYS)
+    return _stream(conn, CONTACT_SQL.format(where=where), params, CONTACT_VIEW)
 
 
 def count_rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> dict[str, int]:

@@ -426,7 +426,7 @@ def case_isolation_end(onset: date | None, test_date: date, rs: RuleSet) -> date
     on 1 October 2020 with 10 days: isolate until the end of 11 October.
 
     Only a positive (or void) test means isolation: a case whose test was negative is
-    given no isolation end (see ``CASE_ISOLATION_END_SQL`` in tracekit.records.casebook).
+    given no isolation end (see ``CASE_ISOLATION_END_SQL`` in tracekit.records.derived).
     """
     reference = onset if onset is not None else test_date
     return reference + timedelta(days=rs.case_isolation_days)
@@ -440,7 +440,7 @@ def contact_isolation_end(last_exposure: date, rs: RuleSet) -> date:
 
     Only a close contact isolates. For one who is not close the date is kept only as how
     long they stay on the worklist, and never given as an isolation end (see
-    ``EXPOSURE_ISOLATION_END_SQL`` in tracekit.records.casebook).
+    ``EXPOSURE_ISOLATION_END_SQL`` in tracekit.records.derived).
     """
     return last_exposure + timedelta(days=rs.contact_isolation_days)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
 import json
 import os
@@ -45,11 +44,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from tracekit import audit, files
 from tracekit.bundle.recalls import create_recall, handed_over_in_clear
-from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, parse_ref
 from tracekit.errors import StoreExists, TracekitError, ValidationError
 from tracekit.importers import columns as cols
@@ -57,8 +55,9 @@ from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
+from tracekit.records.derived import RuleValues
 from tracekit.records.identity import identifier_keys
-from tracekit.records.casebook import Casebook, set_index_entry, utcnow
+from tracekit.records.casebook import Casebook, new_case_values, new_exposure_values, set_index_entry, utcnow
 from tracekit.records.inputs import (
     ADDRESS_MAX_LENGTH,
     CASE_VALIDATORS,
@@ -66,7 +65,8 @@ from tracekit.records.inputs import (
     NOTES_MAX_LENGTH,
     PERSON_VALIDATORS,
 )
-from tracekit.records.models import CaseStatus, Person, TraceStatus
+from tracekit.records.models import CaseStatus, Person
+from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table
 from tracekit.records.identity import WITHHELD_IN_TEXT, identity_matcher
 from tracekit.store import Store
 
@@ -87,8 +87,6 @@ MEMO_LIMIT = 50_000
 CASE_CACHE_LIMIT = 20_000
 #: Page cache for the import's connection (KiB, as PRAGMA cache_size takes it negated).
 IMPORT_CACHE_KIB = 32 * 1024
-
-EXTERNAL_KIND = {"cases": "case", "contacts": "contact"}
 
 
 # ------------------------------------------------------------------------ results
@@ -354,7 +352,7 @@ class _Row:
         self.person_ext: str | None = None
         self.person_id: int | None = None
         self.person_new = False
-        self.case: tuple[Any, ...] | None = None
+        self.case: _CaseFacts | None = None
         self.case_ref: str | None = None
         self.case_ext: str | None = None
 
@@ -563,6 +561,207 @@ def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
     return WITHHELD_IN_TEXT
 
 
+# ----------------------------------------------------------------- what is imported
+
+
+class _CaseFacts(NamedTuple):
+    """What a contact row needs of the case it names."""
+
+    id: int
+    ref: str
+    person_id: int
+    status: str
+    infectious_start: str
+    infectious_end: str
+
+
+#: The SELECT list of :class:`_CaseFacts` (cases as ``c``).
+_CASE_FACTS_SQL = ", ".join(f"c.{name}" for name in _CaseFacts._fields)
+
+
+class _Kind:
+    """What differs between importing cases and contacts (one instance per import)."""
+
+    #: The import kind ("cases", "contacts"), as the command and the audit name it.
+    name: str
+    #: The kind of record in ``external_ids``.
+    external: str
+    table: Table
+    ref_kind: RefKind
+    #: The record's own fields, validated in this order.
+    fields: tuple[str, ...]
+    #: Those of them that are dates (checked against today).
+    dates: tuple[str, ...]
+
+    def __init__(self, importer: _Importer) -> None:
+        self.importer = importer
+        #: Each field's validator, as the case book's.
+        self.validators: dict[str, Callable[..., Any]] = {}
+
+    def converters(self, dated: Callable[[Callable[..., Any]], Callable[[Any], Any]]) -> dict[str, Callable[[Any], Any]]:
+        """The fields' validators for many rows: dates against today, notes by the fast
+        path for free text, the rest memoised (they have few distinct values)."""
+        converters = {}
+        for name in self.fields:
+            validate = self.validators[name]
+            if name == "notes":
+                converters[name] = printable_text(validate, NOTES_MAX_LENGTH, collapse=False)
+            elif name in self.dates:
+                converters[name] = dated(validate)
+            else:
+                converters[name] = _memo(validate)
+        return converters
+
+    def check(self, row: _Row) -> None:
+        """The checks across fields, once each field is validated."""
+        raise NotImplementedError
+
+    def resolve(self, rows: list[_Row]) -> None:
+        """Look up in the store what the batch's rows refer to (besides their people)."""
+
+    def values(self, row: _Row) -> dict[str, Any]:
+        """The new record's columns from a valid row (but its id, reference and times)."""
+        raise NotImplementedError
+
+
+class _Cases(_Kind):
+    name, external, table, ref_kind = "cases", "case", CASES, RefKind.CASE
+    fields = (*CASES.details, "asymptomatic")
+    dates = ("test_date", "symptom_onset")
+
+    def __init__(self, importer: _Importer) -> None:
+        super().__init__(importer)
+        self.validators = {**CASE_VALIDATORS, "asymptomatic": _flag("asymptomatic")}
+
+    def check(self, row: _Row) -> None:
+        problem = self.importer._problem
+        values, raw = row.values, row.raw
+        if not _given(raw.get("test_date")):
+            problem(row, ValidationError("test_date", "is required", expected="the date of the positive test"))
+        onset = values.get("symptom_onset")
+        asymptomatic = values.get("asymptomatic", False)
+        if not _given(raw.get("symptom_onset")) and not asymptomatic:
+            problem(row, ValidationError(
+                "symptom_onset", "is required", expected="the date symptoms started, or asymptomatic = yes"))
+        if onset is not None and asymptomatic:
+            problem(row, ValidationError(
+                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or asymptomatic = yes"))
+        test_date = values.get("test_date")
+        if test_date is not None:
+            try:
+                self.importer.casebook._check_case_dates(test_date, onset, values.get("date_of_birth"))
+            except ValidationError as error:
+                problem(row, error)
+
+    def values(self, row: _Row) -> dict[str, Any]:
+        v = row.values
+        return new_case_values(v, self.importer.rules.case(v["test_date"], v.get("symptom_onset")))
+
+
+class _Contacts(_Kind):
+    name, external, table, ref_kind = "contacts", "contact", EXPOSURES, RefKind.EXPOSURE
+    fields = EXPOSURES.details
+    dates = ("last_exposure",)
+
+    def __init__(self, importer: _Importer) -> None:
+        super().__init__(importer)
+        self.validators = EXPOSURE_VALIDATORS
+        self._case_by_ref = _LRU(CASE_CACHE_LIMIT)
+        self._case_by_ext = _LRU(CASE_CACHE_LIMIT)
+
+    def check(self, row: _Row) -> None:
+        problem = self.importer._problem
+        raw = row.raw
+        if not _given(raw.get("last_exposure")):
+            problem(row, ValidationError("last_exposure", "is required", expected="the date of last contact"))
+        if not _given(raw.get("setting")):
+            problem(row, ValidationError("setting", "is required", expected="where it happened"))
+        case_ref, case_ext = raw.get("case_ref"), raw.get("case_external_id")
+        if _given(case_ref):
+            try:
+                row.case_ref = parse_ref(str(case_ref), RefKind.CASE)
+            except ValidationError as error:
+                problem(row, ValidationError("case_ref", error.problem, expected=error.expected))
+        if _given(case_ext):
+            try:
+                row.case_ext = _external_id(case_ext, "case_external_id")
+            except ValidationError as error:
+                problem(row, error)
+        if not _given(case_ref) and not _given(case_ext):
+            problem(row, ValidationError(
+                "case_ref", "is required", expected="the case's reference (C-...) or its external id from a case import"))
+
+    def resolve(self, rows: list[_Row]) -> None:
+        """The cases the rows name, by reference or external id (checked: known, the
+        same case by both, not referred)."""
+        conn, problem = self.importer.conn, self.importer._problem
+        # The batch's cases are resolved into local dicts: the caches only save queries
+        # (adding to a cache may evict an entry this very batch still needs).
+        cases_by_ref: dict[str, _CaseFacts | None] = {}
+        cases_by_ext: dict[str, _CaseFacts | None] = {}
+        for row in rows:
+            if row.case_ref and row.case_ref not in cases_by_ref and row.case_ref in self._case_by_ref:
+                cases_by_ref[row.case_ref] = self._case_by_ref[row.case_ref]
+            if row.case_ext and row.case_ext not in cases_by_ext and row.case_ext in self._case_by_ext:
+                cases_by_ext[row.case_ext] = self._case_by_ext[row.case_ext]
+        refs = {r.case_ref for r in rows if r.case_ref and r.case_ref not in cases_by_ref}
+        exts = {r.case_ext for r in rows if r.case_ext and r.case_ext not in cases_by_ext}
+        for ref in refs:
+            cases_by_ref[ref] = None
+        for ext in exts:
+            cases_by_ext[ext] = None
+        for chunk in _chunks(refs):
+            for found in conn.execute(f"SELECT {_CASE_FACTS_SQL} FROM cases c WHERE c.ref IN ({_marks(len(chunk))})", chunk):
+                facts = _CaseFacts._make(found)
+                cases_by_ref[facts.ref] = facts
+        for chunk in _chunks(exts):
+            for ext, *found in conn.execute(
+                f"SELECT x.external_id, {_CASE_FACTS_SQL} FROM external_ids x JOIN cases c ON c.id = x.record_id "
+                f"WHERE x.kind = 'case' AND x.external_id IN ({_marks(len(chunk))})",
+                chunk,
+            ):
+                cases_by_ext[ext] = _CaseFacts._make(found)
+        for ref in refs:
+            self._case_by_ref.put(ref, cases_by_ref[ref])
+        for ext in exts:
+            self._case_by_ext.put(ext, cases_by_ext[ext])
+        for row in rows:
+            by_ref = cases_by_ref.get(row.case_ref) if row.case_ref else None
+            by_ext = cases_by_ext.get(row.case_ext) if row.case_ext else None
+            if row.case_ref and by_ref is None:
+                problem(row, ValidationError(
+                    "case_ref", "is not the reference of a case in the store", expected="a case reference such as C-7K2M9Q"))
+            if row.case_ext and by_ext is None:
+                problem(row, ValidationError(
+                    "case_external_id", "is not the external id of a case imported before",
+                    expected="the external id of a case from an earlier 'tracekit import cases'"))
+            if by_ref and by_ext and by_ref.id != by_ext.id:
+                problem(row, ValidationError(
+                    "case_ref", f"names {by_ref.ref} but case_external_id names {by_ext.ref}",
+                    expected="both columns naming the same case"))
+            case = by_ref or by_ext
+            if case is not None and case.status == CaseStatus.REFERRED.value:
+                problem(row, ValidationError(
+                    "case_ref", f"{case.ref} has been referred", expected="an open or closed case; add a referred case's contacts through the vetted team"))
+            row.case = case
+
+    def values(self, row: _Row) -> dict[str, Any]:
+        v = row.values
+        case = row.case
+        assert case is not None
+        last = v["last_exposure"].isoformat()
+        summary = self.importer.summary
+        if not case.infectious_start <= last <= case.infectious_end:
+            summary.outside_infectious_period += 1
+            if len(summary.outside_infectious_period_lines) < MAX_LISTED_LINES:
+                summary.outside_infectious_period_lines.append({"line": row.line, "case": case.ref})
+        return {**new_exposure_values(v, self.importer.rules.exposure(v)), "case_id": case.id}
+
+
+#: The import kinds, by name.
+KINDS: dict[str, type[_Kind]] = {kind.name: kind for kind in (_Cases, _Contacts)}
+
+
 # ------------------------------------------------------------------------ the pass
 
 
@@ -570,34 +769,21 @@ class _Importer:
     def __init__(self, store: Store, kind: str, opened: OpenedInput, options: ImportOptions,
                  progress: Callable[[int, int], None] | None) -> None:
         self.store = store
-        self.kind = kind
+        self.kind = KINDS[kind](self)
         self.opened = opened
         self.options = options
         self.progress = progress
         self.casebook = Casebook(store, today=options.today)
         self.today = self.casebook.today
-        # Casebook.ruleset_for reads the pinned rule set from the store on every call;
-        # it cannot change inside the import's transaction, so read it once.
-        pinned = self.casebook.pinned_ruleset
-        self.casebook.ruleset_for = functools.lru_cache(maxsize=4096)(  # type: ignore[method-assign]
-            lambda day: rules.ruleset_for(day, pinned))
+        # The pinned rule set cannot change inside the import's transaction: read once.
+        self.rules = RuleValues(self.casebook.pinned_ruleset)
         self.summary = ImportSummary(kind, opened.name, opened.format, dry_run=options.dry_run,
                                      skip_invalid=options.skip_invalid)
         self.plan: cols.ColumnPlan | None = None
         self._json_fields: dict[str, str | None] = {}
-        self.ext_kind = EXTERNAL_KIND[kind]
         self.conn: Any = None
         self.import_id = 0
-        self._case_rules: dict[Any, dict[str, Any]] = {}
-        self._exposure_rules: dict[Any, dict[str, Any]] = {}
-        self._isolation_ends: dict[Any, str] = {}
-        self._case_by_ref = _LRU(CASE_CACHE_LIMIT)
-        self._case_by_ext = _LRU(CASE_CACHE_LIMIT)
         self._converters = self._build_converters()
-        self._person_fields = ("date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
-        self._record_fields = (
-            ("test_date", "symptom_onset", "test_type", "test_result", "asymptomatic", "notes") if kind == "cases"
-            else ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"))
         self.rejects: _Rejects | None = None
         self.replace_rejects = False
         self._rejects_index: int | None = None
@@ -605,45 +791,27 @@ class _Importer:
     # -- validators -------------------------------------------------------------------
     def _build_converters(self) -> dict[str, Callable[[Any], Any]]:
         today = self.today
-        P, C, E = PERSON_VALIDATORS, CASE_VALIDATORS, EXPOSURE_VALIDATORS
+        P = PERSON_VALIDATORS
 
         def dated(fn: Callable[..., Any]) -> Callable[[Any], Any]:
             return _memo(lambda value: fn(value, today))
 
-        converters = {
+        # Every person detail of the spec is validated as the case book validates it;
+        # some faster (memoised, or the fast path for free text).
+        converters = {name: P[name] for name in PERSON_DETAILS_BESIDES_NAME}
+        converters.update({
             "date_of_birth": dated(P["date_of_birth"]),
-            "nhs_number": P["nhs_number"],
-            "phone": P["phone"],
-            "email": P["email"],
             "address": printable_text(P["address"], ADDRESS_MAX_LENGTH, collapse=True),
             "postcode": _memo(P["postcode"]),
             "occupation": _memo(P["occupation"]),
-        }
-        if self.kind == "cases":
-            converters.update({
-                "test_date": dated(C["test_date"]),
-                "symptom_onset": dated(C["symptom_onset"]),
-                "test_type": _memo(C["test_type"]),
-                "test_result": _memo(C["test_result"]),
-                "asymptomatic": _memo(_flag("asymptomatic")),
-                "notes": printable_text(C["notes"], NOTES_MAX_LENGTH, collapse=False),
-            })
-        else:
-            converters.update({
-                "last_exposure": dated(E["last_exposure"]),
-                "setting": _memo(E["setting"]),
-                "proximity_m": _memo(E["proximity_m"]),
-                "duration_min": _memo(E["duration_min"]),
-                "face_to_face": _memo(E["face_to_face"]),
-                "direct_contact": _memo(E["direct_contact"]),
-                "notes": printable_text(E["notes"], NOTES_MAX_LENGTH, collapse=False),
-            })
+        })
+        converters.update(self.kind.converters(dated))
         return converters
 
     # -- mapping ----------------------------------------------------------------------
     def _set_header(self, cells: list[Any]) -> None:
         headers = ["" if c is None else str(c) for c in cells]
-        self.plan = cols.plan_columns(self.kind, headers, self.options.mapping)
+        self.plan = cols.plan_columns(self.kind.name, headers, self.options.mapping)
         self.summary.columns = self.plan.mapping()
         self.summary.ignored_columns = list(self.plan.ignored)
         self._index_items = sorted(self.plan.index.items(), key=lambda kv: kv[1])
@@ -671,7 +839,7 @@ class _Importer:
         try:
             return self._json_fields[key]
         except KeyError:
-            plan = cols.plan_columns(self.kind, [key], self.options.mapping, complete=False)
+            plan = cols.plan_columns(self.kind.name, [key], self.options.mapping, complete=False)
             name = next(iter(plan.index), None)
             self._json_fields[key] = name
             if name is None and cols.normal_header(key) != cols.normal_header(cols.REJECTS_COLUMN):
@@ -760,7 +928,7 @@ class _Importer:
             except ValidationError as error:
                 self._problem(row, error, "name")
         # Cells are text, a date (spreadsheets) or None (see readers).
-        for name in self._person_fields:
+        for name in PERSON_DETAILS_BESIDES_NAME:
             value = raw.get(name)
             if not value or (value.__class__ is str and value.isspace()):
                 continue
@@ -776,7 +944,7 @@ class _Importer:
                 self._problem(row, error)
         row.person_ok = len(row.problems) == person_problems and "name" in values
         # The record's own fields.
-        for name in self._record_fields:
+        for name in self.kind.fields:
             value = raw.get(name)
             if not value or (value.__class__ is str and value.isspace()):
                 continue
@@ -784,50 +952,7 @@ class _Importer:
                 values[name] = convert[name](value)
             except ValidationError as error:
                 self._problem(row, error, name)
-        if self.kind == "cases":
-            self._check_case(row)
-        else:
-            self._check_contact(row)
-
-    def _check_case(self, row: _Row) -> None:
-        values, raw = row.values, row.raw
-        if not _given(raw.get("test_date")):
-            self._problem(row, ValidationError("test_date", "is required", expected="the date of the positive test"))
-        onset = values.get("symptom_onset")
-        asymptomatic = values.get("asymptomatic", False)
-        if not _given(raw.get("symptom_onset")) and not asymptomatic:
-            self._problem(row, ValidationError(
-                "symptom_onset", "is required", expected="the date symptoms started, or asymptomatic = yes"))
-        if onset is not None and asymptomatic:
-            self._problem(row, ValidationError(
-                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or asymptomatic = yes"))
-        test_date = values.get("test_date")
-        if test_date is not None:
-            try:
-                self.casebook._check_case_dates(test_date, onset, values.get("date_of_birth"))
-            except ValidationError as error:
-                self._problem(row, error)
-
-    def _check_contact(self, row: _Row) -> None:
-        raw = row.raw
-        if not _given(raw.get("last_exposure")):
-            self._problem(row, ValidationError("last_exposure", "is required", expected="the date of last contact"))
-        if not _given(raw.get("setting")):
-            self._problem(row, ValidationError("setting", "is required", expected="where it happened"))
-        case_ref, case_ext = raw.get("case_ref"), raw.get("case_external_id")
-        if _given(case_ref):
-            try:
-                row.case_ref = parse_ref(str(case_ref), RefKind.CASE)
-            except ValidationError as error:
-                self._problem(row, ValidationError("case_ref", error.problem, expected=error.expected))
-        if _given(case_ext):
-            try:
-                row.case_ext = _external_id(case_ext, "case_external_id")
-            except ValidationError as error:
-                self._problem(row, error)
-        if not _given(case_ref) and not _given(case_ext):
-            self._problem(row, ValidationError(
-                "case_ref", "is required", expected="the case's reference (C-...) or its external id from a case import"))
+        self.kind.check(row)
 
     # -- batches ----------------------------------------------------------------------
     def _process(self, batch: list[_Row]) -> None:
@@ -835,8 +960,7 @@ class _Importer:
         for row in rows:
             if not isinstance(row.cells, RowError):
                 self._validate(row)
-        if self.kind == "contacts":
-            self._resolve_cases(rows)
+        self.kind.resolve(rows)
         self._resolve_people(rows)
         self._write(rows)
         for row in rows:
@@ -868,7 +992,7 @@ class _Importer:
         for chunk in _chunks(wanted):
             for ext, import_id in self.conn.execute(
                 f"SELECT external_id, import_id FROM external_ids WHERE kind = ? AND external_id IN ({_marks(len(chunk))})",
-                (self.ext_kind, *chunk),
+                (self.kind.external, *chunk),
             ):
                 known[ext] = import_id
         kept = []
@@ -883,57 +1007,6 @@ class _Importer:
                     continue
             kept.append(row)
         return kept
-
-    def _resolve_cases(self, rows: list[_Row]) -> None:
-        # The batch's cases are resolved into local dicts: the caches only save queries
-        # (adding to a cache may evict an entry this very batch still needs).
-        cases_by_ref: dict[str, tuple[Any, ...] | None] = {}
-        cases_by_ext: dict[str, tuple[Any, ...] | None] = {}
-        for row in rows:
-            if row.case_ref and row.case_ref not in cases_by_ref and row.case_ref in self._case_by_ref:
-                cases_by_ref[row.case_ref] = self._case_by_ref[row.case_ref]
-            if row.case_ext and row.case_ext not in cases_by_ext and row.case_ext in self._case_by_ext:
-                cases_by_ext[row.case_ext] = self._case_by_ext[row.case_ext]
-        refs = {r.case_ref for r in rows if r.case_ref and r.case_ref not in cases_by_ref}
-        exts = {r.case_ext for r in rows if r.case_ext and r.case_ext not in cases_by_ext}
-        columns = "c.id, c.ref, c.person_id, c.status, c.infectious_start, c.infectious_end"
-        for ref in refs:
-            cases_by_ref[ref] = None
-        for ext in exts:
-            cases_by_ext[ext] = None
-        for chunk in _chunks(refs):
-            for case in self.conn.execute(f"SELECT {columns} FROM cases c WHERE c.ref IN ({_marks(len(chunk))})", chunk):
-                cases_by_ref[case[1]] = case
-        for chunk in _chunks(exts):
-            for ext, *case in self.conn.execute(
-                f"SELECT x.external_id, {columns} FROM external_ids x JOIN cases c ON c.id = x.record_id "
-                f"WHERE x.kind = 'case' AND x.external_id IN ({_marks(len(chunk))})",
-                chunk,
-            ):
-                cases_by_ext[ext] = tuple(case)
-        for ref in refs:
-            self._case_by_ref.put(ref, cases_by_ref[ref])
-        for ext in exts:
-            self._case_by_ext.put(ext, cases_by_ext[ext])
-        for row in rows:
-            by_ref = cases_by_ref.get(row.case_ref) if row.case_ref else None
-            by_ext = cases_by_ext.get(row.case_ext) if row.case_ext else None
-            if row.case_ref and by_ref is None:
-                self._problem(row, ValidationError(
-                    "case_ref", "is not the reference of a case in the store", expected="a case reference such as C-7K2M9Q"))
-            if row.case_ext and by_ext is None:
-                self._problem(row, ValidationError(
-                    "case_external_id", "is not the external id of a case imported before",
-                    expected="the external id of a case from an earlier 'tracekit import cases'"))
-            if by_ref and by_ext and by_ref[0] != by_ext[0]:
-                self._problem(row, ValidationError(
-                    "case_ref", f"names {by_ref[1]} but case_external_id names {by_ext[1]}",
-                    expected="both columns naming the same case"))
-            case = by_ref or by_ext
-            if case is not None and case[3] == CaseStatus.REFERRED.value:
-                self._problem(row, ValidationError(
-                    "case_ref", f"{case[1]} has been referred", expected="an open or closed case; add a referred case's contacts through the vetted team"))
-            row.case = case
 
     def _resolve_people(self, rows: list[_Row]) -> None:
         """Link each row to a person already stored (or made by an earlier row), or mark it new."""
@@ -971,8 +1044,9 @@ class _Importer:
                 f"SELECT person_id, role FROM person_roles WHERE person_id IN ({_marks(len(chunk))})", chunk
             ):
                 self._marked_now[pid] = role
+        # (case, person) pairs already stored, for rows that name a case (contacts).
         pairs: set[tuple[int, int]] = set()
-        if self.kind == "contacts" and candidates:
+        if candidates and any(r.case is not None for r in lookup):
             for chunk in _chunks(candidates):
                 pairs.update(conn.execute(
                     f"SELECT case_id, person_id FROM exposures WHERE person_id IN ({_marks(len(chunk))})", chunk
@@ -1012,15 +1086,14 @@ class _Importer:
                 self._check_referred(row)
             if row.problems:
                 continue  # resolved only to decide what the rejects file may show
-            if self.kind == "contacts" and row.case is not None:
-                case_id, case_person = row.case[0], row.case[2]
-                if found and pid == case_person:
+            if row.case is not None:
+                if found and pid == row.case.person_id:
                     self._problem(row, ValidationError(
-                        "person", f"is the person of case {row.case[1]}", expected="a contact who is not the case themself"))
+                        "person", f"is the person of case {row.case.ref}", expected="a contact who is not the case themself"))
                     continue
-                if found and (case_id, pid) in pairs:
+                if found and (row.case.id, pid) in pairs:
                     self._problem(row, ValidationError(
-                        "person", f"is already a contact of {row.case[1]}",
+                        "person", f"is already a contact of {row.case.ref}",
                         expected="each person once per case (change an existing contact with 'tracekit contact update')"))
                     continue
             if found:
@@ -1034,8 +1107,8 @@ class _Importer:
                     pending_key.setdefault(key, []).append((row.person_id, nhs))
             if row.person_ext and row.person_ext not in by_ext:
                 pending_ext.setdefault(row.person_ext, row.person_id)
-            if self.kind == "contacts" and row.case is not None:
-                pairs.add((row.case[0], row.person_id))
+            if row.case is not None:
+                pairs.add((row.case.id, row.person_id))
 
     def _check_referred(self, row: _Row) -> None:
         """A new person whose details hit a referred person's tombstones: the referred
@@ -1104,9 +1177,11 @@ class _Importer:
             else:
                 terms = search_terms_for(row.name_key, v.get("phone"), v.get("nhs_number"), v.get("postcode"))  # type: ignore[arg-type]
                 fts.append((row.person_id, terms))
-            people.append((row.person_id, ref, v["name"], row.name_key, dob.isoformat() if dob else None,
-                           v.get("nhs_number"), v.get("phone"), v.get("email"), v.get("address"), v.get("postcode"),
-                           v.get("occupation"), terms, now, now))
+            people.append(PEOPLE.row({
+                **v, "id": row.person_id, "ref": ref, "name_key": row.name_key,
+                "date_of_birth": dob.isoformat() if dob else None, "search_terms": terms, "created_at": now,
+                "updated_at": now,
+            }))
         marked_existing: list[int] = []
         for row in valid:
             if not row.person_new and row.role and row.person_id not in self._marked_now:
@@ -1115,16 +1190,14 @@ class _Importer:
                 marked_existing.append(row.person_id)  # type: ignore[arg-type]
                 newly_marked.append((row, row.person_id))  # type: ignore[arg-type]
         # The same rows Casebook._insert_person and set_index_entry write, a batch at a time.
-        conn.executemany(
-            "INSERT INTO people(id, ref, name, name_key, date_of_birth, nhs_number, phone, email, address, postcode, "
-            "occupation, search_terms, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", people)
+        conn.executemany(PEOPLE.insert_sql, people)
         conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", fts)
         if roles:
             conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
         for pid in marked_existing:
             set_index_entry(conn, pid, None)  # as SensitiveRoles.mark: out of the search index
         record_refs = self._write_records(valid, now)
-        externals = [(self.ext_kind, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()]
+        externals = [(self.kind.external, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()]
         person_exts: dict[str, int] = {}
         for row in valid:
             if row.person_ext:
@@ -1168,85 +1241,22 @@ class _Importer:
 
     def _write_records(self, valid: list[_Row], now: str) -> dict[int, tuple[_Row, int]]:
         """Insert the cases or exposures; return line -> (row, record id) (refs: ``_record_refs``)."""
-        conn = self.conn
+        table = self.kind.table
         out: dict[int, tuple[_Row, int]] = {}
         self._record_refs: dict[int, str] = {}
-        if self.kind == "cases":
-            refs = self._unique_refs(RefKind.CASE, "cases", len(valid))
-            rows: list[tuple[Any, ...]] = []
-            for row, ref in zip(valid, refs):
-                v = row.values
-                test_date, onset = v["test_date"], v.get("symptom_onset")
-                computed = self._case_rule_values(test_date, onset)
-                case_id = self._next_record_id
-                self._next_record_id += 1
-                rows.append((case_id, ref, row.person_id, test_date.isoformat(), v.get("test_type", "pcr"),
-                             v.get("test_result", "positive"), onset.isoformat() if onset else None,
-                             CaseStatus.OPEN.value, v.get("notes"), None, computed["ruleset_id"],
-                             computed["infectious_start"], computed["infectious_end"], computed["isolation_end"], now, now))
-                out[row.line] = (row, case_id)
-                self._record_refs[row.line] = ref
-            conn.executemany(
-                "INSERT INTO cases(id, ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
-                "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        else:
-            refs = self._unique_refs(RefKind.EXPOSURE, "exposures", len(valid))
-            rows = []
-            for row, ref in zip(valid, refs):
-                v = row.values
-                computed = self._exposure_rule_values(v)
-                last = v["last_exposure"]
-                case = row.case
-                assert case is not None
-                if not case[4] <= last.isoformat() <= case[5]:
-                    self.summary.outside_infectious_period += 1
-                    if len(self.summary.outside_infectious_period_lines) < MAX_LISTED_LINES:
-                        self.summary.outside_infectious_period_lines.append({"line": row.line, "case": case[1]})
-                exposure_id = self._next_record_id
-                self._next_record_id += 1
-                rows.append((exposure_id, ref, case[0], row.person_id, last.isoformat(), v["setting"],
-                             v.get("proximity_m"), v.get("duration_min"), int(bool(v.get("face_to_face"))),
-                             int(bool(v.get("direct_contact"))), TraceStatus.NOT_YET_REACHED.value, v.get("notes"),
-                             computed["ruleset_id"], computed["close_contact"], computed["clause"], computed["risk_rank"],
-                             computed["isolation_end"], now, now))
-                out[row.line] = (row, exposure_id)
-                self._record_refs[row.line] = ref
-            conn.executemany(
-                "INSERT INTO exposures(id, ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
-                "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
-                "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows)
+        refs = self._unique_refs(self.kind.ref_kind, table.name, len(valid))
+        rows: list[tuple[Any, ...]] = []
+        for row, ref in zip(valid, refs):
+            record_id = self._next_record_id
+            self._next_record_id += 1
+            rows.append(table.row({
+                **self.kind.values(row), "id": record_id, "ref": ref, "person_id": row.person_id,
+                "created_at": now, "updated_at": now,
+            }))
+            out[row.line] = (row, record_id)
+            self._record_refs[row.line] = ref
+        self.conn.executemany(table.insert_sql, rows)
         return out
-
-    def _case_rule_values(self, test_date: date, onset: date | None) -> dict[str, Any]:
-        key = (test_date, onset)
-        try:
-            return self._case_rules[key]
-        except KeyError:
-            if len(self._case_rules) >= MEMO_LIMIT:
-                self._case_rules.clear()
-            value = self._case_rules[key] = self.casebook._case_rule_values(test_date, onset)
-            return value
-
-    def _exposure_rule_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """``Casebook._exposure_rule_values``, memoised in two parts: the closeness part
-        depends on the rule set and the facts, not the date; the isolation end on the
-        date (and its rule set)."""
-        last = values["last_exposure"]
-        rs = self.casebook.ruleset_for(last)
-        key = (rs.id, values["setting"], values.get("proximity_m"), values.get("duration_min"),
-               bool(values.get("face_to_face")), bool(values.get("direct_contact")))
-        base = self._exposure_rules.get(key)
-        if base is None:
-            if len(self._exposure_rules) >= MEMO_LIMIT:
-                self._exposure_rules.clear()
-            base = self._exposure_rules[key] = self.casebook._exposure_rule_values(values)
-            self._isolation_ends[(last, rs.id)] = base["isolation_end"]
-        end = self._isolation_ends.get((last, rs.id))
-        if end is None:
-            end = self._isolation_ends[(last, rs.id)] = rules.contact_isolation_end(last, rs).isoformat()
-        return {**base, "isolation_end": end}
 
     # -- problems and rejects -----------------------------------------------------------
     def _reject(self, row: _Row) -> None:
@@ -1371,12 +1381,12 @@ class _Importer:
         conn = self.conn
         conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
-        table = "cases" if self.kind == "cases" else "exposures"
-        self._next_record_id = int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+        self._next_record_id = int(
+            conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0])
         self._tombstones = association.Tombstones(conn)
         cursor = conn.execute(
             "INSERT INTO imports(kind, file_name, input_sha256, started_at) VALUES(?, ?, '', ?)",
-            (self.kind, self.opened.name, utcnow()),
+            (self.kind.name, self.opened.name, utcnow()),
         )
         self.import_id = int(cursor.lastrowid)
 
@@ -1391,7 +1401,7 @@ class _Importer:
             "UPDATE imports SET input_sha256 = ?, finished_at = ?, summary = ? WHERE id = ?",
             (summary.sha256, now, json.dumps(document, ensure_ascii=False), self.import_id),
         )
-        audit.append(self.conn, f"import.{self.kind}", [], summary.audit_reason())
+        audit.append(self.conn, f"import.{self.kind.name}", [], summary.audit_reason())
 
 
 class _DryRun(Exception):

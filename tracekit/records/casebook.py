@@ -21,7 +21,13 @@ from tracekit.domain import identifiers as ids
 from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, ValidationError
-from tracekit.records import identity
+from tracekit.records import derived, identity
+from tracekit.records.derived import (  # noqa: F401  (re-exported: part of the case book's API)
+    CASE_ISOLATION_END_SQL,
+    EXPOSURE_ISOLATION_END_SQL,
+    NOT_CLOSE_RISK_RANK,
+    risk_rank,
+)
 from tracekit.records.inputs import (
     CASE_VALIDATORS,
     EXPOSURE_VALIDATORS,
@@ -49,10 +55,10 @@ from tracekit.records.models import (
     WITHHELD_MATCH_TEXT,
     Worklist,
 )
+from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table, View
 from tracekit.store import Store
 
 PINNED_RULESET_SETTING = "rules.pinned"
-NOT_CLOSE_RISK_RANK = 99
 MAX_PAGE = 1000
 #: Rows read and written per batch when stored rule values are recomputed (``rules pin``).
 RECOMPUTE_BATCH = 5000
@@ -85,26 +91,31 @@ def _batches_by_id(conn: Any, sql: str, batch: int | None = None) -> Iterator[li
 
 
 def _recompute_rows(
-    conn: Any, select_sql: str, update_sql: str, inputs: int,
-    compute: Callable[..., tuple[Any, ...]], advance: Callable[[int], None], updated_at: str,
+    conn: Any, table: Table, inputs: tuple[str, ...],
+    compute: Callable[..., dict[str, Any]], advance: Callable[[int], None], updated_at: str,
 ) -> tuple[int, int]:
-    """Bring stored values in line with ``compute``: ``select_sql`` gives (id, the
-    ``inputs`` input columns, the stored values) by id in batches; ``compute(*inputs)`` the
-    values, worked out once per distinct inputs (up to :data:`RECOMPUTE_MEMO` of them kept
-    at a time); ``update_sql`` sets them
-    on the rows where they differ, and their ``updated_at`` (values..., updated_at, id).
+    """Bring ``table``'s derived columns in line with ``compute``: rows are read by id in
+    batches; ``compute(*inputs)`` gives the derived values by name,
+    worked out once per distinct inputs (up to :data:`RECOMPUTE_MEMO` of them kept at a
+    time), and set on the rows where they differ, with their ``updated_at``.
     Returns (rows read, rows changed)."""
+    select_sql = (
+        f"SELECT id, {', '.join((*inputs, *table.derived))} FROM {table.name} WHERE id > ? ORDER BY id LIMIT ?"
+    )
+    update_sql = f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in table.derived)}, updated_at = ? WHERE id = ?"
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     read = changed_count = 0
+    width = len(inputs)
     for rows in _batches_by_id(conn, select_sql):
         changed = []
         for row_id, *columns in rows:
-            key, stored = tuple(columns[:inputs]), tuple(columns[inputs:])
+            key, stored = tuple(columns[:width]), tuple(columns[width:])
             values = known.get(key)
             if values is None:
                 if len(known) >= RECOMPUTE_MEMO:  # real data can have millions of distinct inputs
                     known.clear()
-                values = known[key] = compute(*key)
+                computed = compute(*key)
+                values = known[key] = tuple(computed[name] for name in table.derived)
             if stored != values:
                 changed.append((*values, updated_at, row_id))
         conn.executemany(update_sql, changed)
@@ -112,16 +123,6 @@ def _recompute_rows(
         changed_count += len(changed)
         advance(len(rows))
     return read, changed_count
-
-
-def risk_rank(closeness: rules.Closeness) -> int:
-    """0 is the highest risk: the position of the clause that made the contact close."""
-    if not closeness.is_close or closeness.clause is None:
-        return NOT_CLOSE_RISK_RANK
-    try:
-        return rules.CLAUSE_PRIORITY.index(closeness.clause)
-    except ValueError:
-        return len(rules.CLAUSE_PRIORITY)
 
 
 #: Whether person ``p`` is sensitive by association: a contact of a marked person's case,
@@ -132,13 +133,14 @@ ASSOCIATED_SQL = (
     "AND NOT EXISTS (SELECT 1 FROM released_exposures re WHERE re.exposure_id = ae.id))"
 )
 
-PERSON_COLUMNS = (
-    "p.id, p.ref, p.name, p.date_of_birth, p.nhs_number, p.phone, p.email, p.address, p.postcode, "
-    "p.occupation, p.created_at, p.updated_at, (SELECT role FROM person_roles WHERE person_id = p.id), "
-    "(SELECT ref FROM referrals WHERE id = p.referral_id), " + ASSOCIATED_SQL
-)
-#: How many columns PERSON_COLUMNS gives.
-PERSON_WIDTH = 15
+#: A person as every view of them loads them: the stored columns shown, and the facts
+#: that decide their protection (role, referral, association).
+PERSON_VIEW = View([
+    *PEOPLE.select("p", ("id", "ref", *PEOPLE.details, "created_at", "updated_at")),
+    ("role", "(SELECT role FROM person_roles WHERE person_id = p.id)"),
+    ("referral_ref", "(SELECT ref FROM referrals WHERE id = p.referral_id)"),
+    ("associated", ASSOCIATED_SQL),
+])
 
 NO_REVEAL: frozenset[int] = frozenset()
 
@@ -173,17 +175,17 @@ def marked_people(conn: Any) -> list[Person]:
     scrubber, association and the leak guard, not for showing. A person who carried other
     details before a merge or an update is listed once more per former detail (the same
     reference, that one value), so protection covers what they used to carry too."""
-    rows = conn.execute(
+    rows = _fetch(
+        conn, PERSON_VIEW,
         # CROSS JOIN: loop over the few marked people, not over everyone.
-        f"SELECT {PERSON_COLUMNS} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id "
-        "WHERE p.referral_id IS NULL"
-    ).fetchall()
-    people = [_person(row, 0, REVEAL_ALL) for row in rows]
+        "FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL",
+    )
+    people = [_person(row, REVEAL_ALL) for row in rows]
     return people + former_details(conn, people)
 
 
 #: The details a merge or an update may replace and that protection must remember.
-FORMER_DETAIL_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
+FORMER_DETAIL_FIELDS = PEOPLE.identity
 
 
 def former_details(conn: Any, people: list[Person]) -> list[Person]:
@@ -222,89 +224,127 @@ def remember_former_details(conn: Any, person_id: int, before: Person, after: Pe
                 (person_id, name, old.isoformat() if isinstance(old, date) else str(old)),
             )
 
-def _person(row: tuple[Any, ...], offset: int = 0, reveal: frozenset[int] = NO_REVEAL) -> Person:
-    """A person from a row of PERSON_COLUMNS; masked if protected, unless revealed (never if referred)."""
-    r = row[offset : offset + PERSON_WIDTH]
-    role, referral_ref = r[12], r[13]
-    protection = person_protection(role, referral_ref, bool(r[14]))
-    if referral_ref is not None or (protection is not None and r[0] not in reveal):
+def _fetch(conn: Any, view: View, rest: str, params: Any = ()) -> list[dict[str, Any]]:
+    """``SELECT`` the ``view`` with ``rest`` (FROM, WHERE...), each row read by name."""
+    return [view.named(row) for row in conn.execute(f"SELECT {view.sql} {rest}", params).fetchall()]
+
+
+def _stream_rows(conn: Any, view: View, rest: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+    """As :func:`_fetch`, read one row at a time (for streaming: nothing is collected)."""
+    for row in conn.execute(f"SELECT {view.sql} {rest}", params):
+        yield view.named(row)
+
+
+def _person(r: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Person:
+    """A person from a row of PERSON_VIEW; masked if protected, unless revealed (never if referred)."""
+    role, referral_ref = r["role"], r["referral_ref"]
+    protection = person_protection(role, referral_ref, bool(r["associated"]))
+    if referral_ref is not None or (protection is not None and r["id"] not in reveal):
         return Person(
-            id=r[0], ref=r[1], name="", created_at=r[10], updated_at=r[11],
+            id=r["id"], ref=r["ref"], name="", created_at=r["created_at"], updated_at=r["updated_at"],
             role=role, referral_ref=referral_ref, masked=True, protection=protection,
         )
     return Person(
-        id=r[0], ref=r[1], name=r[2], date_of_birth=_date(r[3]), nhs_number=r[4], phone=r[5],
-        email=r[6], address=r[7], postcode=r[8], occupation=r[9], created_at=r[10], updated_at=r[11],
-        role=role, referral_ref=referral_ref, protection=protection,
+        id=r["id"], ref=r["ref"], name=r["name"], date_of_birth=_date(r["date_of_birth"]),
+        nhs_number=r["nhs_number"], phone=r["phone"], email=r["email"], address=r["address"],
+        postcode=r["postcode"], occupation=r["occupation"], created_at=r["created_at"],
+        updated_at=r["updated_at"], role=role, referral_ref=referral_ref, protection=protection,
     )
 
 
-#: The end of isolation to give, as SQL: none for a case whose test was negative or a
-#: contact who is not close. (The stored column cannot be empty; for those it only bounds
-#: how long a contact stays on the worklist: see :meth:`Casebook.worklist`.)
-CASE_ISOLATION_END_SQL = "CASE WHEN c.test_result = 'negative' THEN NULL ELSE c.isolation_end END"
-EXPOSURE_ISOLATION_END_SQL = "CASE WHEN e.close_contact THEN e.isolation_end END"
-
-CASE_COLUMNS = (
-    "c.id, c.ref, c.test_date, c.test_type, c.test_result, c.symptom_onset, c.status, c.notes, "
-    "(SELECT ref FROM exposures WHERE id = c.source_exposure_id), c.ruleset_id, c.infectious_start, "
-    "c.infectious_end, " + CASE_ISOLATION_END_SQL + ", c.created_at, c.updated_at, c.closed_at, "
-    "(SELECT count(*) FROM exposures WHERE case_id = c.id), " + PERSON_COLUMNS
-)
+#: A case with its person (``row["person"]``).
+CASE_VIEW = View([
+    *CASES.select("c", (
+        "id", "ref", *CASES.details, "status", "ruleset_id", "infectious_start", "infectious_end",
+        "created_at", "updated_at", "closed_at",
+    )),
+    ("source_exposure_ref", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
+    ("isolation_end", CASE_ISOLATION_END_SQL),
+    ("contact_count", "(SELECT count(*) FROM exposures WHERE case_id = c.id)"),
+], nested=("person", PERSON_VIEW))
 
 
-def _case(row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL) -> Case:
+def _case(row: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Case:
     return Case(
-        id=row[0], ref=row[1], test_date=date.fromisoformat(row[2]), test_type=TestType(row[3]),
-        test_result=TestResult(row[4]), symptom_onset=_date(row[5]), status=CaseStatus(row[6]),
-        notes=row[7], source_exposure_ref=row[8], ruleset_id=row[9],
-        infectious_start=date.fromisoformat(row[10]), infectious_end=date.fromisoformat(row[11]),
-        isolation_end=_date(row[12]),
-        created_at=row[13], updated_at=row[14], closed_at=row[15], contact_count=row[16], person=_person(row, 17, reveal),
+        id=row["id"], ref=row["ref"], test_date=date.fromisoformat(row["test_date"]),
+        test_type=TestType(row["test_type"]), test_result=TestResult(row["test_result"]),
+        symptom_onset=_date(row["symptom_onset"]), status=CaseStatus(row["status"]), notes=row["notes"],
+        source_exposure_ref=row["source_exposure_ref"], ruleset_id=row["ruleset_id"],
+        infectious_start=date.fromisoformat(row["infectious_start"]),
+        infectious_end=date.fromisoformat(row["infectious_end"]), isolation_end=_date(row["isolation_end"]),
+        created_at=row["created_at"], updated_at=row["updated_at"], closed_at=row["closed_at"],
+        contact_count=row["contact_count"], person=_person(row["person"], reveal),
     )
 
 
-EXPOSURE_COLUMNS = (
-    "e.id, e.ref, (SELECT ref FROM cases WHERE id = e.case_id), e.last_exposure, e.setting, "
-    "e.proximity_m, e.duration_min, e.face_to_face, e.direct_contact, e.trace_status, e.notes, "
-    "e.ruleset_id, e.close_contact, e.clause, " + EXPOSURE_ISOLATION_END_SQL + ", e.created_at, e.updated_at, "
-    "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id WHERE c2.id = e.case_id), "
-    "(SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id)), "
-    "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id), "
-    + PERSON_COLUMNS
-)
+#: An exposure with its contact (``row["person"]``), and what decides
+#: whether it is withheld: the marked person whose case it is, if any, and its release.
+EXPOSURE_VIEW = View([
+    *EXPOSURES.select("e", (
+        "id", "ref", *EXPOSURES.details, "trace_status", "ruleset_id", "close_contact", "clause",
+        "created_at", "updated_at",
+    )),
+    ("case_ref", "(SELECT ref FROM cases WHERE id = e.case_id)"),
+    ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
+    ("marked_case_person", (
+        "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id "
+        "WHERE c2.id = e.case_id), (SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id))"
+    )),
+    ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
+], nested=("person", PERSON_VIEW))
 
 
 def _exposure(
-    row: tuple[Any, ...], reveal: frozenset[int] = NO_REVEAL, reveal_exposures: frozenset[int] = NO_REVEAL
+    row: dict[str, Any], reveal: frozenset[int] = NO_REVEAL, reveal_exposures: frozenset[int] = NO_REVEAL
 ) -> Exposure:
     """An exposure; withheld when its case's person or its contact is marked, unless the
     exposure was released, or revealed itself, or that marked person revealed."""
-    marked_case_person, released = row[17], bool(row[18])
+    marked_case_person, released = row["marked_case_person"], bool(row["released"])
     withheld = (
         marked_case_person is not None and not released and marked_case_person not in reveal
-        and row[0] not in reveal_exposures
+        and row["id"] not in reveal_exposures
     )
+    common = {
+        "id": row["id"], "ref": row["ref"], "case_ref": row["case_ref"],
+        "last_exposure": date.fromisoformat(row["last_exposure"]), "trace_status": TraceStatus(row["trace_status"]),
+        "ruleset_id": row["ruleset_id"], "close_contact": bool(row["close_contact"]), "clause": row["clause"],
+        "isolation_end": _date(row["isolation_end"]), "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
     if withheld:
-        contact = _person(row, 19, NO_REVEAL)
+        contact = _person(row["person"], NO_REVEAL)
         contact = Person(id=contact.id, ref=contact.ref, name="", role=contact.role,
                          referral_ref=contact.referral_ref, masked=True,
                          protection=contact.protection or WITHHELD_ASSOCIATION)
         return Exposure(
-            id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
-            setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
-            trace_status=TraceStatus(row[9]), notes=None, ruleset_id=row[11], close_contact=bool(row[12]),
-            clause=row[13], isolation_end=_date(row[14]), created_at=row[15],
-            updated_at=row[16], contact=contact, withheld=True,
+            **common, setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
+            notes=None, contact=contact, withheld=True,
         )
     return Exposure(
-        id=row[0], ref=row[1], case_ref=row[2], last_exposure=date.fromisoformat(row[3]),
-        setting=row[4], proximity_m=row[5], duration_min=row[6], face_to_face=bool(row[7]),
-        direct_contact=bool(row[8]), trace_status=TraceStatus(row[9]), notes=row[10],
-        ruleset_id=row[11], close_contact=bool(row[12]), clause=row[13],
-        isolation_end=_date(row[14]), created_at=row[15],
-        updated_at=row[16], contact=_person(row, 19, reveal),
+        **common, setting=row["setting"], proximity_m=row["proximity_m"], duration_min=row["duration_min"],
+        face_to_face=bool(row["face_to_face"]), direct_contact=bool(row["direct_contact"]), notes=row["notes"],
+        contact=_person(row["person"], reveal),
     )
+
+
+def new_case_values(values: dict[str, Any], computed: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a new case from its validated ``values`` and its derived values."""
+    onset = values.get("symptom_onset")
+    return {
+        "test_date": values["test_date"].isoformat(), "test_type": values.get("test_type", "pcr"),
+        "test_result": values.get("test_result", "positive"), "symptom_onset": onset.isoformat() if onset else None,
+        "status": CaseStatus.OPEN.value, "notes": values.get("notes"), **computed,
+    }
+
+
+def new_exposure_values(values: dict[str, Any], computed: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a new contact from its validated ``values`` and its derived values."""
+    return {
+        "last_exposure": values["last_exposure"].isoformat(), "setting": values["setting"],
+        "proximity_m": values.get("proximity_m"), "duration_min": values.get("duration_min"),
+        "face_to_face": int(bool(values.get("face_to_face"))), "direct_contact": int(bool(values.get("direct_contact"))),
+        "trace_status": TraceStatus.NOT_YET_REACHED.value, "notes": values.get("notes"), **computed,
+    }
 
 
 def search_terms(values: dict[str, Any]) -> str:
@@ -397,14 +437,14 @@ class Casebook:
         person.withheld_fields = frozenset(fields)
         return person
 
-    def _case_view(self, row: tuple[Any, ...], raw: bool = False) -> Case:
+    def _case_view(self, row: dict[str, Any], raw: bool = False) -> Case:
         case = _case(row, REVEAL_ALL if raw else self._reveal)
         if not raw:
             case.notes = self._scrub(case.notes)
             case.person = self._shared_withheld(case.person)
         return case
 
-    def _exposure_view(self, row: tuple[Any, ...], raw: bool = False) -> Exposure:
+    def _exposure_view(self, row: dict[str, Any], raw: bool = False) -> Exposure:
         exposure = _exposure(row, REVEAL_ALL, REVEAL_ALL) if raw else _exposure(row, self._reveal, self._reveal_exposures)
         if not raw:
             exposure.notes = self._scrub(exposure.notes)
@@ -469,31 +509,18 @@ class Casebook:
 
         advance(0)
 
-        def case_values(test_date: str, onset: str | None) -> tuple[Any, ...]:
+        def case_values(test_date: str, onset: str | None) -> dict[str, Any]:
             onset_day, test_day = _date(onset), date.fromisoformat(test_date)
-            return tuple(self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day)).values())
+            return self._case_rule_values(test_day, onset_day, ruleset(onset_day or test_day))
 
-        def exposure_values(*inputs: Any) -> tuple[Any, ...]:
-            names = ("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact")
-            values = dict(zip(names, inputs))
+        def exposure_values(*inputs: Any) -> dict[str, Any]:
+            values = dict(zip(derived.EXPOSURE_RULE_INPUTS, inputs))
             values["last_exposure"] = day = date.fromisoformat(values["last_exposure"])
-            return tuple(self._exposure_rule_values(values, ruleset(day)).values())
+            return self._exposure_rule_values(values, ruleset(day))
 
-        cases, cases_changed = _recompute_rows(
-            conn,
-            "SELECT id, test_date, symptom_onset, ruleset_id, infectious_start, infectious_end, isolation_end "
-            "FROM cases WHERE id > ? ORDER BY id LIMIT ?",
-            "UPDATE cases SET ruleset_id = ?, infectious_start = ?, infectious_end = ?, isolation_end = ?, "
-            "updated_at = ? WHERE id = ?",
-            2, case_values, advance, now,
-        )
+        cases, cases_changed = _recompute_rows(conn, CASES, ("test_date", "symptom_onset"), case_values, advance, now)
         contacts, contacts_changed = _recompute_rows(
-            conn,
-            "SELECT id, last_exposure, setting, proximity_m, duration_min, face_to_face, direct_contact, "
-            "ruleset_id, close_contact, clause, risk_rank, isolation_end FROM exposures WHERE id > ? ORDER BY id LIMIT ?",
-            "UPDATE exposures SET ruleset_id = ?, close_contact = ?, clause = ?, risk_rank = ?, isolation_end = ?, "
-            "updated_at = ? WHERE id = ?",
-            6, exposure_values, advance, now,
+            conn, EXPOSURES, derived.EXPOSURE_RULE_INPUTS, exposure_values, advance, now
         )
         return RecomputeSummary(cases, contacts, cases_changed, contacts_changed)
 
@@ -542,16 +569,17 @@ class Casebook:
         self.forget_marks()
 
     # -- references ----------------------------------------------------------------------
-    def _insert_with_ref(self, conn: Any, kind: RefKind, sql: str, params: tuple[Any, ...]) -> tuple[int, str]:
-        """Insert a row whose first parameter is a fresh reference; redraw on a collision."""
-        table = {"P": "people", "C": "cases", "E": "exposures"}[kind.value]
+    def _insert_with_ref(self, conn: Any, kind: RefKind, table: Table, values: dict[str, Any]) -> tuple[int, str]:
+        """Insert a row of ``table`` (``values`` by column name) with a fresh reference and
+        its creation time; redraw the reference on a collision."""
+        now = utcnow()
         for _ in range(_REF_ATTEMPTS):
             ref = new_ref(kind)
-            if conn.execute(f"SELECT 1 FROM {table} WHERE ref = ?", (ref,)).fetchone():
+            if conn.execute(f"SELECT 1 FROM {table.name} WHERE ref = ?", (ref,)).fetchone():
                 continue
             if kind is RefKind.PERSON and conn.execute("SELECT 1 FROM person_aliases WHERE ref = ?", (ref,)).fetchone():
                 continue
-            cursor = conn.execute(sql, (ref, *params))
+            cursor = conn.execute(table.insert_sql, table.row({**values, "ref": ref, "created_at": now, "updated_at": now}))
             return int(cursor.lastrowid), ref
         raise Conflict("could not draw an unused reference; the store may be nearly full")  # pragma: no cover
 
@@ -566,10 +594,10 @@ class Casebook:
         return int(row[0])
 
     def _load_person(self, conn: Any, person_id: int, *, raw: bool = False) -> Person:
-        row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id = ?", (person_id,)).fetchone()
+        (row,) = _fetch(conn, PERSON_VIEW, "FROM people p WHERE p.id = ?", (person_id,))
         if raw:
-            return _person(row, 0, REVEAL_ALL)
-        return self._shared_withheld(_person(row, 0, self._reveal))
+            return _person(row, REVEAL_ALL)
+        return self._shared_withheld(_person(row, self._reveal))
 
     def get_person(self, ref: str) -> Person:
         conn = self.store.conn
@@ -658,19 +686,11 @@ class Casebook:
         return matches
 
     def _insert_person(self, conn: Any, values: dict[str, Any]) -> int:
-        now = utcnow()
         dob = values.get("date_of_birth")
-        person_id, ref = self._insert_with_ref(
-            conn,
-            RefKind.PERSON,
-            "INSERT INTO people(ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
-            "postcode, occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                values["name"], ids.name_key(values["name"]), dob.isoformat() if dob else None,
-                values.get("nhs_number"), values.get("phone"), values.get("email"), values.get("address"),
-                values.get("postcode"), values.get("occupation"), now, now,
-            ),
-        )
+        person_id, ref = self._insert_with_ref(conn, RefKind.PERSON, PEOPLE, {
+            **{name: values.get(name) for name in PEOPLE.details},
+            "name_key": ids.name_key(values["name"]), "date_of_birth": dob.isoformat() if dob else None,
+        })
         self._index_person(conn, person_id, values)
         self._audit(conn, "person.add", [ref])
         return person_id
@@ -761,7 +781,7 @@ class Casebook:
             # A protected person the index still holds (sensitive by association) is left
             # out: a masked row would tie the searched details to their reference. When
             # some were left out, look further for a full page.
-            found = [person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked]
+            found = [person for person in (_person(r, self._reveal) for r in rows) if not person.masked]
             if len(found) >= wanted or len(rows) < window:
                 break
             window *= 2
@@ -773,7 +793,7 @@ class Casebook:
         """Every match of :meth:`search_people` from ``offset`` on, newest first, read one
         at a time (for streaming; protected people left out as there)."""
         rows = self._search_rows(self.store.conn, text, self._checked_search(text), None)
-        visible = (person for person in (_person(r, 0, self._reveal) for r in rows) if not person.masked)
+        visible = (person for person in (_person(r, self._reveal) for r in rows) if not person.masked)
         return itertools.islice(visible, max(0, offset), None)
 
     @staticmethod
@@ -784,40 +804,38 @@ class Casebook:
         return query
 
     @staticmethod
-    def _search_rows(conn: Any, text: str, query: str, limit: int | None) -> Iterable[tuple[Any, ...]]:
+    def _search_rows(conn: Any, text: str, query: str, limit: int | None) -> Iterable[dict[str, Any]]:
         """The newest ``limit`` people the index matches (all with None: a cursor read as
         it goes), newest first."""
         phone = _full_phone(text)
         if phone is not None:
             # A whole phone number: an exact index lookup (the trigram index is for parts).
-            return conn.execute(
-                f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.phone = ? AND p.search_terms IS NOT NULL "
-                "ORDER BY p.id DESC LIMIT ?",
+            return _stream_rows(
+                conn, PERSON_VIEW,
+                "FROM people p WHERE p.phone = ? AND p.search_terms IS NOT NULL ORDER BY p.id DESC LIMIT ?",
                 (phone, -1 if limit is None else limit),
             )
         if limit is None:
-            return conn.execute(
-                f"SELECT {PERSON_COLUMNS} FROM people_fts f JOIN people p ON p.id = f.rowid "
-                "WHERE people_fts MATCH ? ORDER BY f.rowid DESC",
+            return _stream_rows(
+                conn, PERSON_VIEW,
+                "FROM people_fts f JOIN people p ON p.id = f.rowid WHERE people_fts MATCH ? ORDER BY f.rowid DESC",
                 (query,),
             )
         ids = _newest_matches(conn, query, limit)
         marks = ", ".join("?" * len(ids))
-        return conn.execute(
-            f"SELECT {PERSON_COLUMNS} FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids
-        ).fetchall()
+        return _fetch(conn, PERSON_VIEW, f"FROM people p WHERE p.id IN ({marks}) ORDER BY p.id DESC", ids)
 
     def _search_marked(self, conn: Any, text: str) -> list[Person]:
         needles = {v.lower() for v in _search_query(text).replace('"', " ").split(" OR ")}  # type: ignore[union-attr]
         needles = {n.strip() for n in needles if n.strip()}
         matches = []
-        for row in conn.execute(
-            f"SELECT {PERSON_COLUMNS} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
+        for row in _fetch(
+            conn, PERSON_VIEW, "FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL"
         ):
-            full = _person(row, 0, REVEAL_ALL)
+            full = _person(row, REVEAL_ALL)
             haystack = search_terms(full.__dict__).lower()
             if any(n in haystack for n in needles):
-                matches.append(_person(row, 0, self._reveal))
+                matches.append(_person(row, self._reveal))
         return matches
 
     def merge_people(self, keep_ref: str, other_ref: str) -> Person:
@@ -851,7 +869,7 @@ class Casebook:
                 )
             fill = {
                 name: getattr(other, name)
-                for name in ("date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
+                for name in PERSON_DETAILS_BESIDES_NAME
                 if getattr(keep, name) in (None, "") and getattr(other, name) not in (None, "")
             }
             if fill:
@@ -914,9 +932,7 @@ class Casebook:
         return int(row[0])
 
     def _load_case(self, conn: Any, case_id: int, *, raw: bool = False) -> Case:
-        row = conn.execute(
-            f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id WHERE c.id = ?", (case_id,)
-        ).fetchone()
+        (row,) = _fetch(conn, CASE_VIEW, "FROM cases c JOIN people p ON p.id = c.person_id WHERE c.id = ?", (case_id,))
         return self._case_view(row, raw)
 
     def get_case(self, ref: str) -> Case:
@@ -926,14 +942,7 @@ class Casebook:
     def _case_rule_values(
         self, test_date: date, onset: date | None, rs: rules.RuleSet | None = None
     ) -> dict[str, str]:
-        rs = rs or self.ruleset_for(onset or test_date)
-        start, end = rules.infectious_period(onset, test_date, rs)
-        return {
-            "ruleset_id": rs.id,
-            "infectious_start": start.isoformat(),
-            "infectious_end": end.isoformat(),
-            "isolation_end": rules.case_isolation_end(onset, test_date, rs).isoformat(),
-        }
+        return derived.case_values(test_date, onset, rs or self.ruleset_for(onset or test_date))
 
     def _check_case_dates(self, test_date: date, onset: date | None, dob: date | None = None) -> None:
         if onset and onset > test_date + timedelta(days=30):
@@ -973,21 +982,10 @@ class Casebook:
             person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
             dob = conn.execute("SELECT date_of_birth FROM people WHERE id = ?", (person_id,)).fetchone()[0]
             self._check_case_dates(values["test_date"], onset, _date(dob))
-            now = utcnow()
-            computed = self._case_rule_values(values["test_date"], onset)
-            case_id, ref = self._insert_with_ref(
-                conn,
-                RefKind.CASE,
-                "INSERT INTO cases(ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
-                "source_exposure_id, ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    person_id, values["test_date"].isoformat(), values.get("test_type", "pcr"),
-                    values.get("test_result", "positive"), onset.isoformat() if onset else None,
-                    CaseStatus.OPEN.value, values.get("notes"), source_exposure_id, computed["ruleset_id"],
-                    computed["infectious_start"], computed["infectious_end"], computed["isolation_end"], now, now,
-                ),
-            )
+            case_id, ref = self._insert_with_ref(conn, RefKind.CASE, CASES, {
+                **new_case_values(values, self._case_rule_values(values["test_date"], onset)),
+                "person_id": person_id, "source_exposure_id": source_exposure_id,
+            })
             person_ref_now = self._load_person(conn, person_id).ref
             self._audit(conn, "case.add", [ref, person_ref_now])
             return self._load_case(conn, case_id)
@@ -1026,9 +1024,9 @@ class Casebook:
         return ("WHERE " + " AND ".join(where)) if where else "", params
 
     def _cases(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Case]:
-        rows = self.store.conn.execute(
-            f"SELECT {CASE_COLUMNS} FROM cases c JOIN people p ON p.id = c.person_id {clause} "
-            "ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
+        rows = _stream_rows(
+            self.store.conn, CASE_VIEW,
+            f"FROM cases c JOIN people p ON p.id = c.person_id {clause} ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
         )
         for row in rows:
@@ -1093,10 +1091,9 @@ class Casebook:
         return int(row[0])
 
     def _load_exposure(self, conn: Any, exposure_id: int, *, with_calls: bool = True, raw: bool = False) -> Exposure:
-        row = conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.id = ?",
-            (exposure_id,),
-        ).fetchone()
+        (row,) = _fetch(
+            conn, EXPOSURE_VIEW, "FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.id = ?", (exposure_id,)
+        )
         exposure = self._exposure_view(row, raw)
         if with_calls:
             exposure.calls = [
@@ -1112,22 +1109,7 @@ class Casebook:
         return self._load_exposure(conn, self._exposure_id(conn, ref))
 
     def _exposure_rule_values(self, values: dict[str, Any], rs: rules.RuleSet | None = None) -> dict[str, Any]:
-        rs = rs or self.ruleset_for(values["last_exposure"])
-        closeness = rules.classify_exposure(
-            rs,
-            setting=values["setting"],
-            proximity_m=values.get("proximity_m"),
-            duration_min=values.get("duration_min"),
-            face_to_face=bool(values.get("face_to_face")),
-            direct_contact=bool(values.get("direct_contact")),
-        )
-        return {
-            "ruleset_id": rs.id,
-            "close_contact": int(closeness.is_close),
-            "clause": closeness.clause,
-            "risk_rank": risk_rank(closeness),
-            "isolation_end": rules.contact_isolation_end(values["last_exposure"], rs).isoformat(),
-        }
+        return derived.exposure_values(values, rs or self.ruleset_for(values["last_exposure"]))
 
     def explain_contact(self, exposure: Exposure) -> rules.Closeness:
         """Which rule and clause made this contact close (or not). For a withheld contact
@@ -1190,22 +1172,10 @@ class Casebook:
             ).fetchone()
             if existing:
                 raise Conflict(f"this person is already a contact of {case.ref} ({existing[0]}); use 'contact update {existing[0]}'")
-            computed = self._exposure_rule_values(values)
-            now = utcnow()
-            exposure_id, ref = self._insert_with_ref(
-                conn,
-                RefKind.EXPOSURE,
-                "INSERT INTO exposures(ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
-                "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
-                "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    case_id, person_id, values["last_exposure"].isoformat(), values["setting"],
-                    values.get("proximity_m"), values.get("duration_min"), int(bool(values.get("face_to_face"))),
-                    int(bool(values.get("direct_contact"))), TraceStatus.NOT_YET_REACHED.value, values.get("notes"),
-                    computed["ruleset_id"], computed["close_contact"], computed["clause"], computed["risk_rank"],
-                    computed["isolation_end"], now, now,
-                ),
-            )
+            exposure_id, ref = self._insert_with_ref(conn, RefKind.EXPOSURE, EXPOSURES, {
+                **new_exposure_values(values, self._exposure_rule_values(values)),
+                "case_id": case_id, "person_id": person_id,
+            })
             exposure = self._load_exposure(conn, exposure_id)
             self._audit(conn, "contact.add", [ref, case.ref, exposure.contact.ref])
         return exposure, self.exposure_warnings(case, values["last_exposure"])
@@ -1257,8 +1227,9 @@ class Casebook:
         return ("WHERE " + " AND ".join(where)) if where else "", params
 
     def _contacts(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Exposure]:
-        rows = self.store.conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id {clause} "
+        rows = _stream_rows(
+            self.store.conn, EXPOSURE_VIEW,
+            f"FROM exposures e JOIN people p ON p.id = e.person_id {clause} "
             "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
         )
@@ -1464,11 +1435,11 @@ class Casebook:
         ending_total = None if count_up_to is not None else (  # the day's view shows them without a count
             conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0]
         )
-        ending = conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e JOIN people p ON p.id = e.person_id "
-            f"{ending_where} ORDER BY e.risk_rank, e.id LIMIT ? OFFSET ?",
+        ending = _fetch(
+            conn, EXPOSURE_VIEW,
+            f"FROM exposures e JOIN people p ON p.id = e.person_id {ending_where} ORDER BY e.risk_rank, e.id LIMIT ? OFFSET ?",
             (day.isoformat(), _limit(limit), max(0, offset)),
-        ).fetchall()
+        )
         return Worklist(
             day, to_call, [self._exposure_view(r) for r in ending], to_call_total, capped,
             isolation_ends_total=ending_total, limit=_limit(limit), offset=max(0, offset),
@@ -1493,8 +1464,9 @@ class Casebook:
 
     def _to_call(self, day: date, index: str, offset: int, limit: int | None) -> Iterator[Exposure]:
         pending, params = self._pending(day)
-        rows = self.store.conn.execute(
-            f"SELECT {EXPOSURE_COLUMNS} FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
+        rows = _stream_rows(
+            self.store.conn, EXPOSURE_VIEW,
+            f"FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
             f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
         )

@@ -31,6 +31,7 @@ from tracekit.bundle.recalls import ClearHandover, create_recall, handed_over_in
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
 from tracekit.records.casebook import Casebook, utcnow
+from tracekit.records.tables import PEOPLE, PERSON_DETAILS_BESIDES_NAME
 from tracekit.records.identity import REASON_MAX_LENGTH, WITHHELD_IN_TEXT, check_reason, identifier_keys, identity_matcher
 from tracekit.records.models import CaseStatus, Person
 
@@ -360,10 +361,8 @@ class SensitiveRoles:
         between the referred case and any contact who is also known elsewhere.
         """
         cb = self.casebook
-        stub_identity = (
-            "name = '', name_key = '', date_of_birth = NULL, nhs_number = NULL, phone = NULL, email = NULL, "
-            "address = NULL, postcode = NULL, occupation = NULL"
-        )
+        # Every detail of the person spec goes (a field added there is purged too).
+        stub_identity = ", ".join(["name = ''", "name_key = ''", *(f"{name} = NULL" for name in PERSON_DETAILS_BESIDES_NAME)])
         now = utcnow()
         case_ids = [r[0] for r in conn.execute("SELECT id FROM cases WHERE person_id = ?", (person_id,)).fetchall()]
         for case_id in case_ids:
@@ -378,9 +377,7 @@ class SensitiveRoles:
                 if linked_elsewhere:
                     # Known elsewhere: keep them, but cut the link to the referred case.
                     stub_id, _ = cb._insert_with_ref(
-                        conn, RefKind.PERSON,
-                        "INSERT INTO people(ref, name, name_key, created_at, updated_at, referral_id) VALUES(?, '', '', ?, ?, ?)",
-                        (now, now, referral_id),
+                        conn, RefKind.PERSON, PEOPLE, {"name": "", "name_key": "", "referral_id": referral_id}
                     )
                     conn.execute("UPDATE exposures SET person_id = ? WHERE id = ?", (stub_id, exposure_id))
                 else:
