@@ -45,7 +45,7 @@ from tracekit.errors import (
     TracekitError,
     ValidationError,
 )
-from tracekit.records.casebook import Casebook, utcnow
+from tracekit.records.casebook import Casebook, new_case_values, new_exposure_values, utcnow
 from tracekit.records.identity import WITHHELD_IN_TEXT, identity_matcher
 from tracekit.records.inputs import (
     CASE_VALIDATORS,
@@ -53,6 +53,7 @@ from tracekit.records.inputs import (
     PERSON_VALIDATORS,
     validated,
 )
+from tracekit.records.tables import CASES, EXPOSURES, PEOPLE
 from tracekit.records.models import CallOutcome, CaseStatus, TraceStatus
 from tracekit.records.sensitive import ROLES, open_envelope_bytes
 
@@ -592,66 +593,38 @@ class ReferralReceiver:
 
     def _insert_person(self, conn: Any, values: dict[str, Any] | None, *, index: bool) -> int:
         cb = self.casebook
-        now = utcnow()
         if values is None:  # a contact the tracer had referred earlier: no details travel
-            person_id, _ = cb._insert_with_ref(
-                conn, RefKind.PERSON,
-                "INSERT INTO people(ref, name, name_key, created_at, updated_at) VALUES(?, '', '', ?, ?)", (now, now),
-            )
+            person_id, _ = cb._insert_with_ref(conn, RefKind.PERSON, PEOPLE, {"name": "", "name_key": ""})
             return person_id
         from tracekit.domain import identifiers as ids
 
         dob = values.get("date_of_birth")
-        person_id, _ = cb._insert_with_ref(
-            conn, RefKind.PERSON,
-            "INSERT INTO people(ref, name, name_key, date_of_birth, nhs_number, phone, email, address, "
-            "postcode, occupation, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                values["name"], ids.name_key(values["name"]), dob.isoformat() if dob else None,
-                values.get("nhs_number"), values.get("phone"), values.get("email"), values.get("address"),
-                values.get("postcode"), values.get("occupation"), now, now,
-            ),
-        )
+        person_id, _ = cb._insert_with_ref(conn, RefKind.PERSON, PEOPLE, {
+            **{name: values.get(name) for name in PEOPLE.details},
+            "name_key": ids.name_key(values["name"]), "date_of_birth": dob.isoformat() if dob else None,
+        })
         if index:  # the referred person is marked: never in the search index
             cb._index_person(conn, person_id, values)
         return person_id
 
     def _insert_case(self, conn: Any, person_id: int, values: dict[str, Any], closed_at: str | None, now: str) -> tuple[int, str]:
         cb = self.casebook
-        onset = values.get("symptom_onset")
-        computed = cb._case_rule_values(values["test_date"], onset)
         status = values["status"]
-        return cb._insert_with_ref(
-            conn, RefKind.CASE,
-            "INSERT INTO cases(ref, person_id, test_date, test_type, test_result, symptom_onset, status, notes, "
-            "ruleset_id, infectious_start, infectious_end, isolation_end, created_at, updated_at, closed_at) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                person_id, values["test_date"].isoformat(), values["test_type"], values["test_result"],
-                onset.isoformat() if onset else None, status, values.get("notes"), computed["ruleset_id"],
-                computed["infectious_start"], computed["infectious_end"], computed["isolation_end"], now, now,
-                (closed_at or now) if status == CaseStatus.CLOSED.value else None,
-            ),
-        )
+        return cb._insert_with_ref(conn, RefKind.CASE, CASES, {
+            **new_case_values(values, cb._case_rule_values(values["test_date"], values.get("symptom_onset"))),
+            "person_id": person_id, "status": status,
+            "closed_at": (closed_at or now) if status == CaseStatus.CLOSED.value else None,
+        })
 
     def _insert_exposure(
         self, conn: Any, case_id: int, contact_id: int, values: dict[str, Any], calls: list[tuple[str, str, str | None]], now: str
     ) -> tuple[int, str]:
         cb = self.casebook
-        computed = cb._exposure_rule_values(values)
-        exposure_id, ref = cb._insert_with_ref(
-            conn, RefKind.EXPOSURE,
-            "INSERT INTO exposures(ref, case_id, person_id, last_exposure, setting, proximity_m, duration_min, "
-            "face_to_face, direct_contact, trace_status, notes, ruleset_id, close_contact, clause, risk_rank, "
-            "isolation_end, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                case_id, contact_id, values["last_exposure"].isoformat(), values["setting"],
-                values.get("proximity_m"), values.get("duration_min"), int(bool(values.get("face_to_face"))),
-                int(bool(values.get("direct_contact"))), values.get("trace_status", TraceStatus.NOT_YET_REACHED.value),
-                values.get("notes"), computed["ruleset_id"], computed["close_contact"], computed["clause"],
-                computed["risk_rank"], computed["isolation_end"], now, now,
-            ),
-        )
+        exposure_id, ref = cb._insert_with_ref(conn, RefKind.EXPOSURE, EXPOSURES, {
+            **new_exposure_values(values, cb._exposure_rule_values(values)),
+            "case_id": case_id, "person_id": contact_id,
+            "trace_status": values.get("trace_status", TraceStatus.NOT_YET_REACHED.value),
+        })
         conn.executemany(
             "INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)",
             [(exposure_id, at, outcome, note) for at, outcome, note in calls],
