@@ -246,9 +246,7 @@ def passphrase_source() -> Any:
 
 def open_current_store(*, for_check: bool = False) -> "Store":
     """Open the selected store (see :func:`_open_store`). A write that finds another
-    process writing says who it is and waits (see ``tracekit.cli.busy``)."""
-    from tracekit.cli.busy import wait_for_store
-
+    process writing says who it is and waits (:func:`wait_for_store`)."""
     store = _open_store(for_check=for_check)
     store.busy_waiter = wait_for_store
     return store
@@ -307,3 +305,36 @@ def interactive() -> bool:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+# -- waiting for the store while another process writes to it (an import, a backup) -------
+#
+# At a terminal the tracer is told who is writing and tracekit keeps waiting, with a
+# spinner, until the store is free or the tracer gives up with Ctrl-C. Scripts wait at most
+# the bounded TRACEKIT_BUSY_TIMEOUT (10 s by default) and then fail with "store is busy"
+# (exit 9), after a note on stderr saying whom they waited for.
+
+#: How long each attempt to take the lock waits at a terminal before the next one.
+POLL_SECONDS = 0.25
+
+
+def wait_for_store(writer: str, try_lock: Callable[[float], bool]) -> None:
+    """A :data:`tracekit.store.core.BusyWaiter` for the CLI."""
+    from tracekit.cli.safe_text import safe_markup
+    from tracekit.errors import Interrupted
+    from tracekit.store.core import BUSY_TIMEOUT_ENV, busy_timeout_seconds, store_busy
+
+    if not interactive():
+        timeout = busy_timeout_seconds()
+        note(f"The store is busy: {safe_markup(writer)} is writing to it; waiting up to {timeout:g} s ({BUSY_TIMEOUT_ENV}).")
+        if not try_lock(timeout):
+            raise store_busy(None, writer)
+        return
+    status = f"Waiting for the store: {safe_markup(writer)} is writing to it. Press Ctrl-C to give up."
+    try:
+        with err().status(status):
+            while not try_lock(POLL_SECONDS):
+                pass
+    except KeyboardInterrupt:
+        raise Interrupted(f"gave up waiting for the store while {writer} was writing to it") from None
+    note("The store is free again; carrying on.")
