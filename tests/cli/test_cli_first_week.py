@@ -109,19 +109,6 @@ def test_import_summary_counts_one_new_person(cli_with_store, tmp_path):
 # -- item 1: a busy store keeps what was typed -------------------------------------------------
 
 
-@pytest.fixture
-def other_writer(store_path):
-    """Another connection holding the write lock (BEGIN IMMEDIATE), as an import does."""
-    from tracekit.store import open_store
-
-    holder = open_store(store_path, bytearray(PASSPHRASE.encode()))
-    holder.conn.execute("BEGIN IMMEDIATE")
-    yield holder
-    if holder.conn.in_transaction:
-        holder.conn.execute("ROLLBACK")
-    holder.close()
-
-
 CASE_FLAGS = ("--name", "Ada Example", "--phone", "07700 900001", "--test-date", "2020-10-10", "--asymptomatic")
 
 
