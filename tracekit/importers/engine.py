@@ -85,8 +85,6 @@ IN_CHUNK = 500
 #: Low-cardinality validations (dates, choices, numbers) are memoised up to this size.
 MEMO_LIMIT = 50_000
 CASE_CACHE_LIMIT = 20_000
-#: Page cache for the import's connection (KiB, as PRAGMA cache_size takes it negated).
-IMPORT_CACHE_KIB = 32 * 1024
 
 EXTERNAL_KIND = {"cases": "case", "contacts": "contact"}
 
@@ -1369,7 +1367,6 @@ class _Importer:
 
     def _begin(self) -> None:
         conn = self.conn
-        conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
         table = "cases" if self.kind == "cases" else "exposures"
         self._next_record_id = int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
@@ -1449,9 +1446,8 @@ def import_file(
     opened = open_input(source, options.format, stdin=stdin)
     importer = _Importer(store, kind, opened, options, progress)
     importer.replace_rejects = replace_rejects
-    cache_size = store.conn.execute("PRAGMA cache_size").fetchone()[0]
     try:
-        with contextlib.ExitStack() as stack:
+        with store.bulk_writes(), contextlib.ExitStack() as stack:
             try:
                 return importer.run(stack)
             except _DryRun:
@@ -1461,9 +1457,5 @@ def import_file(
                 return summary
     finally:
         opened.close()
-        try:
-            store.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
-        except Exception:  # pragma: no cover - the connection is gone
-            pass
 
 
