@@ -296,8 +296,8 @@ def _db_handle(conn: Any, path: Path) -> int | None:
     import ctypes
 
     library = _sqlite_library()
-    if library is None:
-        return None
+    if library is None or not isinstance(conn, _sqlcipher().Connection):
+        return None  # only a real connection (or a subclass) has that layout
     handle = ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
     if not handle:
         return None
