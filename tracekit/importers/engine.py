@@ -54,7 +54,7 @@ from tracekit.domain.refs import RefKind, parse_ref
 from tracekit.errors import StoreExists, TracekitError, ValidationError
 from tracekit.importers import columns as cols
 from tracekit.importers import triage
-from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
+from tracekit.importers.fastpath import draw_block_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
 from tracekit.records.identity import identifier_keys
@@ -1055,8 +1055,10 @@ class _Importer:
 
     # -- writing ----------------------------------------------------------------------
     def _unique_refs(self, kind: RefKind, table: str, count: int) -> list[str]:
-        """Fresh references not used in ``table`` (nor as person aliases); redrawn on collision."""
-        refs = draw_refs(kind, count)
+        """Fresh references not used in ``table`` (nor as person aliases), in one block (see
+        ``draw_block_refs``: their index stays append-mostly); redrawn on collision."""
+        refs = draw_block_refs(kind, count)
+        block = refs[0][2:4] if refs else None
         todo = list(range(count))
         while todo:
             drawn = {refs[i] for i in todo}
@@ -1073,7 +1075,7 @@ class _Importer:
                 if ref in taken or ref in seen:
                     again.append(i)
                 seen.add(ref)
-            fresh = draw_refs(kind, len(again))
+            fresh = draw_block_refs(kind, len(again), block)
             for i, ref in zip(again, fresh):
                 refs[i] = ref
             todo = again
