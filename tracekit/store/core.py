@@ -263,7 +263,7 @@ BULK_LOOKASIDE = (1200, 20_000)
 #: Page cache of a connection doing bulk writes (KiB): the import's working set (the tops of
 #: the append-mostly b-trees and the pages of the random-key indexes it touches), given back
 #: when the bulk write ends.
-BULK_CACHE_KIB = 96 * 1024
+BULK_CACHE_KIB = 64 * 1024
 _SQLITE_DBCONFIG_LOOKASIDE = 1001
 
 
