@@ -1,26 +1,29 @@
-"""Bulk import: tracekit's validated import beside the engine's ceiling and sqlite-utils.
+"""Bulk import: tracekit beside sqlite-utils and a bare executemany of the same rows, at several store sizes.
 
-    python bench/bench_import.py [--rows N] [--cases N] [--keep] [--no-memory-security-run] [--profile N]
+    python bench/bench_import.py [--rows N] [--cases N] [--existing 0,35000,200000,1000000]
+                                 [--repeat 3] [--variants] [--json FILE] [--keep] [--profile N]
 
-Generates a realistic, entirely made-up contacts CSV (default 1,000,000 rows) the way a
+Generates a realistic, entirely made-up contacts CSV (default 105,000 rows) the way a
 source system exports it (day-first dates, spaced NHS and phone numbers, a BOM, CRLF,
 first name and surname columns, the contact's case by its external id), plus the cases
-file those contacts refer to, and measures in the same run:
+file those contacts refer to. For each store size (people already in the store: a copy of
+a store bench/generate_store.py makes once into bench/out/existing-N.store; 0 is a new
+empty store) the cases are imported first (untimed), then, each on a fresh copy and in
+turn, ``--repeat`` times:
 
-1. ``tracekit import contacts`` into an encrypted store with full validation (a child
-   process, exactly as a user runs it; the cases are imported first and not timed);
-2. the engine's ceiling from Python: ``csv.reader`` + one ``sqlite3`` ``executemany`` of
-   the same rows into one table of an unencrypted file, in one transaction;
-3. ``sqlite-utils insert --csv`` of the same file (``pip install -e '.[bench]'``).
+1. ``tracekit import contacts`` (a child process, exactly as a user runs it);
+2. ``sqlite-utils insert --csv`` of the same file into a new plain SQLite file;
+3. bare ``executemany``: the write statements the import issued (captured with their rows
+   from an in-process import into another copy) replayed into the same schema on the
+   import's connection set-up, BEGIN to COMMIT;
+4. with ``--variants``, the same replay under each set-up of ``variants()`` (as before
+   issue 16, larger lookaside, bigger cache, sequential references, search index last,
+   memory security off...), each in its own process (memory security is process-wide).
 
-Also, unless told not to: 1 again with SQLCipher's ``cipher_memory_security`` off (the
-bench's runner skips only that pragma, as bench/generate_store.py does), to show how much
-of the time that setting takes. ``--profile N`` runs cProfile over an in-process import
-of the first N rows instead and prints the top functions.
-
-Peak memory (RSS) of each child is read with ``getrusage``. Identifiers are reserved for
-tests: NHS numbers from 999 000 0000 upwards with valid check digits, Ofcom drama phone
-numbers, example.com addresses, made-up names and streets.
+Prints medians, the ratios against the targets and the flatness ratio (empty store against
+the largest). ``--profile N`` runs cProfile over an in-process import of N rows instead.
+Identifiers are reserved for tests: NHS numbers from 999 000 0000 upwards with valid check
+digits, Ofcom drama phone numbers, example.com addresses, made-up names and streets.
 """
 
 from __future__ import annotations
