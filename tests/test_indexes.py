@@ -36,8 +36,8 @@ USES: dict[str, tuple[str, str]] = {
     "exposures_person": ("person show: the person's contacts",
                          "SELECT id FROM exposures WHERE person_id = ? ORDER BY last_exposure DESC, id DESC LIMIT 1"),
     "exposures_worklist": ("today: the worklist",
-                           "SELECT id FROM exposures e WHERE e.trace_status = ? "
-                           "ORDER BY e.risk_rank, e.last_exposure DESC LIMIT ?"),
+                           ("SELECT id FROM exposures e WHERE e.trace_status = ? "
+                            "ORDER BY e.risk_rank, e.last_exposure DESC LIMIT ?")),
     "exposures_status_date": ("contact list --status",
                               "SELECT id FROM exposures e WHERE e.trace_status = ? ORDER BY e.last_exposure DESC"),
     "exposures_pending": ("today: contacts waiting, by isolation end",
