@@ -1,26 +1,29 @@
-"""Bulk import: tracekit's validated import beside the engine's ceiling and sqlite-utils.
+"""Bulk import: tracekit beside sqlite-utils and a bare executemany of the same rows, at several store sizes.
 
-    python bench/bench_import.py [--rows N] [--cases N] [--keep] [--no-memory-security-run] [--profile N]
+    python bench/bench_import.py [--rows N] [--cases N] [--existing 0,35000,200000,1000000]
+                                 [--repeat 3] [--variants] [--json FILE] [--keep] [--profile N]
 
-Generates a realistic, entirely made-up contacts CSV (default 1,000,000 rows) the way a
+Generates a realistic, entirely made-up contacts CSV (default 105,000 rows) the way a
 source system exports it (day-first dates, spaced NHS and phone numbers, a BOM, CRLF,
 first name and surname columns, the contact's case by its external id), plus the cases
-file those contacts refer to, and measures in the same run:
+file those contacts refer to. For each store size (people already in the store: a copy of
+a store bench/generate_store.py makes once into bench/out/existing-N.store; 0 is a new
+empty store) the cases are imported first (untimed), then, each on a fresh copy and in
+turn, ``--repeat`` times:
 
-1. ``tracekit import contacts`` into an encrypted store with full validation (a child
-   process, exactly as a user runs it; the cases are imported first and not timed);
-2. the engine's ceiling from Python: ``csv.reader`` + one ``sqlite3`` ``executemany`` of
-   the same rows into one table of an unencrypted file, in one transaction;
-3. ``sqlite-utils insert --csv`` of the same file (``pip install -e '.[bench]'``).
+1. ``tracekit import contacts`` (a child process, exactly as a user runs it);
+2. ``sqlite-utils insert --csv`` of the same file into a new plain SQLite file;
+3. bare ``executemany``: the write statements the import issued (captured with their rows
+   from an in-process import into another copy) replayed into the same schema on the
+   import's connection set-up, BEGIN to COMMIT;
+4. with ``--variants``, the same replay under each set-up of ``variants()`` (as before
+   issue 16, larger lookaside, bigger cache, sequential references, search index last,
+   memory security off...), each in its own process (memory security is process-wide).
 
-Also, unless told not to: 1 again with SQLCipher's ``cipher_memory_security`` off (the
-bench's runner skips only that pragma, as bench/generate_store.py does), to show how much
-of the time that setting takes. ``--profile N`` runs cProfile over an in-process import
-of the first N rows instead and prints the top functions.
-
-Peak memory (RSS) of each child is read with ``getrusage``. Identifiers are reserved for
-tests: NHS numbers from 999 000 0000 upwards with valid check digits, Ofcom drama phone
-numbers, example.com addresses, made-up names and streets.
+Prints medians, the ratios against the targets and the flatness ratio (empty store against
+the largest). ``--profile N`` runs cProfile over an in-process import of N rows instead.
+Identifiers are reserved for tests: NHS numbers from 999 000 0000 upwards with valid check
+digits, Ofcom drama phone numbers, example.com addresses, made-up names and streets.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import json
 import os
 import random
 import shutil
-import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,8 +219,9 @@ sys.exit(code)
 """
 
 
-def run_tracekit(store: Path, args: list[str], memory_security: bool = True) -> tuple[dict, dict]:
-    env = {**os.environ, "TRACEKIT_STORE": str(store), "TRACEKIT_PASSPHRASE": PASSPHRASE}
+def run_tracekit(store: Path, args: list[str], memory_security: bool = True,
+                 passphrase: str = PASSPHRASE) -> tuple[dict, dict]:
+    env = {**os.environ, "TRACEKIT_STORE": str(store), "TRACEKIT_PASSPHRASE": passphrase}
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, "on" if memory_security else "off", *args, "--json", "--quiet"],
         env=env, capture_output=True, text=True,
@@ -228,27 +232,11 @@ def run_tracekit(store: Path, args: list[str], memory_security: bool = True) -> 
     return json.loads(result.stdout), stats
 
 
-def make_store(path: Path) -> None:
+def make_store(path: Path, passphrase: str = PASSPHRASE) -> None:
     from tracekit.crypto.kdf import FLOOR_PARAMS
     from tracekit.store import create_store
 
-    create_store(path, bytearray(PASSPHRASE.encode()), kdf=FLOOR_PARAMS).close()
-
-
-def measure_executemany(csv_path: Path, db_path: Path) -> float:
-    """The ceiling: read the CSV and executemany every row into one table, one transaction."""
-    started = time.perf_counter()
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        columns = ", ".join(f'"{h}" TEXT' for h in header)
-        conn.execute(f"CREATE TABLE contacts ({columns})")
-        conn.execute("BEGIN")
-        conn.executemany(f"INSERT INTO contacts VALUES ({', '.join('?' * len(header))})", reader)
-        conn.execute("COMMIT")
-    conn.close()
-    return time.perf_counter() - started
+    create_store(path, bytearray(passphrase.encode()), kdf=FLOOR_PARAMS).close()
 
 
 def measure_sqlite_utils(csv_path: Path, db_path: Path) -> float | None:
@@ -280,12 +268,198 @@ def profile(rows: int, work: Path) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+# --------------------------------------------------------- replaying the importer's statements
+
+#: Captures every write statement of an in-process import (with its rows), for replaying.
+CAPTURE = r"""
+import pickle, sys
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from tracekit.importers import ImportOptions, import_file
+from tracekit.store import open_store
+from tracekit.store.core import Store
+
+log = []
+
+class Recorder:
+    def __init__(self, conn):
+        self._conn = conn
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+    def execute(self, sql, *args):
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            log.append((sql, [tuple(args[0]) if args else ()]))
+        return self._conn.execute(sql, *args)
+    def executemany(self, sql, rows):
+        rows = [tuple(row) for row in rows]
+        log.append((sql, rows))
+        return self._conn.executemany(sql, rows)
+
+real = Store.transaction
+@contextmanager
+def recording(self):
+    with real(self) as conn:
+        yield Recorder(conn) if self._depth == 1 else conn
+Store.transaction = recording
+store_path, csv_path, passphrase, out = sys.argv[1:5]
+with open_store(Path(store_path), bytearray(passphrase.encode())) as store:
+    import_file(store, "contacts", Path(csv_path), ImportOptions(today=date(2020, 12, 31), skip_invalid=True))
+with open(out, "wb") as handle:
+    pickle.dump(log, handle)
+"""
+
+#: Replays captured statements on a store copy under one variant's connection set-up;
+#: prints the seconds from BEGIN to COMMIT.
+REPLAY = r"""
+import json, pickle, sys, time
+from pathlib import Path
+import sqlcipher3
+from tracekit.crypto.kdf import derive_key
+from tracekit.store import core
+
+store_path, statements, passphrase, variant = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+path = Path(store_path)
+header = core.read_header(path)
+key = derive_key(bytearray(passphrase.encode()), header.to_bytes(), header.kdf)
+with open(statements, "rb") as handle:
+    log = pickle.load(handle)
+if variant.get("sequential_refs"):
+    # References in increasing order, after every existing one ("~" sorts after the alphabet).
+    counter = 0
+    for sql, rows in log:
+        if sql.startswith(("INSERT INTO people(", "INSERT INTO exposures(", "INSERT INTO cases(")):
+            for i, row in enumerate(rows):
+                counter += 1
+                rows[i] = (row[0], f"{row[1][0]}-~{counter:08d}", *row[2:])
+if variant.get("fts_last"):
+    log = [s for s in log if "people_fts" not in s[0]] + [s for s in log if "people_fts" in s[0]]
+if variant.get("drop_indexes"):
+    pass  # applied on the connection below, outside the timing
+conn = sqlcipher3.connect(str(path), isolation_level=None)
+if variant.get("lookaside"):
+    if variant.get("memory_security", True):
+        conn_ms = sqlcipher3.connect(":memory:"); conn_ms.execute("PRAGMA cipher_memory_security = ON"); conn_ms.close()
+    assert core._enlarge_lookaside(conn, path, *variant["lookaside"])
+if variant.get("memory_security", True):
+    conn.execute("PRAGMA cipher_memory_security = ON")
+conn.execute(core._key_pragma(key, header))
+for pragma in ("secure_delete = ON", "foreign_keys = ON", "temp_store = MEMORY", f"cache_size = -{variant['cache_kib']}"):
+    conn.execute(f"PRAGMA {pragma}")
+for index in variant.get("drop_indexes", ()):
+    conn.execute(f"DROP INDEX {index}")
+started = time.perf_counter()
+conn.execute("BEGIN IMMEDIATE")
+for sql, rows in log:
+    conn.executemany(sql, rows)
+conn.execute("COMMIT")
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+SHIPPED_BEFORE = {"cache_kib": 32 * 1024}  # the connection set-up before issue 16
+
+
+def variants() -> dict[str, dict]:
+    """The connection set-ups replayed side by side (``--variants``)."""
+    from tracekit.store import core
+
+    bulk = {"lookaside": list(core.BULK_LOOKASIDE), "cache_kib": core.BULK_CACHE_KIB}
+    return {
+        "before issue 16 (default lookaside, 32 MiB cache)": SHIPPED_BEFORE,
+        "larger lookaside, 32 MiB cache": {**SHIPPED_BEFORE, "lookaside": bulk["lookaside"]},
+        "larger lookaside + bulk cache (as shipped)": bulk,
+        "as shipped + sequential references": {**bulk, "sequential_refs": True},
+        "as shipped + search index filled last": {**bulk, "fts_last": True},
+        "as shipped, memory security off": {**bulk, "memory_security": False},
+        "as shipped, memory security off, 1 GiB cache": {**bulk, "memory_security": False, "cache_kib": 1024 * 1024},
+    }
+
+
+def replay(store: Path, statements: Path, passphrase: str, variant: dict) -> float:
+    result = subprocess.run([sys.executable, "-c", REPLAY, str(store), str(statements), passphrase, json.dumps(variant)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"replay failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def capture(store: Path, csv_path: Path, passphrase: str, out: Path) -> None:
+    subprocess.run([sys.executable, "-c", CAPTURE, str(store), str(csv_path), passphrase, str(out)],
+                   check=True, capture_output=True)
+
+
+def existing_store(people: int, work: Path) -> tuple[Path, str]:
+    """A store of ``people`` existing people (bench/generate_store.py, made once and kept in
+    bench/out), or a new empty store for 0; and its passphrase."""
+    import generate_store
+
+    if not people:
+        path = work / "empty.store"
+        path.unlink(missing_ok=True)
+        make_store(path, generate_store.BENCH_PASSPHRASE)
+        return path, generate_store.BENCH_PASSPHRASE
+    path = HERE / "out" / f"existing-{people}.store"
+    if not path.exists():
+        subprocess.run([sys.executable, str(HERE / "generate_store.py"), "--people", str(people), "--no-audit",
+                        "--kdf", "floor", "--path", str(path)], check=True)
+    return path, generate_store.BENCH_PASSPHRASE
+
+
+def copy_store(source: Path, dest: Path) -> Path:
+    for leftover in (dest, Path(f"{dest}-journal")):
+        leftover.unlink(missing_ok=True)
+    shutil.copyfile(source, dest)
+    os.chmod(dest, 0o600)
+    return dest
+
+
+def measure_size(existing: int, cases_path: Path, contacts_path: Path, rows: int, work: Path, repeat: int,
+                 with_variants: bool) -> dict[str, list[float]]:
+    """Seconds of each contender (lists, one per repeat) at one store size, in turn."""
+    template, passphrase = existing_store(existing, work)
+    base = copy_store(template, work / "base.store")
+    # --skip-invalid: a generated store can hold two people with the name and date of birth
+    # of a row of these files, which strict mode refuses (the same rows are skipped by every
+    # contender: the replay is of what tracekit wrote).
+    run_tracekit(base, ["import", "cases", str(cases_path), "--skip-invalid"], passphrase=passphrase)
+    statements = work / "statements.pickle"
+    capture(copy_store(base, work / "capture.store"), contacts_path, passphrase, statements)
+    (work / "capture.store").unlink()
+    times: dict[str, list[float]] = {}
+    contenders = {"bare executemany (same rows, same schema, as shipped)": variants()["larger lookaside + bulk cache (as shipped)"]}
+    if with_variants:
+        contenders.update({f"replay: {name}": v for name, v in variants().items()})
+    for _ in range(repeat):
+        run = copy_store(base, work / "run.store")
+        summary, stats = run_tracekit(run, ["import", "contacts", str(contacts_path), "--skip-invalid"],
+                                      passphrase=passphrase)
+        assert summary["rows"]["imported"] >= 0.99 * rows, summary["rows"]
+        times.setdefault("tracekit import contacts", []).append(stats["wall"])
+        times.setdefault("_peak_rss_mib", []).append(stats["maxrss_kib"] / 1024)
+        db = work / "sqlite-utils.db"
+        db.unlink(missing_ok=True)
+        seconds = measure_sqlite_utils(contacts_path, db)
+        if seconds is not None:
+            times.setdefault("sqlite-utils insert --csv", []).append(seconds)
+        for label, variant in contenders.items():
+            times.setdefault(label, []).append(replay(copy_store(base, run), statements, passphrase, variant))
+        print(f"  {existing:,} existing: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in times.items()), flush=True)
+    for leftover in (base, work / "run.store", statements):
+        leftover.unlink(missing_ok=True)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cases", type=int, default=None, help="default: rows / 5")
+    parser.add_argument("--rows", type=int, default=105_000, help="contacts imported (default 105,000)")
+    parser.add_argument("--cases", type=int, default=None, help="their cases, imported first (default rows / 3)")
+    parser.add_argument("--existing", default="0,35000,200000,1000000",
+                        help="store sizes (people already in the store), comma-separated; 0 is an empty store")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each contender per size, alternated (median)")
+    parser.add_argument("--variants", action="store_true", help="also replay the import's statements under each "
+                        "connection set-up of variants()")
+    parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the generated files (in bench/out/import)")
-    parser.add_argument("--no-memory-security-run", action="store_true", help="skip the run with memory security off")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile an in-process import of N rows")
     args = parser.parse_args()
     work = HERE / "out" / "import" if args.keep else Path(tempfile.mkdtemp(prefix="tracekit-bench-import-"))
@@ -294,54 +468,43 @@ def main() -> None:
         if args.profile:
             profile(args.profile, work)
             return
-        cases = args.cases or max(1, args.rows // 5)
+        cases = args.cases or max(1, args.rows // 3)
         t = time.perf_counter()
         cases_path, contacts_path = generate(work, args.rows, cases)
         print(f"Generated {args.rows:,} contacts of {cases:,} cases ({contacts_path.stat().st_size / 2**20:,.0f} MiB) "
               f"in {time.perf_counter() - t:.0f} s", flush=True)
-        results: list[tuple[str, float, str]] = []
-        runs = [True] if args.no_memory_security_run else [True, False]
-        for memory_security in runs:
-            store = work / f"bench-{'on' if memory_security else 'off'}.store"
-            for leftover in (store, Path(f"{store}-journal")):
-                leftover.unlink(missing_ok=True)
-            make_store(store)
-            cases_summary, _ = run_tracekit(store, ["import", "cases", str(cases_path)], memory_security)
-            print(f"  (setup: {cases_summary['rows']['imported']:,} cases imported in {cases_summary['seconds']:.0f} s)", flush=True)
-            summary, stats = run_tracekit(store, ["import", "contacts", str(contacts_path)], memory_security)
-            label = "tracekit import contacts (encrypted, full validation)"
-            if not memory_security:
-                label += ", cipher_memory_security off"
-            rows = summary["rows"]
-            import_peak = f" (import phase {stats['import_hwm_kib'] / 1024:,.0f} MiB)" if stats.get("import_hwm_kib") else ""
-            detail = (f"imported {rows['imported']:,}, linked {rows['linked']:,}, marked {rows['marked_sensitive']:,}, "
-                      f"peak RSS {stats['maxrss_kib'] / 1024:,.0f} MiB{import_peak}, "
-                      f"store {store.stat().st_size / 2**20:,.0f} MiB")
-            results.append((label, stats["wall"], detail))
-            print(f"  {label}: {stats['wall']:.1f} s ({detail})", flush=True)
-            store.unlink(missing_ok=True)
-        db = work / "ceiling.db"
-        db.unlink(missing_ok=True)
-        seconds = measure_executemany(contacts_path, db)
-        results.append(("sqlite3 executemany, one table, unencrypted (ceiling)", seconds, ""))
-        print(f"  ceiling: {seconds:.1f} s", flush=True)
-        db.unlink(missing_ok=True)
-        seconds_su = measure_sqlite_utils(contacts_path, db)
-        if seconds_su is not None:
-            results.append(("sqlite-utils insert --csv", seconds_su, ""))
-        db.unlink(missing_ok=True)
-        print(f"\nMachine: {machine()}\n")
-        print(f"| what ({args.rows:,} contact rows) | seconds | rows/s | notes |")
-        print("|---|---:|---:|---|")
-        for label, secs, detail in results:
-            print(f"| {label} | {secs:,.1f} | {args.rows / secs:,.0f} | {detail} |")
-        ours = args.rows / results[0][1]
-        ceiling = next(args.rows / s for label, s, _ in results if "ceiling" in label)
-        print(f"\ntracekit: {ours:,.0f} rows/s; target 100,000; ceiling ratio {ceiling / ours:,.1f}x (target <= 4x)", end="")
-        if seconds_su is not None:
-            print(f"; vs sqlite-utils {ours / (args.rows / seconds_su):,.2f}x (target >= 4x)")
-        else:
-            print("; sqlite-utils not installed (pip install -e '.[bench]')")
+        results: dict[int, dict[str, float]] = {}
+        for existing in [int(n) for n in args.existing.split(",")]:
+            times = measure_size(existing, cases_path, contacts_path, args.rows, work, args.repeat, args.variants)
+            results[existing] = {label: statistics.median(values) for label, values in times.items()}
+        print(f"\nMachine: {machine()}; {args.rows:,} contacts of {cases:,} cases; medians of {args.repeat}\n")
+        sizes = list(results)
+        print("| what | " + " | ".join(f"{n:,} existing: s (rows/s)" for n in sizes) + " |")
+        print("|---|" + "---:|" * len(sizes))
+        for label in results[sizes[0]]:
+            if label.startswith("_"):
+                continue
+            cells = [f"{results[n][label]:,.1f} ({args.rows / results[n][label]:,.0f})" for n in sizes]
+            print(f"| {label} | " + " | ".join(cells) + " |")
+        print("| peak RSS of the import, MiB | " + " | ".join(f"{results[n]['_peak_rss_mib']:,.0f}" for n in sizes) + " |")
+        print()
+        for n in sizes:
+            r = results[n]
+            ours = r["tracekit import contacts"]
+            line = f"{n:,} existing: tracekit {args.rows / ours:,.0f} rows/s (target >= 100,000)"
+            if "sqlite-utils insert --csv" in r:
+                line += f"; {r['sqlite-utils insert --csv'] / ours:.2f}x sqlite-utils (target >= 4x)"
+            bare = r["bare executemany (same rows, same schema, as shipped)"]
+            line += f"; {ours / bare:.2f}x the time of bare executemany (target <= 4x)"
+            print(line)
+        if 0 in results and len(sizes) > 1:
+            largest = max(sizes)
+            flat = results[largest]["tracekit import contacts"] / results[0]["tracekit import contacts"]
+            print(f"rate into an empty store / rate at {largest:,} existing: {flat:.2f}x (target <= 1.5x)")
+        if args.json:
+            args.json.write_text(json.dumps({"rows": args.rows, "cases": cases, "repeat": args.repeat,
+                                             "machine": machine(), "results": {str(k): v for k, v in results.items()}},
+                                            indent=2) + "\n")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

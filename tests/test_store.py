@@ -468,3 +468,21 @@ def test_writer_waiting_during_passphrase_change_does_not_write_to_old_file(stor
                 conn.execute("INSERT INTO settings VALUES('lost', 'write')")
     finally:
         other.close()
+
+
+def test_bulk_writes_gives_the_connection_a_large_lookaside_and_cache_then_takes_them_back(store):
+    """An import's small allocations come from SQLite's lookaside, not from SQLCipher's
+    locking allocator one system call at a time; its page cache is given back after."""
+    ordinary = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    with store.bulk_writes():
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -store_core.BULK_CACHE_KIB
+        assert store.conn.execute("PRAGMA cipher_memory_security").fetchone()[0] in (1, "1")
+        for i in range(100):  # the binding keeps each prepared statement, and its memory
+            store.conn.execute(f"SELECT {i}, count(*) FROM people WHERE name_key = ?", ("x",)).fetchall()
+        # SQLite's default lookaside, 1,200 x 100 bytes, has about 300 slots (75 large, 234 small).
+        assert store_core.lookaside_high_water(store.conn, store.path) > 500
+    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == ordinary
+    for i in range(100):
+        store.conn.execute(f"SELECT {i}, count(*) FROM people WHERE name_key = ?", ("x",)).fetchall()
+    assert store_core.lookaside_high_water(store.conn, store.path) <= 500
+    assert store.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] > 0

@@ -255,11 +255,11 @@ def test_import_failing_part_way_through_the_pass_rolls_everything_back(world_st
     script = "\n".join([
         "import json, sys",
         "from datetime import date",
-        "import tracekit.importers.engine as engine",
+        "import tracekit.store.core as core",
         "from tracekit.errors import WriteFailed",
         "from tracekit.importers import ImportOptions, import_file",
         "from tracekit.store import open_store",
-        "engine.IMPORT_CACHE_KIB = 64  # dirty pages spill to the store file during the pass",
+        "core.BULK_CACHE_KIB = 64  # dirty pages spill to the store file during the pass",
         f"store = open_store({str(world_store)!r}, bytearray({PASSPHRASE!r}.encode()))",
         *_limit_lines(size + 64 * 1024),
         "seen = []",

@@ -12,6 +12,7 @@ from tracekit.domain import identifiers as ids
 from tracekit.domain.refs import REF_ALPHABET, RefKind, parse_ref
 from tracekit.errors import ValidationError
 from tracekit.importers.fastpath import (
+    draw_block_refs,
     draw_refs,
     name_and_key,
     printable_text,
@@ -95,3 +96,16 @@ def test_draw_refs_use_the_whole_alphabet_evenly():
     expected = 20_000 * 6 / 32
     assert all(abs(n - expected) < 0.1 * expected for n in counts.values())
     assert len(set(refs)) > 19_990  # collisions are possible (about 2**30 codes), and rare
+
+
+def test_draw_block_refs_share_a_random_block_and_draw_the_rest_evenly():
+    refs = draw_block_refs(RefKind.EXPOSURE, 20_000)
+    assert all(parse_ref(r, RefKind.EXPOSURE) == r for r in refs)
+    assert len({r[2:4] for r in refs}) == 1
+    counts = Counter(ch for ref in refs for ch in ref[4:])
+    expected = 20_000 * 4 / 32
+    assert set(counts) == set(REF_ALPHABET)
+    assert all(abs(n - expected) < 0.1 * expected for n in counts.values())
+    # Each batch its own block, from the CSPRNG (20 draws all alike: probability 2**-190).
+    assert len({draw_block_refs(RefKind.PERSON, 1)[0][2:4] for _ in range(20)}) > 1
+    assert {r[2:4] for r in draw_block_refs(RefKind.CASE, 50, "7K")} == {"7K"}

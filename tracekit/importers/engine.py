@@ -52,7 +52,7 @@ from tracekit.domain.refs import RefKind, parse_ref
 from tracekit.errors import StoreExists, TracekitError, ValidationError
 from tracekit.importers import columns as cols
 from tracekit.importers import triage
-from tracekit.importers.fastpath import draw_refs, name_and_key, printable_text, search_terms_for
+from tracekit.importers.fastpath import draw_block_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
 from tracekit.records.derived import RuleValues
@@ -85,8 +85,6 @@ IN_CHUNK = 500
 #: Low-cardinality validations (dates, choices, numbers) are memoised up to this size.
 MEMO_LIMIT = 50_000
 CASE_CACHE_LIMIT = 20_000
-#: Page cache for the import's connection (KiB, as PRAGMA cache_size takes it negated).
-IMPORT_CACHE_KIB = 32 * 1024
 
 
 # ------------------------------------------------------------------------ results
@@ -1130,8 +1128,10 @@ class _Importer:
 
     # -- writing ----------------------------------------------------------------------
     def _unique_refs(self, kind: RefKind, table: str, count: int) -> list[str]:
-        """Fresh references not used in ``table`` (nor as person aliases); redrawn on collision."""
-        refs = draw_refs(kind, count)
+        """Fresh references not used in ``table`` (nor as person aliases), in one block (see
+        ``draw_block_refs``: their index stays append-mostly); redrawn on collision."""
+        refs = draw_block_refs(kind, count)
+        block = refs[0][2:4] if refs else None
         todo = list(range(count))
         while todo:
             drawn = {refs[i] for i in todo}
@@ -1148,7 +1148,7 @@ class _Importer:
                 if ref in taken or ref in seen:
                     again.append(i)
                 seen.add(ref)
-            fresh = draw_refs(kind, len(again))
+            fresh = draw_block_refs(kind, len(again), block)
             for i, ref in zip(again, fresh):
                 refs[i] = ref
             todo = again
@@ -1379,7 +1379,6 @@ class _Importer:
 
     def _begin(self) -> None:
         conn = self.conn
-        conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
         self._next_record_id = int(
             conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0])
@@ -1459,9 +1458,8 @@ def import_file(
     opened = open_input(source, options.format, stdin=stdin)
     importer = _Importer(store, kind, opened, options, progress)
     importer.replace_rejects = replace_rejects
-    cache_size = store.conn.execute("PRAGMA cache_size").fetchone()[0]
     try:
-        with contextlib.ExitStack() as stack:
+        with store.bulk_writes(), contextlib.ExitStack() as stack:
             try:
                 return importer.run(stack)
             except _DryRun:
@@ -1471,9 +1469,5 @@ def import_file(
                 return summary
     finally:
         opened.close()
-        try:
-            store.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
-        except Exception:  # pragma: no cover - the connection is gone
-            pass
 
 

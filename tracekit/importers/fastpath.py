@@ -16,7 +16,7 @@ from tracekit.domain import identifiers as ids
 from tracekit.domain.refs import REF_ALPHABET, REF_CODE_LENGTH, RefKind
 from tracekit.records import identity
 
-__all__ = ["draw_refs", "name_and_key", "printable_text", "search_terms_for"]
+__all__ = ["draw_block_refs", "draw_refs", "name_and_key", "printable_text", "search_terms_for"]
 
 
 def name_and_key(text: str) -> tuple[str, str]:
@@ -76,3 +76,25 @@ def draw_refs(kind: RefKind, count: int) -> list[str]:
     prefix = kind.value + "-"
     pairs = _PAIRS
     return [prefix + pairs[(w >> 20) & 1023] + pairs[(w >> 10) & 1023] + pairs[w & 1023] for w in words]
+
+
+def draw_block_refs(kind: RefKind, count: int, block: str | None = None) -> list[str]:
+    """``count`` new references of ``kind`` that share their first two characters, the
+    ``block`` (drawn from the CSPRNG when not given); the other four characters of each
+    are drawn as ``draw_refs`` draws them.
+
+    A batch's references then land in one small region of the ``ref`` index (at a
+    million records, the thousand or so references of one block, a few dozen pages)
+    instead of a page each all over it: the index stays in the page cache and a batch
+    re-encrypts a few pages, not thousands. Each reference keeps 30 bits from the CSPRNG
+    (the block's 10 are shared by the batch); what that means for guessing them is in
+    docs/security.md ("References").
+    """
+    if block is None:
+        block = _PAIRS[secrets.randbelow(1024)]
+    words = array.array("I", secrets.token_bytes(4 * count))
+    if words.itemsize != 4:  # pragma: no cover - every supported platform has 32-bit "I"
+        words = array.array("L", secrets.token_bytes(words.itemsize * count))
+    prefix = kind.value + "-" + block
+    pairs = _PAIRS
+    return [prefix + pairs[(w >> 10) & 1023] + pairs[w & 1023] for w in words]

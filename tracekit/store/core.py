@@ -256,13 +256,123 @@ def _key_pragma(key: bytearray, header: StoreHeader) -> str:
     return f"PRAGMA key = \"x'{key.hex()}{header.to_bytes().hex()}'\""
 
 
-def _connect(path: Path, key: bytearray, header: StoreHeader, *, checking: bool = False) -> Any:
+#: SQLite's lookaside allocator (slot bytes, slots) for a connection doing bulk writes
+#: (:meth:`Store.bulk_writes`); other connections keep SQLite's default (1,200 x 100, about
+#: 117 KiB). SQLite serves a connection's small allocations (cursors, statements, record and
+#: key buffers) from this one buffer; what misses it goes to the process allocator, which
+#: with ``cipher_memory_security`` is SQLCipher's: an ``mlock`` per allocation and a wipe and
+#: an ``munlock`` per free. An import holds about 30,000 slots at once (measured with
+#: ``sqlite3_db_status``); with fewer, most of its allocations miss. The buffer is itself one
+#: allocation through SQLCipher's allocator: wiped when the connection closes. See
+#: docs/threat-model.md ("Memory") and docs/performance.md.
+BULK_LOOKASIDE = (1200, 20_000)
+#: Page cache of a connection doing bulk writes (KiB): the import's working set (the tops of
+#: the append-mostly b-trees and the pages of the random-key indexes it touches), given back
+#: when the bulk write ends.
+BULK_CACHE_KIB = 64 * 1024
+_SQLITE_DBCONFIG_LOOKASIDE = 1001
+
+
+def _sqlite_library() -> Any:
+    """The SQLite C library inside sqlcipher3's extension module (statically linked), for
+    the one setting the Python binding does not expose; None if it cannot be reached."""
+    global _library
+    if _library is None:
+        try:
+            import ctypes
+
+            from sqlcipher3 import _sqlite3
+
+            library = ctypes.CDLL(_sqlite3.__file__)
+            library.sqlite3_db_config.restype = ctypes.c_int
+            library.sqlite3_db_filename.restype = ctypes.c_char_p
+            library.sqlite3_db_filename.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            _library = library
+        except (ImportError, OSError, AttributeError):
+            _library = False
+    return _library or None
+
+
+_library: Any = None
+
+
+def _db_handle(conn: Any, path: Path) -> int | None:
+    """The ``sqlite3 *`` of a sqlcipher3 connection: the first field after the object
+    header (``pysqlite_Connection.db``), checked by asking SQLite for the file it has open."""
+    import ctypes
+
+    library = _sqlite_library()
+    if library is None or not isinstance(conn, _sqlcipher().Connection):
+        return None  # only a real connection (or a subclass) has that layout
+    handle = ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
+    if not handle:
+        return None
+    name = library.sqlite3_db_filename(handle, b"main")
+    if name is None or os.path.realpath(os.fsdecode(name)) != os.path.realpath(path):
+        return None
+    return int(handle)
+
+
+def _enlarge_lookaside(conn: Any, path: Path, slot_bytes: int, slots: int) -> bool:
+    """Give the connection a lookaside of ``slots`` x ``slot_bytes``.
+
+    Must run before the connection's first statement (SQLite refuses while any lookaside
+    memory is in use, and every statement the binding caches holds some). Returns whether
+    SQLite took it; if not, the connection keeps SQLite's default and works the same, only
+    slower (docs/performance.md).
+    """
+    import ctypes
+
+    handle = _db_handle(conn, path)
+    if handle is None:
+        return False
+    library = _sqlite_library()
+    rc = library.sqlite3_db_config(
+        ctypes.c_void_p(handle), _SQLITE_DBCONFIG_LOOKASIDE, ctypes.c_void_p(None),
+        ctypes.c_int(slot_bytes), ctypes.c_int(slots),
+    )
+    return rc == 0
+
+
+def lookaside_high_water(conn: Any, path: Path) -> int | None:
+    """The most lookaside slots the connection has held at once (SQLITE_DBSTATUS_LOOKASIDE_USED)."""
+    import ctypes
+
+    handle = _db_handle(conn, path)
+    if handle is None:
+        return None
+    current, highest = ctypes.c_int(), ctypes.c_int()
+    _sqlite_library().sqlite3_db_status(ctypes.c_void_p(handle), 0, ctypes.byref(current), ctypes.byref(highest), 0)
+    return highest.value
+
+
+def _memory_security_on() -> None:
+    """Turn SQLCipher's memory security on for the process before a connection opens, so
+    that the connection's lookaside buffer is itself a locked, wiped-on-free allocation.
+    (The setting is process-wide; each connection also sets it, as SQLCipher asks.)"""
+    global _memory_security_set
+    if not _memory_security_set:
+        conn = _sqlcipher().connect(":memory:")
+        try:
+            conn.execute("PRAGMA cipher_memory_security = ON")
+        finally:
+            conn.close()
+        _memory_security_set = True
+
+
+_memory_security_set = False
+
+
+def _connect(path: Path, key: bytearray, header: StoreHeader, *, checking: bool = False,
+             lookaside: tuple[int, int] | None = None) -> Any:
     """Open and key a connection; prove the key with a first read. Writes nothing.
 
     ``checking`` (``store check``): a damaged store is refused with what is wrong with
-    it, not with advice to run ``store check``.
+    it, not with advice to run ``store check``. ``lookaside``: (slot bytes, slots) of
+    SQLite's lookaside for this connection (see ``BULK_LOOKASIDE``).
     """
     sqlcipher_version()
+    _memory_security_on()
     sqlcipher3 = _sqlcipher()
     uri = f"file:{quote(str(path))}?mode=rw"
     try:
@@ -270,6 +380,8 @@ def _connect(path: Path, key: bytearray, header: StoreHeader, *, checking: bool 
     except sqlcipher3.Error as exc:
         raise NotAStore(f"cannot open {path}: {exc}") from None
     try:
+        if lookaside is not None:
+            _enlarge_lookaside(conn, path, *lookaside)
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute("PRAGMA cipher_memory_security = ON")
         conn.execute(_key_pragma(key, header))
@@ -441,6 +553,30 @@ class Store:
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
+
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Set the connection up for one large write (an import), and back after.
+
+        The connection is reopened (with the key already derived) with a lookaside large
+        enough for the write's small allocations (``BULK_LOOKASIDE``) and a page cache
+        sized for its working set (``BULK_CACHE_KIB``); afterwards it is reopened as
+        every other connection is, which gives that memory back. Outside any transaction.
+        """
+        if self._depth:
+            raise RuntimeError("bulk_writes() inside a transaction")
+        self._reconnect(BULK_LOOKASIDE)
+        try:
+            self.conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            yield
+        finally:
+            if self.conn is not None:
+                self._reconnect(None)
+
+    def _reconnect(self, lookaside: tuple[int, int] | None) -> None:
+        conn = _connect(self.path, self._key, self.header, lookaside=lookaside)
+        self.conn.close()
+        self.conn = conn
 
     def _take_write_lock(self) -> None:
         """BEGIN IMMEDIATE. If another process is writing, say who and wait (see BusyWaiter)."""

@@ -421,3 +421,21 @@ def _received_referrals(conn: Connection) -> None:
         CREATE INDEX received_records_referral ON received_records(received_id)
         """,
     )
+
+
+@migration("drop-unused-indexes")
+def _drop_unused_indexes(conn: Connection) -> None:
+    """Indexes no query uses (checked with EXPLAIN QUERY PLAN, tests/test_indexes.py): each
+    cost a b-tree write per row written, one per imported record for ``external_ids_record``.
+    ``audit show --since``/``--action`` walk the log in ``seq`` order; a referral's purge
+    of external ids finds them by their primary key's ``kind``; recall requests are read
+    in id order."""
+    run_statements(
+        conn,
+        """
+        DROP INDEX IF EXISTS external_ids_record;
+        DROP INDEX IF EXISTS audit_log_at;
+        DROP INDEX IF EXISTS audit_log_action;
+        DROP INDEX IF EXISTS recalls_created
+        """,
+    )
