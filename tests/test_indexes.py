@@ -55,6 +55,15 @@ USES: dict[str, tuple[str, str]] = {
     "sqlite_autoindex_recalls_1": ("a recall request by id", "SELECT id FROM recalls WHERE recall_id = ?"),
     "sqlite_autoindex_recipients_1": ("export --to NAME", "SELECT id FROM recipients WHERE name = ?"),
     "sqlite_autoindex_referrals_1": ("referrals: one by reference", "SELECT id FROM referrals WHERE ref = ?"),
+    "sqlite_autoindex_received_referrals_1": (
+        "referrals receive: received already?",
+        "SELECT payload_sha256, received_at FROM received_referrals WHERE signer_public_key = ? AND ref = ?",
+    ),
+    "received_records_referral": (
+        "referrals receive, received: what a referral became",
+        "SELECT x.record_id FROM received_records x WHERE x.received_id = ? AND x.kind IN ('case', 'contact') "
+        "ORDER BY x.kind, x.record_id",
+    ),
 }
 
 
