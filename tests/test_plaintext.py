@@ -16,7 +16,15 @@ import stat
 import tempfile
 from pathlib import Path
 
-from tracekit.cli.demo import DEMO_LOOKUPS, DEMO_STEPS, lookup_from, prepare_workdir, step_command, step_lookups
+from tracekit.cli.demo import (
+    DEMO_LOOKUPS,
+    DEMO_STEPS,
+    lookup_command,
+    lookup_from,
+    prepare_workdir,
+    step_command,
+    step_lookups,
+)
 
 CANARIES = [
     b"Dana Confidential", b"Confidential", b"07700 900190", b"+447700900190", b"447700900190", b"07700900190",
@@ -49,7 +57,9 @@ def test_demo_leaves_no_canary_on_disk(cli, tmp_path):
         values = dict(prepared)
         for name in step_lookups(step):
             lookup = DEMO_LOOKUPS[name]
-            values[name] = lookup_from(json.loads(cli("--json", *lookup.args, env=store).stdout), lookup)
+            found = cli(*lookup_command(lookup, workdir), env=store)
+            assert found.exit_code == 0, found.stderr
+            values[name] = lookup_from(json.loads(found.stdout), lookup)
         result = cli(
             *step_command(step, workdir, values),
             env={**store, **({"TRACEKIT_PASSPHRASE": step.passphrase} if step.passphrase else {})},
