@@ -137,14 +137,16 @@ def _changed_since(conn: Any, alias: str, table: str, since: str) -> str:
 
 
 def cases(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
-    where, params = "", ()
+    where: str = ""
+    params: tuple[str, ...] = ()
     if since:
         where, params = _changed_since(conn, "c", "cases", since), (since, since)
     return _stream(conn, CASE_SQL.format(where=where), params, CASE_VIEW)
 
 
 def contacts(conn: Any, since: str | None = None) -> Iterator[dict[str, Any]]:
-    where, params = "", ()
+    where: str = ""
+    params: tuple[str, ...] = ()
     if since:
         where, params = _changed_since(conn, "e", "exposures", since), (since, since)
     return _stream(conn, CONTACT_SQL.format(where=where), params, CONTACT_VIEW)

@@ -116,7 +116,7 @@ class _TarStream:
     def abandon(self) -> None:
         """Give up without writing the end of the archive (the output is being deleted)."""
         stream = self._tar.fileobj
-        self._tar.closed = True
+        self._tar.closed = True  # type: ignore[attr-defined]
         if stream is not None and hasattr(stream, "closed"):
             stream.closed = True  # tarfile's _Stream would otherwise flush into a closed pipe
 
@@ -643,7 +643,7 @@ def _handovers(store: Any, where: str, params: tuple[str, ...], offset: int, lim
         (*params, -1 if limit is None else limit, max(0, offset)),
     )
     for row in rows:
-        yield Handover(*row[:7], json.loads(row[7]))
+        yield Handover(*row[:7], json.loads(row[7]))  # type: ignore[call-arg]
 
 
 def _rollback(conn: Any) -> None:

@@ -96,9 +96,8 @@ class TracekitGroup(TyperGroup):
             # A full disk, a quota, a file size limit or a read-only file system met where
             # no tracekit code expected it, most often standard output (`... > file`).
             failure = write_failure(exc)
-            if failure is None:
-                ctx.exit(report_unexpected(exc, as_json=settings().json))
-            ctx.exit(report_error(failure, as_json=settings().json))
+            as_json = settings().json
+            ctx.exit(report_unexpected(exc, as_json=as_json) if failure is None else report_error(failure, as_json=as_json))
         except Exception as exc:  # a bug: report without details, see cli/errors.py
             if _is_usage_error(exc) and (ctx.meta.get(_WANTS_JSON) or settings().json):
                 ctx.exit(_report_usage_error(exc))

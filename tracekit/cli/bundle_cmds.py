@@ -47,14 +47,14 @@ TrustedSignersOption = Annotated[
 ]
 
 
-def _signer_check(signer: list[str] | None, trusted: Path | None):  # type: ignore[no-untyped-def]
+def _signer_check(signer: list[str] | None, trusted: Path | None):
     """What these bundle commands accept: an unpinned signer too, with a loud warning (:func:`_warn_if_unpinned`)."""
     from tracekit.bundle.signers import resolve_signer
 
     return resolve_signer(signer, trusted=trusted, allow_unpinned=True)
 
 
-def _warn_if_unpinned(verified) -> None:  # type: ignore[no-untyped-def]
+def _warn_if_unpinned(verified) -> None:
     from tracekit.bundle.signers import unpinned_warning
 
     if not verified.signer_checked:
@@ -144,7 +144,7 @@ def export_list(
         note(f"showing {offset + 1:,}–{page.next_offset:,} of {page.total:,}; next: --offset {page.next_offset}")
 
 
-def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-def]
+def _print_verified(verified, title: str) -> None:
     """The manifest's facts as a table. Every value came from the bundle: shown as plain text, never as markup."""
     from rich.table import Table
     from rich.text import Text
@@ -170,7 +170,7 @@ def _print_verified(verified, title: str) -> None:  # type: ignore[no-untyped-de
     out().print(table)
 
 
-def _signer_note(signer) -> str:  # type: ignore[no-untyped-def]
+def _signer_note(signer) -> str:
     if not signer.pinned:
         return " (NOT CHECKED: pass --signer or --trusted-signers)"
     checks = []

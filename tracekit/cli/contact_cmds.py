@@ -264,7 +264,7 @@ def contact_update(
 
     with open_current_store() as store, forms.option_hints():
         casebook = Casebook(store)
-        changes = {
+        changes: dict[str, Any] = {
             "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity, "duration_min": duration,
             "face_to_face": face_to_face, "direct_contact": direct_contact, "trace_status": status, "notes": notes,
         }

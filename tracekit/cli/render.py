@@ -113,7 +113,7 @@ def footer(page: Page, noun: str) -> str:
         return f"nothing at --offset {page.offset:,}; {page.total:,} {noun} in all"
     first, last = page.offset + 1, page.offset + len(page.items)
     text = f"showing {first:,}–{last:,} of {page.total:,}"
-    if last < page.total:
+    if page.total is not None and last < page.total:
         text += f"; next: --offset {last}"
         if page.limit != DEFAULT_LIMIT:
             text += f" --limit {page.limit}"

@@ -29,7 +29,7 @@ ReasonOption = Annotated[
 ]
 
 
-def _roles(store):  # type: ignore[no-untyped-def]
+def _roles(store):
     from tracekit.records import Casebook
     from tracekit.records.sensitive import SensitiveRoles
 
@@ -68,7 +68,7 @@ def role_mark(
     note(f"Refer them to the vetted team when ready: tracekit refer {mark.person_ref}")
 
 
-def _report_earlier_handovers(mark) -> None:  # type: ignore[no-untyped-def]
+def _report_earlier_handovers(mark) -> None:
     """Which bundles already carried the newly marked person's records in clear."""
     bundles = mark.handed_over_in_clear
     warn(

@@ -75,7 +75,7 @@ _HINT = "tracekit will ask for the passphrase each time instead"
 
 #: What may be passed to a system call: integers (as C longs), byte strings (as
 #: ``char *``), None (as NULL) and ctypes objects (buffers as pointers to their memory).
-_Argument = int | bytes | None | ctypes.Array  # type: ignore[type-arg]
+_Argument = int | bytes | None | ctypes.Array
 
 
 def cache_key(store_id: str, key: bytes | bytearray, seconds: int) -> None:
@@ -248,7 +248,7 @@ def _read(key_id: int) -> bytearray | None:
         ctypes.memset(buffer, 0, length)
 
 
-def _payload_buffer(key: bytes | bytearray) -> ctypes.Array | bytes:  # type: ignore[type-arg]
+def _payload_buffer(key: bytes | bytearray) -> ctypes.Array | bytes:
     """``key`` as a system call argument that points at its memory, without a copy."""
     if isinstance(key, bytearray):
         return (ctypes.c_char * len(key)).from_buffer(key)
@@ -288,7 +288,7 @@ def _syscall_numbers() -> dict[str, int]:
 
 
 @functools.cache
-def _libc_syscall():  # type: ignore[no-untyped-def]
+def _libc_syscall():
     function = ctypes.CDLL(None, use_errno=True).syscall
     function.restype = ctypes.c_long
     return function

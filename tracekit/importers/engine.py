@@ -41,6 +41,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -122,7 +123,7 @@ class ProblemGroup:
     problem: str
     expected: str | None
     count: int = 0
-    lines: list[int] = field(default_factory=list)
+    lines: list[int] = dataclasses.field(default_factory=list)
     cause: str | None = None
     fix: str | None = None
 
@@ -386,7 +387,7 @@ def _external_id(text: Any, field_name: str) -> str:
     return value
 
 
-class _LRU(OrderedDict):  # type: ignore[type-arg]
+class _LRU(OrderedDict):
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
@@ -434,7 +435,7 @@ class _Rejects:
         self.scrubber = scrubber
         self.count = 0
         self._writer: Any = None
-        self._text: IO[str] | None = None
+        self._text: io.TextIOWrapper | None = None
         self._headers: list[str] = []
         self._held: list[tuple[_Row, str]] = []
         #: The people of rejected sensitive rows: stored nowhere, scrubbed from other rows.
@@ -442,7 +443,7 @@ class _Rejects:
 
     def _open(self) -> None:
         handle = self.stack.enter_context(files.atomic_output(self.dest, overwrite=self.replace))
-        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)  # type: ignore[arg-type]
+        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
         self.stack.callback(self._text.detach)  # flush; atomic_output closes the handle
         self.stack.callback(self._text.flush)
         if self.opened.has_bom or self.opened.format == "xlsx":
@@ -1222,7 +1223,9 @@ class _Importer:
             counts: dict[str, int] = {}
             already_there = set(marked_existing)
             for row, pid in newly_marked:
-                entry = {"person": ref_of[pid], "record": self._record_refs.get(row.line, ""), "role": row.role or ""}
+                entry: dict[str, Any] = {
+                    "person": ref_of[pid], "record": self._record_refs.get(row.line, ""), "role": row.role or "",
+                }
                 label = f"{row.role}: {row.role_reason}"
                 counts[label] = counts.get(label, 0) + 1
                 # As SensitiveRoles.mark: someone already in the store may have been

@@ -180,7 +180,7 @@ def sniff_dialect(head: bytes) -> type[csv.Dialect]:
 
 def csv_rows(reader: HashingReader, dialect: type[csv.Dialect]) -> Iterator[tuple[int, list[str] | RowError]]:
     """``(line, cells)`` for every non-blank record, the header first."""
-    buffered = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+    buffered: IO[bytes] = io.BufferedReader(reader, buffer_size=1 << 20)
     feed = _CsvLineFeed(buffered)
     rows = csv.reader(feed, dialect)
     start = 1
@@ -209,7 +209,7 @@ class _CsvLineFeed:
     (the lines one quoted field spans, together) longer than :data:`MAX_RECORD_BYTES` is
     refused, and :attr:`ended` tells whether the end of the file has been met."""
 
-    def __init__(self, buffered: io.BufferedReader) -> None:
+    def __init__(self, buffered: IO[bytes]) -> None:
         self._lines = bounded_lines(buffered)
         self._record_line = 1
         self._record_bytes = 0
@@ -241,7 +241,7 @@ class _CsvLineFeed:
             raise _file_error("is not UTF-8 text", 'UTF-8 (in a spreadsheet, save as "CSV UTF-8")', number) from None
 
 
-def bounded_lines(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
+def bounded_lines(buffered: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """``(number, line)`` for each line (line end kept, a leading byte-order mark dropped),
     refusing a line longer than :data:`MAX_RECORD_BYTES` before holding more of it."""
     number = 0
@@ -280,7 +280,7 @@ def _csv_problem(exc: csv.Error) -> str:
 
 def jsonl_rows(reader: HashingReader) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """``(line, object)`` for every non-blank line."""
-    buffered = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+    buffered: IO[bytes] = io.BufferedReader(reader, buffer_size=1 << 20)
     for number, raw in bounded_lines(buffered):
         if not raw.strip():
             continue
@@ -542,5 +542,5 @@ def open_input(source: str | Path, fmt: str | None = None, *, stdin: IO[bytes] |
         else:
             reader.drain()  # hashed in one pass, then read again from the same open file
             raw.seek(0)
-            opened._xlsx_data = io.BufferedReader(raw)  # type: ignore[arg-type]
+            opened._xlsx_data = io.BufferedReader(raw)  # type: ignore[type-var]
     return opened

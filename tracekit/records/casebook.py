@@ -145,7 +145,7 @@ PERSON_VIEW = View([
 NO_REVEAL: frozenset[int] = frozenset()
 
 
-class _RevealAll(frozenset):  # type: ignore[type-arg]
+class _RevealAll(frozenset):
     """For internal loads that need the full record (re-indexing, merging, recomputing)."""
 
     def __contains__(self, item: object) -> bool:

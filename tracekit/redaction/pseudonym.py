@@ -36,7 +36,7 @@ def pseudonym(key: bytes, basis: str) -> str:
     return "PS-" + hmac.new(key, basis.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
 
 
-def make_pseudonymiser(key: bytes):  # type: ignore[no-untyped-def]
+def make_pseudonymiser(key: bytes):
     def pseudonymise(record: dict[str, Any]) -> str | None:
         basis = pseudonym_basis(record)
         return pseudonym(key, basis) if basis else None
