@@ -43,7 +43,7 @@ from tracekit.domain.identifiers import format_nhs_number
 from tracekit.errors import TracekitError
 from tracekit.records import Casebook, PersonInput
 from tracekit.records.sensitive import ROLES, SensitiveRoles
-from tracekit.store import create_store, open_store
+from tracekit.store import create_store
 
 TODAY = date(2020, 12, 1)
 #: Distinct, unusual name parts (none a part of another), so a part alone identifies.
@@ -208,12 +208,15 @@ class ProtectionMachine(RuleBasedStateMachine):
         ref = self.people[person % len(self.people)]
         row = self.store.query(
             "SELECT p.name, p.phone, p.nhs_number, p.date_of_birth, p.postcode FROM people p "
-            "JOIN person_roles r ON r.person_id = p.id WHERE p.ref = ? AND p.referral_id IS NULL", (ref,)
+            "JOIN person_roles r ON r.person_id = p.id WHERE p.referral_id IS NULL AND p.id IN "
+            "(SELECT id FROM people WHERE ref = ? UNION SELECT person_id FROM person_aliases WHERE ref = ?)",
+            (ref, ref),
         )
         try:
             self.roles.refer(ref)
         except TracekitError:
             return
+        assert row, f"{ref} was referred but is not a marked person"  # (by its reference or a merged-away alias)
         self.referred += written_forms(row[0])
         self.book.forget_marks()
 

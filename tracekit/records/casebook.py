@@ -778,10 +778,11 @@ class Casebook:
         window = wanted
         while True:
             rows = list(self._search_rows(conn, text, query, window))
-            # A protected person the index still holds (sensitive by association) is left
+            # A protected person the index still holds (sensitive by association, or another
+            # record of a marked person: same NHS number, or name and date of birth) is left
             # out: a masked row would tie the searched details to their reference. When
             # some were left out, look further for a full page.
-            found = [person for person in (_person(r, self._reveal) for r in rows) if not person.masked]
+            found = [person for person in map(self._visible_person, rows) if not person.masked]
             if len(found) >= wanted or len(rows) < window:
                 break
             window *= 2
@@ -789,11 +790,17 @@ class Casebook:
             found.extend(self._search_marked(conn, text))
         return Page(found[offset : offset + limit], None, limit, offset, more=len(found) > offset + limit)
 
+    def _visible_person(self, row: dict[str, Any]) -> Person:
+        """A person as any view shows them: masked if marked (unless revealed), and with
+        what they share with a protected person withheld, or masked whole when they are
+        another record of one (tracekit.records.association)."""
+        return self._shared_withheld(_person(row, self._reveal))
+
     def iter_search_people(self, text: str, *, offset: int = 0) -> Iterator[Person]:
         """Every match of :meth:`search_people` from ``offset`` on, newest first, read one
         at a time (for streaming; protected people left out as there)."""
         rows = self._search_rows(self.store.conn, text, self._checked_search(text), None)
-        visible = (person for person in (_person(r, self._reveal) for r in rows) if not person.masked)
+        visible = (person for person in map(self._visible_person, rows) if not person.masked)
         return itertools.islice(visible, max(0, offset), None)
 
     @staticmethod
