@@ -54,8 +54,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from common import machine, summary, time_call  # noqa: E402
 import generate_store  # noqa: E402
+from common import machine, summary, time_call  # noqa: E402
 
 TARGET_MS = 50.0
 NO_PYC_LABEL = "tracekit --version, no bytecode cache (PYTHONDONTWRITEBYTECODE=1)"

@@ -49,20 +49,9 @@ from common import machine  # noqa: E402
 PASSPHRASE = "tracekit import benchmark: made-up data, not a secret"
 TODAY = date(2020, 12, 31)
 
-FIRST = """Olivia Amelia Isla Ava Mia Ivy Lily Isabella Rosie Sophia Grace Willow Freya Florence Emily Ella
-Poppy Evie Elsie Charlotte Evelyn Sienna Sofia Daisy Phoebe Sophie Alice Harper Matilda Ruby Emilia Maya
-Oliver George Noah Arthur Harry Leo Muhammad Jack Charlie Oscar Jacob Henry Thomas Freddie Alfie Theo
-William James Isaac Edward Lucas Tommy Finley Max Logan Ethan Daniel David John Michael Paul Mark Andrew
-Priya Aisha Fatima Zainab Ngozi Chidinma Kwame Kofi Wei Mei Mehmet Elif Łukasz Zofia José Lucía Zoë Siân
-Seán Renée Chloë Anaïs João Inês""".split()
-LAST = """Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson Thompson
-Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson Wood Turner Martin Cooper
-Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan Allen James Scott Phillips Watson Davis Parker
-Price Bennett Young Griffiths Mitchell Kelly Cook Carter Richardson Bailey Collins Bell Shaw Murphy Khan
-Begum Singh Ali Hussain Ahmed Kaur Okafor Mensah Nguyen Chen Yilmaz Kowalski Wiśniewski Nowak García
-O'Brien O'Neill McCarthy D'Souza Jones-Evans Müller Rossi Silva""".split()
-STREETS = """Church Station Victoria Park Albert Manor Mill Queens Kings Grange Green Chapel Springfield
-School Windsor Highfield Orchard Meadow Alexandra Beech Cedar Elm Oak Willow Ash Birch Holly""".split()
+FIRST = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie", "Sophia", "Grace", "Willow", "Freya", "Florence", "Emily", "Ella", "Poppy", "Evie", "Elsie", "Charlotte", "Evelyn", "Sienna", "Sofia", "Daisy", "Phoebe", "Sophie", "Alice", "Harper", "Matilda", "Ruby", "Emilia", "Maya", "Oliver", "George", "Noah", "Arthur", "Harry", "Leo", "Muhammad", "Jack", "Charlie", "Oscar", "Jacob", "Henry", "Thomas", "Freddie", "Alfie", "Theo", "William", "James", "Isaac", "Edward", "Lucas", "Tommy", "Finley", "Max", "Logan", "Ethan", "Daniel", "David", "John", "Michael", "Paul", "Mark", "Andrew", "Priya", "Aisha", "Fatima", "Zainab", "Ngozi", "Chidinma", "Kwame", "Kofi", "Wei", "Mei", "Mehmet", "Elif", "Łukasz", "Zofia", "José", "Lucía", "Zoë", "Siân", "Seán", "Renée", "Chloë", "Anaïs", "João", "Inês"]
+LAST = ["Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker", "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins", "Bell", "Shaw", "Murphy", "Khan", "Begum", "Singh", "Ali", "Hussain", "Ahmed", "Kaur", "Okafor", "Mensah", "Nguyen", "Chen", "Yilmaz", "Kowalski", "Wiśniewski", "Nowak", "García", "O'Brien", "O'Neill", "McCarthy", "D'Souza", "Jones-Evans", "Müller", "Rossi", "Silva"]
+STREETS = ["Church", "Station", "Victoria", "Park", "Albert", "Manor", "Mill", "Queens", "Kings", "Grange", "Green", "Chapel", "Springfield", "School", "Windsor", "Highfield", "Orchard", "Meadow", "Alexandra", "Beech", "Cedar", "Elm", "Oak", "Willow", "Ash", "Birch", "Holly"]
 KINDS = ["Road", "Street", "Avenue", "Lane", "Close", "Drive", "Grove", "Way", "Crescent"]
 OUTWARDS = ["E17", "N16", "SE15", "SW2", "M14", "B29", "LS6", "BD8", "S10", "L15", "NE6", "NG7", "LE2",
             "BS7", "CV4", "HU5", "OL1", "BB2", "LU1", "SL1", "CR0", "IG1"]

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, summary, table, time_call, time_command  # noqa: E402
+from common import machine, summary, table, time_call, time_command
 
 
 def main() -> None:

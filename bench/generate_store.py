@@ -97,7 +97,7 @@ from bisect import bisect
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,30 +135,7 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------ made-up data
 
 # Roughly in order of frequency in England and Wales; weights fall off with rank.
-SURNAMES = """Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson
-Thompson Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson Wood Turner
-Martin Cooper Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan Allen James Scott Phillips
-Watson Davis Parker Price Bennett Young Griffiths Mitchell Kelly Cook Carter Richardson Bailey
-Collins Bell Shaw Murphy Miller Cox Richards Khan Marshall Anderson Simpson Ellis Adams Singh Begum
-Wilkinson Foster Chapman Powell Webb Rogers Gray Mason Ali Hunt Hussain Campbell Matthews Owen Palmer
-Holmes Mills Barnes Knight Lloyd Butler Russell Barker Fisher Stevens Jenkins Murray Dixon Harvey
-Graham Pearson Ahmed Fletcher Walsh Kaur Gibson Howard Andrews Stewart Elliott Reynolds Saunders
-Payne Fox Ford Pearce Day Brooks West Lawrence Cole Atkinson Bradley Spencer Gill Dawson Ball Burton
-O'Brien Watts Rose Booth Perry Ryan Grant Wells Armstrong Francis Rees Hayes Hart Hudson Newman
-Barrett Webster Hunter Gregory Carr Lowe Page Marsh Riley Dunn Woods Parsons Berry Stone Reid Holland
-Hawkins Harding Porter Robertson Newton Oliver Reed Kennedy Williamson Bird Gardner Shah Dean Lane
-Cooke Bates Henderson Parry Burgess Bishop Walton Burns Nicholson Shepherd Ross Cross Long Freeman
-Warren Nicholls Hamilton Byrne Sutton McDonald Yates Hodgson Robson Curtis Hopkins O'Connor Harper
-Coleman Watkins Moss McCarthy Chambers O'Neill Griffin Sharp Hardy Wheeler Potter Osborne Johnston
-Gordon Doyle Wallace George Jordan Hutchinson Rowe Burke May Pritchard Gilbert Willis Higgins Read
-Miah Rahman Islam Akhtar Iqbal Mahmood Chowdhury Mistry Sharma Kumar Nowak Kowalski Wiśniewski
-Wójcik Kowalczyk Lewandowski Zieliński Szymański Dąbrowski Kozłowski Mazur Popescu Ionescu
-Santos Silva Pereira Ferreira Costa Oliveira Rodrigues García Fernández López Martínez González
-Müller Schmidt Schneider Fischer Weber Rossi Russo Ferrari Esposito Bianchi Romano Okafor Okonkwo
-Adeyemi Mensah Boateng Asante Osei Nguyen Tran Wang Chen Zhang Liu Yilmaz Kaya Demir Çelik
-Papadopoulos Jovanović Horvat Novák Dvořák Nagy Kovács Eriksson Andersson Nielsen Hansen Brontë
-Ó Súilleabháin MacGregor MacLeod Llewellyn Pryce Ní Bhriain Le Roux D'Souza Fernandes Rodrigues-Smith
-Jones-Evans Bowes-Lyon""".split()
+SURNAMES = ["Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker", "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins", "Bell", "Shaw", "Murphy", "Miller", "Cox", "Richards", "Khan", "Marshall", "Anderson", "Simpson", "Ellis", "Adams", "Singh", "Begum", "Wilkinson", "Foster", "Chapman", "Powell", "Webb", "Rogers", "Gray", "Mason", "Ali", "Hunt", "Hussain", "Campbell", "Matthews", "Owen", "Palmer", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler", "Russell", "Barker", "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Graham", "Pearson", "Ahmed", "Fletcher", "Walsh", "Kaur", "Gibson", "Howard", "Andrews", "Stewart", "Elliott", "Reynolds", "Saunders", "Payne", "Fox", "Ford", "Pearce", "Day", "Brooks", "West", "Lawrence", "Cole", "Atkinson", "Bradley", "Spencer", "Gill", "Dawson", "Ball", "Burton", "O'Brien", "Watts", "Rose", "Booth", "Perry", "Ryan", "Grant", "Wells", "Armstrong", "Francis", "Rees", "Hayes", "Hart", "Hudson", "Newman", "Barrett", "Webster", "Hunter", "Gregory", "Carr", "Lowe", "Page", "Marsh", "Riley", "Dunn", "Woods", "Parsons", "Berry", "Stone", "Reid", "Holland", "Hawkins", "Harding", "Porter", "Robertson", "Newton", "Oliver", "Reed", "Kennedy", "Williamson", "Bird", "Gardner", "Shah", "Dean", "Lane", "Cooke", "Bates", "Henderson", "Parry", "Burgess", "Bishop", "Walton", "Burns", "Nicholson", "Shepherd", "Ross", "Cross", "Long", "Freeman", "Warren", "Nicholls", "Hamilton", "Byrne", "Sutton", "McDonald", "Yates", "Hodgson", "Robson", "Curtis", "Hopkins", "O'Connor", "Harper", "Coleman", "Watkins", "Moss", "McCarthy", "Chambers", "O'Neill", "Griffin", "Sharp", "Hardy", "Wheeler", "Potter", "Osborne", "Johnston", "Gordon", "Doyle", "Wallace", "George", "Jordan", "Hutchinson", "Rowe", "Burke", "May", "Pritchard", "Gilbert", "Willis", "Higgins", "Read", "Miah", "Rahman", "Islam", "Akhtar", "Iqbal", "Mahmood", "Chowdhury", "Mistry", "Sharma", "Kumar", "Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Kowalczyk", "Lewandowski", "Zieliński", "Szymański", "Dąbrowski", "Kozłowski", "Mazur", "Popescu", "Ionescu", "Santos", "Silva", "Pereira", "Ferreira", "Costa", "Oliveira", "Rodrigues", "García", "Fernández", "López", "Martínez", "González", "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Okafor", "Okonkwo", "Adeyemi", "Mensah", "Boateng", "Asante", "Osei", "Nguyen", "Tran", "Wang", "Chen", "Zhang", "Liu", "Yilmaz", "Kaya", "Demir", "Çelik", "Papadopoulos", "Jovanović", "Horvat", "Novák", "Dvořák", "Nagy", "Kovács", "Eriksson", "Andersson", "Nielsen", "Hansen", "Brontë", "Ó", "Súilleabháin", "MacGregor", "MacLeod", "Llewellyn", "Pryce", "Ní", "Bhriain", "Le", "Roux", "D'Souza", "Fernandes", "Rodrigues-Smith", "Jones-Evans", "Bowes-Lyon"]
 # Two-word surnames above were split; stitch the known ones back together.
 _MULTI = {("Ó", "Súilleabháin"): "Ó Súilleabháin", ("Ní", "Bhriain"): "Ní Bhriain", ("Le", "Roux"): "Le Roux"}
 
@@ -183,33 +160,14 @@ SURNAMES = _stitch(SURNAMES)
 # The names above are common ones: in England the most common, Smith, is about 1.3% of
 # people, and the 300 or so most common cover about a third. The rest is a long tail,
 # made here from the parts of English place-name surnames (Ashworth, Blackwood, ...).
-SURNAME_PREFIXES = """Ash Black Brad Brook Bram Carr Clay Cold Crane Dal Down East Fair Farn Ford Green Hal
-Hart Hay Heath Hol Kirk Lang Lind Mar Mid Mill Moor New North Oak Pen Red Ridge Rock Rom Roth Sand Shel
-Shep South Stan Stock Stone Sum Thorn Wal Ward Wes West Whit Wick Wil Win Wood Wor Hather Brom Ather Bar""".split()
-SURNAME_SUFFIXES = """ton ley field worth wood ford ham by well stone bridge dale more hurst cliffe combe bury
-thorpe brook shaw croft gate land hill low stead wick don den ridge er man ock ington ingham son wright""".split()
+SURNAME_PREFIXES = ["Ash", "Black", "Brad", "Brook", "Bram", "Carr", "Clay", "Cold", "Crane", "Dal", "Down", "East", "Fair", "Farn", "Ford", "Green", "Hal", "Hart", "Hay", "Heath", "Hol", "Kirk", "Lang", "Lind", "Mar", "Mid", "Mill", "Moor", "New", "North", "Oak", "Pen", "Red", "Ridge", "Rock", "Rom", "Roth", "Sand", "Shel", "Shep", "South", "Stan", "Stock", "Stone", "Sum", "Thorn", "Wal", "Ward", "Wes", "West", "Whit", "Wick", "Wil", "Win", "Wood", "Wor", "Hather", "Brom", "Ather", "Bar"]
+SURNAME_SUFFIXES = ["ton", "ley", "field", "worth", "wood", "ford", "ham", "by", "well", "stone", "bridge", "dale", "more", "hurst", "cliffe", "combe", "bury", "thorpe", "brook", "shaw", "croft", "gate", "land", "hill", "low", "stead", "wick", "don", "den", "ridge", "er", "man", "ock", "ington", "ingham", "son", "wright"]
 COMMON_SURNAME_SHARE = 0.35
 
-FEMALE_NAMES = """Olivia Amelia Isla Ava Mia Ivy Lily Isabella Rosie Sophia Grace Willow Freya Florence
-Emily Ella Poppy Evie Elsie Charlotte Evelyn Sienna Sofia Daisy Phoebe Sophie Alice Harper Matilda Ruby
-Emilia Maya Millie Isabelle Chloe Zoë Jessica Sarah Emma Hannah Laura Rebecca Rachel Claire Helen Karen
-Susan Margaret Patricia Elizabeth Mary Jennifer Linda Barbara Joanne Nicola Michelle Amanda Louise
-Victoria Kirsty Gemma Lauren Siân Niamh Aoife Ciara Saoirse Fatima Aisha Amira Zainab Maryam Priya
-Ananya Aaliyah Noor Hafsa Agnieszka Katarzyna Małgorzata Zofia Ana María Lucía Renée Chloë Anaïs
-Inês João Ngozi Chidinma Abena Yaa Mei Xin Thu Elif Zeynep Eleni Dorothy Joan Pauline Janet Jean""".split()
-MALE_NAMES = """Oliver George Noah Arthur Harry Leo Muhammad Jack Charlie Oscar Jacob Henry Thomas Freddie
-Alfie Theo William Theodore Archie Joshua Alexander James Isaac Edward Lucas Tommy Finley Max Logan
-Ethan Mohammed Teddy Benjamin Arlo Joseph Sebastian Daniel David John Michael Paul Mark Andrew Richard
-Christopher Stephen Peter Robert Anthony Kevin Gary Ian Simon Stuart Craig Darren Lee Dean Wayne
-Gareth Rhys Dylan Owain Seán Ciarán Conor Liam Ahmed Ali Omar Hassan Bilal Arjun Rohan Krishna Ravi
-Łukasz Piotr Krzysztof Tomasz Zbigniew Jakub José Luis Javier André João Chinedu Emeka Kwame Kofi
-Wei Jun Minh Mehmet Emre Nikos Dimitri Jürgen Stefan Kenneth Brian Derek Trevor Colin Roy""".split()
+FEMALE_NAMES = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie", "Sophia", "Grace", "Willow", "Freya", "Florence", "Emily", "Ella", "Poppy", "Evie", "Elsie", "Charlotte", "Evelyn", "Sienna", "Sofia", "Daisy", "Phoebe", "Sophie", "Alice", "Harper", "Matilda", "Ruby", "Emilia", "Maya", "Millie", "Isabelle", "Chloe", "Zoë", "Jessica", "Sarah", "Emma", "Hannah", "Laura", "Rebecca", "Rachel", "Claire", "Helen", "Karen", "Susan", "Margaret", "Patricia", "Elizabeth", "Mary", "Jennifer", "Linda", "Barbara", "Joanne", "Nicola", "Michelle", "Amanda", "Louise", "Victoria", "Kirsty", "Gemma", "Lauren", "Siân", "Niamh", "Aoife", "Ciara", "Saoirse", "Fatima", "Aisha", "Amira", "Zainab", "Maryam", "Priya", "Ananya", "Aaliyah", "Noor", "Hafsa", "Agnieszka", "Katarzyna", "Małgorzata", "Zofia", "Ana", "María", "Lucía", "Renée", "Chloë", "Anaïs", "Inês", "João", "Ngozi", "Chidinma", "Abena", "Yaa", "Mei", "Xin", "Thu", "Elif", "Zeynep", "Eleni", "Dorothy", "Joan", "Pauline", "Janet", "Jean"]
+MALE_NAMES = ["Oliver", "George", "Noah", "Arthur", "Harry", "Leo", "Muhammad", "Jack", "Charlie", "Oscar", "Jacob", "Henry", "Thomas", "Freddie", "Alfie", "Theo", "William", "Theodore", "Archie", "Joshua", "Alexander", "James", "Isaac", "Edward", "Lucas", "Tommy", "Finley", "Max", "Logan", "Ethan", "Mohammed", "Teddy", "Benjamin", "Arlo", "Joseph", "Sebastian", "Daniel", "David", "John", "Michael", "Paul", "Mark", "Andrew", "Richard", "Christopher", "Stephen", "Peter", "Robert", "Anthony", "Kevin", "Gary", "Ian", "Simon", "Stuart", "Craig", "Darren", "Lee", "Dean", "Wayne", "Gareth", "Rhys", "Dylan", "Owain", "Seán", "Ciarán", "Conor", "Liam", "Ahmed", "Ali", "Omar", "Hassan", "Bilal", "Arjun", "Rohan", "Krishna", "Ravi", "Łukasz", "Piotr", "Krzysztof", "Tomasz", "Zbigniew", "Jakub", "José", "Luis", "Javier", "André", "João", "Chinedu", "Emeka", "Kwame", "Kofi", "Wei", "Jun", "Minh", "Mehmet", "Emre", "Nikos", "Dimitri", "Jürgen", "Stefan", "Kenneth", "Brian", "Derek", "Trevor", "Colin", "Roy"]
 
-STREETS = """Church Station Victoria Park Albert Manor Mill Queens Kings Grange Green Chapel Springfield
-School Windsor Highfield Orchard Meadow Alexandra Beech Cedar Elm Oak Willow Ash Birch Hawthorn Holly
-Richmond York Lancaster Clarence Stanley Nelson Wellington Cromwell Princess Jubilee Coronation Mount
-Hillside Brook Riverside Canal Bridge Castle Abbey Priory Market North South West East Westfield
-Fairfield Moorland Heath Common Newlands Rectory Vicarage Somerset Devonshire""".split()
+STREETS = ["Church", "Station", "Victoria", "Park", "Albert", "Manor", "Mill", "Queens", "Kings", "Grange", "Green", "Chapel", "Springfield", "School", "Windsor", "Highfield", "Orchard", "Meadow", "Alexandra", "Beech", "Cedar", "Elm", "Oak", "Willow", "Ash", "Birch", "Hawthorn", "Holly", "Richmond", "York", "Lancaster", "Clarence", "Stanley", "Nelson", "Wellington", "Cromwell", "Princess", "Jubilee", "Coronation", "Mount", "Hillside", "Brook", "Riverside", "Canal", "Bridge", "Castle", "Abbey", "Priory", "Market", "North", "South", "West", "East", "Westfield", "Fairfield", "Moorland", "Heath", "Common", "Newlands", "Rectory", "Vicarage", "Somerset", "Devonshire"]
 STREET_KINDS = ["Road", "Street", "Avenue", "Lane", "Close", "Drive", "Grove", "Terrace", "Way",
                 "Crescent", "Gardens", "Place", "Court", "Rise", "View"]
 
@@ -326,7 +284,7 @@ def daily_targets(total_cases: int) -> list[tuple[date, int]]:
 
 
 def _day_start_us(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * US
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * US
 
 
 END_US = _day_start_us(END) + DAY - 1
@@ -338,7 +296,7 @@ def _iso_seconds(us: int) -> str:
     day, rem = divmod(us // US, 86400)
     prefix = _DAY_PREFIX.get(day)
     if prefix is None:
-        prefix = _DAY_PREFIX[day] = datetime.fromtimestamp(day * 86400, timezone.utc).date().isoformat()
+        prefix = _DAY_PREFIX[day] = datetime.fromtimestamp(day * 86400, UTC).date().isoformat()
     hours, rem = divmod(rem, 3600)
     minutes, seconds = divmod(rem, 60)
     return f"{prefix}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
@@ -1076,7 +1034,7 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
         "trace_status": statuses,
         "generation_seconds": round(seconds, 1),
         "size_bytes": path.stat().st_size,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **({"command": " ".join(sys.argv)} if exposures is not None else {}),
     }
     sidecar_path(path).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")

@@ -40,8 +40,8 @@ import json
 import os
 import re
 import resource
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile

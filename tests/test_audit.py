@@ -12,8 +12,7 @@ import re
 
 import pytest
 
-from tests.records.helpers import store, store_path, template_store_file  # noqa: F401  (fast store copies, on tmpfs)
-from tests.records.helpers import NHS_NUMBERS, casebook, person
+from tests.records.helpers import NHS_NUMBERS, casebook, person, store, store_path, template_store_file  # noqa: F401  (fast store copies, on tmpfs)
 from tracekit import audit
 from tracekit.errors import Conflict, NotFound, ValidationError
 from tracekit.records import Casebook, DuplicatePerson, PersonInput
@@ -445,10 +444,9 @@ def test_append_sorts_and_deduplicates_refs_and_moves_the_head(store):
 
 
 def test_append_in_a_rolled_back_transaction_leaves_nothing(store):
-    with pytest.raises(RuntimeError, match="boom"):
-        with store.transaction() as conn:
-            audit.append(conn, "case.add", ["C-7K2M9Q"])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as conn:
+        audit.append(conn, "case.add", ["C-7K2M9Q"])
+        raise RuntimeError("boom")
     assert rows(store) == []
     assert store.get_setting(audit.HEAD_SETTING) is None
     assert audit.verify(store.conn).ok

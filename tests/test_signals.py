@@ -210,12 +210,11 @@ def test_stale_journal_is_removed_by_the_next_command(work):
 
 
 def test_a_live_writers_journal_is_left_alone(work):
-    with open_store(_store(work), bytearray(PASSPHRASE.encode())) as writer:
-        with writer.transaction() as conn:
-            conn.execute("INSERT INTO settings(key, value) VALUES('unfinished', 'x')")
+    with open_store(_store(work), bytearray(PASSPHRASE.encode())) as writer, writer.transaction() as conn:
+        conn.execute("INSERT INTO settings(key, value) VALUES('unfinished', 'x')")
+        assert _journal(work).exists()
+        with open_store(_store(work), bytearray(PASSPHRASE.encode())):
             assert _journal(work).exists()
-            with open_store(_store(work), bytearray(PASSPHRASE.encode())):
-                assert _journal(work).exists()
     assert not _journal(work).exists()
 
 

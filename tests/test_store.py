@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,8 @@ from tracekit.errors import (
     WriteFailed,
     WrongPassphrase,
 )
-from tracekit.store import create_store, open_store
 from tracekit.store import core as store_core
+from tracekit.store import create_store, open_store
 from tracekit.store import migrations as migrations_module
 
 CANARY = "CANARY-Zq7-plaintext-must-not-leak"
@@ -222,20 +222,18 @@ def test_canary_never_reaches_disk_in_plaintext(store, store_path, tmp_path):
 
 
 def test_transaction_is_all_or_nothing(store):
-    with pytest.raises(RuntimeError):
-        with store.transaction() as conn:
-            conn.execute("INSERT INTO settings VALUES('a', '1')")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        conn.execute("INSERT INTO settings VALUES('a', '1')")
+        raise RuntimeError("boom")
     assert store.get_setting("a") is None
 
 
 def test_nested_transaction_rolls_back_only_inner(store):
     with store.transaction() as conn:
         conn.execute("INSERT INTO settings VALUES('outer', '1')")
-        with pytest.raises(RuntimeError):
-            with store.transaction() as inner:
-                inner.execute("INSERT INTO settings VALUES('inner', '1')")
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), store.transaction() as inner:
+            inner.execute("INSERT INTO settings VALUES('inner', '1')")
+            raise RuntimeError("boom")
     assert store.get_setting("outer") == "1"
     assert store.get_setting("inner") is None
 
@@ -244,10 +242,8 @@ def test_second_writer_gets_store_busy(store, store_path, monkeypatch):
     monkeypatch.setenv("TRACEKIT_BUSY_TIMEOUT", "0.2")
     other = open_store(store_path, bytearray(PASSPHRASE.encode()))
     try:
-        with store.transaction():
-            with pytest.raises(StoreBusy, match="busy"):
-                with other.transaction():
-                    pass
+        with store.transaction(), pytest.raises(StoreBusy, match="busy"), other.transaction():
+            pass
     finally:
         other.close()
 
@@ -352,9 +348,9 @@ def test_backup_is_a_verified_copy_with_the_same_passphrase(store, tmp_path):
 def test_backups_into_an_existing_directory_get_timestamped_names(store, tmp_path):
     target = tmp_path / "backups"
     target.mkdir()
-    first = store.backup(target, now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=timezone.utc))
-    second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=timezone.utc))
-    same_second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=timezone.utc))
+    first = store.backup(target, now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=UTC))
+    second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=UTC))
+    same_second = store.backup(target, now=datetime(2026, 12, 4, 2, 0, 5, tzinfo=UTC))
     assert first == target / "tracekit-backup-20261203T020005Z.store"
     assert second == target / "tracekit-backup-20261204T020005Z.store"
     assert same_second == target / "tracekit-backup-20261204T020005Z-2.store"
@@ -362,7 +358,7 @@ def test_backups_into_an_existing_directory_get_timestamped_names(store, tmp_pat
 
 
 def test_backup_to_a_new_path_ending_in_a_slash_makes_the_directory(store, tmp_path):
-    dest = store.backup(f"{tmp_path / 'nightly'}/", now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=timezone.utc))
+    dest = store.backup(f"{tmp_path / 'nightly'}/", now=datetime(2026, 12, 3, 2, 0, 5, tzinfo=UTC))
     assert dest == tmp_path / "nightly" / "tracekit-backup-20261203T020005Z.store"
     assert stat.S_IMODE(os.stat(tmp_path / "nightly").st_mode) == 0o700
     with open_store(dest, bytearray(PASSPHRASE.encode())) as copy:
@@ -463,9 +459,8 @@ def test_writer_waiting_during_passphrase_change_does_not_write_to_old_file(stor
     other = open_store(store_path, bytearray(PASSPHRASE.encode()))
     try:
         store.change_passphrase(bytearray(b"a brand new passphrase"), kdf=CHEAP_KDF)
-        with pytest.raises(StoreBusy, match="replaced"):
-            with other.transaction() as conn:
-                conn.execute("INSERT INTO settings VALUES('lost', 'write')")
+        with pytest.raises(StoreBusy, match="replaced"), other.transaction() as conn:
+            conn.execute("INSERT INTO settings VALUES('lost', 'write')")
     finally:
         other.close()
 

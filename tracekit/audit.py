@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -61,7 +61,7 @@ def append(conn: Any, action: str, refs: list[str], reason: str | None = None) -
         raise RuntimeError("audit entries are written inside the change's transaction")
     last_seq, prev = _head(conn)
     seq = last_seq + 1
-    at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
     refs = sorted(set(refs))
     digest = entry_hash(prev, seq, at, action, refs, reason)
     conn.execute(

@@ -170,7 +170,7 @@ class ValidationError(TracekitError):
             text += f" (expected {self.expected})"
         return text
 
-    def at(self, *, row: int | None = None, column: str | None = None) -> "ValidationError":
+    def at(self, *, row: int | None = None, column: str | None = None) -> ValidationError:
         """A copy of this error located at an input row and column."""
         return ValidationError(
             self.field,

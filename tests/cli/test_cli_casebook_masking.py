@@ -208,11 +208,11 @@ def test_help_texts_list_the_values_the_library_accepts():
     from tracekit.domain.rules import SETTINGS
     from tracekit.records.models import CallOutcome, CaseStatus, TestResult, TestType, TraceStatus
 
-    assert options.TEST_TYPES == tuple(t.value for t in TestType)
-    assert options.TEST_RESULTS == tuple(t.value for t in TestResult)
-    assert options.CASE_STATUSES == tuple(s.value for s in CaseStatus)
-    assert options.TRACE_STATUSES == tuple(s.value for s in TraceStatus)
-    assert options.CALL_OUTCOMES == tuple(o.value for o in CallOutcome)
+    assert tuple(t.value for t in TestType) == options.TEST_TYPES
+    assert tuple(t.value for t in TestResult) == options.TEST_RESULTS
+    assert tuple(s.value for s in CaseStatus) == options.CASE_STATUSES
+    assert tuple(s.value for s in TraceStatus) == options.TRACE_STATUSES
+    assert tuple(o.value for o in CallOutcome) == options.CALL_OUTCOMES
     assert options.SETTINGS == SETTINGS
 
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from tests.importers.helpers import CASE_HEADER, STANDARD_CASES, write_csv
 from tests.cli.casebook_helpers import add_case, add_contact, answers, as_json, ok, out_json, phone
 from tests.conftest import PASSPHRASE
+from tests.importers.helpers import CASE_HEADER, STANDARD_CASES, write_csv
 from tracekit.errors import ExitCode
 
 

@@ -69,7 +69,7 @@ def test_every_list_command_prints_the_one_list_shape(book, cli_with_store):
     pages = {command: as_json(cli_with_store, *command) for command in commands}
     for command, total in commands.items():
         page = pages[command]
-        assert LIST_KEYS <= set(page), command
+        assert set(page) >= LIST_KEYS, command
         assert isinstance(page["items"], list) and page["next_offset"] is None, command
         if total is not None:
             assert page["total"] == total == len(page["items"]), command
@@ -89,7 +89,7 @@ def test_next_offset_leads_to_the_next_page(book, cli_with_store):
     assert work["total"] == 2 and work["next_offset"] == 1 and work["date"] == "2020-10-10"
     rest = as_json(cli_with_store, "today", "--date", "2020-10-10", "--limit", "1", "--offset", "1")
     assert rest["next_offset"] is None and rest["items"][0]["ref"] != work["items"][0]["ref"]
-    assert LIST_KEYS <= set(work["isolation_ends_today"])
+    assert set(work["isolation_ends_today"]) >= LIST_KEYS
     # bundles are counted; the list is paged like the others
     assert as_json(cli_with_store, "export", "list", "--limit", "1")["total"] == 0
 
@@ -192,13 +192,13 @@ def test_store_info_json_keys_are_snake_case(book, cli_with_store):
 def test_case_show_json_has_the_contacts_the_screen_shows(book, cli_with_store):
     shown = as_json(cli_with_store, "case", "show", book[0].ref)
     contacts = shown["contacts"]
-    assert LIST_KEYS <= set(contacts) and contacts["total"] == 2 and contacts["next_offset"] is None
+    assert set(contacts) >= LIST_KEYS and contacts["total"] == 2 and contacts["next_offset"] is None
     human = ok(cli_with_store, "case", "show", book[0].ref).stdout
     assert all(c["ref"] in human and c["contact"]["name"] in human for c in contacts["items"])
     assert as_json(cli_with_store, "case", "show", book[1].ref)["contacts"]["items"] == []
 
 
-def test_case_show_json_masks_contacts_as_the_screen_does(cli_with_store, marked):  # noqa: F811
+def test_case_show_json_masks_contacts_as_the_screen_does(cli_with_store, marked):
     # the marked officer is a contact of Ada's case: masked, on the screen and in JSON alike
     of_other = as_json(cli_with_store, "case", "show", marked["other_case"])
     officer = next(c for c in of_other["contacts"]["items"] if c["ref"] == marked["as_contact"])

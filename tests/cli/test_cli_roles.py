@@ -145,9 +145,8 @@ def test_audit_show_and_verify(people, cli_with_store, store_path):
     assert [e["action"] for e in only] == ["role.mark"]
     ok = cli_with_store("audit", "verify")
     assert ok.exit_code == 0 and "intact" in ok.stdout
-    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
-        with store.transaction() as conn:
-            conn.execute("UPDATE audit_log SET reason = 'edited' WHERE seq = 2")
+    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store, store.transaction() as conn:
+        conn.execute("UPDATE audit_log SET reason = 'edited' WHERE seq = 2")
     broken = cli_with_store("audit", "verify")
     assert broken.exit_code == ExitCode.INTEGRITY
     assert "audit entry 2" in broken.stderr and "edited" in broken.stderr

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PASSPHRASE
 from tracekit.errors import ExitCode
 
@@ -265,10 +263,9 @@ def test_store_check_ok_and_damaged(cli_with_store, store_path):
 
     ok = cli_with_store("store", "check")
     assert ok.exit_code == 0 and "OK" in ok.stdout
-    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
-        with store.transaction() as conn:
-            for i in range(100):
-                conn.execute("INSERT INTO settings VALUES(?, ?)", (f"k{i}", "v" * 300))
+    with open_store(store_path, bytearray(PASSPHRASE.encode())) as store, store.transaction() as conn:
+        for i in range(100):
+            conn.execute("INSERT INTO settings VALUES(?, ?)", (f"k{i}", "v" * 300))
     data = bytearray(store_path.read_bytes())
     data[2 * 4096 + 500] ^= 0xFF  # page 3
     store_path.write_bytes(bytes(data))

@@ -73,7 +73,7 @@ def test_every_value_is_named_by_its_metavar():
                 assert param.display_type_rich(None) is None, where
                 continue
             metavar = param.metavar
-            assert metavar and metavar == metavar.upper() or "|" in (metavar or ""), where
+            assert (metavar and metavar == metavar.upper()) or "|" in (metavar or ""), where
             help_text = (param.help or "").lower()
             annotation = param.type_descriptor.annotation
             if re.search(r"\b[cper]-(?:\.\.\.|7k2m9q)|\breference\b", help_text):

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 from typer.testing import CliRunner
 
-from tests.cli.casebook_helpers import add_case, add_contact, ok
+from tests.cli.casebook_helpers import add_case, add_contact
 from tests.conftest import CHEAP_KDF, PASSPHRASE
 from tests.importers.helpers import CASE_HEADER, STANDARD_CASES, write_csv
 from tracekit.cli import app

@@ -248,7 +248,7 @@ def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     def attempt() -> None:
         try:
             read(PassphraseSource(file=fifo))
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+        except BaseException as error:
             outcome.append(error)
 
     worker = threading.Thread(target=attempt, daemon=True)

@@ -256,7 +256,7 @@ def test_gb_format_table_is_the_installed_librarys() -> None:
         )
         for f in metadata.number_format
     )
-    assert identifiers._GB_NATIONAL_FORMATS == expected
+    assert expected == identifiers._GB_NATIONAL_FORMATS
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,6 @@ from tracekit import audit
 from tracekit.errors import ExitCode, StoreExists, ValidationError
 from tracekit.importers import ImportInvalid
 from tracekit.records import Casebook, PersonInput
-from tracekit.records.models import WITHHELD_TEXT
 
 # --------------------------------------------------------------------- what is written
 

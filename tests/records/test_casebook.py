@@ -13,9 +13,6 @@ from datetime import date, timedelta
 import pytest
 
 from tests.records.helpers import (  # store, store_path: fast copies of a new store, on tmpfs
-    store,  # noqa: F401
-    store_path,  # noqa: F401
-    template_store_file,  # noqa: F401
     DECEMBER_TODAY,
     LAUNCH,
     MID_2020,
@@ -25,7 +22,10 @@ from tests.records.helpers import (  # store, store_path: fast copies of a new s
     count,
     person,
     phone,
+    store,  # noqa: F401
+    store_path,  # noqa: F401
     table_snapshot,
+    template_store_file,  # noqa: F401
 )
 from tracekit import audit
 from tracekit.errors import Conflict, NotFound, ValidationError

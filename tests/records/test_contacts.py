@@ -9,9 +9,6 @@ from datetime import date
 import pytest
 
 from tests.records.helpers import (  # store, store_path: fast copies of a new store, on tmpfs
-    store,  # noqa: F401
-    store_path,  # noqa: F401
-    template_store_file,  # noqa: F401
     DECEMBER,
     DECEMBER_TODAY,
     LAUNCH,
@@ -19,7 +16,10 @@ from tests.records.helpers import (  # store, store_path: fast copies of a new s
     casebook,
     count,
     person,
+    store,  # noqa: F401
+    store_path,  # noqa: F401
     table_snapshot,
+    template_store_file,  # noqa: F401
 )
 from tracekit.errors import Conflict, NotFound, ValidationError
 from tracekit.records import CallOutcome, Casebook, TraceStatus

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from tracekit.bundle.writer import _guard_chunk
 from tracekit.errors import LeakBlocked, ValidationError
-from tracekit.records.identity import IdentityMatcher, search_terms
+from tracekit.records.identity import WITHHELD_IN_TEXT, IdentityMatcher, check_reason, search_terms
 from tracekit.records.models import Person
-from tracekit.records.identity import WITHHELD_IN_TEXT, check_reason
 from tracekit.redaction.guard import MAX_LISTED, LeakGuard
 
 ZOE = Person(

@@ -12,9 +12,6 @@ from datetime import date
 import pytest
 
 from tests.records.helpers import (  # store, store_path: fast copies of a new store, on tmpfs
-    store,  # noqa: F401
-    store_path,  # noqa: F401
-    template_store_file,  # noqa: F401
     NHS_NUMBERS,
     casebook,
     count,
@@ -23,7 +20,10 @@ from tests.records.helpers import (  # store, store_path: fast copies of a new s
     fts_terms,
     person,
     phone,
+    store,  # noqa: F401
+    store_path,  # noqa: F401
     table_snapshot,
+    template_store_file,  # noqa: F401
 )
 from tracekit.errors import Conflict, NotFound, ValidationError
 from tracekit.records import Casebook, DuplicatePerson, PersonInput

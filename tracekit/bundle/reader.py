@@ -43,8 +43,12 @@ from tracekit.bundle.manifest import (
     Manifest,
     parse_manifest,
 )
-from tracekit.bundle.signers import Signer, SignerCheck, resolve_signer
-from tracekit.bundle.signers import parse_signer  # noqa: F401  (callers import it from here too)
+from tracekit.bundle.signers import (
+    Signer,
+    SignerCheck,
+    parse_signer,  # noqa: F401  (callers import it from here too)
+    resolve_signer,
+)
 from tracekit.bundle.tarstream import TarStream
 from tracekit.errors import BundleInvalid, PassphraseError, StoreExists, ValidationError, WriteFailed
 from tracekit.files import describe_os_error

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,11 +39,11 @@ from tracekit.bundle import recalls, source
 from tracekit.bundle.manifest import BUNDLE_FORMAT, BUNDLE_VERSION
 from tracekit.domain.rules import SETTINGS
 from tracekit.errors import NotFound, TracekitError, ValidationError, WriteFailed
-from tracekit.redaction import apply as redaction
-from tracekit.redaction.guard import LeakGuard
-from tracekit.redaction import statistics
 from tracekit.records.casebook import MAX_PAGE
 from tracekit.records.models import CaseStatus, Page, TraceStatus
+from tracekit.redaction import apply as redaction
+from tracekit.redaction import statistics
+from tracekit.redaction.guard import LeakGuard
 from tracekit.redaction.policy import (
     RECORD_FIELDS,
     Policy,
@@ -90,7 +90,7 @@ class ExportResult:
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class _TarStream:
@@ -462,7 +462,7 @@ def export_handover(
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
     pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None
 
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     bundle_id = uuid.uuid4().hex
     dest = out_dir / bundle_file_name(name, created, bundle_id)
     temp = files.temp_path_beside(dest, "export")

@@ -8,7 +8,7 @@ and ``--help`` stay cheap.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -171,7 +171,7 @@ def root(
     passphrase_file: PassphraseFileOption = None,
     passphrase_fd: PassphraseFdOption = None,
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:

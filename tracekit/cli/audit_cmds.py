@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from tracekit.cli.completion import complete_ref
-
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import DEFAULT_LIMIT, AllOption
 
@@ -21,12 +20,12 @@ keys_app = typer.Typer(help="This store's signing key (for central teams to regi
 @audit_app.command("show")
 @command
 def audit_show(
-    since: Annotated[Optional[str], typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.", metavar="DATE")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.", metavar="DATE")] = None,
     action: Annotated[
-        Optional[str], typer.Option("--action", help="Only this action or family, e.g. role.mark or role.", metavar="ACTION")
+        str | None, typer.Option("--action", help="Only this action or family, e.g. role.mark or role.", metavar="ACTION")
     ] = None,
     ref: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--ref", help="Only entries naming this reference.", metavar="REF",
             autocompletion=complete_ref("CASE", "PERSON", "EXPOSURE", "REFERRAL"),

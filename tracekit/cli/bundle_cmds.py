@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,7 +24,7 @@ IdentityOption = Annotated[
     Path, typer.Option("--identity", "-i", help="Your age identity file (AGE-SECRET-KEY-1..., mode 0600).")
 ]
 SignerOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--signer",
         help=(
@@ -35,7 +35,7 @@ SignerOption = Annotated[
     ),
 ]
 TrustedSignersOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--trusted-signers",
         envvar="TRACEKIT_TRUSTED_SIGNERS",
@@ -66,10 +66,10 @@ def _warn_if_unpinned(verified) -> None:
 def export_handover(
     to: Annotated[str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).", metavar="NAME")],
     policy: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role.", metavar="POLICY"),
     ] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Records changed on or after this date (records policies only).", metavar="DATE")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Records changed on or after this date (records policies only).", metavar="DATE")] = None,
     since_last: Annotated[
         bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
     ] = False,
@@ -115,7 +115,7 @@ def export_handover(
 @export_app.command("list")
 @command
 def export_list(
-    to: Annotated[Optional[str], typer.Option("--to", help="Only bundles for this recipient.", metavar="NAME")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Only bundles for this recipient.", metavar="NAME")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="At most this many, newest first.")] = 50,
     offset: OffsetOption = 0,
     all_rows: AllOption = False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,10 +10,10 @@ from tracekit.cli.completion import complete_from
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
     CASE_STATUSES,
-    AllOption,
     DEFAULT_LIMIT,
     LIST_PANEL,
     AddressOption,
+    AllOption,
     AsymptomaticOption,
     CaseNotesOption,
     CaseRefArg,
@@ -31,12 +31,12 @@ from tracekit.cli.options import (
     PhoneOption,
     PostcodeOption,
     ResultOption,
+    RevealOption,
+    RevealReasonOption,
     SinceOption,
     TestDateOption,
     TestTypeOption,
     UntilOption,
-    RevealOption,
-    RevealReasonOption,
 )
 
 case_app = typer.Typer(help="Record and follow cases (people with a positive test).", no_args_is_help=True)
@@ -116,7 +116,7 @@ def case_add(
 @command
 def case_list(
     status: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--status", help=f"Only cases with this status: {', '.join(CASE_STATUSES)}.", rich_help_panel=LIST_PANEL,
             show_default=False, metavar="STATUS", autocompletion=complete_from(CASE_STATUSES),
@@ -203,7 +203,7 @@ def case_update(
 def case_close(
     ref: CaseRefArg,
     reason: Annotated[
-        Optional[str], typer.Option("--reason", help="Why, for the audit log (no personal details).", show_default=False)
+        str | None, typer.Option("--reason", help="Why, for the audit log (no personal details).", show_default=False)
     ] = None,
 ) -> None:
     """Close a case once its tracing is done (its contacts stay on the worklist until reached)."""

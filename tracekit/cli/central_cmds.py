@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -20,7 +20,7 @@ central_app = typer.Typer(
 tracers_app = typer.Typer(help="The tracer registry: whose bundles the central database takes.", no_args_is_help=True)
 
 DatabaseOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--database",
         help=(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,13 +11,13 @@ from tracekit.cli.completion import complete_from, complete_ref
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings, warn
 from tracekit.cli.options import (
     CALL_OUTCOMES,
-    AllOption,
     CONTACT_PANEL,
     DEFAULT_LIMIT,
     LIST_PANEL,
     SETTINGS,
     TRACE_STATUSES,
     AddressOption,
+    AllOption,
     AsymptomaticOption,
     CaseNotesOption,
     ContactCaseArg,
@@ -39,13 +39,13 @@ from tracekit.cli.options import (
     PhoneOption,
     PostcodeOption,
     ProximityOption,
+    RevealOption,
+    RevealReasonOption,
     SettingOption,
     SinceOption,
     TestDateOption,
     TestTypeOption,
     UntilOption,
-    RevealOption,
-    RevealReasonOption,
 )
 
 if TYPE_CHECKING:
@@ -165,20 +165,20 @@ def contact_add(
 @command
 def contact_list(
     case: Annotated[
-        Optional[str], typer.Option(
+        str | None, typer.Option(
             "--case", help="Only contacts of this case (C-...).", rich_help_panel=LIST_PANEL, show_default=False,
             metavar="REF", autocompletion=complete_ref("CASE"),
         ),
     ] = None,
     status: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--status", help=f"Only this trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=LIST_PANEL,
             show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
         ),
     ] = None,
     setting: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--setting", help=f"Only this setting: {', '.join(SETTINGS)}.", rich_help_panel=LIST_PANEL, show_default=False,
             metavar="SETTING", autocompletion=complete_from(SETTINGS),
@@ -242,15 +242,15 @@ def contact_update(
     proximity: ProximityOption = None,
     duration: DurationOption = None,
     face_to_face: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--face-to-face/--no-face-to-face", help="Whether they were face to face.", rich_help_panel=CONTACT_PANEL, show_default=False),
     ] = None,
     direct_contact: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--direct-contact/--no-direct-contact", help="Whether there was skin-to-skin contact.", rich_help_panel=CONTACT_PANEL, show_default=False),
     ] = None,
     status: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--status", help=f"Set the trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=CONTACT_PANEL,
             show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
@@ -285,13 +285,13 @@ def contact_update(
 def contact_call(
     ref: ContactRefArg,
     outcome: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--outcome", help=f"What happened: {', '.join(CALL_OUTCOMES)}.", show_default=False,
             metavar="OUTCOME", autocompletion=complete_from(CALL_OUTCOMES),
         ),
     ] = None,
-    call_note: Annotated[Optional[str], typer.Option("--note", help="A short note about the call.", show_default=False)] = None,
+    call_note: Annotated[str | None, typer.Option("--note", help="A short note about the call.", show_default=False)] = None,
 ) -> None:
     """Log a call attempt; reached, isolating, declined and unreachable update the trace status."""
     from tracekit.cli import forms
@@ -337,7 +337,7 @@ def contact_promote(
         ),
     ],
     source: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--source",
             help="With a person (P-): the contact (E-...) through which they were infected. "

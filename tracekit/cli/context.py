@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,21 +30,21 @@ GLOBAL_PANEL = "Global options"
 
 @dataclass
 class Settings:
-    store: Optional[Path] = None
+    store: Path | None = None
     json: bool = False
     quiet: bool = False
     no_color: bool = False
-    passphrase_file: Optional[Path] = None
-    passphrase_fd: Optional[int] = None
+    passphrase_file: Path | None = None
+    passphrase_fd: int | None = None
 
-    def merged(self, **values: Any) -> "Settings":
+    def merged(self, **values: Any) -> Settings:
         """These settings with any option given after the command taking precedence."""
         given = {k: v for k, v in values.items() if v not in (None, False)}
         return replace(self, **given)
 
 
 StoreOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--store",
         help=(
@@ -68,7 +68,7 @@ NoColorOption = Annotated[
     typer.Option("--no-color", help="No colour (also: the NO_COLOR environment variable).", rich_help_panel=GLOBAL_PANEL),
 ]
 PassphraseFileOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--passphrase-file",
         help="Read the passphrase from this file (must not be readable by group or others).",
@@ -77,7 +77,7 @@ PassphraseFileOption = Annotated[
     ),
 ]
 PassphraseFdOption = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--passphrase-fd",
         help="Read the passphrase from this open file descriptor.",
@@ -160,8 +160,8 @@ PIPED_WIDTH = 1_000_000
 
 
 class _Output:
-    _out: "Console | None" = None
-    _err: "Console | None" = None
+    _out: Console | None = None
+    _err: Console | None = None
 
     @classmethod
     def reset(cls) -> None:
@@ -173,7 +173,7 @@ def _color_disabled() -> bool:
     return _settings.no_color or "NO_COLOR" in os.environ
 
 
-def out() -> "Console":
+def out() -> Console:
     """The stdout console (results)."""
     if _Output._out is None:
         _Stdout = _stdout_console_class()
@@ -203,7 +203,7 @@ def _stdout_console_class() -> type:
     return Stdout
 
 
-def err() -> "Console":
+def err() -> Console:
     """The stderr console (progress, warnings, errors)."""
     if _Output._err is None:
         from rich.console import Console
@@ -244,7 +244,7 @@ def passphrase_source() -> Any:
     return PassphraseSource(file=_settings.passphrase_file, fd=_settings.passphrase_fd)
 
 
-def open_current_store(*, for_check: bool = False) -> "Store":
+def open_current_store(*, for_check: bool = False) -> Store:
     """Open the selected store (see :func:`_open_store`). A write that finds another
     process writing says who it is and waits (:func:`wait_for_store`)."""
     store = _open_store(for_check=for_check)
@@ -252,7 +252,7 @@ def open_current_store(*, for_check: bool = False) -> "Store":
     return store
 
 
-def _open_store(*, for_check: bool) -> "Store":
+def _open_store(*, for_check: bool) -> Store:
     """Open the selected store: explicit source, else cached key, else environment, else prompt.
 
     The kernel-keyring key (``tracekit unlock``) is used only when no passphrase file or

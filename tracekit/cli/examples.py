@@ -222,7 +222,7 @@ def _quoted(word: str) -> str:
     (a command substitution must stay in double quotes), else in single quotes."""
     if word in _SHELL_OPERATORS or shlex.quote(word) == word:
         return word
-    if word.startswith("$(") and word.endswith(")") or not any(c in word for c in '"$`\\!'):
+    if (word.startswith("$(") and word.endswith(")")) or not any(c in word for c in '"$`\\!'):
         return f'"{word}"'
     return shlex.quote(word)
 

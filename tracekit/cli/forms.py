@@ -16,11 +16,11 @@ document. Imported only inside commands.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import typer
 

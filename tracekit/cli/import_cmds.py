@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,17 +27,17 @@ FileArg = Annotated[
     str, typer.Argument(help="The file to import (CSV, JSON Lines or .xlsx), or - for standard input.", metavar="FILE")
 ]
 FormatOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--format", help="Force the format: csv, jsonl or xlsx (default: detected from the content).",
                  rich_help_panel=IMPORT_PANEL, show_default=False, metavar="FORMAT"),
 ]
 MapOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--map", help='Map a column to a field, e.g. --map "Mobile Tel=phone" (repeatable; FIELD "ignore" skips the column).',
                  rich_help_panel=IMPORT_PANEL, show_default=False, metavar="COLUMN=FIELD"),
 ]
 MappingOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--mapping", help='A TOML mapping file: a \\[columns] table of "Column Name" = "field" (--map wins).',
                  rich_help_panel=IMPORT_PANEL, show_default=False),
 ]
@@ -50,7 +50,7 @@ SkipInvalidOption = Annotated[
                  rich_help_panel=IMPORT_PANEL),
 ]
 RejectsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--rejects", help="Write the invalid rows here, with the reason as an extra column (0600; replaces only a rejects file tracekit wrote).",
                  rich_help_panel=IMPORT_PANEL, show_default=False),
 ]
@@ -144,7 +144,7 @@ def _size(path: Path) -> int | None:
         return None
 
 
-def _show(summary: "ImportSummary") -> None:
+def _show(summary: ImportSummary) -> None:
     from rich.table import Table
 
     from tracekit.cli import render
@@ -255,7 +255,7 @@ def import_contacts(
 def import_template(
     kind: Annotated[str, typer.Argument(help="cases or contacts.", metavar="cases|contacts")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write to this new file (0600) instead of standard output.", show_default=False)
+        Path | None, typer.Option("--output", "-o", help="Write to this new file (0600) instead of standard output.", show_default=False)
     ] = None,
 ) -> None:
     """Write a CSV template: the expected headers and one example row of made-up data."""

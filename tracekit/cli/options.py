@@ -11,7 +11,7 @@ in the shell (``tracekit.cli.completion``).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,26 +50,26 @@ ContactCaseArg = Annotated[str, _ref_arg("The case whose contact this is, e.g. C
 
 # -- a person: an existing one, or details ----------------------------------------------
 PersonOption = Annotated[
-    Optional[str],
+    str | None,
     _opt(
         "--person", help="An existing person (P-...) instead of details.", panel=PERSON_PANEL,
         metavar="REF", autocompletion=complete_ref("PERSON"),
     ),
 ]
-NameOption = Annotated[Optional[str], _opt("--name", help="Full name.", panel=PERSON_PANEL)]
+NameOption = Annotated[str | None, _opt("--name", help="Full name.", panel=PERSON_PANEL)]
 DobOption = Annotated[
-    Optional[str], _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL, metavar="DATE")
+    str | None, _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL, metavar="DATE")
 ]
 NhsOption = Annotated[
-    Optional[str], _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL, metavar="NUMBER")
+    str | None, _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL, metavar="NUMBER")
 ]
-PhoneOption = Annotated[Optional[str], _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL, metavar="PHONE")]
-EmailOption = Annotated[Optional[str], _opt("--email", help="Email address.", panel=PERSON_PANEL, metavar="EMAIL")]
-AddressOption = Annotated[Optional[str], _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)]
-PostcodeOption = Annotated[Optional[str], _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL, metavar="POSTCODE")]
-OccupationOption = Annotated[Optional[str], _opt("--occupation", help="Occupation.", panel=PERSON_PANEL)]
+PhoneOption = Annotated[str | None, _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL, metavar="PHONE")]
+EmailOption = Annotated[str | None, _opt("--email", help="Email address.", panel=PERSON_PANEL, metavar="EMAIL")]
+AddressOption = Annotated[str | None, _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)]
+PostcodeOption = Annotated[str | None, _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL, metavar="POSTCODE")]
+OccupationOption = Annotated[str | None, _opt("--occupation", help="Occupation.", panel=PERSON_PANEL)]
 LinkOption = Annotated[
-    Optional[str],
+    str | None,
     _opt(
         "--link", help="When the details match someone already stored: use that person (P-...).", panel=PERSON_PANEL,
         metavar="REF", autocompletion=complete_ref("PERSON"),
@@ -86,48 +86,48 @@ NewPersonOption = Annotated[
 
 # -- a case ------------------------------------------------------------------------------
 TestDateOption = Annotated[
-    Optional[str], _opt("--test-date", help="Date of the test (ISO, or day first).", panel=CASE_PANEL, metavar="DATE")
+    str | None, _opt("--test-date", help="Date of the test (ISO, or day first).", panel=CASE_PANEL, metavar="DATE")
 ]
 TestTypeOption = Annotated[
-    Optional[str],
+    str | None,
     _opt(
         "--test-type", help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).", panel=CASE_PANEL,
         metavar="TYPE", autocompletion=complete_from(TEST_TYPES),
     ),
 ]
 ResultOption = Annotated[
-    Optional[str],
+    str | None,
     _opt(
         "--result", help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).", panel=CASE_PANEL,
         metavar="RESULT", autocompletion=complete_from(TEST_RESULTS),
     ),
 ]
-OnsetOption = Annotated[Optional[str], _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL, metavar="DATE")]
+OnsetOption = Annotated[str | None, _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL, metavar="DATE")]
 AsymptomaticOption = Annotated[
     bool,
     typer.Option("--asymptomatic", help="No symptoms: periods count from the test date.", rich_help_panel=CASE_PANEL),
 ]
-CaseNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CASE_PANEL)]
+CaseNotesOption = Annotated[str | None, _opt("--notes", help="Free-text notes.", panel=CASE_PANEL)]
 
 # -- a contact (exposure) ------------------------------------------------------------------
 LastExposureOption = Annotated[
-    Optional[str], _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL, metavar="DATE")
+    str | None, _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL, metavar="DATE")
 ]
 SettingOption = Annotated[
-    Optional[str],
+    str | None,
     _opt(
         "--setting", help=f"Where it happened: {', '.join(SETTINGS)}.", panel=CONTACT_PANEL,
         metavar="SETTING", autocompletion=complete_from(SETTINGS),
     ),
 ]
 ProximityOption = Annotated[
-    Optional[str], _opt("--proximity", help="Closest distance in metres, e.g. 1.5.", panel=CONTACT_PANEL, metavar="METRES")
+    str | None, _opt("--proximity", help="Closest distance in metres, e.g. 1.5.", panel=CONTACT_PANEL, metavar="METRES")
 ]
 DurationOption = Annotated[
-    Optional[str],
+    str | None,
     _opt("--duration", help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).", panel=CONTACT_PANEL, metavar="DURATION"),
 ]
-ContactNotesOption = Annotated[Optional[str], _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
+ContactNotesOption = Annotated[str | None, _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
 
 # -- lists -----------------------------------------------------------------------------------
 LimitOption = Annotated[
@@ -143,14 +143,14 @@ AllOption = Annotated[
         "--all", help="Every match from --offset on, one JSON object a line (needs --json; for scripts).", rich_help_panel=LIST_PANEL
     ),
 ]
-SinceOption = Annotated[Optional[str], _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")]
-UntilOption = Annotated[Optional[str], _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")]
+SinceOption = Annotated[str | None, _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")]
+UntilOption = Annotated[str | None, _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")]
 
 RevealOption = Annotated[
     bool,
     typer.Option("--reveal", help="Show the identity of a person in a sensitive role (needs --reason; audited)."),
 ]
 RevealReasonOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--reason", help="Why you need to see it (stored in the audit log; no names or numbers)."),
 ]

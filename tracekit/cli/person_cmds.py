@@ -6,20 +6,19 @@ from typing import Annotated
 
 import typer
 
-from tracekit.cli.completion import complete_ref
-
 from tracekit.cli import context
+from tracekit.cli.completion import complete_ref
 from tracekit.cli.context import command, emit_json, note, open_current_store, out, settings
 from tracekit.cli.options import (
     MAX_LIMIT,
-    AllOption,
-    OffsetOption,
     AddressOption,
+    AllOption,
     DobOption,
     EmailOption,
     NameOption,
     NhsOption,
     OccupationOption,
+    OffsetOption,
     PersonRefArg,
     PhoneOption,
     PostcodeOption,

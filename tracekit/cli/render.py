@@ -73,7 +73,7 @@ def phone_number(e164: str) -> str:
 
     try:
         return format_phone(e164)
-    except Exception:  # noqa: BLE001 - a stored value we cannot reformat is shown as stored
+    except Exception:
         return e164
 
 
@@ -82,7 +82,7 @@ def nhs_number(digits: str) -> str:
 
     try:
         return format_nhs_number(digits)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return digits
 
 
@@ -250,7 +250,7 @@ def contact_name(exposure: Exposure) -> str:
 def _ruleset_title(ruleset_id: str) -> str:
     try:
         return rules.get_ruleset(ruleset_id).title
-    except Exception:  # noqa: BLE001 - an unknown id is shown as stored
+    except Exception:
         return ""
 
 
@@ -726,7 +726,7 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
 def _safe_ruleset(ruleset_id: str) -> rules.RuleSet | None:
     try:
         return rules.get_ruleset(ruleset_id)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -197,7 +197,7 @@ def refer(
         str, typer.Argument(help="The marked person's reference.", metavar="REF", autocompletion=complete_ref("PERSON"))
     ],
     reason: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--reason", help="Why now (required: asked at a terminal; stored and audited; no names or numbers)."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -280,7 +280,7 @@ def referrals_list() -> None:
 def referrals_export(
     out_dir: Annotated[Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.", metavar="DIR")],
     ref: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--ref", help="Only this referral (repeatable).", metavar="REF", autocompletion=complete_ref("REFERRAL")),
     ] = None,
 ) -> None:
@@ -307,7 +307,7 @@ def referrals_receive(
         Path, typer.Option("--identity", "-i", help="The vetted team's age identity file (AGE-SECRET-KEY-1..., mode 0600).")
     ],
     signer: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--signer",
             help="A tracer's registered public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file "
@@ -316,7 +316,7 @@ def referrals_receive(
         ),
     ] = None,
     trusted_signers: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--trusted-signers",
             envvar="TRACEKIT_TRUSTED_SIGNERS",

@@ -8,7 +8,7 @@ used; a store can pin one rule set for everything instead.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -68,7 +68,7 @@ def rules_list() -> None:
 @command
 def rules_show(
     ruleset_id: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(help="The rule set id (default: the one that applies today: pinned, else in force).", show_default=False),
     ] = None,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -163,11 +163,11 @@ def store_check() -> None:
 @command
 def store_passwd(
     new_passphrase_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Read the new passphrase from this file (0600) instead of prompting."),
     ] = None,
     new_passphrase_fd: Annotated[
-        Optional[int], typer.Option(help="Read the new passphrase from this file descriptor.")
+        int | None, typer.Option(help="Read the new passphrase from this file descriptor.")
     ] = None,
 ) -> None:
     """Change the passphrase. If it fails half-way, the old passphrase still opens the store."""

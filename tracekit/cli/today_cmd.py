@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ TODAY_COUNT_CAP = 1000
 @command
 def today(
     day: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--date", help="The day to plan for (default: today); ISO or day first.", show_default=False, metavar="DATE"),
     ] = None,
     limit: Annotated[

@@ -46,7 +46,7 @@ class StoreHeader:
     random: bytes
 
     @classmethod
-    def new(cls, kdf: KdfParams) -> "StoreHeader":
+    def new(cls, kdf: KdfParams) -> StoreHeader:
         return cls(FORMAT_VERSION, kdf, secrets.token_bytes(RANDOM_BYTES))
 
     def to_bytes(self) -> bytes:
@@ -62,7 +62,7 @@ class StoreHeader:
         return self.to_bytes().hex()
 
     @classmethod
-    def parse(cls, data: bytes) -> "StoreHeader":
+    def parse(cls, data: bytes) -> StoreHeader:
         if data.startswith(SQLITE_PLAINTEXT_MAGIC):
             raise HeaderProblem("not-a-store", "this is a plaintext SQLite database, not a tracekit store")
         if len(data) < HEADER_BYTES or not data.startswith(MAGIC):

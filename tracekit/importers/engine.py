@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -41,7 +42,6 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -56,9 +56,9 @@ from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_block_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
-from tracekit.records.derived import RuleValues
-from tracekit.records.identity import identifier_keys
 from tracekit.records.casebook import Casebook, new_case_values, new_exposure_values, set_index_entry, utcnow
+from tracekit.records.derived import RuleValues
+from tracekit.records.identity import WITHHELD_IN_TEXT, identifier_keys, identity_matcher
 from tracekit.records.inputs import (
     ADDRESS_MAX_LENGTH,
     CASE_VALIDATORS,
@@ -68,7 +68,6 @@ from tracekit.records.inputs import (
 )
 from tracekit.records.models import CaseStatus, Person
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table
-from tracekit.records.identity import WITHHELD_IN_TEXT, identity_matcher
 from tracekit.store import Store
 
 BATCH_ROWS = 2000
@@ -102,7 +101,7 @@ class Problem:
     expected: str | None
 
     @classmethod
-    def from_error(cls, error: ValidationError) -> "Problem":
+    def from_error(cls, error: ValidationError) -> Problem:
         return cls(error.row, error.column, error.field, error.problem, error.expected)
 
     def text(self) -> str:
@@ -332,9 +331,25 @@ class ImportOptions:
 class _Row:
     """One data row on its way through a batch."""
 
-    __slots__ = ("line", "cells", "raw", "ext", "values", "problems", "sensitive", "role", "role_reason",
-                 "person_ok", "name_key", "person_ext", "person_id", "person_new", "case", "case_ref",
-                 "case_ext")
+    __slots__ = (
+        "case",
+        "case_ext",
+        "case_ref",
+        "cells",
+        "ext",
+        "line",
+        "name_key",
+        "person_ext",
+        "person_id",
+        "person_new",
+        "person_ok",
+        "problems",
+        "raw",
+        "role",
+        "role_reason",
+        "sensitive",
+        "values",
+    )
 
     def __init__(self, line: int, cells: Any) -> None:
         self.line = line

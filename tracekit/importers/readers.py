@@ -23,7 +23,6 @@ in docs/import-guide.md.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -218,7 +217,7 @@ class _CsvLineFeed:
     def start_record(self, line: int) -> None:
         self._record_line, self._record_bytes = line, 0
 
-    def __iter__(self) -> "_CsvLineFeed":
+    def __iter__(self) -> _CsvLineFeed:
         return self
 
     def __next__(self) -> str:
@@ -339,7 +338,7 @@ def _check_parts_read_whole(data: IO[bytes]) -> None:
     try:
         with zipfile.ZipFile(data) as archive:
             whole = sum(info.file_size for info in archive.infolist() if not info.filename.startswith("xl/worksheets/"))
-    except Exception:  # noqa: BLE001 - not a readable zip: openpyxl says so next
+    except Exception:
         return
     finally:
         data.seek(start)
@@ -363,7 +362,7 @@ def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
     _check_parts_read_whole(data)
     try:
         workbook = openpyxl.load_workbook(data, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - third-party parser of hostile input
+    except Exception as exc:
         raise _file_error(f"is not a readable .xlsx workbook ({type(exc).__name__})", "an .xlsx workbook") from None
     try:
         try:
@@ -374,12 +373,12 @@ def xlsx_rows(data: IO[bytes]) -> Iterator[tuple[int, list[Any] | RowError]]:
                 yield number, cells
         except ValidationError:
             raise
-        except Exception as exc:  # noqa: BLE001 - as above, damage found while reading rows
+        except Exception as exc:
             raise _file_error(f"is a damaged .xlsx workbook ({type(exc).__name__})", "an .xlsx workbook") from None
     finally:
         try:
             workbook.close()
-        except Exception:  # noqa: BLE001 - closing a damaged archive
+        except Exception:
             pass
 
 

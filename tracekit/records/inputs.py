@@ -13,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from tracekit.domain import identifiers as ids
-from tracekit.durations import duration_seconds
 from tracekit.domain.rules import SETTINGS
+from tracekit.durations import duration_seconds
 from tracekit.errors import ValidationError
 from tracekit.records.models import CaseStatus, TestResult, TestType, TraceStatus
 

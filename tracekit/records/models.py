@@ -300,7 +300,7 @@ class DuplicateMatch:
 class TreeNode:
     case: Case
     via: Exposure | None = None
-    children: list["TreeNode"] = field(default_factory=list)
+    children: list[TreeNode] = field(default_factory=list)
     uncased_contacts: list[Exposure] = field(default_factory=list)
 
 

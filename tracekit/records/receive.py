@@ -53,9 +53,9 @@ from tracekit.records.inputs import (
     PERSON_VALIDATORS,
     validated,
 )
-from tracekit.records.tables import CASES, EXPOSURES, PEOPLE
 from tracekit.records.models import CallOutcome, CaseStatus, TraceStatus
 from tracekit.records.sensitive import ROLES, open_envelope_bytes
+from tracekit.records.tables import CASES, EXPOSURES, PEOPLE
 
 #: A referral file is one person's record with their cases' contacts: far below this.
 MAX_REFERRAL_BYTES = 16 * 1024 * 1024

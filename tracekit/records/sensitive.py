@@ -23,7 +23,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,14 @@ from tracekit.bundle.recalls import ClearHandover, create_recall, handed_over_in
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, PolicyError, ValidationError
 from tracekit.records.casebook import Casebook, utcnow
-from tracekit.records.tables import PEOPLE, PERSON_DETAILS_BESIDES_NAME
-from tracekit.records.identity import REASON_MAX_LENGTH, WITHHELD_IN_TEXT, check_reason, identifier_keys, identity_matcher
+from tracekit.records.identity import (
+    WITHHELD_IN_TEXT,
+    check_reason,
+    identifier_keys,
+    identity_matcher,
+)
 from tracekit.records.models import CaseStatus, Person
+from tracekit.records.tables import PEOPLE, PERSON_DETAILS_BESIDES_NAME
 
 ROLES: dict[str, str] = {
     "undercover-officer": "undercover police officer",
@@ -341,7 +346,7 @@ class SensitiveRoles:
         public_hex = signing.public_key_hex(conn)
         return {
             "referral": referral_ref,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "tracekit_version": version,
             "tracer_key": {"algorithm": "ed25519", "public_key": public_hex, "fingerprint": signing.fingerprint(public_hex)},
             "role": person.role,
@@ -426,7 +431,6 @@ class SensitiveRoles:
         purged like theirs, other people's copies of their phone, email or address are
         removed, and the external ids that would link a re-import to their records go."""
         from tracekit.records import association
-
         from tracekit.records.casebook import former_details
 
         cb = self.casebook

@@ -14,14 +14,14 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from tracekit import files
-from tracekit.crypto.header import HEADER_BYTES, HeaderProblem, StoreHeader
 from tracekit.crypto import kdf as kdf_defaults
+from tracekit.crypto.header import HEADER_BYTES, HeaderProblem, StoreHeader
 from tracekit.crypto.kdf import KdfParams, derive_key
 from tracekit.errors import (
     EnvironmentProblem,
@@ -156,7 +156,7 @@ def backup_destination(dest: Path | str, *, now: datetime | None = None) -> Path
         files.ensure_private_dir(path)
     if not path.is_dir():
         raise StoreExists(f"{path} is a file, not a directory; tracekit never overwrites it")
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
     name = stamp.strftime(BACKUP_NAME_FORMAT)
     candidate = path / name
     suffix = 2
@@ -436,7 +436,7 @@ def _damage_found(path: Path, key: bytearray, header: StoreHeader) -> list[str]:
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -463,7 +463,7 @@ class CheckReport:
         return not self.problems
 
 
-def _audit_check(store: "Store") -> list[str]:
+def _audit_check(store: Store) -> list[str]:
     from tracekit import audit
 
     return audit.check_for_store(store)
@@ -471,7 +471,7 @@ def _audit_check(store: "Store") -> list[str]:
 
 #: Extra checks run by ``store check`` after the database checks, each returning a list
 #: of problems.
-EXTRA_CHECKS: list[tuple[str, Callable[["Store"], list[str]]]] = [("audit chain", _audit_check)]
+EXTRA_CHECKS: list[tuple[str, Callable[[Store], list[str]]]] = [("audit chain", _audit_check)]
 
 
 class Store:
@@ -497,7 +497,7 @@ class Store:
                 for i in range(len(self._key)):
                     self._key[i] = 0
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
