@@ -445,10 +445,11 @@ def contact_json(exposure: Exposure, closeness: rules.Closeness | None) -> dict[
 
 
 # -- the transmission chain ---------------------------------------------------------------
-def case_tree(root: TreeNode, highlight_id: int) -> Tree:
+def case_tree(root: TreeNode, highlight_id: int) -> RenderableType:
+    """The chain, no line ending in spaces (Rich leaves one where it wraps a label)."""
     tree = Tree(_tree_case_label(root, highlight_id), guide_style="dim")
     _add_tree_children(tree, root, highlight_id)
-    return tree
+    return _Trimmed(tree)
 
 
 def _tree_case_label(node: TreeNode, highlight_id: int) -> str:
