@@ -14,9 +14,15 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 
 from tests.bundle.test_guard_equivalence import case
-from tracekit.records import Casebook
-from tracekit.records import identity
-from tracekit.records.identity import Found, IdentityMatcher, _original_span, fold_with_origins, python_pattern, written_forms
+from tracekit.records import Casebook, identity
+from tracekit.records.identity import (
+    Found,
+    IdentityMatcher,
+    _original_span,
+    fold_with_origins,
+    python_pattern,
+    written_forms,
+)
 from tracekit.records.models import Person
 
 TODAY = date(2020, 10, 15)

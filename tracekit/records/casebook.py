@@ -12,10 +12,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracekit.domain import identifiers as ids
@@ -40,6 +39,7 @@ from tracekit.records.inputs import (
 from tracekit.records.models import (
     OUTCOME_STATUS,
     WITHHELD_ASSOCIATION,
+    WITHHELD_MATCH_TEXT,
     WITHHELD_REASON,
     CallAttempt,
     CallOutcome,
@@ -54,7 +54,6 @@ from tracekit.records.models import (
     TestType,
     TraceStatus,
     TreeNode,
-    WITHHELD_MATCH_TEXT,
     Worklist,
 )
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table, View
