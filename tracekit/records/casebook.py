@@ -10,11 +10,11 @@ the record so lists and the worklist are index scans.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
-
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracekit.domain import identifiers as ids
@@ -22,6 +22,7 @@ from tracekit.domain import rules
 from tracekit.domain.refs import RefKind, new_ref, parse_ref
 from tracekit.errors import Conflict, NotFound, ValidationError
 from tracekit.records import derived, identity
+from tracekit.records.association import ProtectedKeys
 from tracekit.records.derived import (  # noqa: F401  (re-exported: part of the case book's API)
     CASE_ISOLATION_END_SQL,
     EXPOSURE_ISOLATION_END_SQL,
@@ -38,6 +39,7 @@ from tracekit.records.inputs import (
 from tracekit.records.models import (
     OUTCOME_STATUS,
     WITHHELD_ASSOCIATION,
+    WITHHELD_MATCH_TEXT,
     WITHHELD_REASON,
     CallAttempt,
     CallOutcome,
@@ -52,7 +54,6 @@ from tracekit.records.models import (
     TestType,
     TraceStatus,
     TreeNode,
-    WITHHELD_MATCH_TEXT,
     Worklist,
 )
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table, View
@@ -182,6 +183,25 @@ def marked_people(conn: Any) -> list[Person]:
     )
     people = [_person(row, REVEAL_ALL) for row in rows]
     return people + former_details(conn, people)
+
+
+class _Marks:
+    """What protects the marked people a case book does not reveal, each part built on first
+    use: the free-text scrubber only once a row has text, the identifier keys once a row
+    has a person. Each row then costs hashed look-ups, whatever the number of people."""
+
+    def __init__(self, conn: Any, hidden: list[Person]) -> None:
+        self._conn = conn
+        self.hidden = hidden
+
+    @functools.cached_property
+    def scrubber(self) -> identity.IdentityMatcher | None:
+        return identity.identity_matcher(self.hidden) if self.hidden else None
+
+    @functools.cached_property
+    def keys(self) -> ProtectedKeys:
+        """The identifier keys no record may carry (also those of referred people)."""
+        return ProtectedKeys(self._conn, marked=self.hidden)
 
 
 #: The details a merge or an update may replace and that protection must remember.
@@ -380,42 +400,28 @@ class Casebook:
         #: Exposures shown in full although withheld by association; only
         #: :meth:`reveal_contact` (audited) adds to it.
         self._reveal_exposures: frozenset[int] = NO_REVEAL
-        self._scrubber: Any = None  # built on first use; reset when marks change
-        self._protected: Any = None  # the protected identifier keys, built with it
-        self._scrub_ready = False
+        self._marks: _Marks | None = None  # read on first use; forgotten when marks change
 
     # -- free text: no marked person's details in notes ----------------------------------------
     def forget_marks(self) -> None:
-        """Marks or reveals changed: rebuild the free-text scrubber on next use."""
-        self._scrub_ready = False
+        """Marks or reveals changed: read them again, and rebuild what protects them, on next use."""
+        self._marks = None
 
-    def _load_marks(self) -> None:
-        """Build, once per change of marks or reveals, the free-text scrubber and the
-        protected identifier keys from the marked people not revealed."""
-        if self._scrub_ready:
-            return
-        hidden = [p for p in marked_people(self.store.conn) if p.id not in self._reveal]
-        if hidden:  # (the module is only needed, and imported, when someone is marked)
-            from tracekit.records.identity import identity_matcher
-
-            self._scrubber = identity_matcher(hidden)
-        else:
-            self._scrubber = None
-        from tracekit.records.association import ProtectedKeys
-
-        self._protected = ProtectedKeys(self.store.conn, marked=hidden)
-        self._scrub_ready = True
+    def _load_marks(self) -> _Marks:
+        """The marked people not revealed, read once per change of marks or reveals."""
+        if self._marks is None:
+            hidden = [p for p in marked_people(self.store.conn) if p.id not in self._reveal]
+            self._marks = _Marks(self.store.conn, hidden)
+        return self._marks
 
     def _scrub(self, text: str | None) -> str | None:
         """Replace any unrevealed marked person's details in free text with a marker."""
         if not text:
             return text
-        self._load_marks()
-        if self._scrubber is None:
+        scrubber = self._load_marks().scrubber
+        if scrubber is None:
             return text
-        from tracekit.records.identity import WITHHELD_IN_TEXT
-
-        return str(self._scrubber.scrub(text, WITHHELD_IN_TEXT))
+        return str(scrubber.scrub(text, identity.WITHHELD_IN_TEXT))
 
     def _shared_withheld(self, person: Person) -> Person:
         """``person`` with the details they share with a protected person withheld (a
@@ -424,10 +430,10 @@ class Casebook:
         (same NHS number, or name and date of birth) is masked whole."""
         if person.masked or person.protection == WITHHELD_REASON:
             return person
-        self._load_marks()
-        if self._protected.empty:
+        protected = self._load_marks().keys
+        if protected.empty:
             return person
-        whole, fields = self._protected.withheld_fields(person, own_id=person.id)
+        whole, fields = protected.withheld_fields(person, own_id=person.id)
         if whole:
             return Person(id=person.id, ref=person.ref, name="", created_at=person.created_at,
                           updated_at=person.updated_at, masked=True, protection=WITHHELD_ASSOCIATION)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -126,12 +127,16 @@ class Form:
     ``edge`` names what may not touch it on either side ("word": a word character, so
     "Lee" is not found in "Sleep"; "digit": a digit, so a number is not found inside a
     longer one). ``alone``: whether it identifies the person on its own in a bundle record
-    (a postcode or a date of birth does only together; see the module docstring)."""
+    (a postcode or a date of birth does only together; see the module docstring).
+    ``clauses``: what every match contains, so that a text is tried against only the forms
+    it may hold (:class:`IdentityMatcher`): one literal (folded) of each clause, once number
+    separators are taken out of both (:func:`without_separators`). None: tried on every text."""
 
     kind: str
     body: str
     edge: str
     alone: bool = True
+    clauses: tuple[tuple[str, ...], ...] = ()
 
 
 def python_pattern(form: Form) -> str:
@@ -156,11 +161,13 @@ def name_forms(name: str | None, d: Dialect = PYTHON) -> list[Form]:
         return []
     inside, between = f"[{d.space}\\-']*", f"[{d.space},\\-']+"
     joined = [inside.join(w) for w in words]
-    forms = [Form("name", between.join(joined), "word")]
+    pieces = tuple((t,) for w in fold(name or "").split() for t in _WORD_SPLIT.split(w) if t)
+    forms = [Form("name", between.join(joined), "word", clauses=pieces)]
     if len(joined) > 1:
-        forms.append(Form("name", joined[-1] + f"[{d.space}]*,[{d.space}]*" + between.join(joined[:-1]), "word"))
-    parts = {t for w in fold(name or "").split() for t in _WORD_SPLIT.split(w) if len(t) >= _NAME_PART_MIN}
-    forms.extend(Form("name", d.escape(p), "word", alone=False) for p in sorted(parts))
+        forms.append(Form("name", joined[-1] + f"[{d.space}]*,[{d.space}]*" + between.join(joined[:-1]), "word",
+                          clauses=pieces))
+    parts = {t for (t,) in pieces if len(t) >= _NAME_PART_MIN}
+    forms.extend(Form("name", d.escape(p), "word", alone=False, clauses=((p,),)) for p in sorted(parts))
     return forms
 
 
@@ -188,7 +195,9 @@ _NUMBER_SEPARATORS = " \\-()."
 
 
 def _digits(digits: str, d: Dialect) -> str:
-    return f"[{_NUMBER_SEPARATORS}]*".join(d.escape(c) for c in digits)
+    # (ASCII digits need no escaping in any dialect: thousands of people, tens of thousands of calls saved)
+    plain = digits.isascii() and digits.isdigit()
+    return f"[{_NUMBER_SEPARATORS}]*".join(digits if plain else map(d.escape, digits))
 
 
 def number_forms(kind: str, numbers: Iterable[str], d: Dialect = PYTHON) -> list[Form]:
@@ -208,11 +217,11 @@ def number_forms(kind: str, numbers: Iterable[str], d: Dialect = PYTHON) -> list
     written = [_digits(p, d) + joint for p in prefixes if p]
     body = ("(?:" + "|".join(written) + ")" + ("?" if "" in prefixes else "")) if written else ""
     plus = "(?:\\+ *)?" if kind == "phone" else ""
-    return [Form(kind, plus + body + _digits(common, d), "digit")]
+    return [Form(kind, plus + body + _digits(common, d), "digit", clauses=((common,) if common else tuple(numbers),))]
 
 
 def email_forms(email: str | None, d: Dialect = PYTHON) -> list[Form]:
-    return [Form("email", d.escape(fold(email)), "word")] if email else []
+    return [Form("email", d.escape(fold(email)), "word", clauses=((fold(email),),))] if email else []
 
 
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -239,7 +248,7 @@ def date_forms(when: date | None, d: Dialect = PYTHON) -> list[Form]:
         f"{day}{ordinal}{sep}(?:of{sep})?{month_name}{sep}{year}",
         f"{month_name}{sep}{day}{ordinal}{sep}{year}",
     ]
-    return [Form("date_of_birth", "|".join(bodies), "word", alone=False)]
+    return [Form("date_of_birth", "|".join(bodies), "word", alone=False, clauses=((year,),))]
 
 
 def postcode_forms(postcode: str | None, d: Dialect = PYTHON) -> list[Form]:
@@ -248,9 +257,10 @@ def postcode_forms(postcode: str | None, d: Dialect = PYTHON) -> list[Form]:
         return []
     compact = fold(postcode).replace(" ", "")
     if len(compact) < 5:
-        return [Form("postcode", d.escape(compact), "word", alone=False)]
+        return [Form("postcode", d.escape(compact), "word", alone=False, clauses=((compact,),))]
     outward, inward = compact[:-3], compact[-3:]
-    return [Form("postcode", f"{d.escape(outward)}[{d.space}]*{d.escape(inward)}", "word", alone=False)]
+    return [Form("postcode", f"{d.escape(outward)}[{d.space}]*{d.escape(inward)}", "word", alone=False,
+                 clauses=((outward,), (inward,)))]
 
 
 #: Street words and their usual abbreviations (folded).
@@ -264,16 +274,23 @@ _ADDRESS_TOKEN = re.compile(r"[^\W_]+")
 _STREET_LINE = re.compile(r"(?<![^\W_])(\d+[a-z]?)(?![^\W_])[\s,]*([^\W\d_][^,\n]*)")
 
 
-def _address_token(token: str, d: Dialect) -> str:
+def _spellings(token: str) -> tuple[str, ...]:
+    """How an address word may be written: a street word and its abbreviations, else itself."""
     word = _ABBREVIATION_OF.get(token, token)
-    spellings = (word, *STREET_WORDS.get(word, ()))
+    return (word, *STREET_WORDS.get(word, ()))
+
+
+@functools.lru_cache(maxsize=4096)  # street words and house numbers recur from person to person
+def _address_token(token: str, d: Dialect) -> str:
+    spellings = _spellings(token)
     if len(spellings) == 1:
-        return d.escape(word)
-    return "(?:" + "|".join([d.escape(word)] + [d.escape(s) + "\\.?" for s in spellings[1:]]) + ")"
+        return d.escape(spellings[0])
+    return "(?:" + "|".join([d.escape(spellings[0])] + [d.escape(s) + "\\.?" for s in spellings[1:]]) + ")"
 
 
-def _address_words(tokens: list[str], d: Dialect) -> str:
-    return f"[{d.space},.\\-'/]*".join(_address_token(t, d) for t in tokens)
+def _address_form(tokens: list[str], d: Dialect) -> Form:
+    return Form("address", f"[{d.space},.\\-'/]*".join(_address_token(t, d) for t in tokens), "word",
+                clauses=tuple(_spellings(t) for t in tokens))
 
 
 def address_forms(address: str | None, d: Dialect = PYTHON) -> list[Form]:
@@ -286,10 +303,10 @@ def address_forms(address: str | None, d: Dialect = PYTHON) -> list[Form]:
     if street:
         tokens = [street.group(1)] + _ADDRESS_TOKEN.findall(street.group(2))
         if len(tokens) > 1:
-            forms.append(Form("address", _address_words(tokens, d), "word"))
+            forms.append(_address_form(tokens, d))
     line = _ADDRESS_TOKEN.findall(folded)
     if len(line) > 1 and not (street and len(line) == len(tokens)):
-        forms.append(Form("address", _address_words(line, d), "word"))
+        forms.append(_address_form(line, d))
     return forms
 
 
@@ -318,41 +335,116 @@ class Found:
     end: int
 
 
+#: Taken out of a text and of the forms' clauses before comparing them: what people put
+#: between the digits of a number (so that a number's digits are one literal).
+_SEPARATORS_OUT = str.maketrans("", "", _NUMBER_SEPARATORS.replace("\\", ""))
+#: Literals are looked up by at most this many of their first characters.
+_INDEXED_PREFIX = 16
+#: How many patterns of candidate forms a matcher keeps compiled.
+_COMPILED_KEPT = 256
+
+
+def without_separators(text: str) -> str:
+    return text.translate(_SEPARATORS_OUT)
+
+
+def _comparable(clauses: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """Clauses as compared with a text without separators; a clause one of whose literals
+    was only separators holds for every text, and is left out."""
+    out = []
+    for clause in clauses:
+        literals = tuple(sorted({without_separators(literal) for literal in clause}))
+        if literals and all(literals):
+            out.append(literals)
+    return tuple(out)
+
+
 class IdentityMatcher:
     """Finds the given people's details in free text, in any written form.
 
     ``alone_only``: only forms that identify someone on their own in a bundle record
-    (the leak guard's rules; it checks postcode with date of birth itself)."""
+    (the leak guard's rules; it checks postcode with date of birth itself).
+
+    Thousands of people have tens of thousands of forms: one pattern of them all would take
+    seconds to compile and try every form at every position of every text. So each form is
+    indexed by one clause of literals every match of it contains (:attr:`Form.clauses`; the
+    clause fewest forms share), a text is read once for the literals it holds (hashed
+    look-ups, whatever the number of people), and only the forms whose clauses all hold are
+    compiled, in their usual order, into the pattern that finds them (kept for the next text
+    with the same candidates). A form that is not a candidate cannot match, so what is found
+    is exactly what the pattern of all forms finds."""
 
     def __init__(self, people: Iterable[Any], *, alone_only: bool = False) -> None:
-        refs_of: dict[tuple[str, str], list[str]] = {}
+        refs_of: dict[tuple[str, str], dict[str, None]] = {}
+        clauses_of: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {}
         for person in people:
             for form in written_forms(person):
                 if alone_only and not form.alone:
                     continue
-                refs = refs_of.setdefault((form.kind, python_pattern(form)), [])
-                if person.ref not in refs:
-                    refs.append(person.ref)
+                key = (form.kind, python_pattern(form))
+                if key not in refs_of:
+                    refs_of[key] = {}
+                    clauses_of[key] = _comparable(form.clauses)
+                refs_of[key][person.ref] = None
         # Longer forms first: at one position the full name wins over one of its parts.
-        self._forms = sorted(refs_of.items(), key=lambda item: len(item[0][1]), reverse=True)
-        self._pattern = (
-            re.compile("|".join(f"(?P<f{i}>{p})" for i, ((_, p), _) in enumerate(self._forms)))
-            if self._forms else None
-        )
+        self._forms = sorted(((key, list(refs)) for key, refs in refs_of.items()),
+                             key=lambda item: len(item[0][1]), reverse=True)
+        self._clauses = [clauses_of[key] for key, _ in self._forms]
+        self._index_forms()
+        self._pattern_of = functools.lru_cache(maxsize=_COMPILED_KEPT)(self._compile)
+
+    def _index_forms(self) -> None:
+        shared = Counter(literal for clauses in self._clauses for clause in clauses for literal in clause)
+        #: literal prefix -> (literal, form index) for the forms indexed by that literal
+        self._by_prefix: dict[str, list[tuple[str, int]]] = {}
+        #: forms without clauses: candidates for every text
+        self._always: list[int] = []
+        for index, clauses in enumerate(self._clauses):
+            if not clauses:
+                self._always.append(index)
+                continue
+            rarest = clauses[0] if len(clauses) == 1 else min(
+                clauses, key=lambda clause: (sum(shared[literal] for literal in clause),
+                                             -min(len(literal) for literal in clause)))
+            for literal in rarest:
+                self._by_prefix.setdefault(literal[:_INDEXED_PREFIX], []).append((literal, index))
+        self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
+
+    def _candidates(self, folded: str) -> tuple[int, ...]:
+        """The forms (indices, in order) whose clauses all hold in ``folded``."""
+        plain = without_separators(folded)
+        found = set(self._always)
+        for start in range(len(plain)):
+            for length in self._prefix_lengths:
+                if start + length > len(plain):
+                    break
+                for literal, index in self._by_prefix.get(plain[start:start + length], ()):
+                    if index not in found and plain.startswith(literal, start) and all(
+                        any(other in plain for other in clause) for clause in self._clauses[index]
+                    ):
+                        found.add(index)
+        return tuple(sorted(found))
+
+    def _compile(self, indices: tuple[int, ...]) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?P<f{i}>{self._forms[i][0][1]})" for i in indices))
 
     @property
     def empty(self) -> bool:
-        return self._pattern is None
+        return not self._forms
 
     def find_all(self, text: str) -> list[Found]:
         """Every (person, kind) found, where it was found; overlapping finds included."""
-        if self._pattern is None or not text:
+        if not self._forms or not text:
             return []
         folded, origins = fold_with_origins(text)
+        candidates = self._candidates(folded)
+        if not candidates:
+            return []
+        pattern = self._pattern_of(candidates)
         found: list[Found] = []
         position = 0
         while True:
-            match = self._pattern.search(folded, position)
+            match = pattern.search(folded, position)
             if match is None:
                 return found
             (kind, _), refs = self._forms[int(match.lastgroup[1:])]  # type: ignore[index]
