@@ -54,13 +54,28 @@ def make_bundle(folder: Path, records: int) -> tuple[Path, Path]:
         )
         members.append((f"records/cases-{chunk:05d}.jsonl", lines))
     manifest = {
-        "format": "tracekit-bundle", "version": 1, "bundle_id": "0123456789abcdef0123456789abcdef",
-        "created_at": "2020-11-01T09:00:00+00:00", "tracekit_version": "0.1.0",
+        "format": "tracekit-bundle",
+        "version": 1,
+        "bundle_id": "0123456789abcdef0123456789abcdef",
+        "created_at": "2020-11-01T09:00:00+00:00",
+        "tracekit_version": "0.1.0",
         "tracer_key": {"algorithm": "ed25519", "public_key": public, "fingerprint": signing.fingerprint(public)},
         "recipient": {"name": "Bench", "role": "central-team"},
-        "policy": {"name": "central-handover", "sha256": "0" * 64, "kind": "records", "definition": {
-            "name": "central-handover", "description": "bench", "kind": "records", "recipient_roles": ["central-team"],
-            "fields": {"case": ["ref"]}, "scope": "standard", "role_category": False, "statistics": []}},
+        "policy": {
+            "name": "central-handover",
+            "sha256": "0" * 64,
+            "kind": "records",
+            "definition": {
+                "name": "central-handover",
+                "description": "bench",
+                "kind": "records",
+                "recipient_roles": ["central-team"],
+                "fields": {"case": ["ref"]},
+                "scope": "standard",
+                "role_category": False,
+                "statistics": [],
+            },
+        },
         "changes": {"since": None, "until": "2020-11-01T09:00:00+00:00"},
         "record_counts": {"cases": records, "contacts": 0, "referrals": 0},
         "files": [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)} for n, d in members],
@@ -106,7 +121,9 @@ def main() -> None:
         for round_number in range(args.rounds + 1):  # the first round warms the page cache
             out_a, out_b = folder / f"a{round_number}", folder / f"b{round_number}"
             out_b.mkdir()
-            a = timed([sys.executable, "-m", "tracekit", "bundle", "open", str(bundle), "-i", str(key), "--out", str(out_a)])
+            a = timed(
+                [sys.executable, "-m", "tracekit", "bundle", "open", str(bundle), "-i", str(key), "--out", str(out_a)]
+            )
             b = timed(f"age -d -i {key} {bundle} | tar -x -C {out_b}", shell=True)
             shutil.rmtree(out_a), shutil.rmtree(out_b)
             if round_number:

@@ -66,8 +66,9 @@ SLOW_STATEMENT_MS = 5.0
 CPU_SAMPLES: dict[str, list[float]] = {}
 
 
-def interleaved(commands: list[tuple[str, list[str], dict[str, str]]], runs: int,
-                base_env: dict[str, str]) -> dict[str, list[float]]:
+def interleaved(
+    commands: list[tuple[str, list[str], dict[str, str]]], runs: int, base_env: dict[str, str]
+) -> dict[str, list[float]]:
     """Wall-clock seconds of each command, ``runs`` rounds of every command in turn
     (after one warm-up round). Every run must exit 0. The CPU seconds (user + system) of
     each run go to CPU_SAMPLES: on a machine shared with other work they move far less
@@ -85,7 +86,9 @@ def interleaved(commands: list[tuple[str, list[str], dict[str, str]]], runs: int
                 child.returncode = os.waitstatus_to_exitcode(status)
                 if child.returncode != 0:
                     err.seek(0)
-                    raise SystemExit(f"{label} failed ({child.returncode}): {err.read().decode(errors='replace')[-2000:]}")
+                    raise SystemExit(
+                        f"{label} failed ({child.returncode}): {err.read().decode(errors='replace')[-2000:]}"
+                    )
             if round_:
                 samples[label].append(elapsed)
                 CPU_SAMPLES[label].append(usage.ru_utime + usage.ru_stime)
@@ -103,8 +106,9 @@ def fixed_of(label: str) -> str:
     return base + UNLOCKED if label.endswith(UNLOCKED) else base
 
 
-def unlocked_commands(commands: list[tuple[str, list[str], dict[str, Any]]], fixed_label: str, big: Path,
-                      empty: Path, passphrase: str) -> list[tuple[str, list[str], dict[str, Any]]]:
+def unlocked_commands(
+    commands: list[tuple[str, list[str], dict[str, Any]]], fixed_label: str, big: Path, empty: Path, passphrase: str
+) -> list[tuple[str, list[str], dict[str, Any]]]:
     """The store commands again, run with the key cached by `tracekit unlock` in a fresh
     session keyring that this process joins (as `keyctl session` does) and its children
     inherit; no passphrase in their environment, so none of them derives a key."""
@@ -114,8 +118,9 @@ def unlocked_commands(commands: list[tuple[str, list[str], dict[str, Any]]], fix
     for path in (big, empty):
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
         env.update({"TRACEKIT_STORE": str(path), "TRACEKIT_PASSPHRASE": passphrase})
-        subprocess.run([sys.executable, "-m", "tracekit", "unlock", "--for", "3h"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "tracekit", "unlock", "--for", "3h"], env=env, check=True, capture_output=True
+        )
     again = []
     for label, argv, env in commands:
         if "TRACEKIT_STORE" in env:
@@ -127,10 +132,12 @@ def code_state() -> str:
     """The commit measured, and whether tracekit/ had uncommitted changes (read-only git)."""
     root = HERE.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tracekit"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "tracekit"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no git)"
     changed = [line[3:] for line in dirty if line.strip()]
@@ -149,7 +156,9 @@ def pick_samples(conn: Any) -> dict[str, Any]:
         "SELECT c.ref, (SELECT count(*) FROM exposures e WHERE e.case_id = c.id) AS n FROM cases c "
         "WHERE c.id >= ? AND c.source_exposure_id IS NOT NULL AND n BETWEEN 5 AND 7 AND {notes} ORDER BY c.id LIMIT 1"
     )
-    has_notes = "(c.notes IS NOT NULL OR EXISTS (SELECT 1 FROM exposures e WHERE e.case_id = c.id AND e.notes IS NOT NULL))"
+    has_notes = (
+        "(c.notes IS NOT NULL OR EXISTS (SELECT 1 FROM exposures e WHERE e.case_id = c.id AND e.notes IS NOT NULL))"
+    )
     case_ref, contacts = conn.execute(typical.format(notes="NOT " + has_notes), (max_case // 2,)).fetchone()
     noted_ref, noted_contacts = conn.execute(typical.format(notes=has_notes), (max_case // 2,)).fetchone()
     max_person = conn.execute("SELECT max(id) FROM people").fetchone()[0]
@@ -167,13 +176,21 @@ def pick_samples(conn: Any) -> dict[str, Any]:
     to_call = conn.execute(
         "SELECT count(*) FROM exposures WHERE trace_status = 'not-yet-reached' AND isolation_end >= ?", (busy_day,)
     ).fetchone()[0]
-    matches = {name: conn.execute("SELECT count(*) FROM people_fts WHERE people_fts MATCH ?", (f'"{name}"',)).fetchone()[0]
-               for name in ("smith", "kowalczyk")}
+    matches = {
+        name: conn.execute("SELECT count(*) FROM people_fts WHERE people_fts MATCH ?", (f'"{name}"',)).fetchone()[0]
+        for name in ("smith", "kowalczyk")
+    }
     return {
         "matches": matches,
-        "case_ref": case_ref, "case_contacts": contacts, "noted_case_ref": noted_ref, "noted_case_contacts": noted_contacts,
-        "common_name": "smith", "rare_name": "kowalczyk",
-        "phone": typed_phone, "busy_day": busy_day, "busy_day_ending": ending,
+        "case_ref": case_ref,
+        "case_contacts": contacts,
+        "noted_case_ref": noted_ref,
+        "noted_case_contacts": noted_contacts,
+        "common_name": "smith",
+        "rare_name": "kowalczyk",
+        "phone": typed_phone,
+        "busy_day": busy_day,
+        "busy_day_ending": ending,
         "busy_day_waiting": to_call,
     }
 
@@ -259,55 +276,98 @@ def fix_queries(s: dict[str, Any], limit: int) -> list[tuple[str, str, tuple[Any
 
     E, P = cbm.EXPOSURE_VIEW.sql, cbm.PERSON_VIEW.sql
     nyr, day = "not-yet-reached", s["busy_day"]
-    pending = ("e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
-               "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')")
+    pending = (
+        "e.trace_status = ? AND e.isolation_end >= ? AND NOT EXISTS "
+        "(SELECT 1 FROM cases oc WHERE oc.person_id = e.person_id AND oc.status = 'open')"
+    )
     search = f"SELECT {P} FROM people_fts f JOIN people p ON p.id = f.rowid WHERE people_fts MATCH ? "
     common = cbm._search_query(s["common_name"])
     phone_query = cbm._search_query(s["phone"])
     phone = ids.normalise_phone(s["phone"])
     return [
-        ("sensitive-role scrubber, first note shown (Casebook._scrub)",
-         f"SELECT {P} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL", (),
-         f"SELECT {P} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL", (),
-         "CROSS JOIN: loop over the (few) marked people, not over every person"),
-        ("contact list --status not-yet-reached (rows)",
-         f"SELECT {E} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.trace_status = ? "
-         "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET 0", (nyr, limit),
-         None, (), "index exposures(trace_status, last_exposure): the ORDER BY is read off the index, LIMIT stops early"),
-        ("today: count to call",
-         f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}", (nyr, day),
-         f"SELECT count(*) FROM exposures e WHERE {pending}", (nyr, day),
-         "drop INDEXED BY from the count; covering index exposures(trace_status, isolation_end, person_id) "
-         "and cases(person_id, status)"),
-        ("today: count to call, capped at 1,000",
-         f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}", (nyr, day),
-         f"SELECT count(*) FROM (SELECT 1 FROM exposures e WHERE {pending} LIMIT 1001)", (nyr, day),
-         "or show '1,000+' instead of an exact count: the count stops after 1,001 rows"),
-        ("today: to call (rows)",
-         f"SELECT {E} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
-         f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?", (nyr, day, limit),
-         None, (), "exposures_worklist as (trace_status, risk_rank, last_exposure DESC): matches the ORDER BY"),
-        ("today: isolation ending (rows)",
-         f"SELECT {E} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.isolation_end = ? "
-         "ORDER BY e.risk_rank, e.id LIMIT ?", (day, limit),
-         None, (), "exposures_isolation_end as (isolation_end, risk_rank)"),
-        (f"person search {s['common_name']}: rank every match",
-         search + "ORDER BY f.rank LIMIT ?", (common, 20),
-         f"SELECT {P} FROM (SELECT rowid, rank FROM people_fts WHERE people_fts MATCH ? LIMIT 200) f "
-         "JOIN people p ON p.id = f.rowid ORDER BY f.rank LIMIT ?", ('"' + s["common_name"] + '"', 20),
-         "one phrase per case-insensitive variant; rank only the first 200 matches"),
-        (f"person search {s['common_name']}: newest first",
-         search + "ORDER BY f.rank LIMIT ?", (common, 20),
-         search + "ORDER BY f.rowid DESC LIMIT ?", ('"' + s["common_name"] + '"', 20),
-         "or order by rowid DESC (newest first), which FTS5 serves without ranking"),
-        (f"person search '{s['phone']}'",
-         search + "ORDER BY f.rank LIMIT ?", (phone_query, 20),
-         f"SELECT {P} FROM people p WHERE p.phone = ? LIMIT ?", (phone, 20),
-         "a full phone number: exact lookup on index people_phone (FTS only for part of a number)"),
+        (
+            "sensitive-role scrubber, first note shown (Casebook._scrub)",
+            f"SELECT {P} FROM person_roles r JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL",
+            (),
+            f"SELECT {P} FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL",
+            (),
+            "CROSS JOIN: loop over the (few) marked people, not over every person",
+        ),
+        (
+            "contact list --status not-yet-reached (rows)",
+            f"SELECT {E} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.trace_status = ? "
+            "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET 0",
+            (nyr, limit),
+            None,
+            (),
+            "index exposures(trace_status, last_exposure): the ORDER BY is read off the index, LIMIT stops early",
+        ),
+        (
+            "today: count to call",
+            f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}",
+            (nyr, day),
+            f"SELECT count(*) FROM exposures e WHERE {pending}",
+            (nyr, day),
+            "drop INDEXED BY from the count; covering index exposures(trace_status, isolation_end, person_id) "
+            "and cases(person_id, status)",
+        ),
+        (
+            "today: count to call, capped at 1,000",
+            f"SELECT count(*) FROM exposures e INDEXED BY exposures_worklist WHERE {pending}",
+            (nyr, day),
+            f"SELECT count(*) FROM (SELECT 1 FROM exposures e WHERE {pending} LIMIT 1001)",
+            (nyr, day),
+            "or show '1,000+' instead of an exact count: the count stops after 1,001 rows",
+        ),
+        (
+            "today: to call (rows)",
+            f"SELECT {E} FROM exposures e INDEXED BY exposures_worklist JOIN people p ON p.id = e.person_id "
+            f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ?",
+            (nyr, day, limit),
+            None,
+            (),
+            "exposures_worklist as (trace_status, risk_rank, last_exposure DESC): matches the ORDER BY",
+        ),
+        (
+            "today: isolation ending (rows)",
+            f"SELECT {E} FROM exposures e JOIN people p ON p.id = e.person_id WHERE e.isolation_end = ? "
+            "ORDER BY e.risk_rank, e.id LIMIT ?",
+            (day, limit),
+            None,
+            (),
+            "exposures_isolation_end as (isolation_end, risk_rank)",
+        ),
+        (
+            f"person search {s['common_name']}: rank every match",
+            search + "ORDER BY f.rank LIMIT ?",
+            (common, 20),
+            f"SELECT {P} FROM (SELECT rowid, rank FROM people_fts WHERE people_fts MATCH ? LIMIT 200) f "
+            "JOIN people p ON p.id = f.rowid ORDER BY f.rank LIMIT ?",
+            ('"' + s["common_name"] + '"', 20),
+            "one phrase per case-insensitive variant; rank only the first 200 matches",
+        ),
+        (
+            f"person search {s['common_name']}: newest first",
+            search + "ORDER BY f.rank LIMIT ?",
+            (common, 20),
+            search + "ORDER BY f.rowid DESC LIMIT ?",
+            ('"' + s["common_name"] + '"', 20),
+            "or order by rowid DESC (newest first), which FTS5 serves without ranking",
+        ),
+        (
+            f"person search '{s['phone']}'",
+            search + "ORDER BY f.rank LIMIT ?",
+            (phone_query, 20),
+            f"SELECT {P} FROM people p WHERE p.phone = ? LIMIT ?",
+            (phone, 20),
+            "a full phone number: exact lookup on index people_phone (FTS only for part of a number)",
+        ),
     ]
 
 
-def try_fixes(path: Path, passphrase: str, s: dict[str, Any], limit: int, runs: int) -> tuple[list[str], list[dict[str, Any]]]:
+def try_fixes(
+    path: Path, passphrase: str, s: dict[str, Any], limit: int, runs: int
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Time the slow statements on a copy of the store, before and after the fixes."""
     import shutil
 
@@ -340,12 +400,24 @@ def try_fixes(path: Path, passphrase: str, s: dict[str, Any], limit: int, runs: 
         for name, sql, params, new_sql, new_params, change in queries:
             final = conn_sql(new_sql or sql, new_params if new_sql else params)
             after = time_statement(conn, final, runs)
-            results.append({"operation": name, "now_ms": round(before[name], 2), "fixed_ms": round(after, 2),
-                            "change": change, "plan_after": plan(conn, final)})
-        results.append({"operation": "audit head on every write (audit._head as it is now)", "now_ms": round(head_now, 2),
-                        "fixed_ms": round(head_fix, 2),
-                        "change": "ORDER BY rowid DESC (rows are appended in seq order) or index audit_log(seq)",
-                        "plan_after": ""})
+            results.append(
+                {
+                    "operation": name,
+                    "now_ms": round(before[name], 2),
+                    "fixed_ms": round(after, 2),
+                    "change": change,
+                    "plan_after": plan(conn, final),
+                }
+            )
+        results.append(
+            {
+                "operation": "audit head on every write (audit._head as it is now)",
+                "now_ms": round(head_now, 2),
+                "fixed_ms": round(head_fix, 2),
+                "change": "ORDER BY rowid DESC (rows are appended in seq order) or index audit_log(seq)",
+                "plan_after": "",
+            }
+        )
         store.close()
     return lines, results
 
@@ -372,20 +444,32 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=generate_store.DEFAULT_PEOPLE)
     parser.add_argument("--store", type=Path, help="default: bench/out/casebook-1m.store (or casebook-N.store)")
     parser.add_argument("--skip-cli", action="store_true", help="library and SQL measurements only")
-    parser.add_argument("--try-fixes", action="store_true",
-                        help="also time the slow statements on a copy of the store with the recommended indexes")
+    parser.add_argument(
+        "--try-fixes",
+        action="store_true",
+        help="also time the slow statements on a copy of the store with the recommended indexes",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
-    parser.add_argument("--memory-security", choices=("on", "off"), default="on",
-                        help="off: open the store without SQLCipher's memory security (a diagnostic; "
-                             "tracekit always turns it on)")
+    parser.add_argument(
+        "--memory-security",
+        choices=("on", "off"),
+        default="on",
+        help="off: open the store without SQLCipher's memory security (a diagnostic; tracekit always turns it on)",
+    )
     parser.add_argument("--cli-only", action="store_true", help="the CLI measurements only")
-    parser.add_argument("--target-only", action="store_true",
-                        help="only issue 3's commands (case show, person search, today) beside --version and the "
-                             "fixed cost: more rounds in the same time")
-    parser.add_argument("--unlocked", action="store_true",
-                        help="also run every CLI command with the store unlocked (key cached in a fresh "
-                             "kernel session keyring, as after `tracekit unlock`): no Argon2id in the "
-                             "command, so its +-150 ms of noise leaves the comparison")
+    parser.add_argument(
+        "--target-only",
+        action="store_true",
+        help="only issue 3's commands (case show, person search, today) beside --version and the "
+        "fixed cost: more rounds in the same time",
+    )
+    parser.add_argument(
+        "--unlocked",
+        action="store_true",
+        help="also run every CLI command with the store unlocked (key cached in a fresh "
+        "kernel session keyring, as after `tracekit unlock`): no Argon2id in the "
+        "command, so its +-150 ms of noise leaves the comparison",
+    )
     parser.add_argument("--library-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -412,10 +496,17 @@ def main() -> None:
 
     for text in (samples["phone"], samples["common_name"]):
         if not Casebook(store).search_people(text):
-            raise SystemExit(f"searching the store for {text!r} finds nobody: it was made by an older generator or "
-                             f"tracekit; remake it with bench/generate_store.py --force")
-    report: dict[str, Any] = {"machine": machine(), "store": facts, "samples": samples, "kdf": header.kdf.describe(),
-                              "code": code_state()}
+            raise SystemExit(
+                f"searching the store for {text!r} finds nobody: it was made by an older generator or "
+                f"tracekit; remake it with bench/generate_store.py --force"
+            )
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "store": facts,
+        "samples": samples,
+        "kdf": header.kdf.describe(),
+        "code": code_state(),
+    }
 
     # -- 2. the library, in-process --------------------------------------------------------
     print(f"Library, in-process ({args.runs} runs each, after one warm-up)...", file=sys.stderr, flush=True)
@@ -436,9 +527,24 @@ def main() -> None:
         print("Library again, memory security off (a separate process)...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             out_json = Path(tmp) / "off.json"
-            subprocess.run([sys.executable, __file__, "--store", str(path), "--people", str(args.people), "--runs",
-                            str(args.runs), "--library-only", "--memory-security", "off", "--json", str(out_json)],
-                           check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--store",
+                    str(path),
+                    "--people",
+                    str(args.people),
+                    "--runs",
+                    str(args.runs),
+                    "--library-only",
+                    "--memory-security",
+                    "off",
+                    "--json",
+                    str(out_json),
+                ],
+                check=True,
+            )
             without_memsec = json.loads(out_json.read_text(encoding="utf-8"))
 
     # -- 3. the SQL of each operation ------------------------------------------------------
@@ -476,7 +582,11 @@ def main() -> None:
                 (fixed_label, [*tk, "store", "info"], small),
                 ("store info, big store (counts every table)", [*tk, "store", "info"], big),
                 (f"case show {samples['case_ref']}", [*tk, "case", "show", samples["case_ref"]], big),
-                (f"case show {samples['noted_case_ref']} (has a note)", [*tk, "case", "show", samples["noted_case_ref"]], big),
+                (
+                    f"case show {samples['noted_case_ref']} (has a note)",
+                    [*tk, "case", "show", samples["noted_case_ref"]],
+                    big,
+                ),
                 (f"person search {samples['common_name']}", [*tk, "person", "search", samples["common_name"]], big),
                 (f"person search {samples['rare_name']}", [*tk, "person", "search", samples["rare_name"]], big),
                 (f"person search '{samples['phone']}'", [*tk, "person", "search", samples["phone"]], big),
@@ -499,52 +609,73 @@ def main() -> None:
         cli_rows = [(label, summary(timings[label])) for label, _, _ in commands]
         # Each command minus the fixed cost measured in the same round: pairs cancel the
         # drift that other load on the machine puts on whole rounds.
-        paired = {label: statistics.median([(c - f) * 1000 for c, f in zip(timings[label], timings[fixed_of(label)])])
-                  for label, _, _ in commands}
+        paired = {
+            label: statistics.median([(c - f) * 1000 for c, f in zip(timings[label], timings[fixed_of(label)])])
+            for label, _, _ in commands
+        }
         report["cli_samples_s"] = timings
         report["cli_cpu_samples_s"] = CPU_SAMPLES
-        cpu_paired = {label: statistics.median([(c - f) * 1000 for c, f in zip(CPU_SAMPLES[label], CPU_SAMPLES[fixed_of(label)])])
-                      for label, _, _ in commands}
+        cpu_paired = {
+            label: statistics.median([(c - f) * 1000 for c, f in zip(CPU_SAMPLES[label], CPU_SAMPLES[fixed_of(label)])])
+            for label, _, _ in commands
+        }
         loads.append(os.getloadavg()[0])
 
     # -- the report ------------------------------------------------------------------------
     c = facts["counts"]
     print(f"Machine: {machine()}")
     print(f"tracekit: {report['code']}; schema version {schema_version}")
-    print(f"Store: {path} ({facts['size_bytes'] / 2**20:,.0f} MiB; {c['people']:,} people, {c['cases']:,} cases, "
-          f"{c['exposures']:,} exposures, {c['call_attempts']:,} call attempts, {c['audit_log']:,} audit entries; "
-          f"made in {facts['generation_seconds']} s); key derivation {header.kdf.describe()}")
-    print(f"Samples: case {samples['case_ref']} ({samples['case_contacts']} contacts, came from a contact); "
-          f"`today` on {samples['busy_day']}, the day after the data ends ({samples['busy_day_waiting']:,} contacts "
-          f"not yet reached and still isolating, {samples['busy_day_ending']:,} isolations ending)")
+    print(
+        f"Store: {path} ({facts['size_bytes'] / 2**20:,.0f} MiB; {c['people']:,} people, {c['cases']:,} cases, "
+        f"{c['exposures']:,} exposures, {c['call_attempts']:,} call attempts, {c['audit_log']:,} audit entries; "
+        f"made in {facts['generation_seconds']} s); key derivation {header.kdf.describe()}"
+    )
+    print(
+        f"Samples: case {samples['case_ref']} ({samples['case_contacts']} contacts, came from a contact); "
+        f"`today` on {samples['busy_day']}, the day after the data ends ({samples['busy_day_waiting']:,} contacts "
+        f"not yet reached and still isolating, {samples['busy_day_ending']:,} isolations ending)"
+    )
     print(f"Search fragments: {', '.join(f'{n!r} matches {c:,} people' for n, c in samples['matches'].items())}")
-    print(f"Load average (1 min) before/after: {', '.join(f'{x:.1f}' for x in loads)}; "
-          f"in-process open_store (Argon2id + open): {open_ms:.0f} ms\n")
+    print(
+        f"Load average (1 min) before/after: {', '.join(f'{x:.1f}' for x in loads)}; "
+        f"in-process open_store (Argon2id + open): {open_ms:.0f} ms\n"
+    )
     if cli_rows:
         medians = dict(cli_rows)
         print("CLI (each a new process; medians of interleaved rounds):\n")
-        lines = ["| command | median ms | min ms | max ms | runs | beyond fixed cost ms | same, paired by round | target "
-                 "| CPU ms (median) | beyond, CPU, paired |",
-                 "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        lines = [
+            "| command | median ms | min ms | max ms | runs | beyond fixed cost ms | same, paired by round | target "
+            "| CPU ms (median) | beyond, CPU, paired |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        ]
         for label, s in cli_rows:
             beyond = s["median_ms"] - medians[fixed_of(label)]["median_ms"]
             baseline = label.startswith(("tracekit --version", "store info", "python -c"))
             verdict = "" if baseline else ("met" if paired[label] <= TARGET_MS else "NOT met")
-            shown = not (label in (fixed_label, fixed_of(fixed_label + UNLOCKED)) or label.startswith(("tracekit --version", "python -c")))
+            shown = not (
+                label in (fixed_label, fixed_of(fixed_label + UNLOCKED))
+                or label.startswith(("tracekit --version", "python -c"))
+            )
             beyond_text = f"{beyond:+.1f} | {paired[label]:+.1f}" if shown else " | "
             cpu_ms = statistics.median(CPU_SAMPLES[label]) * 1000
             cpu_beyond = f"{cpu_paired[label]:+.1f}" if shown else ""
-            lines.append(f"| {label} | {s['median_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} | "
-                         f"{int(s['runs'])} | {beyond_text} | {verdict} | {cpu_ms:.1f} | {cpu_beyond} |")
+            lines.append(
+                f"| {label} | {s['median_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} | "
+                f"{int(s['runs'])} | {beyond_text} | {verdict} | {cpu_ms:.1f} | {cpu_beyond} |"
+            )
         print("\n".join(lines) + "\n")
     if library_rows:
         print("Library, in-process (no start-up, no unlock); memory security on, as in the CLI, and off:\n")
-        lines = ["| operation | median ms | min ms | max ms | runs | median ms, memory security off |",
-                 "|---|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| operation | median ms | min ms | max ms | runs | median ms, memory security off |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for label, s in library_rows:
             off = without_memsec.get(label, {}).get("median_ms")
-            lines.append(f"| {label} | {s['median_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} | {int(s['runs'])} | "
-                         + (f"{off:.1f} |" if off is not None else " |"))
+            lines.append(
+                f"| {label} | {s['median_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} | {int(s['runs'])} | "
+                + (f"{off:.1f} |" if off is not None else " |")
+            )
         print("\n".join(lines) + "\n")
     if statement_report:
         print(f"SQL statements of each operation (median of 5; plans for those over {SLOW_STATEMENT_MS:g} ms):\n")
@@ -553,8 +684,10 @@ def main() -> None:
         if "plan" in entry:
             print("    " + entry["plan"].replace("\n", "\n    "))
     if fix_results:
-        print("\nRecommended fixes, tried on a copy of the store (in-process, median ms). 'before': the statement "
-              "as tracekit ran it before the fixes (commit da4b2e6), on the store's indexes as they are:\n")
+        print(
+            "\nRecommended fixes, tried on a copy of the store (in-process, median ms). 'before': the statement "
+            "as tracekit ran it before the fixes (commit da4b2e6), on the store's indexes as they are:\n"
+        )
         print("Index changes (time to build on this store):\n")
         print("\n".join("    " + line for line in fix_lines) + "\n")
         print("| statement | before ms | with fix ms | change |\n|---|---:|---:|---|")
@@ -563,13 +696,18 @@ def main() -> None:
         for r in fix_results:
             if r["plan_after"]:
                 print(f"\nplan with fix, {r['operation']}:\n    " + r["plan_after"].replace("\n", "\n    "))
-    report.update({
-        "fixes": fix_results, "fix_indexes": fix_lines,
-        "loads": loads, "open_store_ms": open_ms,
-        "cli": {label: s for label, s in cli_rows}, "library": {label: s for label, s in library_rows},
-        "library_memory_security_off": without_memsec,
-        "statements": statement_report,
-    })
+    report.update(
+        {
+            "fixes": fix_results,
+            "fix_indexes": fix_lines,
+            "loads": loads,
+            "open_store_ms": open_ms,
+            "cli": {label: s for label, s in cli_rows},
+            "library": {label: s for label, s in library_rows},
+            "library_memory_security_off": without_memsec,
+            "statements": statement_report,
+        }
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -105,11 +105,14 @@ def _mark(temp: Path, passphrase: str, marked: int) -> None:
     from tracekit.store import open_store
 
     with open_store(temp, bytearray(passphrase.encode())) as store:
-        unique = [row[0] for row in store.query(
-            "WITH once AS (SELECT lower(name) AS k FROM people GROUP BY 1 HAVING count(*) = 1) "
-            "SELECT ref FROM people WHERE lower(name) IN (SELECT k FROM once) "
-            "AND (date_of_birth IS NULL OR date_of_birth < '2020-01-01') ORDER BY id"
-        )]
+        unique = [
+            row[0]
+            for row in store.query(
+                "WITH once AS (SELECT lower(name) AS k FROM people GROUP BY 1 HAVING count(*) = 1) "
+                "SELECT ref FROM people WHERE lower(name) IN (SELECT k FROM once) "
+                "AND (date_of_birth IS NULL OR date_of_birth < '2020-01-01') ORDER BY id"
+            )
+        ]
         roles = SensitiveRoles(Casebook(store))
         for ref in random.Random(2020).sample(unique, marked):
             # The reason is checked against the person's details (any name part of three
@@ -166,15 +169,21 @@ def main() -> None:
     exported = result["record_counts"]["cases"] + result["record_counts"]["contacts"]
     assert int(base_out.strip()) == records == exported, (base_out, records, exported)
     print(f"Machine: {machine()}")
-    print(f"Store: {path.name}: {counts['cases']:,} cases, {counts['exposures']:,} contacts, {counts['person_roles']:,} marked")
+    print(
+        f"Store: {path.name}: {counts['cases']:,} cases, {counts['exposures']:,} contacts, {counts['person_roles']:,} marked"
+    )
     print(f"Before: {load_before}; after: {load_after} (2 cores)")
-    withheld = {k[len("withheld_"):]: v for k, v in result["record_counts"].items() if k.startswith("withheld_")}
+    withheld = {k[len("withheld_") :]: v for k, v in result["record_counts"].items() if k.startswith("withheld_")}
     print("Withheld as stubs: " + (", ".join(f"{v:,} {k}" for k, v in sorted(withheld.items())) or "none"))
     print()
     print("| what | seconds | records/s | peak RSS MiB | output |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| baseline: same rows as plain JSON Lines | {base_s:.1f} | {records / base_s:,.0f} | {base_rss} | {base_bytes / 1e6:,.0f} MB |")
-    print(f"| tracekit export handover (central-handover) | {export_s:.1f} | {records / export_s:,.0f} | {export_rss} | {result['size_bytes'] / 1e6:,.0f} MB |")
+    print(
+        f"| baseline: same rows as plain JSON Lines | {base_s:.1f} | {records / base_s:,.0f} | {base_rss} | {base_bytes / 1e6:,.0f} MB |"
+    )
+    print(
+        f"| tracekit export handover (central-handover) | {export_s:.1f} | {records / export_s:,.0f} | {export_rss} | {result['size_bytes'] / 1e6:,.0f} MB |"
+    )
     print()
     print(f"ratio to baseline: {export_s / base_s:.2f}x (target <= 3x); target >= 100,000 records/s; target <= 200 MiB")
     print(f"(both include start-up and one Argon2id unlock; tracekit's own timer: {result['seconds']:.1f} s)")

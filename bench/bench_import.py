@@ -49,25 +49,300 @@ from common import machine  # noqa: E402
 PASSPHRASE = "tracekit import benchmark: made-up data, not a secret"
 TODAY = date(2020, 12, 31)
 
-FIRST = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie", "Sophia", "Grace", "Willow", "Freya", "Florence", "Emily", "Ella", "Poppy", "Evie", "Elsie", "Charlotte", "Evelyn", "Sienna", "Sofia", "Daisy", "Phoebe", "Sophie", "Alice", "Harper", "Matilda", "Ruby", "Emilia", "Maya", "Oliver", "George", "Noah", "Arthur", "Harry", "Leo", "Muhammad", "Jack", "Charlie", "Oscar", "Jacob", "Henry", "Thomas", "Freddie", "Alfie", "Theo", "William", "James", "Isaac", "Edward", "Lucas", "Tommy", "Finley", "Max", "Logan", "Ethan", "Daniel", "David", "John", "Michael", "Paul", "Mark", "Andrew", "Priya", "Aisha", "Fatima", "Zainab", "Ngozi", "Chidinma", "Kwame", "Kofi", "Wei", "Mei", "Mehmet", "Elif", "Łukasz", "Zofia", "José", "Lucía", "Zoë", "Siân", "Seán", "Renée", "Chloë", "Anaïs", "João", "Inês"]
-LAST = ["Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker", "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins", "Bell", "Shaw", "Murphy", "Khan", "Begum", "Singh", "Ali", "Hussain", "Ahmed", "Kaur", "Okafor", "Mensah", "Nguyen", "Chen", "Yilmaz", "Kowalski", "Wiśniewski", "Nowak", "García", "O'Brien", "O'Neill", "McCarthy", "D'Souza", "Jones-Evans", "Müller", "Rossi", "Silva"]
-STREETS = ["Church", "Station", "Victoria", "Park", "Albert", "Manor", "Mill", "Queens", "Kings", "Grange", "Green", "Chapel", "Springfield", "School", "Windsor", "Highfield", "Orchard", "Meadow", "Alexandra", "Beech", "Cedar", "Elm", "Oak", "Willow", "Ash", "Birch", "Holly"]
+FIRST = [
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Isabella",
+    "Rosie",
+    "Sophia",
+    "Grace",
+    "Willow",
+    "Freya",
+    "Florence",
+    "Emily",
+    "Ella",
+    "Poppy",
+    "Evie",
+    "Elsie",
+    "Charlotte",
+    "Evelyn",
+    "Sienna",
+    "Sofia",
+    "Daisy",
+    "Phoebe",
+    "Sophie",
+    "Alice",
+    "Harper",
+    "Matilda",
+    "Ruby",
+    "Emilia",
+    "Maya",
+    "Oliver",
+    "George",
+    "Noah",
+    "Arthur",
+    "Harry",
+    "Leo",
+    "Muhammad",
+    "Jack",
+    "Charlie",
+    "Oscar",
+    "Jacob",
+    "Henry",
+    "Thomas",
+    "Freddie",
+    "Alfie",
+    "Theo",
+    "William",
+    "James",
+    "Isaac",
+    "Edward",
+    "Lucas",
+    "Tommy",
+    "Finley",
+    "Max",
+    "Logan",
+    "Ethan",
+    "Daniel",
+    "David",
+    "John",
+    "Michael",
+    "Paul",
+    "Mark",
+    "Andrew",
+    "Priya",
+    "Aisha",
+    "Fatima",
+    "Zainab",
+    "Ngozi",
+    "Chidinma",
+    "Kwame",
+    "Kofi",
+    "Wei",
+    "Mei",
+    "Mehmet",
+    "Elif",
+    "Łukasz",
+    "Zofia",
+    "José",
+    "Lucía",
+    "Zoë",
+    "Siân",
+    "Seán",
+    "Renée",
+    "Chloë",
+    "Anaïs",
+    "João",
+    "Inês",
+]
+LAST = [
+    "Smith",
+    "Jones",
+    "Williams",
+    "Taylor",
+    "Brown",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "Thomas",
+    "Johnson",
+    "Roberts",
+    "Robinson",
+    "Thompson",
+    "Wright",
+    "Walker",
+    "White",
+    "Edwards",
+    "Hughes",
+    "Green",
+    "Hall",
+    "Lewis",
+    "Harris",
+    "Clarke",
+    "Patel",
+    "Jackson",
+    "Wood",
+    "Turner",
+    "Martin",
+    "Cooper",
+    "Hill",
+    "Ward",
+    "Morris",
+    "Moore",
+    "Clark",
+    "Lee",
+    "King",
+    "Baker",
+    "Harrison",
+    "Morgan",
+    "Allen",
+    "James",
+    "Scott",
+    "Phillips",
+    "Watson",
+    "Davis",
+    "Parker",
+    "Price",
+    "Bennett",
+    "Young",
+    "Griffiths",
+    "Mitchell",
+    "Kelly",
+    "Cook",
+    "Carter",
+    "Richardson",
+    "Bailey",
+    "Collins",
+    "Bell",
+    "Shaw",
+    "Murphy",
+    "Khan",
+    "Begum",
+    "Singh",
+    "Ali",
+    "Hussain",
+    "Ahmed",
+    "Kaur",
+    "Okafor",
+    "Mensah",
+    "Nguyen",
+    "Chen",
+    "Yilmaz",
+    "Kowalski",
+    "Wiśniewski",
+    "Nowak",
+    "García",
+    "O'Brien",
+    "O'Neill",
+    "McCarthy",
+    "D'Souza",
+    "Jones-Evans",
+    "Müller",
+    "Rossi",
+    "Silva",
+]
+STREETS = [
+    "Church",
+    "Station",
+    "Victoria",
+    "Park",
+    "Albert",
+    "Manor",
+    "Mill",
+    "Queens",
+    "Kings",
+    "Grange",
+    "Green",
+    "Chapel",
+    "Springfield",
+    "School",
+    "Windsor",
+    "Highfield",
+    "Orchard",
+    "Meadow",
+    "Alexandra",
+    "Beech",
+    "Cedar",
+    "Elm",
+    "Oak",
+    "Willow",
+    "Ash",
+    "Birch",
+    "Holly",
+]
 KINDS = ["Road", "Street", "Avenue", "Lane", "Close", "Drive", "Grove", "Way", "Crescent"]
-OUTWARDS = ["E17", "N16", "SE15", "SW2", "M14", "B29", "LS6", "BD8", "S10", "L15", "NE6", "NG7", "LE2",
-            "BS7", "CV4", "HU5", "OL1", "BB2", "LU1", "SL1", "CR0", "IG1"]
+OUTWARDS = [
+    "E17",
+    "N16",
+    "SE15",
+    "SW2",
+    "M14",
+    "B29",
+    "LS6",
+    "BD8",
+    "S10",
+    "L15",
+    "NE6",
+    "NG7",
+    "LE2",
+    "BS7",
+    "CV4",
+    "HU5",
+    "OL1",
+    "BB2",
+    "LU1",
+    "SL1",
+    "CR0",
+    "IG1",
+]
 INWARD = "ABDEFGHJLNPQRSTUWXYZ"
-OCCUPATIONS = ["care worker", "nurse", "teacher", "shop assistant", "warehouse operative", "delivery driver",
-               "office worker", "student", "retired", "unemployed", "chef", "cleaner", "builder",
-               "software developer", "bus driver", "pharmacist", "police officer", "prison officer"]
-SETTINGS = [("household", 30), ("workplace", 20), ("education", 12), ("social", 20), ("healthcare", 5),
-            ("travel", 5), ("other", 8)]
+OCCUPATIONS = [
+    "care worker",
+    "nurse",
+    "teacher",
+    "shop assistant",
+    "warehouse operative",
+    "delivery driver",
+    "office worker",
+    "student",
+    "retired",
+    "unemployed",
+    "chef",
+    "cleaner",
+    "builder",
+    "software developer",
+    "bus driver",
+    "pharmacist",
+    "police officer",
+    "prison officer",
+]
+SETTINGS = [
+    ("household", 30),
+    ("workplace", 20),
+    ("education", 12),
+    ("social", 20),
+    ("healthcare", 5),
+    ("travel", 5),
+    ("other", 8),
+]
 DRAMA_PREFIXES = ["07700 900", "01632 960", "0113 496 0", "020 7946 0"]
 
-CONTACT_HEADER = ["Contact ID", "Case ID", "First name", "Surname", "Date of birth", "NHS number", "Mobile",
-                  "Email", "Address", "Postcode", "Occupation", "Date of last contact", "Setting",
-                  "Distance (m)", "Duration (min)", "Face to face", "Notes"]
-CASE_HEADER = ["Case ID", "First name", "Surname", "Date of birth", "NHS number", "Mobile", "Postcode",
-               "Specimen date", "Onset date", "Asymptomatic"]
+CONTACT_HEADER = [
+    "Contact ID",
+    "Case ID",
+    "First name",
+    "Surname",
+    "Date of birth",
+    "NHS number",
+    "Mobile",
+    "Email",
+    "Address",
+    "Postcode",
+    "Occupation",
+    "Date of last contact",
+    "Setting",
+    "Distance (m)",
+    "Duration (min)",
+    "Face to face",
+    "Notes",
+]
+CASE_HEADER = [
+    "Case ID",
+    "First name",
+    "Surname",
+    "Date of birth",
+    "NHS number",
+    "Mobile",
+    "Postcode",
+    "Specimen date",
+    "Onset date",
+    "Asymptomatic",
+]
 
 
 def valid_nhs_numbers(rng: random.Random) -> list[str]:
@@ -118,8 +393,20 @@ def generate(directory: Path, rows: int, cases: int, seed: int = 5) -> tuple[Pat
             asymptomatic = rng.random() < 0.3
             onset = "" if asymptomatic else (test - timedelta(days=rng.randrange(0, 4))).strftime("%d/%m/%Y")
             case_dates.append(test)
-            writer.writerow([f"LAB-{i:08d}", person[0], person[1], person[2], person[3], person[4], person[7],
-                             test.strftime("%d/%m/%Y"), onset, "yes" if asymptomatic else "no"])
+            writer.writerow(
+                [
+                    f"LAB-{i:08d}",
+                    person[0],
+                    person[1],
+                    person[2],
+                    person[3],
+                    person[4],
+                    person[7],
+                    test.strftime("%d/%m/%Y"),
+                    onset,
+                    "yes" if asymptomatic else "no",
+                ]
+            )
     contacts_path = directory / "contacts.csv"
     settings, weights = zip(*SETTINGS)
     recent: list[tuple[list[str], set[int]]] = []
@@ -141,12 +428,34 @@ def generate(directory: Path, rows: int, cases: int, seed: int = 5) -> tuple[Pat
             last = case_dates[case] - timedelta(days=rng.randrange(0, 4))
             setting = rng.choices(settings, weights)[0]
             distance = "" if setting == "household" or rng.random() < 0.2 else rng.choice(["0.5", "1", "1.5", "2", "3"])
-            duration = "" if setting == "household" or rng.random() < 0.2 else str(rng.choice([5, 10, 15, 20, 30, 45, 60, 120]))
+            duration = (
+                ""
+                if setting == "household" or rng.random() < 0.2
+                else str(rng.choice([5, 10, 15, 20, 30, 45, 60, 120]))
+            )
             face = rng.choice(["yes", "no", "", "Y", "N"])
             notes = rng.choice(["", "", "", "works nights; call after 2pm", "prefers text", "interpreter: Polish"])
-            writer.writerow([f"CT-{i:08d}", f"LAB-{case:08d}", person[0], person[1], person[2], person[3],
-                             person[4], person[5], person[6], person[7], occupation, last.strftime("%d/%m/%Y"),
-                             setting, distance, duration, face, notes])
+            writer.writerow(
+                [
+                    f"CT-{i:08d}",
+                    f"LAB-{case:08d}",
+                    person[0],
+                    person[1],
+                    person[2],
+                    person[3],
+                    person[4],
+                    person[5],
+                    person[6],
+                    person[7],
+                    occupation,
+                    last.strftime("%d/%m/%Y"),
+                    setting,
+                    distance,
+                    duration,
+                    face,
+                    notes,
+                ]
+            )
     return cases_path, contacts_path
 
 
@@ -208,12 +517,15 @@ sys.exit(code)
 """
 
 
-def run_tracekit(store: Path, args: list[str], memory_security: bool = True,
-                 passphrase: str = PASSPHRASE) -> tuple[dict, dict]:
+def run_tracekit(
+    store: Path, args: list[str], memory_security: bool = True, passphrase: str = PASSPHRASE
+) -> tuple[dict, dict]:
     env = {**os.environ, "TRACEKIT_STORE": str(store), "TRACEKIT_PASSPHRASE": passphrase}
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, "on" if memory_security else "off", *args, "--json", "--quiet"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     stats = json.loads(result.stderr.strip().splitlines()[-1])
     if result.returncode != 0:
@@ -365,16 +677,23 @@ def variants() -> dict[str, dict]:
 
 
 def replay(store: Path, statements: Path, passphrase: str, variant: dict) -> float:
-    result = subprocess.run([sys.executable, "-c", REPLAY, str(store), str(statements), passphrase, json.dumps(variant)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAY, str(store), str(statements), passphrase, json.dumps(variant)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise SystemExit(f"replay failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def capture(store: Path, csv_path: Path, passphrase: str, out: Path) -> None:
-    subprocess.run([sys.executable, "-c", CAPTURE, str(store), str(csv_path), passphrase, str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", CAPTURE, str(store), str(csv_path), passphrase, str(out)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def existing_store(people: int, work: Path) -> tuple[Path, str]:
@@ -389,8 +708,20 @@ def existing_store(people: int, work: Path) -> tuple[Path, str]:
         return path, generate_store.BENCH_PASSPHRASE
     path = HERE / "out" / f"existing-{people}.store"
     if not path.exists():
-        subprocess.run([sys.executable, str(HERE / "generate_store.py"), "--people", str(people), "--no-audit",
-                        "--kdf", "floor", "--path", str(path)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "generate_store.py"),
+                "--people",
+                str(people),
+                "--no-audit",
+                "--kdf",
+                "floor",
+                "--path",
+                str(path),
+            ],
+            check=True,
+        )
     return path, generate_store.BENCH_PASSPHRASE
 
 
@@ -402,8 +733,9 @@ def copy_store(source: Path, dest: Path) -> Path:
     return dest
 
 
-def measure_size(existing: int, cases_path: Path, contacts_path: Path, rows: int, work: Path, repeat: int,
-                 with_variants: bool) -> dict[str, list[float]]:
+def measure_size(
+    existing: int, cases_path: Path, contacts_path: Path, rows: int, work: Path, repeat: int, with_variants: bool
+) -> dict[str, list[float]]:
     """Seconds of each contender (lists, one per repeat) at one store size, in turn."""
     template, passphrase = existing_store(existing, work)
     base = copy_store(template, work / "base.store")
@@ -415,13 +747,18 @@ def measure_size(existing: int, cases_path: Path, contacts_path: Path, rows: int
     capture(copy_store(base, work / "capture.store"), contacts_path, passphrase, statements)
     (work / "capture.store").unlink()
     times: dict[str, list[float]] = {}
-    contenders = {"bare executemany (same rows, same schema, as shipped)": variants()["larger lookaside + bulk cache (as shipped)"]}
+    contenders = {
+        "bare executemany (same rows, same schema, as shipped)": variants()[
+            "larger lookaside + bulk cache (as shipped)"
+        ]
+    }
     if with_variants:
         contenders.update({f"replay: {name}": v for name, v in variants().items()})
     for _ in range(repeat):
         run = copy_store(base, work / "run.store")
-        summary, stats = run_tracekit(run, ["import", "contacts", str(contacts_path), "--skip-invalid"],
-                                      passphrase=passphrase)
+        summary, stats = run_tracekit(
+            run, ["import", "contacts", str(contacts_path), "--skip-invalid"], passphrase=passphrase
+        )
         assert summary["rows"]["imported"] >= 0.99 * rows, summary["rows"]
         times.setdefault("tracekit import contacts", []).append(stats["wall"])
         times.setdefault("_peak_rss_mib", []).append(stats["maxrss_kib"] / 1024)
@@ -442,11 +779,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=105_000, help="contacts imported (default 105,000)")
     parser.add_argument("--cases", type=int, default=None, help="their cases, imported first (default rows / 3)")
-    parser.add_argument("--existing", default="0,35000,200000,1000000",
-                        help="store sizes (people already in the store), comma-separated; 0 is an empty store")
+    parser.add_argument(
+        "--existing",
+        default="0,35000,200000,1000000",
+        help="store sizes (people already in the store), comma-separated; 0 is an empty store",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender per size, alternated (median)")
-    parser.add_argument("--variants", action="store_true", help="also replay the import's statements under each "
-                        "connection set-up of variants()")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also replay the import's statements under each connection set-up of variants()",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the generated files (in bench/out/import)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile an in-process import of N rows")
@@ -460,8 +803,11 @@ def main() -> None:
         cases = args.cases or max(1, args.rows // 3)
         t = time.perf_counter()
         cases_path, contacts_path = generate(work, args.rows, cases)
-        print(f"Generated {args.rows:,} contacts of {cases:,} cases ({contacts_path.stat().st_size / 2**20:,.0f} MiB) "
-              f"in {time.perf_counter() - t:.0f} s", flush=True)
+        print(
+            f"Generated {args.rows:,} contacts of {cases:,} cases ({contacts_path.stat().st_size / 2**20:,.0f} MiB) "
+            f"in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
         results: dict[int, dict[str, float]] = {}
         for existing in [int(n) for n in args.existing.split(",")]:
             times = measure_size(existing, cases_path, contacts_path, args.rows, work, args.repeat, args.variants)
@@ -475,7 +821,9 @@ def main() -> None:
                 continue
             cells = [f"{results[n][label]:,.1f} ({args.rows / results[n][label]:,.0f})" for n in sizes]
             print(f"| {label} | " + " | ".join(cells) + " |")
-        print("| peak RSS of the import, MiB | " + " | ".join(f"{results[n]['_peak_rss_mib']:,.0f}" for n in sizes) + " |")
+        print(
+            "| peak RSS of the import, MiB | " + " | ".join(f"{results[n]['_peak_rss_mib']:,.0f}" for n in sizes) + " |"
+        )
         print()
         for n in sizes:
             r = results[n]
@@ -491,9 +839,19 @@ def main() -> None:
             flat = results[largest]["tracekit import contacts"] / results[0]["tracekit import contacts"]
             print(f"rate into an empty store / rate at {largest:,} existing: {flat:.2f}x (target <= 1.5x)")
         if args.json:
-            args.json.write_text(json.dumps({"rows": args.rows, "cases": cases, "repeat": args.repeat,
-                                             "machine": machine(), "results": {str(k): v for k, v in results.items()}},
-                                            indent=2) + "\n")
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "rows": args.rows,
+                        "cases": cases,
+                        "repeat": args.repeat,
+                        "machine": machine(),
+                        "results": {str(k): v for k, v in results.items()},
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -37,23 +37,69 @@ def make_store(path: Path, marked: int) -> object:
         c.executemany(
             "INSERT INTO people(ref, name, name_key, phone, address, date_of_birth, created_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            [(f"P-{i:06d}", f"Person{i} Surname{i % 97}", f"person{i} surname{i % 97}", f"+4477009{i:05d}",
-              f"{i} High Street, Town", "1980-01-01", "2020-10-01", "2020-10-01") for i in range(marked + 3000)],
+            [
+                (
+                    f"P-{i:06d}",
+                    f"Person{i} Surname{i % 97}",
+                    f"person{i} surname{i % 97}",
+                    f"+4477009{i:05d}",
+                    f"{i} High Street, Town",
+                    "1980-01-01",
+                    "2020-10-01",
+                    "2020-10-01",
+                )
+                for i in range(marked + 3000)
+            ],
         )
-        c.executemany("INSERT INTO person_roles(person_id, role, marked_at) VALUES (?, 'undercover-officer', '2020-10-01')",
-                      [(i,) for i in range(1, marked + 1)])
+        c.executemany(
+            "INSERT INTO person_roles(person_id, role, marked_at) VALUES (?, 'undercover-officer', '2020-10-01')",
+            [(i,) for i in range(1, marked + 1)],
+        )
         c.executemany(
             "INSERT INTO cases(ref, person_id, test_date, test_type, test_result, status, created_at, updated_at,"
             " ruleset_id, infectious_start, infectious_end, isolation_end) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(f"C-{j:06d}", marked + 1 + j, "2020-10-10", "pcr", "positive", "open", "2020-10-10", "2020-10-10",
-              "uk-2020-10", "2020-10-06", "2020-10-20", "2020-10-20") for j in range(200)],
+            [
+                (
+                    f"C-{j:06d}",
+                    marked + 1 + j,
+                    "2020-10-10",
+                    "pcr",
+                    "positive",
+                    "open",
+                    "2020-10-10",
+                    "2020-10-10",
+                    "uk-2020-10",
+                    "2020-10-06",
+                    "2020-10-20",
+                    "2020-10-20",
+                )
+                for j in range(200)
+            ],
         )
         c.executemany(
             "INSERT INTO exposures(ref, case_id, person_id, last_exposure, setting, trace_status, ruleset_id,"
             " close_contact, risk_rank, isolation_end, created_at, updated_at, face_to_face, direct_contact, notes)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(f"E-{k:06d}", 1 + k % 200, marked + 300 + k, "2020-10-09", "household", "not-yet-reached", "uk-2020-10",
-              1, 1, "2020-10-19", "2020-10-10", "2020-10-10", 0, 0, f"met Person{k} at home") for k in range(2000)],
+            [
+                (
+                    f"E-{k:06d}",
+                    1 + k % 200,
+                    marked + 300 + k,
+                    "2020-10-09",
+                    "household",
+                    "not-yet-reached",
+                    "uk-2020-10",
+                    1,
+                    1,
+                    "2020-10-19",
+                    "2020-10-10",
+                    "2020-10-10",
+                    0,
+                    0,
+                    f"met Person{k} at home",
+                )
+                for k in range(2000)
+            ],
         )
     return store
 
@@ -90,6 +136,7 @@ def measure(book: Any, runs: int) -> list[tuple[str, dict[str, float]]]:
         ("list_contacts(limit=100), cold", summary(time_call(cold_list, runs))),
         ("list_contacts(limit=100), warm", summary(time_call(lambda: book.list_contacts(limit=100), runs))),
     ]
+
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,9 @@ from common import machine  # noqa: E402
 
 DEFAULT_STORE = HERE / "out" / "casebook-1m-5m.store"
 
-BASELINE = PEAK + r"""
+BASELINE = (
+    PEAK
+    + r"""
 import sys
 from tracekit.store import open_store
 store = open_store(sys.argv[1], bytearray(sys.argv[2].encode()))
@@ -51,6 +53,7 @@ exposures = conn.execute(
 conn.execute("ROLLBACK")
 print(cases, exposures)
 """
+)
 
 CLI = PEAK + "import runpy, sys\nsys.argv[0] = 'tracekit'\nrunpy.run_module('tracekit', run_name='__main__')\n"
 
@@ -78,7 +81,9 @@ def main() -> None:
     try:
         seconds, peak, out = run_measured([py, "-c", BASELINE, str(copy), passphrase], env)
         cases, exposures = (int(n) for n in out.split())
-        results.append(("baseline: one UPDATE per table, every row, rolled back", seconds, peak, f"{cases + exposures:,} rows"))
+        results.append(
+            ("baseline: one UPDATE per table, every row, rolled back", seconds, peak, f"{cases + exposures:,} rows")
+        )
         print(f"  {results[-1]}", flush=True)
         for argv in (["rules", "pin", args.ruleset], ["rules", "unpin"]):
             seconds, peak, out = run_measured([py, "-c", CLI, *argv, "--json"], env)

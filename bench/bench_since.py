@@ -44,7 +44,9 @@ def main() -> None:
     conn = store.conn
     last = max(conn.execute(f"SELECT max(updated_at) FROM {t}").fetchone()[0] for t in ("cases", "exposures", "people"))
     end = datetime.fromisoformat(last)
-    times = args.since or [(end - delta).isoformat() for delta in (timedelta(seconds=1), timedelta(hours=1), timedelta(days=1))]
+    times = args.since or [
+        (end - delta).isoformat() for delta in (timedelta(seconds=1), timedelta(hours=1), timedelta(days=1))
+    ]
     original = source._changed_since
     scan = {"c": "WHERE c.updated_at >= ? OR p.updated_at >= ?", "e": "WHERE e.updated_at >= ? OR p.updated_at >= ?"}
     print("\n| since | records | by index (now) s | reading every record (before) s |")

@@ -26,7 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     py = sys.executable
     rows = []
-    rows.append(('baseline: python -c "import typer, rich"', summary(time_command([py, "-c", "import typer, rich"], args.runs))))
+    rows.append(
+        ('baseline: python -c "import typer, rich"', summary(time_command([py, "-c", "import typer, rich"], args.runs)))
+    )
     rows.append(("tracekit --version", summary(time_command([py, "-m", "tracekit", "--version"], args.runs))))
 
     from tracekit.crypto.kdf import calibrate, derive_key
@@ -34,13 +36,23 @@ def main() -> None:
 
     params = calibrate()
     salt = os.urandom(16)
-    rows.append((f"Argon2id derivation alone ({params.describe()})", summary(time_call(lambda: derive_key(b"benchmark passphrase", salt, params), max(5, args.runs // 3)))))
+    rows.append(
+        (
+            f"Argon2id derivation alone ({params.describe()})",
+            summary(time_call(lambda: derive_key(b"benchmark passphrase", salt, params), max(5, args.runs // 3))),
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.store"
         passphrase = "benchmark passphrase, not secret"
         create_store(path, bytearray(passphrase.encode()), kdf=params).close()
         env = {"TRACEKIT_STORE": str(path), "TRACEKIT_PASSPHRASE": passphrase}
-        rows.append(("tracekit store info (start + unlock + query)", summary(time_command([py, "-m", "tracekit", "store", "info"], max(5, args.runs // 3), env=env))))
+        rows.append(
+            (
+                "tracekit store info (start + unlock + query)",
+                summary(time_command([py, "-m", "tracekit", "store", "info"], max(5, args.runs // 3), env=env)),
+            )
+        )
     print(f"Machine: {machine()}\n")
     print(table(rows))
 

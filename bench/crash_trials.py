@@ -43,7 +43,9 @@ def main() -> None:
                 failures += 1
                 counts["PROBLEM"] += 1
                 print(f"  {operation} killed after {outcome.killed_after:.2f}s: {outcome.problems}")
-        print(f"{operation}: {args.trials} trials in {time.perf_counter() - started:.0f} s: {dict(sorted(counts.items()))}")
+        print(
+            f"{operation}: {args.trials} trials in {time.perf_counter() - started:.0f} s: {dict(sorted(counts.items()))}"
+        )
     sys.exit(1 if failures else 0)
 
 

@@ -135,7 +135,326 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------ made-up data
 
 # Roughly in order of frequency in England and Wales; weights fall off with rank.
-SURNAMES = ["Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker", "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins", "Bell", "Shaw", "Murphy", "Miller", "Cox", "Richards", "Khan", "Marshall", "Anderson", "Simpson", "Ellis", "Adams", "Singh", "Begum", "Wilkinson", "Foster", "Chapman", "Powell", "Webb", "Rogers", "Gray", "Mason", "Ali", "Hunt", "Hussain", "Campbell", "Matthews", "Owen", "Palmer", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler", "Russell", "Barker", "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Graham", "Pearson", "Ahmed", "Fletcher", "Walsh", "Kaur", "Gibson", "Howard", "Andrews", "Stewart", "Elliott", "Reynolds", "Saunders", "Payne", "Fox", "Ford", "Pearce", "Day", "Brooks", "West", "Lawrence", "Cole", "Atkinson", "Bradley", "Spencer", "Gill", "Dawson", "Ball", "Burton", "O'Brien", "Watts", "Rose", "Booth", "Perry", "Ryan", "Grant", "Wells", "Armstrong", "Francis", "Rees", "Hayes", "Hart", "Hudson", "Newman", "Barrett", "Webster", "Hunter", "Gregory", "Carr", "Lowe", "Page", "Marsh", "Riley", "Dunn", "Woods", "Parsons", "Berry", "Stone", "Reid", "Holland", "Hawkins", "Harding", "Porter", "Robertson", "Newton", "Oliver", "Reed", "Kennedy", "Williamson", "Bird", "Gardner", "Shah", "Dean", "Lane", "Cooke", "Bates", "Henderson", "Parry", "Burgess", "Bishop", "Walton", "Burns", "Nicholson", "Shepherd", "Ross", "Cross", "Long", "Freeman", "Warren", "Nicholls", "Hamilton", "Byrne", "Sutton", "McDonald", "Yates", "Hodgson", "Robson", "Curtis", "Hopkins", "O'Connor", "Harper", "Coleman", "Watkins", "Moss", "McCarthy", "Chambers", "O'Neill", "Griffin", "Sharp", "Hardy", "Wheeler", "Potter", "Osborne", "Johnston", "Gordon", "Doyle", "Wallace", "George", "Jordan", "Hutchinson", "Rowe", "Burke", "May", "Pritchard", "Gilbert", "Willis", "Higgins", "Read", "Miah", "Rahman", "Islam", "Akhtar", "Iqbal", "Mahmood", "Chowdhury", "Mistry", "Sharma", "Kumar", "Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Kowalczyk", "Lewandowski", "Zieliński", "Szymański", "Dąbrowski", "Kozłowski", "Mazur", "Popescu", "Ionescu", "Santos", "Silva", "Pereira", "Ferreira", "Costa", "Oliveira", "Rodrigues", "García", "Fernández", "López", "Martínez", "González", "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Okafor", "Okonkwo", "Adeyemi", "Mensah", "Boateng", "Asante", "Osei", "Nguyen", "Tran", "Wang", "Chen", "Zhang", "Liu", "Yilmaz", "Kaya", "Demir", "Çelik", "Papadopoulos", "Jovanović", "Horvat", "Novák", "Dvořák", "Nagy", "Kovács", "Eriksson", "Andersson", "Nielsen", "Hansen", "Brontë", "Ó", "Súilleabháin", "MacGregor", "MacLeod", "Llewellyn", "Pryce", "Ní", "Bhriain", "Le", "Roux", "D'Souza", "Fernandes", "Rodrigues-Smith", "Jones-Evans", "Bowes-Lyon"]
+SURNAMES = [
+    "Smith",
+    "Jones",
+    "Williams",
+    "Taylor",
+    "Brown",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "Thomas",
+    "Johnson",
+    "Roberts",
+    "Robinson",
+    "Thompson",
+    "Wright",
+    "Walker",
+    "White",
+    "Edwards",
+    "Hughes",
+    "Green",
+    "Hall",
+    "Lewis",
+    "Harris",
+    "Clarke",
+    "Patel",
+    "Jackson",
+    "Wood",
+    "Turner",
+    "Martin",
+    "Cooper",
+    "Hill",
+    "Ward",
+    "Morris",
+    "Moore",
+    "Clark",
+    "Lee",
+    "King",
+    "Baker",
+    "Harrison",
+    "Morgan",
+    "Allen",
+    "James",
+    "Scott",
+    "Phillips",
+    "Watson",
+    "Davis",
+    "Parker",
+    "Price",
+    "Bennett",
+    "Young",
+    "Griffiths",
+    "Mitchell",
+    "Kelly",
+    "Cook",
+    "Carter",
+    "Richardson",
+    "Bailey",
+    "Collins",
+    "Bell",
+    "Shaw",
+    "Murphy",
+    "Miller",
+    "Cox",
+    "Richards",
+    "Khan",
+    "Marshall",
+    "Anderson",
+    "Simpson",
+    "Ellis",
+    "Adams",
+    "Singh",
+    "Begum",
+    "Wilkinson",
+    "Foster",
+    "Chapman",
+    "Powell",
+    "Webb",
+    "Rogers",
+    "Gray",
+    "Mason",
+    "Ali",
+    "Hunt",
+    "Hussain",
+    "Campbell",
+    "Matthews",
+    "Owen",
+    "Palmer",
+    "Holmes",
+    "Mills",
+    "Barnes",
+    "Knight",
+    "Lloyd",
+    "Butler",
+    "Russell",
+    "Barker",
+    "Fisher",
+    "Stevens",
+    "Jenkins",
+    "Murray",
+    "Dixon",
+    "Harvey",
+    "Graham",
+    "Pearson",
+    "Ahmed",
+    "Fletcher",
+    "Walsh",
+    "Kaur",
+    "Gibson",
+    "Howard",
+    "Andrews",
+    "Stewart",
+    "Elliott",
+    "Reynolds",
+    "Saunders",
+    "Payne",
+    "Fox",
+    "Ford",
+    "Pearce",
+    "Day",
+    "Brooks",
+    "West",
+    "Lawrence",
+    "Cole",
+    "Atkinson",
+    "Bradley",
+    "Spencer",
+    "Gill",
+    "Dawson",
+    "Ball",
+    "Burton",
+    "O'Brien",
+    "Watts",
+    "Rose",
+    "Booth",
+    "Perry",
+    "Ryan",
+    "Grant",
+    "Wells",
+    "Armstrong",
+    "Francis",
+    "Rees",
+    "Hayes",
+    "Hart",
+    "Hudson",
+    "Newman",
+    "Barrett",
+    "Webster",
+    "Hunter",
+    "Gregory",
+    "Carr",
+    "Lowe",
+    "Page",
+    "Marsh",
+    "Riley",
+    "Dunn",
+    "Woods",
+    "Parsons",
+    "Berry",
+    "Stone",
+    "Reid",
+    "Holland",
+    "Hawkins",
+    "Harding",
+    "Porter",
+    "Robertson",
+    "Newton",
+    "Oliver",
+    "Reed",
+    "Kennedy",
+    "Williamson",
+    "Bird",
+    "Gardner",
+    "Shah",
+    "Dean",
+    "Lane",
+    "Cooke",
+    "Bates",
+    "Henderson",
+    "Parry",
+    "Burgess",
+    "Bishop",
+    "Walton",
+    "Burns",
+    "Nicholson",
+    "Shepherd",
+    "Ross",
+    "Cross",
+    "Long",
+    "Freeman",
+    "Warren",
+    "Nicholls",
+    "Hamilton",
+    "Byrne",
+    "Sutton",
+    "McDonald",
+    "Yates",
+    "Hodgson",
+    "Robson",
+    "Curtis",
+    "Hopkins",
+    "O'Connor",
+    "Harper",
+    "Coleman",
+    "Watkins",
+    "Moss",
+    "McCarthy",
+    "Chambers",
+    "O'Neill",
+    "Griffin",
+    "Sharp",
+    "Hardy",
+    "Wheeler",
+    "Potter",
+    "Osborne",
+    "Johnston",
+    "Gordon",
+    "Doyle",
+    "Wallace",
+    "George",
+    "Jordan",
+    "Hutchinson",
+    "Rowe",
+    "Burke",
+    "May",
+    "Pritchard",
+    "Gilbert",
+    "Willis",
+    "Higgins",
+    "Read",
+    "Miah",
+    "Rahman",
+    "Islam",
+    "Akhtar",
+    "Iqbal",
+    "Mahmood",
+    "Chowdhury",
+    "Mistry",
+    "Sharma",
+    "Kumar",
+    "Nowak",
+    "Kowalski",
+    "Wiśniewski",
+    "Wójcik",
+    "Kowalczyk",
+    "Lewandowski",
+    "Zieliński",
+    "Szymański",
+    "Dąbrowski",
+    "Kozłowski",
+    "Mazur",
+    "Popescu",
+    "Ionescu",
+    "Santos",
+    "Silva",
+    "Pereira",
+    "Ferreira",
+    "Costa",
+    "Oliveira",
+    "Rodrigues",
+    "García",
+    "Fernández",
+    "López",
+    "Martínez",
+    "González",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Rossi",
+    "Russo",
+    "Ferrari",
+    "Esposito",
+    "Bianchi",
+    "Romano",
+    "Okafor",
+    "Okonkwo",
+    "Adeyemi",
+    "Mensah",
+    "Boateng",
+    "Asante",
+    "Osei",
+    "Nguyen",
+    "Tran",
+    "Wang",
+    "Chen",
+    "Zhang",
+    "Liu",
+    "Yilmaz",
+    "Kaya",
+    "Demir",
+    "Çelik",
+    "Papadopoulos",
+    "Jovanović",
+    "Horvat",
+    "Novák",
+    "Dvořák",
+    "Nagy",
+    "Kovács",
+    "Eriksson",
+    "Andersson",
+    "Nielsen",
+    "Hansen",
+    "Brontë",
+    "Ó",
+    "Súilleabháin",
+    "MacGregor",
+    "MacLeod",
+    "Llewellyn",
+    "Pryce",
+    "Ní",
+    "Bhriain",
+    "Le",
+    "Roux",
+    "D'Souza",
+    "Fernandes",
+    "Rodrigues-Smith",
+    "Jones-Evans",
+    "Bowes-Lyon",
+]
 # Two-word surnames above were split; stitch the known ones back together.
 _MULTI = {("Ó", "Súilleabháin"): "Ó Súilleabháin", ("Ní", "Bhriain"): "Ní Bhriain", ("Le", "Roux"): "Le Roux"}
 
@@ -160,65 +479,543 @@ SURNAMES = _stitch(SURNAMES)
 # The names above are common ones: in England the most common, Smith, is about 1.3% of
 # people, and the 300 or so most common cover about a third. The rest is a long tail,
 # made here from the parts of English place-name surnames (Ashworth, Blackwood, ...).
-SURNAME_PREFIXES = ["Ash", "Black", "Brad", "Brook", "Bram", "Carr", "Clay", "Cold", "Crane", "Dal", "Down", "East", "Fair", "Farn", "Ford", "Green", "Hal", "Hart", "Hay", "Heath", "Hol", "Kirk", "Lang", "Lind", "Mar", "Mid", "Mill", "Moor", "New", "North", "Oak", "Pen", "Red", "Ridge", "Rock", "Rom", "Roth", "Sand", "Shel", "Shep", "South", "Stan", "Stock", "Stone", "Sum", "Thorn", "Wal", "Ward", "Wes", "West", "Whit", "Wick", "Wil", "Win", "Wood", "Wor", "Hather", "Brom", "Ather", "Bar"]
-SURNAME_SUFFIXES = ["ton", "ley", "field", "worth", "wood", "ford", "ham", "by", "well", "stone", "bridge", "dale", "more", "hurst", "cliffe", "combe", "bury", "thorpe", "brook", "shaw", "croft", "gate", "land", "hill", "low", "stead", "wick", "don", "den", "ridge", "er", "man", "ock", "ington", "ingham", "son", "wright"]
+SURNAME_PREFIXES = [
+    "Ash",
+    "Black",
+    "Brad",
+    "Brook",
+    "Bram",
+    "Carr",
+    "Clay",
+    "Cold",
+    "Crane",
+    "Dal",
+    "Down",
+    "East",
+    "Fair",
+    "Farn",
+    "Ford",
+    "Green",
+    "Hal",
+    "Hart",
+    "Hay",
+    "Heath",
+    "Hol",
+    "Kirk",
+    "Lang",
+    "Lind",
+    "Mar",
+    "Mid",
+    "Mill",
+    "Moor",
+    "New",
+    "North",
+    "Oak",
+    "Pen",
+    "Red",
+    "Ridge",
+    "Rock",
+    "Rom",
+    "Roth",
+    "Sand",
+    "Shel",
+    "Shep",
+    "South",
+    "Stan",
+    "Stock",
+    "Stone",
+    "Sum",
+    "Thorn",
+    "Wal",
+    "Ward",
+    "Wes",
+    "West",
+    "Whit",
+    "Wick",
+    "Wil",
+    "Win",
+    "Wood",
+    "Wor",
+    "Hather",
+    "Brom",
+    "Ather",
+    "Bar",
+]
+SURNAME_SUFFIXES = [
+    "ton",
+    "ley",
+    "field",
+    "worth",
+    "wood",
+    "ford",
+    "ham",
+    "by",
+    "well",
+    "stone",
+    "bridge",
+    "dale",
+    "more",
+    "hurst",
+    "cliffe",
+    "combe",
+    "bury",
+    "thorpe",
+    "brook",
+    "shaw",
+    "croft",
+    "gate",
+    "land",
+    "hill",
+    "low",
+    "stead",
+    "wick",
+    "don",
+    "den",
+    "ridge",
+    "er",
+    "man",
+    "ock",
+    "ington",
+    "ingham",
+    "son",
+    "wright",
+]
 COMMON_SURNAME_SHARE = 0.35
 
-FEMALE_NAMES = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie", "Sophia", "Grace", "Willow", "Freya", "Florence", "Emily", "Ella", "Poppy", "Evie", "Elsie", "Charlotte", "Evelyn", "Sienna", "Sofia", "Daisy", "Phoebe", "Sophie", "Alice", "Harper", "Matilda", "Ruby", "Emilia", "Maya", "Millie", "Isabelle", "Chloe", "Zoë", "Jessica", "Sarah", "Emma", "Hannah", "Laura", "Rebecca", "Rachel", "Claire", "Helen", "Karen", "Susan", "Margaret", "Patricia", "Elizabeth", "Mary", "Jennifer", "Linda", "Barbara", "Joanne", "Nicola", "Michelle", "Amanda", "Louise", "Victoria", "Kirsty", "Gemma", "Lauren", "Siân", "Niamh", "Aoife", "Ciara", "Saoirse", "Fatima", "Aisha", "Amira", "Zainab", "Maryam", "Priya", "Ananya", "Aaliyah", "Noor", "Hafsa", "Agnieszka", "Katarzyna", "Małgorzata", "Zofia", "Ana", "María", "Lucía", "Renée", "Chloë", "Anaïs", "Inês", "João", "Ngozi", "Chidinma", "Abena", "Yaa", "Mei", "Xin", "Thu", "Elif", "Zeynep", "Eleni", "Dorothy", "Joan", "Pauline", "Janet", "Jean"]
-MALE_NAMES = ["Oliver", "George", "Noah", "Arthur", "Harry", "Leo", "Muhammad", "Jack", "Charlie", "Oscar", "Jacob", "Henry", "Thomas", "Freddie", "Alfie", "Theo", "William", "Theodore", "Archie", "Joshua", "Alexander", "James", "Isaac", "Edward", "Lucas", "Tommy", "Finley", "Max", "Logan", "Ethan", "Mohammed", "Teddy", "Benjamin", "Arlo", "Joseph", "Sebastian", "Daniel", "David", "John", "Michael", "Paul", "Mark", "Andrew", "Richard", "Christopher", "Stephen", "Peter", "Robert", "Anthony", "Kevin", "Gary", "Ian", "Simon", "Stuart", "Craig", "Darren", "Lee", "Dean", "Wayne", "Gareth", "Rhys", "Dylan", "Owain", "Seán", "Ciarán", "Conor", "Liam", "Ahmed", "Ali", "Omar", "Hassan", "Bilal", "Arjun", "Rohan", "Krishna", "Ravi", "Łukasz", "Piotr", "Krzysztof", "Tomasz", "Zbigniew", "Jakub", "José", "Luis", "Javier", "André", "João", "Chinedu", "Emeka", "Kwame", "Kofi", "Wei", "Jun", "Minh", "Mehmet", "Emre", "Nikos", "Dimitri", "Jürgen", "Stefan", "Kenneth", "Brian", "Derek", "Trevor", "Colin", "Roy"]
+FEMALE_NAMES = [
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Isabella",
+    "Rosie",
+    "Sophia",
+    "Grace",
+    "Willow",
+    "Freya",
+    "Florence",
+    "Emily",
+    "Ella",
+    "Poppy",
+    "Evie",
+    "Elsie",
+    "Charlotte",
+    "Evelyn",
+    "Sienna",
+    "Sofia",
+    "Daisy",
+    "Phoebe",
+    "Sophie",
+    "Alice",
+    "Harper",
+    "Matilda",
+    "Ruby",
+    "Emilia",
+    "Maya",
+    "Millie",
+    "Isabelle",
+    "Chloe",
+    "Zoë",
+    "Jessica",
+    "Sarah",
+    "Emma",
+    "Hannah",
+    "Laura",
+    "Rebecca",
+    "Rachel",
+    "Claire",
+    "Helen",
+    "Karen",
+    "Susan",
+    "Margaret",
+    "Patricia",
+    "Elizabeth",
+    "Mary",
+    "Jennifer",
+    "Linda",
+    "Barbara",
+    "Joanne",
+    "Nicola",
+    "Michelle",
+    "Amanda",
+    "Louise",
+    "Victoria",
+    "Kirsty",
+    "Gemma",
+    "Lauren",
+    "Siân",
+    "Niamh",
+    "Aoife",
+    "Ciara",
+    "Saoirse",
+    "Fatima",
+    "Aisha",
+    "Amira",
+    "Zainab",
+    "Maryam",
+    "Priya",
+    "Ananya",
+    "Aaliyah",
+    "Noor",
+    "Hafsa",
+    "Agnieszka",
+    "Katarzyna",
+    "Małgorzata",
+    "Zofia",
+    "Ana",
+    "María",
+    "Lucía",
+    "Renée",
+    "Chloë",
+    "Anaïs",
+    "Inês",
+    "João",
+    "Ngozi",
+    "Chidinma",
+    "Abena",
+    "Yaa",
+    "Mei",
+    "Xin",
+    "Thu",
+    "Elif",
+    "Zeynep",
+    "Eleni",
+    "Dorothy",
+    "Joan",
+    "Pauline",
+    "Janet",
+    "Jean",
+]
+MALE_NAMES = [
+    "Oliver",
+    "George",
+    "Noah",
+    "Arthur",
+    "Harry",
+    "Leo",
+    "Muhammad",
+    "Jack",
+    "Charlie",
+    "Oscar",
+    "Jacob",
+    "Henry",
+    "Thomas",
+    "Freddie",
+    "Alfie",
+    "Theo",
+    "William",
+    "Theodore",
+    "Archie",
+    "Joshua",
+    "Alexander",
+    "James",
+    "Isaac",
+    "Edward",
+    "Lucas",
+    "Tommy",
+    "Finley",
+    "Max",
+    "Logan",
+    "Ethan",
+    "Mohammed",
+    "Teddy",
+    "Benjamin",
+    "Arlo",
+    "Joseph",
+    "Sebastian",
+    "Daniel",
+    "David",
+    "John",
+    "Michael",
+    "Paul",
+    "Mark",
+    "Andrew",
+    "Richard",
+    "Christopher",
+    "Stephen",
+    "Peter",
+    "Robert",
+    "Anthony",
+    "Kevin",
+    "Gary",
+    "Ian",
+    "Simon",
+    "Stuart",
+    "Craig",
+    "Darren",
+    "Lee",
+    "Dean",
+    "Wayne",
+    "Gareth",
+    "Rhys",
+    "Dylan",
+    "Owain",
+    "Seán",
+    "Ciarán",
+    "Conor",
+    "Liam",
+    "Ahmed",
+    "Ali",
+    "Omar",
+    "Hassan",
+    "Bilal",
+    "Arjun",
+    "Rohan",
+    "Krishna",
+    "Ravi",
+    "Łukasz",
+    "Piotr",
+    "Krzysztof",
+    "Tomasz",
+    "Zbigniew",
+    "Jakub",
+    "José",
+    "Luis",
+    "Javier",
+    "André",
+    "João",
+    "Chinedu",
+    "Emeka",
+    "Kwame",
+    "Kofi",
+    "Wei",
+    "Jun",
+    "Minh",
+    "Mehmet",
+    "Emre",
+    "Nikos",
+    "Dimitri",
+    "Jürgen",
+    "Stefan",
+    "Kenneth",
+    "Brian",
+    "Derek",
+    "Trevor",
+    "Colin",
+    "Roy",
+]
 
-STREETS = ["Church", "Station", "Victoria", "Park", "Albert", "Manor", "Mill", "Queens", "Kings", "Grange", "Green", "Chapel", "Springfield", "School", "Windsor", "Highfield", "Orchard", "Meadow", "Alexandra", "Beech", "Cedar", "Elm", "Oak", "Willow", "Ash", "Birch", "Hawthorn", "Holly", "Richmond", "York", "Lancaster", "Clarence", "Stanley", "Nelson", "Wellington", "Cromwell", "Princess", "Jubilee", "Coronation", "Mount", "Hillside", "Brook", "Riverside", "Canal", "Bridge", "Castle", "Abbey", "Priory", "Market", "North", "South", "West", "East", "Westfield", "Fairfield", "Moorland", "Heath", "Common", "Newlands", "Rectory", "Vicarage", "Somerset", "Devonshire"]
-STREET_KINDS = ["Road", "Street", "Avenue", "Lane", "Close", "Drive", "Grove", "Terrace", "Way",
-                "Crescent", "Gardens", "Place", "Court", "Rise", "View"]
+STREETS = [
+    "Church",
+    "Station",
+    "Victoria",
+    "Park",
+    "Albert",
+    "Manor",
+    "Mill",
+    "Queens",
+    "Kings",
+    "Grange",
+    "Green",
+    "Chapel",
+    "Springfield",
+    "School",
+    "Windsor",
+    "Highfield",
+    "Orchard",
+    "Meadow",
+    "Alexandra",
+    "Beech",
+    "Cedar",
+    "Elm",
+    "Oak",
+    "Willow",
+    "Ash",
+    "Birch",
+    "Hawthorn",
+    "Holly",
+    "Richmond",
+    "York",
+    "Lancaster",
+    "Clarence",
+    "Stanley",
+    "Nelson",
+    "Wellington",
+    "Cromwell",
+    "Princess",
+    "Jubilee",
+    "Coronation",
+    "Mount",
+    "Hillside",
+    "Brook",
+    "Riverside",
+    "Canal",
+    "Bridge",
+    "Castle",
+    "Abbey",
+    "Priory",
+    "Market",
+    "North",
+    "South",
+    "West",
+    "East",
+    "Westfield",
+    "Fairfield",
+    "Moorland",
+    "Heath",
+    "Common",
+    "Newlands",
+    "Rectory",
+    "Vicarage",
+    "Somerset",
+    "Devonshire",
+]
+STREET_KINDS = [
+    "Road",
+    "Street",
+    "Avenue",
+    "Lane",
+    "Close",
+    "Drive",
+    "Grove",
+    "Terrace",
+    "Way",
+    "Crescent",
+    "Gardens",
+    "Place",
+    "Court",
+    "Rise",
+    "View",
+]
 
 # Real outward codes of English towns and cities (weight: rough share of cases).
 OUTWARDS = [
-    ("E17", "London", 3), ("N16", "London", 3), ("SE15", "London", 3), ("SW2", "London", 3),
-    ("E14", "London", 3), ("NW10", "London", 3), ("W3", "London", 2), ("CR0", "Croydon", 2),
-    ("IG1", "Ilford", 2), ("HA0", "Wembley", 2), ("UB3", "Hayes", 2), ("M14", "Manchester", 3),
-    ("M8", "Manchester", 2), ("OL1", "Oldham", 2), ("BL1", "Bolton", 2), ("WN1", "Wigan", 1),
-    ("B29", "Birmingham", 3), ("B10", "Birmingham", 3), ("WV1", "Wolverhampton", 2),
-    ("CV4", "Coventry", 2), ("LS6", "Leeds", 3), ("LS9", "Leeds", 2), ("BD8", "Bradford", 3),
-    ("HD1", "Huddersfield", 1), ("S10", "Sheffield", 2), ("S2", "Sheffield", 2), ("L15", "Liverpool", 3),
-    ("L4", "Liverpool", 2), ("NE6", "Newcastle upon Tyne", 2), ("SR2", "Sunderland", 1),
-    ("TS1", "Middlesbrough", 1), ("DH1", "Durham", 1), ("HU5", "Hull", 2), ("YO10", "York", 1),
-    ("NG7", "Nottingham", 3), ("DE22", "Derby", 2), ("LE2", "Leicester", 3), ("LN2", "Lincoln", 1),
-    ("ST4", "Stoke-on-Trent", 2), ("BB2", "Blackburn", 2), ("PR1", "Preston", 1), ("CA1", "Carlisle", 1),
-    ("BS7", "Bristol", 2), ("EX4", "Exeter", 1), ("PL4", "Plymouth", 1), ("SO17", "Southampton", 1),
-    ("PO4", "Portsmouth", 1), ("BN2", "Brighton", 1), ("RG1", "Reading", 1), ("OX4", "Oxford", 1),
-    ("MK9", "Milton Keynes", 1), ("CB1", "Cambridge", 1), ("NR2", "Norwich", 1), ("LU1", "Luton", 2),
-    ("SL1", "Slough", 2), ("ME7", "Gillingham", 1), ("CT1", "Canterbury", 1), ("GL1", "Gloucester", 1),
-    ("TR1", "Truro", 1), ("BA1", "Bath", 1),
+    ("E17", "London", 3),
+    ("N16", "London", 3),
+    ("SE15", "London", 3),
+    ("SW2", "London", 3),
+    ("E14", "London", 3),
+    ("NW10", "London", 3),
+    ("W3", "London", 2),
+    ("CR0", "Croydon", 2),
+    ("IG1", "Ilford", 2),
+    ("HA0", "Wembley", 2),
+    ("UB3", "Hayes", 2),
+    ("M14", "Manchester", 3),
+    ("M8", "Manchester", 2),
+    ("OL1", "Oldham", 2),
+    ("BL1", "Bolton", 2),
+    ("WN1", "Wigan", 1),
+    ("B29", "Birmingham", 3),
+    ("B10", "Birmingham", 3),
+    ("WV1", "Wolverhampton", 2),
+    ("CV4", "Coventry", 2),
+    ("LS6", "Leeds", 3),
+    ("LS9", "Leeds", 2),
+    ("BD8", "Bradford", 3),
+    ("HD1", "Huddersfield", 1),
+    ("S10", "Sheffield", 2),
+    ("S2", "Sheffield", 2),
+    ("L15", "Liverpool", 3),
+    ("L4", "Liverpool", 2),
+    ("NE6", "Newcastle upon Tyne", 2),
+    ("SR2", "Sunderland", 1),
+    ("TS1", "Middlesbrough", 1),
+    ("DH1", "Durham", 1),
+    ("HU5", "Hull", 2),
+    ("YO10", "York", 1),
+    ("NG7", "Nottingham", 3),
+    ("DE22", "Derby", 2),
+    ("LE2", "Leicester", 3),
+    ("LN2", "Lincoln", 1),
+    ("ST4", "Stoke-on-Trent", 2),
+    ("BB2", "Blackburn", 2),
+    ("PR1", "Preston", 1),
+    ("CA1", "Carlisle", 1),
+    ("BS7", "Bristol", 2),
+    ("EX4", "Exeter", 1),
+    ("PL4", "Plymouth", 1),
+    ("SO17", "Southampton", 1),
+    ("PO4", "Portsmouth", 1),
+    ("BN2", "Brighton", 1),
+    ("RG1", "Reading", 1),
+    ("OX4", "Oxford", 1),
+    ("MK9", "Milton Keynes", 1),
+    ("CB1", "Cambridge", 1),
+    ("NR2", "Norwich", 1),
+    ("LU1", "Luton", 2),
+    ("SL1", "Slough", 2),
+    ("ME7", "Gillingham", 1),
+    ("CT1", "Canterbury", 1),
+    ("GL1", "Gloucester", 1),
+    ("TR1", "Truro", 1),
+    ("BA1", "Bath", 1),
 ]
 INWARD_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
 OCCUPATIONS = [
-    ("care worker", 6), ("nurse", 5), ("healthcare assistant", 3), ("doctor", 1), ("pharmacist", 1),
-    ("teacher", 5), ("teaching assistant", 3), ("nursery worker", 2), ("shop assistant", 6),
-    ("supermarket worker", 5), ("warehouse operative", 5), ("delivery driver", 4), ("bus driver", 2),
-    ("taxi driver", 2), ("factory worker", 4), ("food processing operative", 3), ("chef", 2),
-    ("cleaner", 3), ("security officer", 2), ("builder", 3), ("electrician", 2), ("plumber", 1),
-    ("office worker", 6), ("software developer", 2), ("accountant", 2), ("civil servant", 2),
-    ("police officer", 1), ("prison officer", 1), ("firefighter", 1), ("hairdresser", 1),
-    ("call centre agent", 3), ("self-employed", 3), ("unemployed", 3), ("homemaker", 2),
+    ("care worker", 6),
+    ("nurse", 5),
+    ("healthcare assistant", 3),
+    ("doctor", 1),
+    ("pharmacist", 1),
+    ("teacher", 5),
+    ("teaching assistant", 3),
+    ("nursery worker", 2),
+    ("shop assistant", 6),
+    ("supermarket worker", 5),
+    ("warehouse operative", 5),
+    ("delivery driver", 4),
+    ("bus driver", 2),
+    ("taxi driver", 2),
+    ("factory worker", 4),
+    ("food processing operative", 3),
+    ("chef", 2),
+    ("cleaner", 3),
+    ("security officer", 2),
+    ("builder", 3),
+    ("electrician", 2),
+    ("plumber", 1),
+    ("office worker", 6),
+    ("software developer", 2),
+    ("accountant", 2),
+    ("civil servant", 2),
+    ("police officer", 1),
+    ("prison officer", 1),
+    ("firefighter", 1),
+    ("hairdresser", 1),
+    ("call centre agent", 3),
+    ("self-employed", 3),
+    ("unemployed", 3),
+    ("homemaker", 2),
 ]
 
 CASE_NOTES = [
-    "Works night shifts; call after 2pm.", "Prefers a text before a call.",
-    "Interpreter needed (Polish).", "Interpreter needed (Urdu).", "Interpreter needed (Romanian).",
-    "Hard of hearing: speak slowly or use text.", "Lives with elderly parent.",
-    "Symptoms mild; isolating at home.", "Attended a wedding the weekend before symptoms.",
-    "Works at a food processing site; employer informed.", "Student in halls; accommodation office informed.",
+    "Works night shifts; call after 2pm.",
+    "Prefers a text before a call.",
+    "Interpreter needed (Polish).",
+    "Interpreter needed (Urdu).",
+    "Interpreter needed (Romanian).",
+    "Hard of hearing: speak slowly or use text.",
+    "Lives with elderly parent.",
+    "Symptoms mild; isolating at home.",
+    "Attended a wedding the weekend before symptoms.",
+    "Works at a food processing site; employer informed.",
+    "Student in halls; accommodation office informed.",
 ]
 CONTACT_NOTES = [
-    "Shares a car to work.", "Same classroom bubble.", "Prefers text first.", "Left voicemail with callback number.",
-    "Works at the same site, different shift some days.", "Met at a family gathering.",
-    "Interpreter needed (Bengali).", "Caring responsibilities; asked about support.",
+    "Shares a car to work.",
+    "Same classroom bubble.",
+    "Prefers text first.",
+    "Left voicemail with callback number.",
+    "Works at the same site, different shift some days.",
+    "Met at a family gathering.",
+    "Interpreter needed (Bengali).",
+    "Caring responsibilities; asked about support.",
 ]
 CALL_NOTES = ["Left voicemail.", "Rang out.", "Asked to call back later.", "Spoke to a relative.", None, None, None]
 
-EXPOSURE_SETTINGS = [("workplace", 30), ("social", 24), ("education", 18), ("other", 14),
-                     ("healthcare", 6), ("travel", 8)]
+EXPOSURE_SETTINGS = [
+    ("workplace", 30),
+    ("social", 24),
+    ("education", 18),
+    ("other", 14),
+    ("healthcare", 6),
+    ("travel", 8),
+]
 PROXIMITIES = [(None, 12), (0.5, 10), (1.0, 22), (1.5, 16), (2.0, 20), (3.0, 12), (5.0, 8)]
 # Group contacts (--exposures): a workplace team, a school bubble, a social group.
 GROUP_SETTINGS = [("workplace", 50), ("education", 35), ("social", 15)]
@@ -228,13 +1025,32 @@ GROUP_NAMING_SHARE = 0.75  # cases that name members of their group
 GROUP_MAX_NAMED = 60  # at most this many group contacts per case
 GROUP_RECENT = 150_000  # groups are drawn from the most recent people, as reuse_person does
 
-DURATIONS = [(None, 12), (1.0, 4), (5.0, 10), (10.0, 12), (15.0, 12), (20.0, 12), (30.0, 12),
-             (45.0, 6), (60.0, 8), (90.0, 4), (120.0, 4), (240.0, 3), (480.0, 3)]
+DURATIONS = [
+    (None, 12),
+    (1.0, 4),
+    (5.0, 10),
+    (10.0, 12),
+    (15.0, 12),
+    (20.0, 12),
+    (30.0, 12),
+    (45.0, 6),
+    (60.0, 8),
+    (90.0, 4),
+    (120.0, 4),
+    (240.0, 3),
+    (480.0, 3),
+]
 
 # Cases a day (relative): England, autumn 2020.
-WAVE = [(date(2020, 9, 1), 3.0), (date(2020, 10, 1), 8.0), (date(2020, 10, 20), 19.0),
-        (date(2020, 11, 10), 24.0), (date(2020, 12, 1), 14.0), (date(2020, 12, 15), 22.0),
-        (date(2020, 12, 31), 36.0)]
+WAVE = [
+    (date(2020, 9, 1), 3.0),
+    (date(2020, 10, 1), 8.0),
+    (date(2020, 10, 20), 19.0),
+    (date(2020, 11, 10), 24.0),
+    (date(2020, 12, 1), 14.0),
+    (date(2020, 12, 15), 22.0),
+    (date(2020, 12, 31), 36.0),
+]
 WEEKDAY = [1.08, 1.04, 1.02, 1.0, 0.98, 0.92, 0.86]
 
 
@@ -369,7 +1185,9 @@ def _helper_refs(count: int, kind: str) -> list[str]:
     return out
 
 
-def _helper_people(specs: list[tuple[int, int, int | None, bool]], seed: int, target: int) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
+def _helper_people(
+    specs: list[tuple[int, int, int | None, bool]], seed: int, target: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
     """People rows and their ``people_fts`` rows for (id, created, household of, adult) specs."""
     maker = _HELPER.get("people")
     if maker is None:
@@ -382,7 +1200,9 @@ def _helper_people(specs: list[tuple[int, int, int | None, bool]], seed: int, ta
     return people, fts
 
 
-def _helper_audit(events: list[tuple[int, str, list[Any], str | None]], start: tuple[int, str] | None) -> tuple[list[tuple[Any, ...]], int, str]:
+def _helper_audit(
+    events: list[tuple[int, str, list[Any], str | None]], start: tuple[int, str] | None
+) -> tuple[list[tuple[Any, ...]], int, str]:
     """Audit rows for events in time order, chained as ``tracekit.audit.append`` chains them.
 
     A person in ``refs`` is given by id (the helper made the person and knows the
@@ -509,11 +1329,24 @@ class PersonMaker(Dice):
         self.home[pid] = (surname, address, postcode)
         stamp = _iso_seconds(created_us)
         terms = self.search_terms({"name": name, "phone": phone, "nhs_number": nhs, "postcode": postcode})
-        row = self.people_table.row({
-            "id": pid, "ref": ref, "name": name, "name_key": self.name_key(name), "date_of_birth": dob,
-            "nhs_number": nhs, "phone": phone, "email": email, "address": address, "postcode": postcode,
-            "occupation": occupation, "search_terms": terms, "created_at": stamp, "updated_at": stamp,
-        })
+        row = self.people_table.row(
+            {
+                "id": pid,
+                "ref": ref,
+                "name": name,
+                "name_key": self.name_key(name),
+                "date_of_birth": dob,
+                "nhs_number": nhs,
+                "phone": phone,
+                "email": email,
+                "address": address,
+                "postcode": postcode,
+                "occupation": occupation,
+                "search_terms": terms,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
         return row, terms
 
 
@@ -523,8 +1356,17 @@ class PersonMaker(Dice):
 class Generator(Dice):
     """A day-by-day simulation that buffers rows and writes them in large transactions."""
 
-    def __init__(self, store: Any, people: int, seed: int, audit: bool, pool: Any, refs_pool: Any,
-                 flush_rows: int = 200_000, exposures: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        people: int,
+        seed: int,
+        audit: bool,
+        pool: Any,
+        refs_pool: Any,
+        flush_rows: int = 200_000,
+        exposures: int | None = None,
+    ) -> None:
         from tracekit import audit as audit_module
         from tracekit.records import casebook as casebook_module
         from tracekit.records.derived import RuleValues
@@ -578,21 +1420,38 @@ class Generator(Dice):
         self.pending_events: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         self.pending_promotions: dict[date, list[tuple[int, int, date]]] = defaultdict(list)
 
-        self.buf: dict[str, list[tuple[Any, ...]]] = {k: [] for k in ("people", "fts", "cases", "exposures", "calls", "audit")}
+        self.buf: dict[str, list[tuple[Any, ...]]] = {
+            k: [] for k in ("people", "fts", "cases", "exposures", "calls", "audit")
+        }
         self.counts: dict[str, int] = {k: 0 for k in self.buf}
         self.started = time.perf_counter()
 
-    def event(self, us: int, action: str, refs: list[Any], reason: str | None = None, call: tuple[Any, ...] | None = None) -> None:
+    def event(
+        self, us: int, action: str, refs: list[Any], reason: str | None = None, call: tuple[Any, ...] | None = None
+    ) -> None:
         """Something that happens at ``us``: an audit entry (and a call row), emitted in time order."""
         if us <= END_US:
             self.pending_events[us // DAY].append((us, action, refs, reason, call))
 
-    def exposure_rule_values(self, last_exposure: date, setting: str, proximity: float | None,
-                             duration: float | None, face_to_face: bool, direct: bool) -> dict[str, Any]:
-        return self.rules.exposure({
-            "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity,
-            "duration_min": duration, "face_to_face": face_to_face, "direct_contact": direct,
-        })
+    def exposure_rule_values(
+        self,
+        last_exposure: date,
+        setting: str,
+        proximity: float | None,
+        duration: float | None,
+        face_to_face: bool,
+        direct: bool,
+    ) -> dict[str, Any]:
+        return self.rules.exposure(
+            {
+                "last_exposure": last_exposure,
+                "setting": setting,
+                "proximity_m": proximity,
+                "duration_min": duration,
+                "face_to_face": face_to_face,
+                "direct_contact": direct,
+            }
+        )
 
     # -- people ----------------------------------------------------------------------------
     def new_person(self, created_us: int, *, household_of: int | None = None, adult: bool = False) -> int:
@@ -621,7 +1480,9 @@ class Generator(Dice):
         return None
 
     # -- cases -----------------------------------------------------------------------------
-    def new_case(self, day: date, person_id: int | None, source: tuple[int, date] | None, cases_made: int, index_made: int) -> None:
+    def new_case(
+        self, day: date, person_id: int | None, source: tuple[int, date] | None, cases_made: int, index_made: int
+    ) -> None:
         r = self.random
         created_us = _day_start_us(day) + self.between(8 * HOUR, 21 * HOUR)
         if person_id is None:
@@ -646,26 +1507,58 @@ class Generator(Dice):
         closed = close_us <= END_US
         notes = self.one(CASE_NOTES) if r() < 0.08 else None
         created = _iso_seconds(created_us)
-        self.buf["cases"].append(self.cases_table.row({
-            **rule, "id": cid, "ref": ref, "person_id": person_id, "test_date": test_date.isoformat(),
-            "test_type": test_type, "test_result": "positive", "symptom_onset": onset.isoformat() if onset else None,
-            "status": "closed" if closed else "open", "notes": notes, "source_exposure_id": source[0] if source else None,
-            "created_at": created, "updated_at": _iso_seconds(close_us) if closed else created,
-            "closed_at": _iso_seconds(close_us) if closed else None,
-        }))
+        self.buf["cases"].append(
+            self.cases_table.row(
+                {
+                    **rule,
+                    "id": cid,
+                    "ref": ref,
+                    "person_id": person_id,
+                    "test_date": test_date.isoformat(),
+                    "test_type": test_type,
+                    "test_result": "positive",
+                    "symptom_onset": onset.isoformat() if onset else None,
+                    "status": "closed" if closed else "open",
+                    "notes": notes,
+                    "source_exposure_id": source[0] if source else None,
+                    "created_at": created,
+                    "updated_at": _iso_seconds(close_us) if closed else created,
+                    "closed_at": _iso_seconds(close_us) if closed else None,
+                }
+            )
+        )
         self.event(created_us, "case.add", [ref, person_id])
         if closed:
             self.event(close_us, "case.close", [ref])
-        named = self.add_contacts(day, cid, ref, person_id, created_us, test_date,
-                                  date.fromisoformat(rule["infectious_start"]), date.fromisoformat(rule["infectious_end"]),
-                                  cases_made, index_made)
+        named = self.add_contacts(
+            day,
+            cid,
+            ref,
+            person_id,
+            created_us,
+            test_date,
+            date.fromisoformat(rule["infectious_start"]),
+            date.fromisoformat(rule["infectious_end"]),
+            cases_made,
+            index_made,
+        )
         if self.exposures_target is not None and named is not None:
             t, seen, first_possible, last_possible = named
             self.add_group_contacts(day, cid, ref, person_id, t, seen, first_possible, last_possible, cases_made)
 
-    def add_contacts(self, day: date, case_id: int, case_ref: str, case_person: int, created_us: int, test_date: date,
-                     infectious_start: date, infectious_end: date, cases_made: int,
-                     index_made: int) -> tuple[int, set[int], date, date] | None:
+    def add_contacts(
+        self,
+        day: date,
+        case_id: int,
+        case_ref: str,
+        case_person: int,
+        created_us: int,
+        test_date: date,
+        infectious_start: date,
+        infectious_end: date,
+        cases_made: int,
+        index_made: int,
+    ) -> tuple[int, set[int], date, date] | None:
         """The case's household and other contacts. Returns where the interview got to (time,
         the people named, the exposure window), or None if it had not finished by the end."""
         r = self.random
@@ -691,7 +1584,9 @@ class Generator(Dice):
                     if person is None:
                         continue
                 else:
-                    person = self.new_person(t - self.between(US, 30 * US), household_of=case_person if at_home else None)
+                    person = self.new_person(
+                        t - self.between(US, 30 * US), household_of=case_person if at_home else None
+                    )
             seen.add(person)
             if at_home:
                 setting = "household"
@@ -707,8 +1602,19 @@ class Generator(Dice):
                 duration = self.pick(self.durations)
                 face_to_face = r() < 0.25
                 direct = r() < 0.04
-            rule, eid = self.add_exposure(t, case_id, case_ref, person, last_exposure, setting, proximity, duration,
-                                          face_to_face, direct, note_chance=0.05)
+            rule, eid = self.add_exposure(
+                t,
+                case_id,
+                case_ref,
+                person,
+                last_exposure,
+                setting,
+                proximity,
+                duration,
+                face_to_face,
+                direct,
+                note_chance=0.05,
+            )
             # Some contacts test positive a few days later and become cases.
             if person not in self.has_case and person not in self.promoting:
                 chance = 0.12 if at_home else (0.05 if rule["close_contact"] else 0.015)
@@ -759,8 +1665,18 @@ class Generator(Dice):
                 available.append(pid)
         return available
 
-    def add_group_contacts(self, day: date, case_id: int, case_ref: str, case_person: int, t: int, seen: set[int],
-                           first_possible: date, last_possible: date, cases_made: int) -> None:
+    def add_group_contacts(
+        self,
+        day: date,
+        case_id: int,
+        case_ref: str,
+        case_person: int,
+        t: int,
+        seen: set[int],
+        first_possible: date,
+        last_possible: date,
+        cases_made: int,
+    ) -> None:
         """Members of the case's group (--exposures), named after its other contacts."""
         r = self.random
         if r() >= GROUP_NAMING_SHARE:
@@ -788,8 +1704,19 @@ class Generator(Dice):
             duration = self.pick(self.group_durations)
             face_to_face = r() < 0.15
             direct = r() < 0.02
-            rule, eid = self.add_exposure(t, case_id, case_ref, person, last_exposure, setting, proximity, duration,
-                                          face_to_face, direct, note_chance=0.02)
+            rule, eid = self.add_exposure(
+                t,
+                case_id,
+                case_ref,
+                person,
+                last_exposure,
+                setting,
+                proximity,
+                duration,
+                face_to_face,
+                direct,
+                note_chance=0.02,
+            )
             if person not in self.has_case and person not in self.promoting:
                 if r() < (0.01 if rule["close_contact"] else 0.003):
                     when = max(last_exposure + timedelta(days=self.between(3, 10)), day + timedelta(days=1))
@@ -797,9 +1724,20 @@ class Generator(Dice):
                         self.pending_promotions[when].append((person, eid, last_exposure))
                         self.promoting.add(person)
 
-    def add_exposure(self, t: int, case_id: int, case_ref: str, person: Any, last_exposure: date, setting: str,
-                     proximity: float, duration: float, face_to_face: bool, direct: bool,
-                     note_chance: float) -> tuple[dict[str, Any], int]:
+    def add_exposure(
+        self,
+        t: int,
+        case_id: int,
+        case_ref: str,
+        person: Any,
+        last_exposure: date,
+        setting: str,
+        proximity: float,
+        duration: float,
+        face_to_face: bool,
+        direct: bool,
+        note_chance: float,
+    ) -> tuple[dict[str, Any], int]:
         """Record one exposure row (with its rule values, tracing plan, maybe a note) and its
         audit event; returns (its rule values, its id)."""
         rule = self.exposure_rule_values(last_exposure, setting, proximity, duration, face_to_face, direct)
@@ -807,13 +1745,27 @@ class Generator(Dice):
         self.next_exposure += 1
         ref = self.refs["E"].take()
         status, updated_us = self.plan_tracing(eid, ref, t)
-        self.buf["exposures"].append(self.exposures_table.row({
-            **rule, "id": eid, "ref": ref, "case_id": case_id, "person_id": person,
-            "last_exposure": last_exposure.isoformat(), "setting": setting, "proximity_m": proximity,
-            "duration_min": duration, "face_to_face": int(face_to_face), "direct_contact": int(direct),
-            "trace_status": status, "notes": self.one(CONTACT_NOTES) if self.random() < note_chance else None,
-            "created_at": _iso_seconds(t), "updated_at": _iso_seconds(updated_us),
-        }))
+        self.buf["exposures"].append(
+            self.exposures_table.row(
+                {
+                    **rule,
+                    "id": eid,
+                    "ref": ref,
+                    "case_id": case_id,
+                    "person_id": person,
+                    "last_exposure": last_exposure.isoformat(),
+                    "setting": setting,
+                    "proximity_m": proximity,
+                    "duration_min": duration,
+                    "face_to_face": int(face_to_face),
+                    "direct_contact": int(direct),
+                    "trace_status": status,
+                    "notes": self.one(CONTACT_NOTES) if self.random() < note_chance else None,
+                    "created_at": _iso_seconds(t),
+                    "updated_at": _iso_seconds(updated_us),
+                }
+            )
+        )
         self.event(t, "contact.add", [ref, case_ref, person])
         return rule, eid
 
@@ -830,7 +1782,9 @@ class Generator(Dice):
             return status, last
         if mode < 0.92:  # phoned until an answer
             failures = self.pick((range(4), (50, 75, 90, 100)))
-            final = self.pick((("reached", "isolating", "wrong-number", "unreachable", "declined"), (60, 80, 86, 94, 100)))
+            final = self.pick(
+                (("reached", "isolating", "wrong-number", "unreachable", "declined"), (60, 80, 86, 94, 100))
+            )
         else:  # hard to reach: only unanswered calls so far
             failures = self.pick((range(5), (20, 45, 70, 90, 100)))
             final = None
@@ -856,7 +1810,9 @@ class Generator(Dice):
         events.sort(key=lambda e: e[0])
         self.buf["calls"].extend(e[4] for e in events if e[4] is not None)
         if self.person_specs:
-            self.results.append(("people", self.pool.apply_async(_helper_people, (self.person_specs, self.seed, self.people_target))))
+            self.results.append(
+                ("people", self.pool.apply_async(_helper_people, (self.person_specs, self.seed, self.people_target)))
+            )
             self.person_specs = []
         if self.with_audit and events:
             start = None if self.audit_started else (self.audit_seq, self.audit_prev)
@@ -886,20 +1842,26 @@ class Generator(Dice):
             conn.executemany(self.exposures_table.insert_sql, b["exposures"])
             conn.executemany("INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)", b["calls"])
             conn.executemany(
-                "INSERT INTO audit_log(seq, at, action, refs, reason, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?)", b["audit"])
+                "INSERT INTO audit_log(seq, at, action, refs, reason, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                b["audit"],
+            )
             if head:
                 conn.execute(
                     "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (self.audit_head_setting, f"{head[0]}:{head[1]}"))
+                    (self.audit_head_setting, f"{head[0]}:{head[1]}"),
+                )
         for key, rows in b.items():
             self.counts[key] += len(rows)
             rows.clear()
         elapsed = time.perf_counter() - self.started
         total = sum(self.counts.values())
         c = self.counts
-        print(f"  {label}: {c['people']:,} people, {c['cases']:,} cases, {c['exposures']:,} exposures, "
-              f"{c['calls']:,} calls, {c['audit']:,} audit entries; {total:,} rows in {elapsed:.0f} s "
-              f"({total / elapsed:,.0f} rows/s)", flush=True)
+        print(
+            f"  {label}: {c['people']:,} people, {c['cases']:,} cases, {c['exposures']:,} exposures, "
+            f"{c['calls']:,} calls, {c['audit']:,} audit entries; {total:,} rows in {elapsed:.0f} s "
+            f"({total / elapsed:,.0f} rows/s)",
+            flush=True,
+        )
 
     def run(self) -> None:
         cases_made = index_made = 0
@@ -978,8 +1940,15 @@ def _without_memory_security() -> Iterator[None]:
         core._sqlcipher = real  # type: ignore[assignment]
 
 
-def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, kdf: str = "calibrated",
-             exposures: int | None = None) -> dict[str, Any]:
+def generate(
+    path: Path,
+    people: int,
+    *,
+    seed: int = 2020,
+    audit: bool = True,
+    kdf: str = "calibrated",
+    exposures: int | None = None,
+) -> dict[str, Any]:
     """Create the store at ``path`` (it must not exist) and return its sidecar facts."""
     from tracekit.crypto.kdf import FLOOR_PARAMS, calibrate
     from tracekit.store import create_store
@@ -1008,10 +1977,14 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
         store.conn.execute("PRAGMA synchronous = OFF")
         generator = Generator(store, people, seed, audit, pool, refs_pool, exposures=exposures)
         generator.run()
-        counts = {table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                  for table in ("people", "cases", "exposures", "call_attempts", "audit_log")}
+        counts = {
+            table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("people", "cases", "exposures", "call_attempts", "audit_log")
+        }
         chained = store.conn.execute("SELECT count(*) FROM cases WHERE source_exposure_id IS NOT NULL").fetchone()[0]
-        statuses = dict(store.conn.execute("SELECT trace_status, count(*) FROM exposures GROUP BY trace_status").fetchall())
+        statuses = dict(
+            store.conn.execute("SELECT trace_status, count(*) FROM exposures GROUP BY trace_status").fetchall()
+        )
         header = store.header
         cpu = f"CPU: {time.process_time():.0f} s here, {pool.apply(_helper_cpu_seconds):.0f} s in the helper"
     finally:
@@ -1038,26 +2011,44 @@ def generate(path: Path, people: int, *, seed: int = 2020, audit: bool = True, k
         **({"command": " ".join(sys.argv)} if exposures is not None else {}),
     }
     sidecar_path(path).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    print(f"Done in {seconds:.0f} s: {path} is {facts['size_bytes'] / 2**20:,.0f} MiB; "
-          + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f"; {chained:,} cases came from a contact. {cpu}", flush=True)
+    print(
+        f"Done in {seconds:.0f} s: {path} is {facts['size_bytes'] / 2**20:,.0f} MiB; "
+        + ", ".join(f"{n:,} {t}" for t, n in counts.items())
+        + f"; {chained:,} cases came from a contact. {cpu}",
+        flush=True,
+    )
     return facts
 
 
-def ensure_store(path: Path, people: int, *, force: bool = False, seed: int = 2020, audit: bool = True,
-                 kdf: str = "calibrated", exposures: int | None = None) -> dict[str, Any]:
+def ensure_store(
+    path: Path,
+    people: int,
+    *,
+    force: bool = False,
+    seed: int = 2020,
+    audit: bool = True,
+    kdf: str = "calibrated",
+    exposures: int | None = None,
+) -> dict[str, Any]:
     """The sidecar facts of the store at ``path``, generating it first if needed."""
     facts = read_sidecar(path)
     if path.exists() and not force:
         if facts is None:
             raise SystemExit(f"{path} exists but has no {sidecar_path(path).name}; use --force to regenerate it")
         if facts.get("people_requested") != people:
-            raise SystemExit(f"{path} holds {facts.get('people_requested'):,} people, not {people:,}; "
-                             "use --force or another --path")
+            raise SystemExit(
+                f"{path} holds {facts.get('people_requested'):,} people, not {people:,}; use --force or another --path"
+            )
         if facts.get("exposures_requested") != exposures:
-            raise SystemExit(f"{path} was made with --exposures {facts.get('exposures_requested')}, not {exposures}; "
-                             "use --force or another --path")
-        print(f"Reusing {path} ({facts['counts']['people']:,} people, made in {facts['generation_seconds']} s; "
-              "--force regenerates it)", flush=True)
+            raise SystemExit(
+                f"{path} was made with --exposures {facts.get('exposures_requested')}, not {exposures}; "
+                "use --force or another --path"
+            )
+        print(
+            f"Reusing {path} ({facts['counts']['people']:,} people, made in {facts['generation_seconds']} s; "
+            "--force regenerates it)",
+            flush=True,
+        )
         return facts
     if path.exists():
         path.unlink()
@@ -1068,24 +2059,43 @@ def ensure_store(path: Path, people: int, *, force: bool = False, seed: int = 20
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=DEFAULT_PEOPLE, help="number of people (default 1,000,000)")
-    parser.add_argument("--exposures", type=int, metavar="N",
-                        help="aim at about N exposures in all, with the same people and cases: the extra ones are "
-                             "repeat contacts within workplace, school and social groups (default: about one per "
-                             "person, as before)")
-    parser.add_argument("--path", type=Path, help="store path (default bench/out/casebook-1m.store, or casebook-N.store; "
-                                                  "with --exposures, casebook-N-E.store)")
+    parser.add_argument(
+        "--exposures",
+        type=int,
+        metavar="N",
+        help="aim at about N exposures in all, with the same people and cases: the extra ones are "
+        "repeat contacts within workplace, school and social groups (default: about one per "
+        "person, as before)",
+    )
+    parser.add_argument(
+        "--path",
+        type=Path,
+        help="store path (default bench/out/casebook-1m.store, or casebook-N.store; "
+        "with --exposures, casebook-N-E.store)",
+    )
     parser.add_argument("--force", action="store_true", help="regenerate even if the store exists")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--no-audit", action="store_true", help="leave the audit log empty (faster, smaller)")
-    parser.add_argument("--kdf", choices=("calibrated", "floor"), default="calibrated",
-                        help="Argon2id parameters: this machine's calibrated defaults (default) or RFC 9106's floor")
+    parser.add_argument(
+        "--kdf",
+        choices=("calibrated", "floor"),
+        default="calibrated",
+        help="Argon2id parameters: this machine's calibrated defaults (default) or RFC 9106's floor",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     if args.exposures is not None and args.exposures <= 0:
         parser.error("--exposures must be positive")
     path = args.path or default_path(args.people, args.exposures)
-    ensure_store(path, args.people, force=args.force, seed=args.seed, audit=not args.no_audit, kdf=args.kdf,
-                 exposures=args.exposures)
+    ensure_store(
+        path,
+        args.people,
+        force=args.force,
+        seed=args.seed,
+        audit=not args.no_audit,
+        kdf=args.kdf,
+        exposures=args.exposures,
+    )
 
 
 if __name__ == "__main__":

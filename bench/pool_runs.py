@@ -44,8 +44,10 @@ def main() -> None:
     for label, values in wall.items():
         low, high = interval(values)
         cpu_low, cpu_high = interval(cpu[label])
-        print(f"| {label} | {len(values)} | {statistics.median(values):+.1f} ({low:+.0f} to {high:+.0f}) | "
-              f"{statistics.median(cpu[label]):+.1f} ({cpu_low:+.0f} to {cpu_high:+.0f}) |")
+        print(
+            f"| {label} | {len(values)} | {statistics.median(values):+.1f} ({low:+.0f} to {high:+.0f}) | "
+            f"{statistics.median(cpu[label]):+.1f} ({cpu_low:+.0f} to {cpu_high:+.0f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,18 @@ def main() -> None:
         with create_store(path, bytearray(passphrase), kdf=KdfParams(3, 1, 1)) as store:
             book = Casebook(store, today=date(2020, 11, 1))
             case = book.add_case(person=PersonInput(name="Sweep Test"), test_date="2020-10-01", asymptomatic=True)
-            book.add_contact(case.ref, person=PersonInput(name="Other Person"), last_exposure="2020-09-30", setting="household")
+            book.add_contact(
+                case.ref, person=PersonInput(name="Other Person"), last_exposure="2020-09-30", setting="household"
+            )
         size = path.stat().st_size
         started = time.perf_counter()
         result = sweep(path, Path(tmp) / "w.store", range(0, size, args.stride), passphrase)
         elapsed = time.perf_counter() - started
     print(f"Machine: {machine()}")
     print(f"store: {size} bytes; flips: {result.flips} (every {args.stride}. byte) in {elapsed:.0f} s")
-    print(f"refused to open: {result.refused}; reported by store check: {result.reported}; missed: {len(result.missed)}")
+    print(
+        f"refused to open: {result.refused}; reported by store check: {result.reported}; missed: {len(result.missed)}"
+    )
     if result.missed:
         print("missed offsets:", result.missed[:50])
         sys.exit(1)

@@ -50,8 +50,11 @@ def _env(store: Path) -> dict[str, str]:
 def _run_and_kill(args: list[str], env: dict[str, str], delay: float) -> bool:
     """Start ``python -m tracekit args``; SIGKILL after ``delay`` s. True if it finished first."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tracekit", *args], env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "tracekit", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         child.wait(timeout=delay)
@@ -70,12 +73,17 @@ def _populate(store_path: Path, people: int, *, marked: bool = False) -> dict[st
             for i in range(people):
                 case = book.add_case(
                     person=PersonInput(name=f"Crash Person {i}", phone=f"07700 9{i % 1000:05d}"),
-                    test_date="2020-11-01", asymptomatic=True, new_person=True,
+                    test_date="2020-11-01",
+                    asymptomatic=True,
+                    new_person=True,
                 )
                 for j in range(4):
                     book.add_contact(
-                        case.ref, person=PersonInput(name=f"Crash Contact {i}-{j}"), last_exposure="2020-10-31",
-                        setting="household", new_person=True,
+                        case.ref,
+                        person=PersonInput(name=f"Crash Contact {i}-{j}"),
+                        last_exposure="2020-10-31",
+                        setting="household",
+                        new_person=True,
                     )
                 refs.setdefault("case", case.ref)
                 refs.setdefault("person", case.person.ref)
@@ -106,7 +114,9 @@ def trial_export(work: Path, delay: float) -> Outcome:
     out = work / "out"
     out.mkdir()
     _populate(store_path, 120)
-    finished = _run_and_kill(["export", "handover", "--to", "Central", "--all", "--out", str(out)], _env(store_path), delay)
+    finished = _run_and_kill(
+        ["export", "handover", "--to", "Central", "--all", "--out", str(out)], _env(store_path), delay
+    )
     store, _ = _open_checked(store_path, [PASSPHRASE])
     outcome = Outcome("export", delay, finished, "before")
     with store:  # type: ignore[attr-defined]
@@ -179,7 +189,9 @@ def trial_migration(work: Path, delay: float) -> Outcome:
 def migration_state_after_kill(work: Path, delay: float) -> int:
     """The schema version a killed upgrade left behind (1 or the latest, nothing between)."""
     store_path = work / "y.store"
-    create_store(store_path, bytearray(PASSPHRASE.encode()), kdf=CHEAP, migrations=migrations_module.MIGRATIONS[:1]).close()
+    create_store(
+        store_path, bytearray(PASSPHRASE.encode()), kdf=CHEAP, migrations=migrations_module.MIGRATIONS[:1]
+    ).close()
     _run_and_kill(["store", "info"], _env(store_path), delay)
     with open_store(store_path, bytearray(PASSPHRASE.encode()), migrate=False) as store:
         return store.schema_version()
@@ -198,4 +210,3 @@ KILL_WINDOW = {"export": 1.5, "passwd": 3.0, "refer": 1.5, "migration": 1.5}
 
 def random_delay(operation: str, rng: random.Random) -> float:
     return rng.uniform(0.05, KILL_WINDOW[operation])
-

@@ -24,7 +24,9 @@ def cb(store) -> Casebook:
 
 
 def rows(store) -> list[tuple]:
-    return store.conn.execute("SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log ORDER BY rowid").fetchall()
+    return store.conn.execute(
+        "SELECT seq, at, action, refs, reason, prev_hash, hash FROM audit_log ORDER BY rowid"
+    ).fetchall()
 
 
 def new_entries(store, since_seq: int) -> list[tuple[str, list[str], str | None]]:
@@ -73,18 +75,27 @@ def test_every_casebook_change_appends_its_entry(cb):
     # An existing person: no person.add.
     other_case = cb.add_case(person=person("Cyd Other"), test_date="2020-10-20", asymptomatic=True)
     before = last_seq(store)
-    linked, _ = cb.add_contact(other_case.ref, person_ref=exposure.contact.ref, last_exposure="2020-10-19", setting="social")
-    assert new_entries(store, before) == [("contact.add", sorted([linked.ref, other_case.ref, exposure.contact.ref]), None)]
+    linked, _ = cb.add_contact(
+        other_case.ref, person_ref=exposure.contact.ref, last_exposure="2020-10-19", setting="social"
+    )
+    assert new_entries(store, before) == [
+        ("contact.add", sorted([linked.ref, other_case.ref, exposure.contact.ref]), None)
+    ]
 
     step(lambda: cb.update_case(case.ref, notes="more"), [("case.update", [case.ref], None)])
     step(lambda: cb.update_contact(exposure.ref, proximity_m="1"), [("contact.update", [exposure.ref], None)])
     step(lambda: cb.log_call(exposure.ref, "no-answer", note="rang"), [("contact.call", [exposure.ref], "no-answer")])
     step(lambda: cb.log_call(exposure.ref, "Reached"), [("contact.call", [exposure.ref], "reached")])
-    step(lambda: cb.update_person(exposure.contact.ref, PersonInput(phone="07700 900003")), [("person.update", [exposure.contact.ref], None)])
+    step(
+        lambda: cb.update_person(exposure.contact.ref, PersonInput(phone="07700 900003")),
+        [("person.update", [exposure.contact.ref], None)],
+    )
     before = last_seq(store)
     promoted = cb.promote_contact(exposure.contact.ref, test_date="2020-10-25", asymptomatic=True)
     assert new_entries(store, before) == [("case.add", sorted([promoted.ref, exposure.contact.ref]), None)]
-    step(lambda: cb.close_case(case.ref, reason="isolation complete"), [("case.close", [case.ref], "isolation complete")])
+    step(
+        lambda: cb.close_case(case.ref, reason="isolation complete"), [("case.close", [case.ref], "isolation complete")]
+    )
     lone = cb.add_case(person=person("Dot Lone"), test_date="2020-10-20", asymptomatic=True)
     step(
         lambda: cb.merge_people(other_case.person.ref, lone.person.ref),
@@ -117,7 +128,7 @@ def test_reads_and_refused_changes_write_no_entry(cb):
         cb.close_case(case.ref)
     after = rows(cb.store)
     assert after[: len(before)] == before
-    assert [r[2] for r in after[len(before):]] == ["case.close"]
+    assert [r[2] for r in after[len(before) :]] == ["case.close"]
 
 
 def test_the_entry_is_written_in_the_changes_own_transaction(cb, monkeypatch):
@@ -151,14 +162,22 @@ def test_the_entry_is_written_in_the_changes_own_transaction(cb, monkeypatch):
 
 def test_entries_never_hold_identity(cb):
     details = dict(
-        name="Wilhelmina Featherstonehaugh", date_of_birth="1985-12-10", nhs_number="999 000 0026",
-        phone="07700 900321", email="wilhelmina@example.org", address="17 Quayside Terrace", postcode="ec1a 1bb",
+        name="Wilhelmina Featherstonehaugh",
+        date_of_birth="1985-12-10",
+        nhs_number="999 000 0026",
+        phone="07700 900321",
+        email="wilhelmina@example.org",
+        address="17 Quayside Terrace",
+        postcode="ec1a 1bb",
         occupation="lighthouse keeper",
     )
     case = cb.add_case(person=PersonInput(**details), test_date="2020-10-20", symptom_onset="2020-10-18")
     exposure, _ = cb.add_contact(
-        case.ref, person=PersonInput(name="Bartholomew Quince", phone="07700 900322", nhs_number=NHS_NUMBERS[2]),
-        last_exposure="2020-10-19", setting="household", notes="Bartholomew shares the flat",
+        case.ref,
+        person=PersonInput(name="Bartholomew Quince", phone="07700 900322", nhs_number=NHS_NUMBERS[2]),
+        last_exposure="2020-10-19",
+        setting="household",
+        notes="Bartholomew shares the flat",
     )
     cb.log_call(exposure.ref, "reached", note="spoke to Bartholomew")
     cb.update_person(case.person.ref, PersonInput(name="Wilhelmina Featherstonehaugh-Smythe", phone="07700 900323"))
@@ -170,11 +189,32 @@ def test_entries_never_hold_identity(cb):
     # The chain's SHA-256 digests are random hex: "ec1a" turns up in them by chance.
     text = re.sub(r"[0-9a-f]{64}", "<digest>", text)
     forbidden = [
-        "Wilhelmina", "wilhelmina", "Featherstonehaugh", "featherstonehaugh", "Bartholomew", "bartholomew",
-        "Quince", "Ottoline", "Quarrington", "ottoline",
-        "1985-12-10", "9990000026", "999 000 0026", NHS_NUMBERS[2],
-        "+447700900321", "07700900321", "7700900321", "900321", "900322", "900323",
-        "example.org", "Quayside", "EC1A", "ec1a", "lighthouse", "flat",
+        "Wilhelmina",
+        "wilhelmina",
+        "Featherstonehaugh",
+        "featherstonehaugh",
+        "Bartholomew",
+        "bartholomew",
+        "Quince",
+        "Ottoline",
+        "Quarrington",
+        "ottoline",
+        "1985-12-10",
+        "9990000026",
+        "999 000 0026",
+        NHS_NUMBERS[2],
+        "+447700900321",
+        "07700900321",
+        "7700900321",
+        "900321",
+        "900322",
+        "900323",
+        "example.org",
+        "Quayside",
+        "EC1A",
+        "ec1a",
+        "lighthouse",
+        "flat",
     ]
     leaked = [value for value in forbidden if value in text]
     assert leaked == []
@@ -188,7 +228,9 @@ def test_entries_never_hold_identity(cb):
 def history(cb):
     """A store with ten audit entries, made by ordinary case-book work."""
     case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18")  # 1, 2
-    exposure, _ = cb.add_contact(case.ref, person=person("Bea Potter"), last_exposure="2020-10-19", setting="household")  # 3, 4
+    exposure, _ = cb.add_contact(
+        case.ref, person=person("Bea Potter"), last_exposure="2020-10-19", setting="household"
+    )  # 3, 4
     cb.log_call(exposure.ref, "no-answer")  # 5
     cb.log_call(exposure.ref, "reached")  # 6
     cb.update_case(case.ref, notes="note")  # 7
@@ -228,7 +270,9 @@ def test_chain_links_each_entry_to_the_previous(history):
     assert entries[0].prev_hash == audit.GENESIS_HASH
     for previous, entry in zip(entries, entries[1:]):
         assert entry.prev_hash == previous.hash
-        assert entry.hash == audit.entry_hash(entry.prev_hash, entry.seq, entry.at, entry.action, entry.refs, entry.reason)
+        assert entry.hash == audit.entry_hash(
+            entry.prev_hash, entry.seq, entry.at, entry.action, entry.refs, entry.reason
+        )
 
 
 def test_entries_filters(history):
@@ -236,7 +280,12 @@ def test_entries_filters(history):
     assert [e.seq for e in audit.entries(history.conn, action="contact.call")] == [5, 6]
     assert [e.seq for e in audit.entries(history.conn, limit=3)] == [1, 2, 3]
     case_ref = audit.entries(history.conn, action="case.add")[0].refs[0]
-    assert [e.action for e in audit.entries(history.conn, ref=case_ref)] == ["case.add", "contact.add", "case.update", "case.close"]
+    assert [e.action for e in audit.entries(history.conn, ref=case_ref)] == [
+        "case.add",
+        "contact.add",
+        "case.update",
+        "case.close",
+    ]
     fifth = audit.entries(history.conn)[4]
     assert [e.seq for e in audit.entries(history.conn, since=fifth.at)][0] == 5
     assert set(fifth.to_json()) == {"seq", "at", "action", "refs", "reason", "hash"}
@@ -311,7 +360,10 @@ def test_forged_entry_inserted_in_the_middle_is_named(history):
     hash5 = history.conn.execute("SELECT hash FROM audit_log WHERE seq = 5").fetchone()[0]
     tamper(history, "UPDATE audit_log SET rowid = rowid + 1000 WHERE seq >= 6")
     with history.transaction() as conn:
-        conn.execute("INSERT INTO audit_log(rowid, seq, at, action, refs, reason, prev_hash, hash) VALUES(6, ?, ?, ?, ?, ?, ?, ?)", forged(hash5, 6))
+        conn.execute(
+            "INSERT INTO audit_log(rowid, seq, at, action, refs, reason, prev_hash, hash) VALUES(6, ?, ?, ?, ?, ?, ?, ?)",
+            forged(hash5, 6),
+        )
     assert_names(audit.verify(history.conn), 6, "appears again", "inserted")
 
 
@@ -320,7 +372,10 @@ def test_forged_entry_renumbering_the_rest_is_named(history):
     hash5 = history.conn.execute("SELECT hash FROM audit_log WHERE seq = 5").fetchone()[0]
     tamper(history, "UPDATE audit_log SET rowid = rowid + 1000, seq = seq + 1 WHERE seq >= 6")
     with history.transaction() as conn:
-        conn.execute("INSERT INTO audit_log(rowid, seq, at, action, refs, reason, prev_hash, hash) VALUES(6, ?, ?, ?, ?, ?, ?, ?)", forged(hash5, 6))
+        conn.execute(
+            "INSERT INTO audit_log(rowid, seq, at, action, refs, reason, prev_hash, hash) VALUES(6, ?, ?, ?, ?, ?, ?, ?)",
+            forged(hash5, 6),
+        )
     assert_names(audit.verify(history.conn), 7, "does not follow entry 6")
 
 

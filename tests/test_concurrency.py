@@ -46,7 +46,10 @@ def tracer_adds_a_case(store_path, timeout: str) -> subprocess.CompletedProcess:
     env.update({"TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE, "TRACEKIT_BUSY_TIMEOUT": timeout})
     return subprocess.run(
         [sys.executable, "-m", "tracekit", "store", "backup", str(store_path.parent / f"b-{timeout}.store")],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -102,7 +105,9 @@ def test_library_writer_and_cli_writer_interleave_without_loss(store, store_path
     )
     child = subprocess.Popen([sys.executable, "-c", script], env=env)
     for i in range(30):
-        book.add_case(person=PersonInput(name=f"Parent Person {i}"), test_date="2020-10-01", asymptomatic=True, new_person=True)
+        book.add_case(
+            person=PersonInput(name=f"Parent Person {i}"), test_date="2020-10-01", asymptomatic=True, new_person=True
+        )
     assert child.wait(timeout=120) == 0
     store.close()
     assert count_cases(store_path) == 60

@@ -52,7 +52,10 @@ def test_site_builds_in_strict_mode(tmp_path):
     root = DOCS.parent
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=root, capture_output=True, text=True, timeout=300,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "threat-model" / "index.html").exists()

@@ -25,13 +25,37 @@ from tracekit.redaction.policy import parse_policy
 CORPUS = Path(__file__).parent / "corpus"
 IDENTITY = x25519.Identity.generate()
 
-toml_fragments = st.sampled_from([
-    'name = "x"', 'name = ""', "name = 1", 'kind = "records"', 'kind = "statistics"', 'kind = []',
-    'recipient_roles = ["central-team"]', "recipient_roles = []", 'recipient_roles = "central-team"',
-    "role_category = true", 'role_category = "yes"', "[fields]", 'case = ["ref"]', 'contact = ["ref", "name"]',
-    "contact = 5", 'case = ["ref", 3]', "[fields.case]", 'statistics = ["cases_by_status"]', "statistics = [1]",
-    'scope = "sensitive"', "[[fields]]", 'name = "central-handover"', "\x00", '"""', "[", "= 1", "a.b.c = 1",
-])
+toml_fragments = st.sampled_from(
+    [
+        'name = "x"',
+        'name = ""',
+        "name = 1",
+        'kind = "records"',
+        'kind = "statistics"',
+        "kind = []",
+        'recipient_roles = ["central-team"]',
+        "recipient_roles = []",
+        'recipient_roles = "central-team"',
+        "role_category = true",
+        'role_category = "yes"',
+        "[fields]",
+        'case = ["ref"]',
+        'contact = ["ref", "name"]',
+        "contact = 5",
+        'case = ["ref", 3]',
+        "[fields.case]",
+        'statistics = ["cases_by_status"]',
+        "statistics = [1]",
+        'scope = "sensitive"',
+        "[[fields]]",
+        'name = "central-handover"',
+        "\x00",
+        '"""',
+        "[",
+        "= 1",
+        "a.b.c = 1",
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -53,15 +77,33 @@ def _bundle_bytes(members: dict[str, bytes]) -> bytes:
     return encrypt(buffer.getvalue(), [IDENTITY.to_public()])
 
 
-member_names = st.sampled_from([
-    "manifest.json", "manifest.sig", "records/cases-00001.jsonl", "records/contacts-00001.csv",
-    "redaction-report.json", "../escape", "/abs", "records/../../x", "a" * 300,
-])
-member_data = st.sampled_from([
-    b"", b"{}", b"not json", b'{"format": "tracekit-bundle", "version": 1}', b"ab" * 32, b"\xff\xfe",
-    b'{"format": "tracekit-bundle", "version": 1, "tracer_key": {"public_key": "00"}, "files": []}',
-    b'{"format": "tracekit-bundle", "version": 1, "tracer_key": {"public_key": "' + b"a" * 64 + b'"}, "files": [{"path": 1}]}',
-]) | st.binary(max_size=200)
+member_names = st.sampled_from(
+    [
+        "manifest.json",
+        "manifest.sig",
+        "records/cases-00001.jsonl",
+        "records/contacts-00001.csv",
+        "redaction-report.json",
+        "../escape",
+        "/abs",
+        "records/../../x",
+        "a" * 300,
+    ]
+)
+member_data = st.sampled_from(
+    [
+        b"",
+        b"{}",
+        b"not json",
+        b'{"format": "tracekit-bundle", "version": 1}',
+        b"ab" * 32,
+        b"\xff\xfe",
+        b'{"format": "tracekit-bundle", "version": 1, "tracer_key": {"public_key": "00"}, "files": []}',
+        b'{"format": "tracekit-bundle", "version": 1, "tracer_key": {"public_key": "'
+        + b"a" * 64
+        + b'"}, "files": [{"path": 1}]}',
+    ]
+) | st.binary(max_size=200)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

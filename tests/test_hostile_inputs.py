@@ -40,8 +40,12 @@ def run_cli_child(store_path: Path, *args: str, **popen: object) -> subprocess.C
     """``python -m tracekit ARGS`` in a child process (for what stdin or a hang needs)."""
     env = {**os.environ, "TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE}
     return subprocess.run(  # type: ignore[call-overload]
-        [sys.executable, "-m", "tracekit", *args], env=env, capture_output=True, text=True,
-        timeout=HANG_TIMEOUT, **popen,
+        [sys.executable, "-m", "tracekit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_TIMEOUT,
+        **popen,
     )
 
 
@@ -189,8 +193,14 @@ def test_endless_stdin_without_newlines_stays_small(cli_with_store, store_path):
     before = fingerprint(store_path)
     env = {**os.environ, "TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE}
     with open("/dev/full", "rb") as endless:
-        result = subprocess.run([sys.executable, "-c", REPORT_PEAK_RSS, "import", "cases", "-"], stdin=endless,
-                                env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT)
+        result = subprocess.run(
+            [sys.executable, "-c", REPORT_PEAK_RSS, "import", "cases", "-"],
+            stdin=endless,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=HANG_TIMEOUT,
+        )
     assert result.returncode == ExitCode.VALIDATION, result.stderr
     assert "line 1: file: has a line longer than the limit of 4 MiB" in result.stderr
     peak_kib = int(result.stderr.rsplit("peak_rss_kib=", 1)[1])
@@ -367,8 +377,10 @@ def test_repeated_json_key_is_refused_with_line_and_key(cli_with_store, store_pa
 
 def test_unclosed_csv_quote_names_where_it_opened(cli_with_store, store_path, tmp_path):
     path = tmp_path / "quote.csv"
-    path.write_text(CSV_HEADER + 'A-1,Ann,20/10/2020,18/10/2020,"two\nlines"\n'
-                    'A-2,"Bob,20/10/2020,18/10/2020,x\nA-3,Cy,20/10/2020,18/10/2020,y\n')
+    path.write_text(
+        CSV_HEADER + 'A-1,Ann,20/10/2020,18/10/2020,"two\nlines"\n'
+        'A-2,"Bob,20/10/2020,18/10/2020,x\nA-3,Cy,20/10/2020,18/10/2020,y\n'
+    )
     before = fingerprint(store_path)
     result = cli_with_store("import", "cases", str(path))
     assert result.exit_code == ExitCode.VALIDATION
@@ -404,10 +416,14 @@ def test_an_sqlite_error_with_no_known_meaning_is_not_exit_1():
 
     error = translate_db_error(sqlcipher3.dbapi2.OperationalError("no such table: people"))
     assert error.exit_code == ExitCode.INTEGRITY and "no such table: people" in error.message
-    assert translate_db_error(sqlcipher3.dbapi2.OperationalError('near "x": syntax error')).exit_code == ExitCode.INTERNAL
+    assert (
+        translate_db_error(sqlcipher3.dbapi2.OperationalError('near "x": syntax error')).exit_code == ExitCode.INTERNAL
+    )
 
 
-def test_a_workbook_declaring_huge_shared_strings_is_refused_before_openpyxl_loads_them(cli_with_store, store_path, tmp_path):
+def test_a_workbook_declaring_huge_shared_strings_is_refused_before_openpyxl_loads_them(
+    cli_with_store, store_path, tmp_path
+):
     """openpyxl reads the shared-strings table whole: a small zip can declare gigabytes there (a zip bomb)."""
     book = tmp_path / "bomb.xlsx"
     plain = _workbook_with_row_moved(tmp_path / "plain", 3)

@@ -27,8 +27,15 @@ from tracekit.cli.demo import (
 )
 
 CANARIES = [
-    b"Dana Confidential", b"Confidential", b"07700 900190", b"+447700900190", b"447700900190", b"07700900190",
-    b"9990000026", b"999 000 0026", b"works nights",
+    b"Dana Confidential",
+    b"Confidential",
+    b"07700 900190",
+    b"+447700900190",
+    b"447700900190",
+    b"07700900190",
+    b"9990000026",
+    b"999 000 0026",
+    b"works nights",
 ]
 
 

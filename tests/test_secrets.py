@@ -22,21 +22,38 @@ def test_passphrase_is_not_in_any_process_arguments(store, store_path, tmp_path)
     env["TRACEKIT_BUSY_TIMEOUT"] = "30"
     # Hold the write lock so the command is still running while we look at it.
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from tracekit.store import open_store
             s = open_store({str(store_path)!r}, bytearray({PASSPHRASE!r}.encode()))
             with s.transaction():
                 print("LOCKED", flush=True)
                 time.sleep(3)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "LOCKED"
     child = subprocess.Popen(
-        [sys.executable, "-m", "tracekit", "--store", str(store_path), "--passphrase-file", str(secret_file),
-         "store", "backup", str(tmp_path / "copy.store")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tracekit",
+            "--store",
+            str(store_path),
+            "--passphrase-file",
+            str(secret_file),
+            "store",
+            "backup",
+            str(tmp_path / "copy.store"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         cmdline = environ = b""

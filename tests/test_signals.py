@@ -60,10 +60,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     store_path = work / "case.store"
     identity = x25519.Identity.generate()
     cases = write_csv(work / "cases.csv", CASE_HEADER, [case_row(f"LAB-{i}", f"Case Person{i}") for i in range(200)])
-    contacts = write_csv(work / "contacts.csv", CONTACT_HEADER, [
-        contact_row(f"K-{i}", f"LAB-{i % 200}", "Contact", f"Number{i}", Tel=f"07700 900{i % 1000:03d}")
-        for i in range(CONTACTS)
-    ])
+    contacts = write_csv(
+        work / "contacts.csv",
+        CONTACT_HEADER,
+        [
+            contact_row(f"K-{i}", f"LAB-{i % 200}", "Contact", f"Number{i}", Tel=f"07700 900{i % 1000:03d}")
+            for i in range(CONTACTS)
+        ],
+    )
     with create_store(store_path, bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF) as store:
         run(store, "cases", cases)
         run(store, "contacts", contacts)
@@ -74,9 +78,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     identity_file = work / "identity.txt"
     identity_file.write_text(f"{identity}\n")
     os.chmod(identity_file, 0o600)
-    more_contacts = write_csv(work / "more.csv", CONTACT_HEADER, [
-        contact_row(f"M-{i}", f"LAB-{i % 200}", "More", f"Contact{i}") for i in range(2000)
-    ])
+    more_contacts = write_csv(
+        work / "more.csv",
+        CONTACT_HEADER,
+        [contact_row(f"M-{i}", f"LAB-{i % 200}", "More", f"Contact{i}") for i in range(2000)],
+    )
     return Template(store_path, identity_file, bundle, more_contacts)
 
 
@@ -100,8 +106,12 @@ def _start_and_freeze(work: Path, args: list[str], mid_work: Callable[[], bool])
     """Start ``tracekit args``; once ``mid_work()`` holds, stop the child (SIGSTOP) and
     check it still holds, so the child is frozen in the middle of the work."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *args], env=_env(work), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", CHILD, *args],
+        env=_env(work),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -162,10 +172,14 @@ def _counts(work: Path, *, check: bool = False) -> dict[str, int]:
         if check:
             report = store.check()
             assert report.ok, report.problems
-        return {t: store.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("people", "exposures", "imports", "handovers", "audit_log")}
+        return {
+            t: store.query(f"SELECT count(*) FROM {t}")[0][0]
+            for t in ("people", "exposures", "imports", "handovers", "audit_log")
+        }
 
 
 # -- import: the store journal ---------------------------------------------------------
+
 
 def _journal(work: Path) -> Path:
     return Path(f"{_store(work)}-journal")
@@ -220,6 +234,7 @@ def test_a_live_writers_journal_is_left_alone(work):
 
 # -- store passwd: a full copy under the new passphrase ----------------------------------
 
+
 def _changing_passphrase(work: Path) -> subprocess.Popen:
     secret = work / "new.txt"
     secret.write_text(NEW_PASSPHRASE + "\n")
@@ -255,6 +270,7 @@ def test_kill_9_mid_passwd_copy_is_removed_by_the_next_command(work):
 
 # -- store backup ---------------------------------------------------------------------------
 
+
 def _backing_up(work: Path) -> subprocess.Popen:
     (work / "backups").mkdir()
     return _start_and_freeze(work, ["store", "backup", str(work / "backups")], _named(work / "backups", ".backup-"))
@@ -284,10 +300,13 @@ def test_kill_9_mid_backup_copy_is_removed_by_the_next_backup(work):
 
 # -- export handover -----------------------------------------------------------------------
 
+
 def _exporting(work: Path) -> subprocess.Popen:
     out = work / "out"
     out.mkdir()
-    return _start_and_freeze(work, ["export", "handover", "--to", "Central", "--all", "--out", str(out)], _named(out, ".export-"))
+    return _start_and_freeze(
+        work, ["export", "handover", "--to", "Central", "--all", "--out", str(out)], _named(out, ".export-")
+    )
 
 
 def test_sigterm_mid_export_removes_the_partial_bundle_and_exits_143(work):
@@ -310,10 +329,12 @@ def test_kill_9_mid_export_partial_bundle_is_removed_by_the_next_export(work):
 
 # -- bundle open: unverified plaintext -------------------------------------------------------
 
+
 def _opening(work: Path, template: Template) -> subprocess.Popen:
     out = work / "opened"
     return _start_and_freeze(
-        work, ["bundle", "open", str(template.bundle), "--identity", str(template.identity), "--out", str(out)],
+        work,
+        ["bundle", "open", str(template.bundle), "--identity", str(template.identity), "--out", str(out)],
         lambda: any(out.glob(".tracekit-open-*/records/*.jsonl")),
     )
 
@@ -331,13 +352,21 @@ def test_kill_9_mid_bundle_open_plaintext_is_removed_by_the_next_open(work, temp
     assert leftovers == [name for name in leftovers if name.startswith(f".tracekit-open-{child.pid}-")] != []
     assert any((work / "opened" / leftovers[0] / "records").iterdir())
     result = _next_command(
-        work, "bundle", "open", str(template.bundle), "--identity", str(template.identity), "--out", str(work / "opened")
+        work,
+        "bundle",
+        "open",
+        str(template.bundle),
+        "--identity",
+        str(template.identity),
+        "--out",
+        str(work / "opened"),
     )
     assert _temporaries(work / "opened") == [] and len(os.listdir(work / "opened")) == 1
     _reported(result, work / "opened", leftovers)
 
 
 # -- the sweep: only what is ours, from a process that is gone --------------------------------
+
 
 def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -348,11 +377,18 @@ def _dead_pid() -> int:
 def test_sweep_removes_only_tracekit_temporaries_of_dead_processes(tmp_path):
     dead, alive = _dead_pid(), os.getpid()
     token = "0123456789ab"
-    ours = [f".case.store.passwd-{dead}-{token}", f".case.store.passwd-{dead}-{token}-journal",
-            f".x.tar.age.export-{dead}-{token}", f".out.csv.tmp-{dead}-{token}"]
-    kept = [f".case.store.passwd-{alive}-{token}",  # its process still runs
-            f".case.store.passwd-{dead}-xyz",  # not our pattern
-            f"case.store.passwd-{dead}-{token}", "notes.txt"]
+    ours = [
+        f".case.store.passwd-{dead}-{token}",
+        f".case.store.passwd-{dead}-{token}-journal",
+        f".x.tar.age.export-{dead}-{token}",
+        f".out.csv.tmp-{dead}-{token}",
+    ]
+    kept = [
+        f".case.store.passwd-{alive}-{token}",  # its process still runs
+        f".case.store.passwd-{dead}-xyz",  # not our pattern
+        f"case.store.passwd-{dead}-{token}",
+        "notes.txt",
+    ]
     for name in ours + kept:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / f".tracekit-open-{dead}-{token}" / "records").mkdir(parents=True)
@@ -368,7 +404,13 @@ def test_sweep_removes_only_tracekit_temporaries_of_dead_processes(tmp_path):
 
     assert removed == sorted(ours + [f".tracekit-open-{dead}-{token}"])
     assert sorted(os.listdir(tmp_path)) == sorted(
-        kept + ["elsewhere", f".tracekit-open-{dead}-abcdef012345", f".y.backup-{dead}-{token}", f".z.store.backup-{dead}-{token}"]
+        kept
+        + [
+            "elsewhere",
+            f".tracekit-open-{dead}-abcdef012345",
+            f".y.backup-{dead}-{token}",
+            f".z.store.backup-{dead}-{token}",
+        ]
     )
     assert (target / "keep.txt").read_text() == "not ours"
 

@@ -72,9 +72,10 @@ def test_header_carries_format_and_kdf_parameters(store, store_path):
 
 
 def test_store_ids_differ_between_stores(tmp_path, passphrase):
-    with create_store(tmp_path / "a.store", passphrase, kdf=CHEAP_KDF) as a, create_store(
-        tmp_path / "b.store", passphrase, kdf=CHEAP_KDF
-    ) as b:
+    with (
+        create_store(tmp_path / "a.store", passphrase, kdf=CHEAP_KDF) as a,
+        create_store(tmp_path / "b.store", passphrase, kdf=CHEAP_KDF) as b,
+    ):
         assert a.header.random != b.header.random
         assert a.key != b.key
 
@@ -282,7 +283,9 @@ def test_failed_migration_leaves_store_at_old_version(store_path, passphrase, mo
         raise RuntimeError("migration bug")
 
     monkeypatch.setattr(
-        store_core, "MIGRATIONS", [*migrations_module.MIGRATIONS, migrations_module.Migration(latest + 1, "broken", broken)]
+        store_core,
+        "MIGRATIONS",
+        [*migrations_module.MIGRATIONS, migrations_module.Migration(latest + 1, "broken", broken)],
     )
     with pytest.raises(RuntimeError):
         open_store(store_path, passphrase)

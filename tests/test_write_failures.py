@@ -50,8 +50,18 @@ WRITE_FAILED = int(ExitCode.WRITE_FAILED)
 WORLD_CASES = 300
 #: A bundle of the world's 300 cases is about 200 KB: far over these limits.
 EXPORT_LIMIT = 64 * 1024
-TABLES = ("people", "cases", "exposures", "external_ids", "imports", "audit_log", "person_roles", "handovers",
-          "recipients", "settings")
+TABLES = (
+    "people",
+    "cases",
+    "exposures",
+    "external_ids",
+    "imports",
+    "audit_log",
+    "person_roles",
+    "handovers",
+    "recipients",
+    "settings",
+)
 
 
 # ---------------------------------------------------------------------------- world
@@ -73,8 +83,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     key = base / "phe.key"
     key.write_text(f"{identity}\n")
     os.chmod(key, 0o600)
-    rows = [case_row(f"W-{i}", f"World Person{i}", Mobile=f"07700 900{i % 1000:03d}", Notes="n" * 80)
-            for i in range(WORLD_CASES)]
+    rows = [
+        case_row(f"W-{i}", f"World Person{i}", Mobile=f"07700 900{i % 1000:03d}", Notes="n" * 80)
+        for i in range(WORLD_CASES)
+    ]
     with create_store(path, bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF) as store:
         run(store, "cases", write_csv(base / "world.csv", CASE_HEADER, rows))
         SensitiveRoles(Casebook(store)).add_recipient("PHE", str(identity.to_public()), "central-team")
@@ -103,16 +115,27 @@ def snapshot(store_path: Path) -> dict[str, object]:
         chain = audit.verify(store.conn)
         assert chain.ok, chain.problem
         counts = {t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-        since_last = resolve_since(store.conn, "PHE", "central-handover", since=None, since_last=True, all_records=False)
+        since_last = resolve_since(
+            store.conn, "PHE", "central-handover", since=None, since_last=True, all_records=False
+        )
         content = hashlib.sha256()
-        names = [n for (n,) in store.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name")]
+        names = [
+            n
+            for (n,) in store.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+            )
+        ]
         for name in names:
             rows = sorted(repr(tuple(r)) for r in store.conn.execute(f'SELECT * FROM "{name}"'))
             content.update(f"{name}:{len(rows)}\n{''.join(rows)}".encode())
     leftovers = sorted(p.name for p in store_path.parent.iterdir() if p != store_path)
-    return {"counts": counts, "audit_head": chain.head, "since_last": since_last, "content": content.hexdigest(),
-            "beside_the_store": leftovers}
+    return {
+        "counts": counts,
+        "audit_head": chain.head,
+        "since_last": since_last,
+        "content": content.hexdigest(),
+        "beside_the_store": leftovers,
+    }
 
 
 def file_digest(path: Path) -> str:
@@ -122,8 +145,9 @@ def file_digest(path: Path) -> str:
 def case_file(path: Path, valid: int, invalid: int = 0, *, notes: int = 100) -> Path:
     """``valid`` new cases and ``invalid`` rows without a name (invalid rows first)."""
     rows = [case_row(f"NX-{i}", "", Notes="r" * notes) for i in range(invalid)]
-    rows += [case_row(f"N-{i}", f"New Person{i}", Mobile=f"07700 900{i % 1000:03d}", Notes="n" * notes)
-             for i in range(valid)]
+    rows += [
+        case_row(f"N-{i}", f"New Person{i}", Mobile=f"07700 900{i % 1000:03d}", Notes="n" * notes) for i in range(valid)
+    ]
     return write_csv(path, CASE_HEADER, rows)
 
 
@@ -142,16 +166,21 @@ def _limit_lines(limit: int) -> list[str]:
     ]
 
 
-def cli_with_file_size_limit(args: list[str], *, limit: int, store_path: Path, cwd: Path) -> subprocess.CompletedProcess:
+def cli_with_file_size_limit(
+    args: list[str], *, limit: int, store_path: Path, cwd: Path
+) -> subprocess.CompletedProcess:
     """``python -m tracekit ARGS`` in a child whose files cannot grow beyond ``limit`` bytes."""
-    script = "\n".join([
-        *_limit_lines(limit),
-        "import runpy, sys",
-        f"sys.argv = ['tracekit', *{args!r}]",
-        "runpy.run_module('tracekit', run_name='__main__')",
-    ])
-    return subprocess.run([sys.executable, "-c", script], env=_child_env(store_path), cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    script = "\n".join(
+        [
+            *_limit_lines(limit),
+            "import runpy, sys",
+            f"sys.argv = ['tracekit', *{args!r}]",
+            "runpy.run_module('tracekit', run_name='__main__')",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], env=_child_env(store_path), cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def _mount_tmpfs(where: Path, options: str) -> None:
@@ -160,8 +189,9 @@ def _mount_tmpfs(where: Path, options: str) -> None:
     if shutil.which("mount") is None:
         pytest.skip("no mount command on this machine")
     where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tracekit-test", str(where)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tracekit-test", str(where)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (mount -o {options} exited {done.returncode}: {done.stderr.strip()})")
 
@@ -237,8 +267,9 @@ def test_import_when_the_store_cannot_grow_fails_cleanly_and_imports_nothing(wor
     before = snapshot(world_store)
     size = world_store.stat().st_size
     path = case_file(tmp_path / "big.csv", valid=800)
-    result = cli_with_file_size_limit(["import", "cases", str(path), "--json"], limit=size + 64 * 1024,
-                                      store_path=world_store, cwd=tmp_path)
+    result = cli_with_file_size_limit(
+        ["import", "cases", str(path), "--json"], limit=size + 64 * 1024, store_path=world_store, cwd=tmp_path
+    )
     message = assert_write_failed(result, json_output=True)
     assert "cannot write the store" in message and str(world_store) in message
     assert result.stdout == ""  # no summary claiming an import
@@ -252,29 +283,37 @@ def test_import_failing_part_way_through_the_pass_rolls_everything_back(world_st
     size = world_store.stat().st_size
     rows = 1500
     path = case_file(tmp_path / "big.csv", valid=rows)
-    script = "\n".join([
-        "import json, sys",
-        "from datetime import date",
-        "import tracekit.store.core as core",
-        "from tracekit.errors import WriteFailed",
-        "from tracekit.importers import ImportOptions, import_file",
-        "from tracekit.store import open_store",
-        "core.BULK_CACHE_KIB = 64  # dirty pages spill to the store file during the pass",
-        f"store = open_store({str(world_store)!r}, bytearray({PASSPHRASE!r}.encode()))",
-        *_limit_lines(size + 64 * 1024),
-        "seen = []",
-        "try:",
-        f"    import_file(store, 'cases', {str(path)!r}, ImportOptions(batch_rows=100, today=date(2020, 11, 1)),",
-        "                progress=lambda rows, _: seen.append(rows))",
-        "    outcome = {'error': None}",
-        "except WriteFailed as exc:",
-        "    outcome = {'error': type(exc).__name__, 'exit_code': int(exc.exit_code), 'message': str(exc)}",
-        "outcome['seen'] = seen",
-        "store.close()",
-        "print(json.dumps(outcome))",
-    ])
-    done = subprocess.run([sys.executable, "-c", script], env=_child_env(world_store), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    script = "\n".join(
+        [
+            "import json, sys",
+            "from datetime import date",
+            "import tracekit.store.core as core",
+            "from tracekit.errors import WriteFailed",
+            "from tracekit.importers import ImportOptions, import_file",
+            "from tracekit.store import open_store",
+            "core.BULK_CACHE_KIB = 64  # dirty pages spill to the store file during the pass",
+            f"store = open_store({str(world_store)!r}, bytearray({PASSPHRASE!r}.encode()))",
+            *_limit_lines(size + 64 * 1024),
+            "seen = []",
+            "try:",
+            f"    import_file(store, 'cases', {str(path)!r}, ImportOptions(batch_rows=100, today=date(2020, 11, 1)),",
+            "                progress=lambda rows, _: seen.append(rows))",
+            "    outcome = {'error': None}",
+            "except WriteFailed as exc:",
+            "    outcome = {'error': type(exc).__name__, 'exit_code': int(exc.exit_code), 'message': str(exc)}",
+            "outcome['seen'] = seen",
+            "store.close()",
+            "print(json.dumps(outcome))",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_child_env(world_store),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
     assert outcome["error"] == "WriteFailed" and outcome["exit_code"] == WRITE_FAILED, outcome
@@ -292,8 +331,12 @@ def test_rejects_file_hitting_the_file_size_limit_fails_the_import(world_store, 
     out = tmp_path / "out"
     out.mkdir()
     rejects = out / "rejects.csv"
-    result = cli_with_file_size_limit(["import", "cases", str(path), "--skip-invalid", "--rejects", str(rejects)],
-                                      limit=limit, store_path=world_store, cwd=tmp_path)
+    result = cli_with_file_size_limit(
+        ["import", "cases", str(path), "--skip-invalid", "--rejects", str(rejects)],
+        limit=limit,
+        store_path=world_store,
+        cwd=tmp_path,
+    )
     message = assert_write_failed(result)
     assert f"cannot write {rejects}" in message and "file size limit" in message
     assert list(out.iterdir()) == []  # neither the rejects file nor its temporary file
@@ -317,16 +360,18 @@ def test_rejects_file_whose_directory_is_a_file_fails_the_import(world_store, tm
     path = case_file(tmp_path / "mixed.csv", valid=3, invalid=2)
     not_a_directory = tmp_path / "plain-file"
     not_a_directory.write_bytes(b"keep")
-    result = cli("import", "cases", str(path), "--skip-invalid", "--rejects", str(not_a_directory / "rejects.csv"),
-                 "--json")
+    result = cli(
+        "import", "cases", str(path), "--skip-invalid", "--rejects", str(not_a_directory / "rejects.csv"), "--json"
+    )
     message = assert_write_failed(result, json_output=True)
     assert "rejects.csv" in message
     assert not_a_directory.read_bytes() == b"keep"
     assert snapshot(world_store) == before
 
 
-def test_rejects_file_failing_at_its_final_flush_does_not_leave_the_import_committed(world_store, tmp_path, cli,
-                                                                                      monkeypatch):
+def test_rejects_file_failing_at_its_final_flush_does_not_leave_the_import_committed(
+    world_store, tmp_path, cli, monkeypatch
+):
     """A disk that reports "full" only when the rejects file is synced (delayed allocation,
     network file systems): the import must not commit and then report an error."""
     before = snapshot(world_store)
@@ -372,8 +417,12 @@ def test_export_hitting_the_file_size_limit_mid_bundle_leaves_no_file_and_no_han
     before, raw = snapshot(world_store), file_digest(world_store)
     out = tmp_path / "out"
     out.mkdir()
-    result = cli_with_file_size_limit(["export", "handover", "--to", "PHE", "--all", "--out", str(out)],
-                                      limit=EXPORT_LIMIT, store_path=world_store, cwd=tmp_path)
+    result = cli_with_file_size_limit(
+        ["export", "handover", "--to", "PHE", "--all", "--out", str(out)],
+        limit=EXPORT_LIMIT,
+        store_path=world_store,
+        cwd=tmp_path,
+    )
     message = assert_write_failed(result)
     assert f"cannot write {out}/tracekit-handover-phe-" in message and "file size limit" in message
     assert list(out.iterdir()) == []  # no bundle, no .tracekit-handover-...export-* temporary file
@@ -401,7 +450,9 @@ def test_export_into_a_directory_that_cannot_be_written(world_store, tmp_path, c
     blocker.write_bytes(b"keep")
     maybe_ro = read_only_directory(tmp_path / "ro") if how == "read-only directory" else nullcontext(None)
     with maybe_ro as ro:
-        out = {"read-only directory": ro, "a file in the way": blocker, "missing parent is a file": blocker / "sub"}[how]
+        out = {"read-only directory": ro, "a file in the way": blocker, "missing parent is a file": blocker / "sub"}[
+            how
+        ]
         result = cli("export", "handover", "--to", "PHE", "--all", "--out", str(out))
         assert_write_failed(result)
         if ro is not None:
@@ -421,8 +472,12 @@ def _no_partial_output(out: Path) -> None:
 
 def test_bundle_open_hitting_the_file_size_limit_removes_what_it_extracted(world, tmp_path):
     out = tmp_path / "opened"
-    result = cli_with_file_size_limit(["bundle", "open", str(world.bundle), "-i", str(world.key), "--out", str(out)],
-                                      limit=32 * 1024, store_path=tmp_path / "no.store", cwd=tmp_path)
+    result = cli_with_file_size_limit(
+        ["bundle", "open", str(world.bundle), "-i", str(world.key), "--out", str(out)],
+        limit=32 * 1024,
+        store_path=tmp_path / "no.store",
+        cwd=tmp_path,
+    )
     message = assert_write_failed(result)
     assert "file size limit" in message and "damaged" not in message  # our disk, not their bundle
     _no_partial_output(out)
@@ -484,8 +539,15 @@ def test_output_to_a_full_disk_is_a_write_failure_not_a_bug(tmp_path, args):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this platform")
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "tracekit", *args], stdout=full, stderr=subprocess.PIPE,
-                              text=True, env=_child_env(tmp_path / "no.store"), cwd=tmp_path, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "tracekit", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(tmp_path / "no.store"),
+            cwd=tmp_path,
+            timeout=60,
+        )
     assert done.returncode == WRITE_FAILED, done.stderr
     assert done.stderr.startswith("error: ") and "the disk is full" in done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr

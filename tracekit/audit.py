@@ -80,8 +80,14 @@ def _row(row: tuple[Any, ...]) -> AuditEntry:
 
 
 def entries(
-    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, limit: int | None = None,
-    newest: bool = False, offset: int = 0,
+    conn: Any,
+    *,
+    since: str | None = None,
+    action: str | None = None,
+    ref: str | None = None,
+    limit: int | None = None,
+    newest: bool = False,
+    offset: int = 0,
 ) -> list[AuditEntry]:
     """Entries in order, filtered; at most ``limit``: the first ones after skipping
     ``offset``, or with ``newest`` the last ones before the ``offset`` most recent (still
@@ -93,7 +99,12 @@ def entries(
 
 
 def iter_entries(
-    conn: Any, *, since: str | None = None, action: str | None = None, ref: str | None = None, offset: int = 0,
+    conn: Any,
+    *,
+    since: str | None = None,
+    action: str | None = None,
+    ref: str | None = None,
+    offset: int = 0,
 ) -> Iterator[AuditEntry]:
     """Every matching entry from ``offset`` on, oldest first, read one at a time (for
     streaming a log of millions of entries: nothing is collected)."""
@@ -146,21 +157,33 @@ def verify(conn: Any) -> VerifyResult:
         count += 1
         if entry.seq > expected_seq:
             return VerifyResult(
-                False, count,
+                False,
+                count,
                 f"audit entry {expected_seq} is missing where it should be (entry {entry.seq} comes next): "
                 "it was deleted or moved",
                 expected_seq,
             )
         if entry.seq < expected_seq:
             return VerifyResult(
-                False, count,
+                False,
+                count,
                 f"audit entry {entry.seq} appears again after entry {expected_seq - 1}: an entry was inserted or moved",
                 entry.seq,
             )
         if entry.prev_hash != prev_hash:
-            return VerifyResult(False, count, f"audit entry {entry.seq} does not follow entry {entry.seq - 1}: the chain was broken (an entry was inserted, deleted or reordered)", entry.seq)
+            return VerifyResult(
+                False,
+                count,
+                f"audit entry {entry.seq} does not follow entry {entry.seq - 1}: the chain was broken (an entry was inserted, deleted or reordered)",
+                entry.seq,
+            )
         if entry_hash(prev_hash, entry.seq, entry.at, entry.action, entry.refs, entry.reason) != entry.hash:
-            return VerifyResult(False, count, f"audit entry {entry.seq} ({entry.action}) was edited: its content no longer matches its hash", entry.seq)
+            return VerifyResult(
+                False,
+                count,
+                f"audit entry {entry.seq} ({entry.action}) was edited: its content no longer matches its hash",
+                entry.seq,
+            )
         prev_hash = entry.hash
         expected_seq += 1
     head_row = conn.execute("SELECT value FROM settings WHERE key = ?", (HEAD_SETTING,)).fetchone()
@@ -175,18 +198,21 @@ def verify(conn: Any) -> VerifyResult:
         recorded_seq = int(recorded_seq_text) if recorded_seq_text.isdigit() else -1
         if last_seq > recorded_seq >= 0:
             return VerifyResult(
-                False, count,
+                False,
+                count,
                 f"audit entry {recorded_seq + 1} was added after the recorded head (entry {recorded_seq})",
                 recorded_seq + 1,
             )
         if last_seq == recorded_seq:
             return VerifyResult(
-                False, count,
+                False,
+                count,
                 f"audit entry {last_seq} was altered: its hash does not match the recorded head",
                 last_seq,
             )
         return VerifyResult(
-            False, count,
+            False,
+            count,
             f"the audit log ends at entry {last_seq} but its recorded head is entry {recorded_seq_text}: "
             "entries were removed from the end",
             last_seq + 1,

@@ -16,7 +16,9 @@ def default_store_path() -> Path:
     return user_data_path("tracekit", appauthor=False) / STORE_FILENAME
 
 
-def resolve_store_path(option: Path | str | None = None, environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
+def resolve_store_path(
+    option: Path | str | None = None, environ: os._Environ[str] | dict[str, str] | None = None
+) -> Path:
     """``--store PATH``, else ``TRACEKIT_STORE``, else the platform default."""
     env = os.environ if environ is None else environ
     if option:

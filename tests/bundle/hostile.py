@@ -27,30 +27,48 @@ RECORD = b'{"ref": "C-7K2M9Q", "test_date": "2020-10-20", "withheld": false}\n'
 
 def valid_manifest(members: dict[str, bytes]) -> dict[str, Any]:
     """A manifest that tracekit's reader accepts for ``members``."""
-    cases = sum(data.count(b"\n") for name, data in members.items() if name.startswith("records/cases-") and name.endswith(".jsonl"))
-    contacts = sum(data.count(b"\n") for name, data in members.items() if name.startswith("records/contacts-") and name.endswith(".jsonl"))
+    cases = sum(
+        data.count(b"\n")
+        for name, data in members.items()
+        if name.startswith("records/cases-") and name.endswith(".jsonl")
+    )
+    contacts = sum(
+        data.count(b"\n")
+        for name, data in members.items()
+        if name.startswith("records/contacts-") and name.endswith(".jsonl")
+    )
     return {
         "format": "tracekit-bundle",
         "version": 1,
         "bundle_id": "0123456789abcdef0123456789abcdef",
         "created_at": "2020-11-01T09:00:00+00:00",
         "tracekit_version": "0.1.0",
-        "tracer_key": {"algorithm": "ed25519", "public_key": SIGNER_PUBLIC, "fingerprint": signing.fingerprint(SIGNER_PUBLIC)},
+        "tracer_key": {
+            "algorithm": "ed25519",
+            "public_key": SIGNER_PUBLIC,
+            "fingerprint": signing.fingerprint(SIGNER_PUBLIC),
+        },
         "recipient": {"name": "PHE North", "role": "central-team"},
         "policy": {
             "name": "central-handover",
             "sha256": "0" * 64,
             "kind": "records",
             "definition": {
-                "name": "central-handover", "description": "test", "kind": "records",
-                "recipient_roles": ["central-team"], "fields": {"case": ["ref"]}, "scope": "standard",
-                "role_category": False, "statistics": [],
+                "name": "central-handover",
+                "description": "test",
+                "kind": "records",
+                "recipient_roles": ["central-team"],
+                "fields": {"case": ["ref"]},
+                "scope": "standard",
+                "role_category": False,
+                "statistics": [],
             },
         },
         "changes": {"since": None, "until": "2020-11-01T09:00:00+00:00"},
         "record_counts": {"cases": cases, "contacts": contacts, "referrals": 0},
         "files": [
-            {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in members.items()
+            {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            for name, data in members.items()
         ],
         "audit_head": "3:" + "a" * 64,
     }
@@ -90,7 +108,7 @@ def bundle(members: dict[str, bytes] | None = None, manifest: Any = None) -> byt
 def raw_header(name: str, size: int, typeflag: bytes = b"0") -> bytes:
     """A ustar header block for anything, including what tarfile would refuse to write."""
     header = bytearray(512)
-    header[0:len(name)] = name.encode()
+    header[0 : len(name)] = name.encode()
     header[100:108] = b"0000600\0"
     header[108:116] = b"0000000\0"
     header[116:124] = b"0000000\0"

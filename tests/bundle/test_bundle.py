@@ -43,13 +43,28 @@ def world(store, keys, tmp_path):
     book = Casebook(store, today=date(2020, 11, 1))
     roles = SensitiveRoles(book)
     officer = book.add_case(person=OFFICER, test_date="2020-10-20", asymptomatic=True)
-    book.add_contact(officer.ref, person=PersonInput(name="Bartholomew Yelverton"), last_exposure="2020-10-19", setting="workplace")
+    book.add_contact(
+        officer.ref, person=PersonInput(name="Bartholomew Yelverton"), last_exposure="2020-10-19", setting="workplace"
+    )
     ordinary = book.add_case(
         person=PersonInput(name="Olwen Ordinary", phone="07700 900323", postcode="EC1A 1BB"),
-        test_date="2020-10-21", asymptomatic=True, notes="=HYPERLINK(\"http://x\")",
+        test_date="2020-10-21",
+        asymptomatic=True,
+        notes='=HYPERLINK("http://x")',
     )
-    book.add_contact(ordinary.ref, person=PersonInput(name="Ned Normal", phone="07700 900324"), last_exposure="2020-10-20", setting="household")
-    book.add_contact(ordinary.ref, person_ref=officer.person.ref, last_exposure="2020-10-20", setting="social", notes="met at the gym")
+    book.add_contact(
+        ordinary.ref,
+        person=PersonInput(name="Ned Normal", phone="07700 900324"),
+        last_exposure="2020-10-20",
+        setting="household",
+    )
+    book.add_contact(
+        ordinary.ref,
+        person_ref=officer.person.ref,
+        last_exposure="2020-10-20",
+        setting="social",
+        notes="met at the gym",
+    )
     roles.mark(officer.person.ref, "undercover-officer", "operational safety")
     roles.add_recipient("PHE", str(keys["central"].to_public()), "central-team")
     roles.add_recipient("Vetted", str(keys["vetted"].to_public()), "vetted-team")
@@ -84,7 +99,9 @@ def test_central_handover_carries_ordinary_records_and_stubs_only(world, keys):
     manifest = json.loads(content["manifest.json"])
     assert manifest["record_counts"]["cases"] == 2 and manifest["record_counts"]["contacts"] == 3
     assert manifest["policy"]["name"] == "central-handover"
-    assert signing.verify(manifest["tracer_key"]["public_key"], content["manifest.json"], bytes.fromhex(content["manifest.sig"].decode()))
+    assert signing.verify(
+        manifest["tracer_key"]["public_key"], content["manifest.json"], bytes.fromhex(content["manifest.sig"].decode())
+    )
     assert manifest["audit_head"].split(":")[0].isdigit()
 
 
@@ -141,7 +158,10 @@ def test_leak_guard_catches_a_note_naming_a_marked_person(world, monkeypatch):
     policy.write_text('name = "notes"\n[fields]\ncontact = ["ref", "notes"]\n')
     monkeypatch.setattr("tracekit.records.casebook.Casebook._scrub", lambda self, text: text)  # scrubbing off
     world["book"].add_contact(
-        world["ordinary"].ref, person=PersonInput(name="Tess Teller"), last_exposure="2020-10-20", setting="social",
+        world["ordinary"].ref,
+        person=PersonInput(name="Tess Teller"),
+        last_exposure="2020-10-20",
+        setting="social",
         notes="says she saw Quintessa Zarkovian there",
     )
     with pytest.raises(LeakBlocked):
@@ -153,7 +173,10 @@ def test_notes_are_scrubbed_before_the_guard(world, keys):
     policy = world["out"].parent / "notes.toml"
     policy.write_text('name = "notes"\n[fields]\ncontact = ["ref", "notes"]\n')
     world["book"].add_contact(
-        world["ordinary"].ref, person=PersonInput(name="Tess Teller"), last_exposure="2020-10-20", setting="social",
+        world["ordinary"].ref,
+        person=PersonInput(name="Tess Teller"),
+        last_exposure="2020-10-20",
+        setting="social",
         notes="says she saw Quintessa Zarkovian there",
     )
     result = export_handover(world["store"], "PHE", policy_name=str(policy), out_dir=world["out"], all_records=True)
@@ -165,7 +188,10 @@ def test_notes_are_not_scrubbed_when_the_policy_drops_them(world, keys, monkeypa
     """central-handover carries no notes: the (costly) scrubber is not run, and the note,
     which names a marked person, goes nowhere."""
     world["book"].add_contact(
-        world["ordinary"].ref, person=PersonInput(name="Tess Teller"), last_exposure="2020-10-20", setting="social",
+        world["ordinary"].ref,
+        person=PersonInput(name="Tess Teller"),
+        last_exposure="2020-10-20",
+        setting="social",
         notes="says she saw Quintessa Zarkovian there",
     )
 
@@ -184,16 +210,21 @@ def test_a_household_postcode_with_someone_else_s_birthday_does_not_stop_an_expo
     birthday (someone else's) far apart without carrying their details."""
     witness = world["book"].add_case(
         person=PersonInput(name="Wilhelmina Witherspoon", postcode="N1 9GU", date_of_birth=date(1981, 3, 14)),
-        test_date="2020-10-22", asymptomatic=True,
+        test_date="2020-10-22",
+        asymptomatic=True,
     )
     world["roles"].mark(witness.person.ref, "protected-witness", "safety")
     world["book"].add_contact(
-        world["ordinary"].ref, person=PersonInput(name="Hal Housemate", postcode="N1 9GU"),
-        last_exposure="2020-10-20", setting="household",
+        world["ordinary"].ref,
+        person=PersonInput(name="Hal Housemate", postcode="N1 9GU"),
+        last_exposure="2020-10-20",
+        setting="household",
     )
     world["book"].add_contact(
-        world["ordinary"].ref, person=PersonInput(name="Bea Birthday", date_of_birth=date(1981, 3, 14)),
-        last_exposure="2020-10-21", setting="social",
+        world["ordinary"].ref,
+        person=PersonInput(name="Bea Birthday", date_of_birth=date(1981, 3, 14)),
+        last_exposure="2020-10-21",
+        setting="social",
     )
     result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
     text = members(result.path, keys["central"])["records/contacts-00001.jsonl"].decode()
@@ -234,7 +265,9 @@ def test_since_last_exports_only_changes(world, keys):
     world["store"].conn.execute("UPDATE cases SET updated_at = '2000-01-01T00:00:00+00:00'")
     world["store"].conn.execute("UPDATE exposures SET updated_at = '2000-01-01T00:00:00+00:00'")
     world["store"].conn.execute("UPDATE people SET updated_at = '2000-01-01T00:00:00+00:00'")
-    world["book"].add_contact(world["ordinary"].ref, person=PersonInput(name="New Contact"), last_exposure="2020-10-21", setting="other")
+    world["book"].add_contact(
+        world["ordinary"].ref, person=PersonInput(name="New Contact"), last_exposure="2020-10-21", setting="other"
+    )
     second = export_handover(world["store"], "PHE", out_dir=world["out"], since_last=True)
     assert second.changes_since == first.changes_until
     assert second.record_counts["contacts"] == 1 and second.record_counts["cases"] == 0
@@ -247,7 +280,10 @@ def test_statistics_bundle_has_counts_only(world, keys):
     content = members(result.path, keys["central"])
     assert not [n for n in content if n.startswith("records/")]
     stats = json.loads(content["statistics.json"])
-    assert [r["value"] for r in stats["cases_by_test_date"]["rows"]] == ["2020-10-20", "2020-10-21"]  # the stub's date too
+    assert [r["value"] for r in stats["cases_by_test_date"]["rows"]] == [
+        "2020-10-20",
+        "2020-10-21",
+    ]  # the stub's date too
     assert stats["cases_by_test_date"]["total"] == {"count": "0-10", "low": 0, "high": 10}
     assert [r["value"] for r in stats["contacts_by_setting"]["rows"]] == list(SETTINGS)  # every setting, "other" last
     assert all(r["count"] == "0-5" for r in stats["contacts_by_setting"]["rows"])
@@ -273,8 +309,15 @@ def test_verify_and_open(bundle, keys, tmp_path):
     verified = read_bundle(path, identities, signer=signer)
     assert verified.manifest["record_counts"]["contacts"] == 3 and verified.signer_checked
     result, folder = open_bundle(path, identities, tmp_path / "opened", signer=signer)
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "manifest.sig", "records", "redaction-report.json"]
-    assert signing.verify(signer, (folder / "manifest.json").read_bytes(), bytes.fromhex((folder / "manifest.sig").read_text()))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "manifest.sig",
+        "records",
+        "redaction-report.json",
+    ]
+    assert signing.verify(
+        signer, (folder / "manifest.json").read_bytes(), bytes.fromhex((folder / "manifest.sig").read_text())
+    )
     with pytest.raises(StoreExists):
         open_bundle(path, identities, tmp_path / "opened", signer=signer)
 
@@ -289,7 +332,9 @@ def test_age_tool_decrypts_a_bundle(bundle, keys, tmp_path):
     if shutil.which("age") is None:
         pytest.skip("the age command-line tool is not installed (CI installs it: .ci/run)")
     path, _ = bundle
-    result = subprocess.run(["age", "--decrypt", "-i", str(keys["paths"]["central"]), str(path)], capture_output=True, check=True)
+    result = subprocess.run(
+        ["age", "--decrypt", "-i", str(keys["paths"]["central"]), str(path)], capture_output=True, check=True
+    )
     with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
         assert "manifest.json" in tar.getnames()
 

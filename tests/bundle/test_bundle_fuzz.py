@@ -22,8 +22,12 @@ from tracekit.errors import TracekitError
 MEMBERS = {"records/cases-00001.jsonl": hostile.RECORD, "redaction-report.json": b"{}"}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=40) | st.sampled_from(["../x", "/etc/x", "records/cases-00001.jsonl", "[/x]", "\x1b[2J", "1"]),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["../x", "/etc/x", "records/cases-00001.jsonl", "[/x]", "\x1b[2J", "1"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
@@ -61,7 +65,9 @@ def mutated_manifests(draw):
 
 
 def _assert_contained(tmp_path: Path, before: set[str]) -> None:
-    outside = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]}
+    outside = {
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]
+    }
     assert outside == before
     out = tmp_path / "out"
     if out.exists():
@@ -77,7 +83,9 @@ def _open(tmp_path: Path, data: bytes) -> None:
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
     path = tmp_path / "fuzz.tar.age"
     path.write_bytes(data)
-    before = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]}
+    before = {
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]
+    }
     try:
         open_bundle(path, [hostile.IDENTITY], tmp_path / "out")
     except TracekitError:

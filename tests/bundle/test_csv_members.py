@@ -32,24 +32,41 @@ def bundle(store, tmp_path):
     book = Casebook(store, today=date(2020, 11, 1))
     roles = SensitiveRoles(book)
     officer = book.add_case(
-        person=PersonInput(name="Quintessa Zarkovian", phone=OFFICER_PHONE), test_date="2020-10-20",
-        test_type="lfd", asymptomatic=True,
+        person=PersonInput(name="Quintessa Zarkovian", phone=OFFICER_PHONE),
+        test_date="2020-10-20",
+        test_type="lfd",
+        asymptomatic=True,
     )
     book.add_contact(
-        officer.ref, person=PersonInput(name="Bartholomew Yelverton"), last_exposure="2020-10-19",
-        setting="workplace", duration_min="190", proximity_m="1",
+        officer.ref,
+        person=PersonInput(name="Bartholomew Yelverton"),
+        last_exposure="2020-10-19",
+        setting="workplace",
+        duration_min="190",
+        proximity_m="1",
     )
     ordinary = book.add_case(
         person=PersonInput(name="Zoë Brontë-Ångström", phone="07700 900323", postcode="EC1A 1BB"),
-        test_date="2020-10-21", symptom_onset="2020-10-19",
+        test_date="2020-10-21",
+        symptom_onset="2020-10-19",
     )
     book.add_contact(
-        ordinary.ref, person=PersonInput(name="Renée Ordinary", phone="07700 900324"), last_exposure="2020-10-20",
-        setting="household", duration_min="190", proximity_m="1.5", face_to_face=True,
+        ordinary.ref,
+        person=PersonInput(name="Renée Ordinary", phone="07700 900324"),
+        last_exposure="2020-10-20",
+        setting="household",
+        duration_min="190",
+        proximity_m="1.5",
+        face_to_face=True,
     )
     book.add_contact(
-        ordinary.ref, person=PersonInput(name="Ned Normal", phone=OFFICER_PHONE), new_person=True, last_exposure="2020-10-20",
-        setting="social", duration_min="20", proximity_m="2",
+        ordinary.ref,
+        person=PersonInput(name="Ned Normal", phone=OFFICER_PHONE),
+        new_person=True,
+        last_exposure="2020-10-20",
+        setting="social",
+        duration_min="20",
+        proximity_m="2",
     )
     roles.mark(officer.person.ref, "undercover-officer", "operational safety")
     identity = x25519.Identity.generate()
@@ -98,7 +115,11 @@ def test_csv_module_reads_typed_values_and_withheld_columns(bundle):
     assert ned["proximity_m"] == "2" and ned["duration_min"] == "20"
     contact_stub = next(row for row in contacts if row["withheld"] == "true")
     assert contact_stub["withheld_reason"] == "sensitive-by-association"  # a contact of the officer's case
-    assert contact_stub["setting"] == "" and contact_stub["duration_min"] == "" and "setting" in contact_stub["withheld_fields"]
+    assert (
+        contact_stub["setting"] == ""
+        and contact_stub["duration_min"] == ""
+        and "setting" in contact_stub["withheld_fields"]
+    )
     assert contact_stub["last_exposure"] == "2020-10-19"
 
 
@@ -117,7 +138,14 @@ def test_pandas_loads_the_members_with_numbers_as_numbers(bundle):
     ordinary = contacts[~contacts["withheld"]]
     assert str(contacts["duration_min"].dtype) == "float64"  # the stub's empty cell makes the column nullable
     assert list(ordinary["duration_min"]) == [190, 20]
-    assert str(pd.read_csv(io.BytesIO(_only_ordinary(bundle["members"]["records/contacts-00001.csv"])))["duration_min"].dtype) == "int64"
+    assert (
+        str(
+            pd.read_csv(io.BytesIO(_only_ordinary(bundle["members"]["records/contacts-00001.csv"])))[
+                "duration_min"
+            ].dtype
+        )
+        == "int64"
+    )
     assert ordinary["withheld_reason"].isna().all()
     assert contacts.loc[contacts["withheld"], "setting"].isna().all()
 
@@ -127,7 +155,9 @@ def _only_ordinary(data: bytes) -> bytes:
     lines = data.split(b"\r\n")
     header = lines[0].lstrip(b"\xef\xbb\xbf").split(b",")
     at = header.index(b"withheld")
-    return b"\r\n".join([lines[0], *(line for line in lines[1:] if line and line.split(b",")[at] == b"false")]) + b"\r\n"
+    return (
+        b"\r\n".join([lines[0], *(line for line in lines[1:] if line and line.split(b",")[at] == b"false")]) + b"\r\n"
+    )
 
 
 def test_csv_and_json_lines_hold_the_same_records(bundle):
@@ -139,4 +169,3 @@ def test_csv_and_json_lines_hold_the_same_records(bundle):
             assert c["withheld"] == ("true" if j["withheld"] else "false")
             assert c["withheld_reason"] == (j["withheld"] or "")
             assert c["withheld_fields"].split() == [k for k, v in j.items() if isinstance(v, dict)]
-

@@ -49,8 +49,10 @@ def members(path: Path, identity: Any) -> dict[str, bytes]:
 
 def records(content: dict[str, bytes]) -> list[dict[str, Any]]:
     return [
-        json.loads(line) for name, data in sorted(content.items())
-        if name.startswith("records/") and name.endswith(".jsonl") for line in data.splitlines()
+        json.loads(line)
+        for name, data in sorted(content.items())
+        if name.startswith("records/") and name.endswith(".jsonl")
+        for line in data.splitlines()
     ]
 
 
@@ -72,24 +74,37 @@ def world(store, tmp_path):
     store.conn.execute("INSERT INTO settings(key, value) VALUES('pseudonym.key', ?)", (new_key().hex(),))
     soon_marked = book.add_case(
         person=PersonInput(name="Quintessa Zarkovian", nhs_number="9990000018", date_of_birth="1980-02-03"),
-        test_date="2020-10-20", asymptomatic=True,
+        test_date="2020-10-20",
+        asymptomatic=True,
     )
     colleague, _ = book.add_contact(
-        soon_marked.ref, person=PersonInput(name="Bartholomew Yelverton", nhs_number="9990000026"),
-        last_exposure="2020-10-19", setting="workplace",
+        soon_marked.ref,
+        person=PersonInput(name="Bartholomew Yelverton", nhs_number="9990000026"),
+        last_exposure="2020-10-19",
+        setting="workplace",
     )
     ordinary = book.add_case(person=PersonInput(name="Olwen Ordinary"), test_date="2020-10-21", asymptomatic=True)
     as_contact, _ = book.add_contact(
-        ordinary.ref, person_ref=soon_marked.person.ref, last_exposure="2020-10-20", setting="social",
+        ordinary.ref,
+        person_ref=soon_marked.person.ref,
+        last_exposure="2020-10-20",
+        setting="social",
     )
-    book.add_contact(ordinary.ref, person=PersonInput(name="Ned Normal"), last_exposure="2020-10-20", setting="household")
+    book.add_contact(
+        ordinary.ref, person=PersonInput(name="Ned Normal"), last_exposure="2020-10-20", setting="household"
+    )
     roles.add_recipient("PHE", str(central.to_public()), "central-team")
     roles.add_recipient("Vetted", str(vetted.to_public()), "vetted-team")
     policy = tmp_path / "linking.toml"
     policy.write_text(LINKING_POLICY)
     out = tmp_path / "out"
     return {
-        "store": store, "book": book, "roles": roles, "central": central, "vetted": vetted, "out": out,
+        "store": store,
+        "book": book,
+        "roles": roles,
+        "central": central,
+        "vetted": vetted,
+        "out": out,
         "policies": {"central-handover": "central-handover", "linking": str(policy)},
         "person": soon_marked.person.ref,
         "withheld_later": {soon_marked.ref, colleague.ref, as_contact.ref},
@@ -132,9 +147,7 @@ def test_stubs_of_a_person_marked_after_a_clear_handover_share_no_id_with_it(wor
 
 def test_stub_ids_are_fresh_in_every_bundle(world):
     world["roles"].mark(world["person"], "victim", "refuge")
-    one, two = (
-        export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True) for _ in range(2)
-    )
+    one, two = (export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True) for _ in range(2))
     ids = [{r["ref"] for r in records(members(b.path, world["central"])) if r["withheld"]} for b in (one, two)]
     assert len(ids[0]) == 3 and not ids[0] & ids[1]
 

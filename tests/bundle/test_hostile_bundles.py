@@ -115,7 +115,9 @@ def test_nothing_is_written_for_a_bundle_from_the_wrong_signer(tmp_path, key_fil
     created: list[str] = []
     real_create = reader._ExtractedMember
     monkeypatch.setattr(reader, "_ExtractedMember", lambda d, n: created.append(n) or real_create(d, n))
-    result = _cli("bundle", "open", str(path), "-i", str(key_file), "--out", str(tmp_path / "out"), "--signer", "ab" * 32)
+    result = _cli(
+        "bundle", "open", str(path), "-i", str(key_file), "--out", str(tmp_path / "out"), "--signer", "ab" * 32
+    )
     assert result.exit_code == ExitCode.BUNDLE_INVALID
     assert "signed by a different key" in result.stderr
     assert created == [] and _tree(tmp_path / "out") == set()
@@ -125,7 +127,11 @@ def test_a_member_bigger_than_its_manifest_says_is_caught_while_streaming(tmp_pa
     """The second pass checks each member against the verified manifest as it streams."""
     small = hostile.bundle({"records/cases-00001.jsonl": hostile.RECORD})
     large_members = {"records/cases-00001.jsonl": hostile.RECORD * 1000}
-    large = hostile.seal(hostile.tar_bytes(hostile.signed_members(large_members, hostile.valid_manifest({"records/cases-00001.jsonl": hostile.RECORD}))))
+    large = hostile.seal(
+        hostile.tar_bytes(
+            hostile.signed_members(large_members, hostile.valid_manifest({"records/cases-00001.jsonl": hostile.RECORD}))
+        )
+    )
     path = _write(tmp_path, small)
     real_scan = reader._scan
     calls = []
@@ -189,14 +195,17 @@ def test_malformed_manifests_are_exit_19_with_the_field_named(tmp_path, key_file
     assert not (tmp_path / "out").exists() or _tree(tmp_path / "out") == set()
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"a":' * 5000 + b"1" + b"}" * 5000,
-    b"not json",
-    b"\xff\xfe",
-    b"[]",
-    b"null",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+    ],
+)
 def test_unparseable_manifests_are_exit_19(tmp_path, key_file, body):
     path = _write(tmp_path, hostile.bundle(manifest=body))
     result = _cli("bundle", "verify", str(path), "-i", str(key_file), "--signer", hostile.SIGNER_PUBLIC)
@@ -221,12 +230,15 @@ def test_a_fingerprint_that_is_not_the_key_s_is_refused(tmp_path):
 # --- item 4: terminal injection -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field,value", [
-    ("bundle_id", "\x1b[2J\x1b[Hsigner verified"),
-    ("recipient", "PHE\x1b[2J"),
-    ("recipient", "PHE\u202eevil"),
-    ("policy", "central\rsigned by: trusted"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("bundle_id", "\x1b[2J\x1b[Hsigner verified"),
+        ("recipient", "PHE\x1b[2J"),
+        ("recipient", "PHE\u202eevil"),
+        ("policy", "central\rsigned by: trusted"),
+    ],
+)
 def test_control_sequences_in_printed_fields_are_refused(tmp_path, key_file, field, value):
     def change(m):
         if field == "recipient":
@@ -274,14 +286,19 @@ def test_a_file_and_a_folder_of_the_same_name_are_refused_by_verify_too(tmp_path
         assert "never writes: 'records/a'" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["records/cases-00001.jsonl/x", "records/../cases-00001.jsonl", "./manifest.json", "referrals/R-UUUUUU.age"])
+@pytest.mark.parametrize(
+    "name", ["records/cases-00001.jsonl/x", "records/../cases-00001.jsonl", "./manifest.json", "referrals/R-UUUUUU.age"]
+)
 def test_only_names_tracekit_writes_are_accepted(tmp_path, name):
     path = _write(tmp_path, hostile.seal(hostile.tar_bytes(hostile.signed_members({name: b"{}\n"}))))
     with pytest.raises(BundleInvalid, match="never writes"):
         read_bundle(path, [hostile.IDENTITY])
 
 
-@pytest.mark.parametrize("typeflag,kind", [(b"2", "symbolic link"), (b"1", "hard link"), (b"5", "directory"), (b"x", "pax"), (b"L", "GNU long name")])
+@pytest.mark.parametrize(
+    "typeflag,kind",
+    [(b"2", "symbolic link"), (b"1", "hard link"), (b"5", "directory"), (b"x", "pax"), (b"L", "GNU long name")],
+)
 def test_only_regular_files_are_accepted(tmp_path, typeflag, kind):
     path = _write(tmp_path, hostile.seal(hostile.raw_header("records/cases-00001.jsonl", 0, typeflag) + bytes(1024)))
     with pytest.raises(BundleInvalid, match=kind):
@@ -311,7 +328,10 @@ def test_a_version_given_as_text_is_called_text(tmp_path):
         read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY])
     for readable in (1, 2):  # 2 changed only the CSV members, which the reader passes through
         manifest = _mutate(lambda m: m.update(version=readable))
-        assert read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY]).model.version == readable
+        assert (
+            read_bundle(_write(tmp_path, hostile.bundle(manifest=manifest)), [hostile.IDENTITY]).model.version
+            == readable
+        )
 
 
 # --- files named from outside ---------------------------------------------------------------------
@@ -367,7 +387,11 @@ def test_stopping_early_on_a_large_bundle_exits_19_in_a_real_process(tmp_path, k
         extra = ["--out", str(tmp_path / "out")] if command == "open" else []
         done = subprocess.run(
             [sys.executable, "-m", "tracekit", "bundle", command, str(path), "-i", str(key_file), *extra],
-            env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         assert done.returncode == ExitCode.BUNDLE_INVALID, (done.returncode, done.stderr)
         assert "never writes: 'records/unexpected.jsonl'" in done.stderr

@@ -45,7 +45,9 @@ def nhs_number(n: int) -> str:
 
 
 people_strategy = st.lists(
-    st.tuples(st.integers(0, len(FIRST) - 1), st.integers(0, len(LAST) - 1), st.sampled_from([None, *ROLES]), st.booleans()),
+    st.tuples(
+        st.integers(0, len(FIRST) - 1), st.integers(0, len(LAST) - 1), st.sampled_from([None, *ROLES]), st.booleans()
+    ),
     min_size=2,
     max_size=7,
     unique_by=lambda t: t[1],  # unique surnames: a surname alone then identifies
@@ -56,13 +58,21 @@ links_strategy = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.int
 def protected_forms(person: dict) -> list[bytes]:
     phone = person["phone"]
     forms = [
-        person["name"], person["name"].upper(), person["name"].split()[1], phone, phone[1:], "0" + phone[3:],
-        person["nhs"], format_nhs_number(person["nhs"]),
+        person["name"],
+        person["name"].upper(),
+        person["name"].split()[1],
+        phone,
+        phone[1:],
+        "0" + phone[3:],
+        person["nhs"],
+        format_nhs_number(person["nhs"]),
     ]
     return [f.encode() for f in forms]
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(people=people_strategy, links=links_strategy, mention=st.booleans())
 def test_standard_bundles_never_carry_protected_values(people, links, mention):
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +95,9 @@ def test_standard_bundles_never_carry_protected_values(people, links, mention):
                 }
                 case = book.add_case(
                     person=PersonInput(name=person["name"], phone=person["phone"], nhs_number=person["nhs"]),
-                    test_date=date(2020, 10, 1) + timedelta(days=index), asymptomatic=True, new_person=True,
+                    test_date=date(2020, 10, 1) + timedelta(days=index),
+                    asymptomatic=True,
+                    new_person=True,
                 )
                 person["case"] = case
                 made.append(person)
@@ -96,8 +108,10 @@ def test_standard_bundles_never_carry_protected_values(people, links, mention):
                 note = f"met {other['name']} on {other['phone']}" if mention else "met at work"
                 try:
                     book.add_contact(
-                        made[source]["case"].ref, person_ref=other["case"].person.ref,
-                        last_exposure=made[source]["case"].test_date - timedelta(days=day), setting="workplace",
+                        made[source]["case"].ref,
+                        person_ref=other["case"].person.ref,
+                        last_exposure=made[source]["case"].test_date - timedelta(days=day),
+                        setting="workplace",
                         notes=note,
                     )
                 except Exception:

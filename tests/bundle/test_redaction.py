@@ -16,13 +16,35 @@ from tracekit.redaction.policy import BUILT_IN, get_policy, parse_policy
 from tracekit.redaction.pseudonym import make_pseudonymiser, pseudonym
 
 ORDINARY_CONTACT = {
-    "ref": "E-AAAAAA", "case": "C-BBBBBB", "person": "P-CCCCCC", "name": "Olwen Ordinary", "name_key": "olwen ordinary",
-    "date_of_birth": "1990-01-01", "nhs_number": "9990000018", "phone": "+447700900100", "email": None,
-    "address": None, "postcode": "SW1A 1AA", "last_exposure": "2020-10-01", "setting": "household",
-    "proximity_m": None, "duration_min": None, "face_to_face": False, "direct_contact": False,
-    "close_contact": True, "clause": "household", "trace_status": "reached", "isolation_end": "2020-10-15",
-    "ruleset": "england-2020-07-30", "notes": "gets home at 6", "updated_at": "2020-10-02T10:00:00+00:00",
-    "self_role": None, "self_referral": None, "case_role": None, "case_referral": None, "released": False,
+    "ref": "E-AAAAAA",
+    "case": "C-BBBBBB",
+    "person": "P-CCCCCC",
+    "name": "Olwen Ordinary",
+    "name_key": "olwen ordinary",
+    "date_of_birth": "1990-01-01",
+    "nhs_number": "9990000018",
+    "phone": "+447700900100",
+    "email": None,
+    "address": None,
+    "postcode": "SW1A 1AA",
+    "last_exposure": "2020-10-01",
+    "setting": "household",
+    "proximity_m": None,
+    "duration_min": None,
+    "face_to_face": False,
+    "direct_contact": False,
+    "close_contact": True,
+    "clause": "household",
+    "trace_status": "reached",
+    "isolation_end": "2020-10-15",
+    "ruleset": "england-2020-07-30",
+    "notes": "gets home at 6",
+    "updated_at": "2020-10-02T10:00:00+00:00",
+    "self_role": None,
+    "self_referral": None,
+    "case_role": None,
+    "case_referral": None,
+    "released": False,
 }
 
 
@@ -66,7 +88,9 @@ def test_custom_policy_round_trip():
     ],
 )
 def test_invalid_custom_policies_name_the_problem(text, message):
-    with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        PolicyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         parse_policy(text, source="test.toml")
 
 
@@ -116,7 +140,8 @@ def test_vetted_scope_carries_only_sensitive_records_in_full():
 
 def test_custom_policy_cannot_unmask_sensitive_records():
     greedy = parse_policy(
-        'name = "greedy"\nrole_category = true\n[fields]\ncontact = ' + repr(list(BUILT_IN["vetted-team"].fields["contact"])).replace("'", '"')
+        'name = "greedy"\nrole_category = true\n[fields]\ncontact = '
+        + repr(list(BUILT_IN["vetted-team"].fields["contact"])).replace("'", '"')
     )
     out = redact("contact", contact(self_role="protected-witness"), greedy)
     assert "Olwen" not in repr(out) and out["notes"] == {"withheld": "sensitive-role", "referral": None}
@@ -135,13 +160,33 @@ def test_pseudonyms_are_keyed_and_stable():
 @pytest.mark.parametrize(
     "value, cell",
     [
-        ("=SUM(A1)", "'=SUM(A1)"), ("-2+3", "'-2+3"), ("@cmd", "'@cmd"), ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
-        ("\tx", "'\tx"), ("\r=1", "'\r=1"), (" =1+1", "' =1+1"), ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),
-        ("+", "'+"), ("+44 7700", "'+44 7700"), ("-1e5", "'-1e5"), ("- note", "'- note"),
-        ("plain", "plain"), (" leading space", " leading space"), ("'quoted", "'quoted"),
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("-2+3", "'-2+3"),
+        ("@cmd", "'@cmd"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("\tx", "'\tx"),
+        ("\r=1", "'\r=1"),
+        (" =1+1", "' =1+1"),
+        ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),
+        ("+", "'+"),
+        ("+44 7700", "'+44 7700"),
+        ("-1e5", "'-1e5"),
+        ("- note", "'- note"),
+        ("plain", "plain"),
+        (" leading space", " leading space"),
+        ("'quoted", "'quoted"),
         # a cell that is only a number is read as that number, never a formula: no prefix
-        ("+447700900100", "+447700900100"), ("-2", "-2"), ("+1.5", "+1.5"), ("07700900100", "07700900100"),
-        (None, ""), (True, "true"), (False, "false"), (3, "3"), (1.5, "1.5"), (190.0, "190"), (-0.0, "0"),
+        ("+447700900100", "+447700900100"),
+        ("-2", "-2"),
+        ("+1.5", "+1.5"),
+        ("07700900100", "07700900100"),
+        (None, ""),
+        (True, "true"),
+        (False, "false"),
+        (3, "3"),
+        (1.5, "1.5"),
+        (190.0, "190"),
+        (-0.0, "0"),
         ({"withheld": "sensitive-role", "referral": "R-1"}, ""),
     ],
 )
@@ -150,10 +195,17 @@ def test_csv_cells_neutralise_formulas_but_not_numbers(value, cell):
 
 
 cell_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
     st.sampled_from(["=1+1", "+44", "-", "@x", "\tx", "\rx", "\nx", "", "'", " =x", " x", "+447700900100", "-2"]),
-    st.builds(lambda r, ref: {"withheld": r, "referral": ref}, st.sampled_from(["sensitive-role", "sensitive-by-association"]),
-              st.one_of(st.none(), st.just("R-7K2M9Q"))),
+    st.builds(
+        lambda r, ref: {"withheld": r, "referral": ref},
+        st.sampled_from(["sensitive-role", "sensitive-by-association"]),
+        st.one_of(st.none(), st.just("R-7K2M9Q")),
+    ),
 )
 
 
@@ -201,8 +253,14 @@ def test_csv_formula_cells_never_reach_a_spreadsheet_unprefixed():
 
 def guarded() -> LeakGuard:
     person = Person(
-        id=1, ref="P-SECRET", name="Quintessa Zarkovian", date_of_birth=date(1981, 3, 14), nhs_number="9990000018",
-        phone="+447700900321", email="q.z@example.org", postcode="SW1A 2AB",
+        id=1,
+        ref="P-SECRET",
+        name="Quintessa Zarkovian",
+        date_of_birth=date(1981, 3, 14),
+        nhs_number="9990000018",
+        phone="+447700900321",
+        email="q.z@example.org",
+        postcode="SW1A 2AB",
     )
     return LeakGuard([person])
 
@@ -210,9 +268,18 @@ def guarded() -> LeakGuard:
 @pytest.mark.parametrize(
     "text",
     [
-        "Quintessa Zarkovian", "quintessa  zarkovian", "ZARKOVIAN, Quintessa", "07700 900321", "07700900321",
-        "+44 7700 900321", "447700900321", "999 000 0018", "9990000018", "Q.Z@example.org",
-        "SW1A 2AB born 1981-03-14", "sw1a2ab 14/03/1981",
+        "Quintessa Zarkovian",
+        "quintessa  zarkovian",
+        "ZARKOVIAN, Quintessa",
+        "07700 900321",
+        "07700900321",
+        "+44 7700 900321",
+        "447700900321",
+        "999 000 0018",
+        "9990000018",
+        "Q.Z@example.org",
+        "SW1A 2AB born 1981-03-14",
+        "sw1a2ab 14/03/1981",
     ],
 )
 def test_guard_catches_common_written_forms(text):

@@ -56,7 +56,10 @@ def test_trusted_signers_file_accepts_its_tracers_and_names_them(tmp_path):
     check = resolve_signer(None, trusted=path, allow_unpinned=False)
     signer = check.accept(FINGERPRINT)
     assert (signer.fingerprint, signer.pinned, signer.pinned_by, signer.name) == (
-        FINGERPRINT, True, "trusted signers", "Alice Tracer (Leeds)",
+        FINGERPRINT,
+        True,
+        "trusted signers",
+        "Alice Tracer (Leeds)",
     )
     with pytest.raises(UntrustedSigner) as refused:
         check.accept("ffff:" * 7 + "ffff")
@@ -134,7 +137,16 @@ def test_the_fingerprint_bundle_verify_prints_pins_the_signer(bundle_file, key_f
 
 def test_opening_unpinned_warns_naming_the_fingerprint_and_how_to_pin(bundle_file, key_file, tmp_path):
     for extra in ([], ["--quiet"], ["--json"]):  # a warning: never hidden
-        result = _cli(*extra, "bundle", "open", str(bundle_file), "-i", str(key_file), "--out", str(tmp_path / f"out{len(extra)}{extra}"))
+        result = _cli(
+            *extra,
+            "bundle",
+            "open",
+            str(bundle_file),
+            "-i",
+            str(key_file),
+            "--out",
+            str(tmp_path / f"out{len(extra)}{extra}"),
+        )
         assert result.exit_code == 0, result.stderr
         warning = " ".join(result.stderr.split())
         assert warning.startswith("warning: signer not checked"), warning
@@ -149,21 +161,35 @@ def test_trusted_signers_file_on_the_commands(bundle_file, key_file, tmp_path):
 
     others = _trusted(tmp_path, f"{OTHER} Bob\n")
     out = tmp_path / "out"
-    refused = _cli("bundle", "open", str(bundle_file), "-i", str(key_file), "--out", str(out), "--trusted-signers", str(others))
+    refused = _cli(
+        "bundle", "open", str(bundle_file), "-i", str(key_file), "--out", str(out), "--trusted-signers", str(others)
+    )
     assert refused.exit_code == ExitCode.BUNDLE_INVALID
     assert FINGERPRINT in refused.stderr and "not in your trusted signers" in refused.stderr
     assert not out.exists() or not any(out.iterdir())  # nothing opened
 
-    as_json = _cli("--json", "bundle", "inspect", str(bundle_file), "-i", str(key_file), "--trusted-signers", str(others))
+    as_json = _cli(
+        "--json", "bundle", "inspect", str(bundle_file), "-i", str(key_file), "--trusted-signers", str(others)
+    )
     assert json.loads(as_json.stderr)["error"]["code"] == "untrusted-signer"
 
 
 def test_trusted_signers_from_the_environment(bundle_file, key_file, tmp_path):
     others = _trusted(tmp_path, f"{OTHER} Bob\n")
-    refused = _cli("bundle", "verify", str(bundle_file), "-i", str(key_file), env={"TRACEKIT_TRUSTED_SIGNERS": str(others)})
+    refused = _cli(
+        "bundle", "verify", str(bundle_file), "-i", str(key_file), env={"TRACEKIT_TRUSTED_SIGNERS": str(others)}
+    )
     assert refused.exit_code == ExitCode.BUNDLE_INVALID and "not in your trusted signers" in refused.stderr
     listed = _trusted(tmp_path, f"{FINGERPRINT} Alice\n")
-    accepted = _cli("--json", "bundle", "verify", str(bundle_file), "-i", str(key_file), env={"TRACEKIT_TRUSTED_SIGNERS": str(listed)})
+    accepted = _cli(
+        "--json",
+        "bundle",
+        "verify",
+        str(bundle_file),
+        "-i",
+        str(key_file),
+        env={"TRACEKIT_TRUSTED_SIGNERS": str(listed)},
+    )
     data = json.loads(accepted.stdout)
     assert (data["signer_checked"], data["signer_pinned_by"], data["signer_name"]) == (True, "trusted signers", "Alice")
 

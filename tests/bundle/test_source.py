@@ -19,17 +19,27 @@ STAMPS = ["2020-10-01T00:00:00+00:00", "2020-10-02T00:00:00+00:00", "2020-10-03T
 def book(store) -> Casebook:
     book = Casebook(store, today=date(2020, 11, 1))
     for n in range(4):
-        case = book.add_case(person=PersonInput(name=f"Case Person{chr(97 + n)}"), test_date="2020-10-20", asymptomatic=True)
+        case = book.add_case(
+            person=PersonInput(name=f"Case Person{chr(97 + n)}"), test_date="2020-10-20", asymptomatic=True
+        )
         for m in range(3):
-            book.add_contact(case.ref, person=PersonInput(name=f"Contact Person{chr(97 + n)}{chr(97 + m)}"),
-                             last_exposure="2020-10-19", setting="household")
+            book.add_contact(
+                case.ref,
+                person=PersonInput(name=f"Contact Person{chr(97 + n)}{chr(97 + m)}"),
+                last_exposure="2020-10-19",
+                setting="household",
+            )
     return book
 
 
 def _expected(conn, table: str, since: str) -> list[str]:
-    return [ref for ref, mine, persons in conn.execute(
-        f"SELECT x.ref, x.updated_at, p.updated_at FROM {table} x JOIN people p ON p.id = x.person_id ORDER BY x.id"
-    ) if mine >= since or persons >= since]
+    return [
+        ref
+        for ref, mine, persons in conn.execute(
+            f"SELECT x.ref, x.updated_at, p.updated_at FROM {table} x JOIN people p ON p.id = x.person_id ORDER BY x.id"
+        )
+        if mine >= since or persons >= since
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -74,9 +84,15 @@ def test_no_isolation_end_goes_out_for_a_negative_case_or_a_contact_who_is_not_c
     negative = book.add_case(
         person=PersonInput(name="Neg Case"), test_date="2020-10-10", test_result="negative", asymptomatic=True
     )
-    close, _ = book.add_contact(positive.ref, person=PersonInput(name="Close One"), last_exposure="2020-10-09", setting="household")
+    close, _ = book.add_contact(
+        positive.ref, person=PersonInput(name="Close One"), last_exposure="2020-10-09", setting="household"
+    )
     far, _ = book.add_contact(
-        positive.ref, person=PersonInput(name="Far One"), last_exposure="2020-10-09", setting="workplace", proximity_m="5"
+        positive.ref,
+        person=PersonInput(name="Far One"),
+        last_exposure="2020-10-09",
+        setting="workplace",
+        proximity_m="5",
     )
     conn = book.store.conn
     case_ends = {c["ref"]: c["isolation_end"] for c in source.cases(conn)}

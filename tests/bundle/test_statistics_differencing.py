@@ -96,9 +96,14 @@ def disclosed(
 
 
 def test_every_count_is_a_band_of_five_over_fixed_rows_and_the_total_adds_the_bands():
-    table = release_table({"household": 3, "workplace": 10, "social": 7}, ["household", "workplace", "social", "travel"])
+    table = release_table(
+        {"household": 3, "workplace": 10, "social": 7}, ["household", "workplace", "social", "travel"]
+    )
     assert [(r["value"], r["count"]) for r in table["rows"]] == [
-        ("household", "0-5"), ("workplace", "6-10"), ("social", "6-10"), ("travel", "0-5"),
+        ("household", "0-5"),
+        ("workplace", "6-10"),
+        ("social", "6-10"),
+        ("travel", "0-5"),
     ]
     assert table["total"] == {"count": "12-30", "low": 12, "high": 30}
     assert [statistics.band(n) for n in (0, 1, 4, 5, 6, 10, 11)] == [(0, 5)] * 4 + [(6, 10)] * 2 + [(11, 15)]
@@ -130,10 +135,20 @@ def test_a_total_banded_on_its_own_would_give_a_count_away():
     total banded separately (10 -> 12: "6-10" -> "11-15") the reader pins the 4."""
     before, change = {"a": 0, "b": 4, "c": 6}, {"b": 2}
     after = {"a": 0, "b": 6, "c": 6}
-    assert disclosed(before, change, reader_bounds(release_table(before, before), release_table(after, after), change)) == []
-    assert disclosed(before, change, reader_bounds(
-        release_table(before, before), release_table(after, after), change, total=(9, 10),  # 6-10, then 11-15 less 2
-    )) == ["b"]
+    assert (
+        disclosed(before, change, reader_bounds(release_table(before, before), release_table(after, after), change))
+        == []
+    )
+    assert disclosed(
+        before,
+        change,
+        reader_bounds(
+            release_table(before, before),
+            release_table(after, after),
+            change,
+            total=(9, 10),  # 6-10, then 11-15 less 2
+        ),
+    ) == ["b"]
 
 
 @st.composite
@@ -199,8 +214,10 @@ def _populate(store, identity: x25519.Identity, *, sensitive: bool) -> tuple[Cas
         case = book.add_case(person=person, test_date=DATES[i % 3], asymptomatic=True)
         for j in range(1 + i % 3):
             book.add_contact(
-                case.ref, person=PersonInput(name=f"Ordinary Contact{chr(65 + i)}{chr(65 + j)}", postcode="SW1A 2AB"),
-                last_exposure=DATES[j], setting=SETTINGS_USED[(i + j) % len(SETTINGS_USED)],
+                case.ref,
+                person=PersonInput(name=f"Ordinary Contact{chr(65 + i)}{chr(65 + j)}", postcode="SW1A 2AB"),
+                last_exposure=DATES[j],
+                setting=SETTINGS_USED[(i + j) % len(SETTINGS_USED)],
             )
     roles.add_recipient("PHE", str(identity.to_public()), "central-team")
     if not sensitive:
@@ -211,9 +228,13 @@ def _populate(store, identity: x25519.Identity, *, sensitive: bool) -> tuple[Cas
         contact = PersonInput(name=f"Officer Contact{chr(65 + i)}")
         book.add_contact(officer.ref, person=contact, last_exposure=DATES[0], setting="workplace")
         roles.mark(officer.person.ref, "undercover-officer", "operational safety")
-    newcomer = book.add_case(person=PersonInput(name="Later Marked", postcode="ZE1 0AA"), test_date=DATES[1], asymptomatic=True)
+    newcomer = book.add_case(
+        person=PersonInput(name="Later Marked", postcode="ZE1 0AA"), test_date=DATES[1], asymptomatic=True
+    )
     for name, postcode, setting in (("Later Travel", "ZE2 9AA", "travel"), ("Later Work", "ZE2 9AB", "workplace")):
-        book.add_contact(newcomer.ref, person=PersonInput(name=name, postcode=postcode), last_exposure=DATES[1], setting=setting)
+        book.add_contact(
+            newcomer.ref, person=PersonInput(name=name, postcode=postcode), last_exposure=DATES[1], setting=setting
+        )
     return book, roles, newcomer.person.ref
 
 
@@ -263,7 +284,9 @@ def test_marking_one_more_person_between_two_exports_gives_nothing_away(store, o
         change = {v: d for v, d in change.items() if d}
         assert sum(change.values()) == (-2 if name.startswith("contacts") else -1), name  # the records left
         bounds = reader_bounds(first[name], second[name], change)
-        assert disclosed({v: before.get(v, 0) for v in [r["value"] for r in first[name]["rows"]]}, change, bounds) == [], name
+        assert (
+            disclosed({v: before.get(v, 0) for v in [r["value"] for r in first[name]["rows"]]}, change, bounds) == []
+        ), name
 
 
 def test_sensitive_people_leave_no_trace_in_the_statistics(store, out, tmp_path, monkeypatch, passphrase):

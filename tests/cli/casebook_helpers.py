@@ -35,7 +35,11 @@ def as_json(cli: Any, *args: str, input: str | None = None) -> Any:
 
 
 def add_case(
-    cli: Any, name: str = "Ada Example", *extra: str, n: int = 1, test_date: str = "2020-10-10",
+    cli: Any,
+    name: str = "Ada Example",
+    *extra: str,
+    n: int = 1,
+    test_date: str = "2020-10-10",
     onset: str | None = "2020-10-08",
 ) -> dict[str, Any]:
     args = ["case", "add", "--name", name, "--phone", phone(n), "--test-date", test_date]
@@ -44,7 +48,12 @@ def add_case(
 
 
 def add_contact(
-    cli: Any, case_ref: str, name: str, *extra: str, n: int | None = None, last: str = "2020-10-09",
+    cli: Any,
+    case_ref: str,
+    name: str,
+    *extra: str,
+    n: int | None = None,
+    last: str = "2020-10-09",
     setting: str = "workplace",
 ) -> dict[str, Any]:
     args = ["contact", "add", case_ref, "--name", name, "--last-exposure", last, "--setting", setting]

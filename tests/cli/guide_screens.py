@@ -70,20 +70,112 @@ TODAY = ("today", "--date", "2020-10-15")
 #: guide's own), the clock, and the screens the guide shows along the way.
 STORY: list[tuple[str, ...] | Screen | At] = [
     At("2020-10-14T09:30:00+00:00"),
-    ("case", "add", "--name", "Amara Example", "--dob", "14/03/1985", "--nhs-number", "999 000 0018", "--phone",
-     "07700 900101", "--postcode", "sw1a 1aa", "--test-date", "12/10/2020", "--onset", "10 Oct 2020"),
-    ("contact", "add", "C-QYMD3A", "--name", "Ben Example", "--phone", "07700 900102", "--last-exposure", "11/10/2020",
-     "--setting", "workplace", "--proximity", "1.5", "--duration", "20"),
-    ("contact", "add", "C-QYMD3A", "--name", "Cleo Example", "--phone", "07700 900103", "--last-exposure",
-     "2020-10-12", "--setting", "household"),
-    ("contact", "add", "C-QYMD3A", "--name", "Dev Example", "--phone", "07700 900104", "--last-exposure", "2020-10-09",
-     "--setting", "social"),
-    ("contact", "add", "C-QYMD3A", "--name", "Esi Example", "--phone", "07700 900105", "--last-exposure",
-     "2020-10-01", "--setting", "education", "--proximity", "1", "--duration", "45"),
-    ("case", "add", "--name", "Femi Example", "--phone", "07700 900106", "--test-date", "2020-10-13", "--onset",
-     "2020-10-12"),
-    ("contact", "add", "C-V7JPWT", "--person", "P-AWJ8S7", "--last-exposure", "13/10/2020", "--setting", "social",
-     "--proximity", "0.5", "--duration", "10", "--face-to-face"),
+    (
+        "case",
+        "add",
+        "--name",
+        "Amara Example",
+        "--dob",
+        "14/03/1985",
+        "--nhs-number",
+        "999 000 0018",
+        "--phone",
+        "07700 900101",
+        "--postcode",
+        "sw1a 1aa",
+        "--test-date",
+        "12/10/2020",
+        "--onset",
+        "10 Oct 2020",
+    ),
+    (
+        "contact",
+        "add",
+        "C-QYMD3A",
+        "--name",
+        "Ben Example",
+        "--phone",
+        "07700 900102",
+        "--last-exposure",
+        "11/10/2020",
+        "--setting",
+        "workplace",
+        "--proximity",
+        "1.5",
+        "--duration",
+        "20",
+    ),
+    (
+        "contact",
+        "add",
+        "C-QYMD3A",
+        "--name",
+        "Cleo Example",
+        "--phone",
+        "07700 900103",
+        "--last-exposure",
+        "2020-10-12",
+        "--setting",
+        "household",
+    ),
+    (
+        "contact",
+        "add",
+        "C-QYMD3A",
+        "--name",
+        "Dev Example",
+        "--phone",
+        "07700 900104",
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
+    ),
+    (
+        "contact",
+        "add",
+        "C-QYMD3A",
+        "--name",
+        "Esi Example",
+        "--phone",
+        "07700 900105",
+        "--last-exposure",
+        "2020-10-01",
+        "--setting",
+        "education",
+        "--proximity",
+        "1",
+        "--duration",
+        "45",
+    ),
+    (
+        "case",
+        "add",
+        "--name",
+        "Femi Example",
+        "--phone",
+        "07700 900106",
+        "--test-date",
+        "2020-10-13",
+        "--onset",
+        "2020-10-12",
+    ),
+    (
+        "contact",
+        "add",
+        "C-V7JPWT",
+        "--person",
+        "P-AWJ8S7",
+        "--last-exposure",
+        "13/10/2020",
+        "--setting",
+        "social",
+        "--proximity",
+        "0.5",
+        "--duration",
+        "10",
+        "--face-to-face",
+    ),
     # the worklist is taken before Dev's distance and time are recorded
     Screen("today-wide", TODAY),
     Screen("today-80", TODAY, 80),
@@ -98,8 +190,19 @@ STORY: list[tuple[str, ...] | Screen | At] = [
     Screen("contact-show", ("contact", "show", "E-SHP56A"), 80),
     At("2020-10-16T09:20:00+00:00"),
     ("contact", "promote", "P-AWJ8S7", "--test-date", "16/10/2020", "--onset", "15/10/2020"),
-    ("contact", "add", "C-ZVEC2Z", "--name", "Gus Example", "--phone", "07700 900107", "--last-exposure", "2020-10-15",
-     "--setting", "household"),
+    (
+        "contact",
+        "add",
+        "C-ZVEC2Z",
+        "--name",
+        "Gus Example",
+        "--phone",
+        "07700 900107",
+        "--last-exposure",
+        "2020-10-15",
+        "--setting",
+        "household",
+    ),
     Screen("case-tree", ("case", "tree", "C-ZVEC2Z"), 80),
     Screen("case-show", ("case", "show", "C-QYMD3A")),
     Screen("person-search", ("person", "search", "07700900104")),
@@ -134,7 +237,10 @@ def _story_clock() -> Iterator[dict[str, datetime]]:
     def utcnow() -> str:
         return clock["now"].isoformat(timespec="seconds")
 
-    with mock.patch("tracekit.records.casebook.utcnow", utcnow), mock.patch("tracekit.records.sensitive.utcnow", utcnow):
+    with (
+        mock.patch("tracekit.records.casebook.utcnow", utcnow),
+        mock.patch("tracekit.records.sensitive.utcnow", utcnow),
+    ):
         yield clock
 
 
@@ -145,8 +251,14 @@ def screens(workdir: Path) -> dict[str, str]:
     from tracekit.cli import app
     from tracekit.crypto.kdf import KdfParams
 
-    env = {"TRACEKIT_STORE": str(workdir / "guide.store"), "TRACEKIT_PASSPHRASE": PASSPHRASE, "NO_COLOR": "1",
-           "HOME": str(workdir), "XDG_DATA_HOME": str(workdir / "data"), "COLUMNS": "200"}
+    env = {
+        "TRACEKIT_STORE": str(workdir / "guide.store"),
+        "TRACEKIT_PASSPHRASE": PASSPHRASE,
+        "NO_COLOR": "1",
+        "HOME": str(workdir),
+        "XDG_DATA_HOME": str(workdir / "data"),
+        "COLUMNS": "200",
+    }
     runner = CliRunner()
 
     def run(*args: str, columns: int | None = 200) -> str:
@@ -162,7 +274,9 @@ def screens(workdir: Path) -> dict[str, str]:
 
     shown: dict[str, str] = {}
     # cheap key derivation: the store is thrown away, and the screens do not show it
-    with mock.patch("tracekit.crypto.kdf.default_params", lambda: KdfParams(memory_log2=10, time_cost=1, parallelism=1)):
+    with mock.patch(
+        "tracekit.crypto.kdf.default_params", lambda: KdfParams(memory_log2=10, time_cost=1, parallelism=1)
+    ):
         run("init")
         with _guide_refs(), _story_clock() as clock:
             for step in STORY:

@@ -18,8 +18,14 @@ from tracekit.records.sensitive import SensitiveRoles
 def setup(store, tmp_path):
     book = Casebook(store, today=date(2020, 11, 1))
     roles = SensitiveRoles(book)
-    book.add_case(person=PersonInput(name="Olwen Ordinary", phone="07700 900401"), test_date="2020-10-21", asymptomatic=True)
-    marked = book.add_case(person=PersonInput(name="Perpetua Quillfeather", phone="07700 900402"), test_date="2020-10-20", asymptomatic=True)
+    book.add_case(
+        person=PersonInput(name="Olwen Ordinary", phone="07700 900401"), test_date="2020-10-21", asymptomatic=True
+    )
+    marked = book.add_case(
+        person=PersonInput(name="Perpetua Quillfeather", phone="07700 900402"),
+        test_date="2020-10-20",
+        asymptomatic=True,
+    )
     roles.mark(marked.person.ref, "protected-witness", "court order")
     identity = x25519.Identity.generate()
     key_file = tmp_path / "central.key"
@@ -51,16 +57,24 @@ def test_export_verify_inspect_open(setup, cli_with_store):
 
 
 def test_bundle_commands_need_no_store_or_passphrase(setup, cli_with_store):
-    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)["path"]
+    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)[
+        "path"
+    ]
     result = cli_with_store(
-        "bundle", "verify", path, "-i", str(setup["key"]),
+        "bundle",
+        "verify",
+        path,
+        "-i",
+        str(setup["key"]),
         env={"TRACEKIT_PASSPHRASE": None, "TRACEKIT_STORE": str(setup["tmp"] / "no-such.store")},
     )
     assert result.exit_code == 0, result.stderr
 
 
 def test_tampered_bundle_exit_code(setup, cli_with_store):
-    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)["path"]
+    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)[
+        "path"
+    ]
     data = bytearray(open(path, "rb").read())
     data[len(data) // 2] ^= 1
     open(path, "wb").write(bytes(data))
@@ -70,7 +84,9 @@ def test_tampered_bundle_exit_code(setup, cli_with_store):
 
 
 def test_wrong_signer_exit_code(setup, cli_with_store):
-    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)["path"]
+    path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)[
+        "path"
+    ]
     result = cli_with_store("bundle", "verify", path, "-i", str(setup["key"]), "--signer", "ab" * 32)
     assert result.exit_code == ExitCode.BUNDLE_INVALID and "different key" in result.stderr
 
@@ -82,7 +98,9 @@ def test_export_refusals(setup, cli_with_store):
     assert unknown.exit_code == ExitCode.NOT_FOUND
     both = cli_with_store("export", "handover", "--to", "PHE", "--all", "--since-last", "--out", str(setup["out"]))
     assert both.exit_code == ExitCode.VALIDATION
-    delta = cli_with_store("export", "handover", "--to", "PHE", "--policy", "statistics", "--since-last", "--out", str(setup["out"]))
+    delta = cli_with_store(
+        "export", "handover", "--to", "PHE", "--policy", "statistics", "--since-last", "--out", str(setup["out"])
+    )
     assert delta.exit_code == ExitCode.VALIDATION
     assert "statistics policy always counts every record" in delta.stderr and "--since" in delta.stderr
     assert list(setup["out"].iterdir()) == []
@@ -106,11 +124,16 @@ def test_pseudonym_key_generate_import_and_use(setup, cli_with_store, tmp_path):
     key_file = tmp_path / "team.key"
     generated = cli_with_store("keys", "pseudonym", "generate", "--out", str(key_file))
     assert generated.exit_code == 0 and key_file.stat().st_mode & 0o777 == 0o600
-    assert cli_with_store("keys", "pseudonym", "generate", "--out", str(tmp_path / "again.key")).exit_code == ExitCode.CONFLICT
+    assert (
+        cli_with_store("keys", "pseudonym", "generate", "--out", str(tmp_path / "again.key")).exit_code
+        == ExitCode.CONFLICT
+    )
     assert cli_with_store("keys", "pseudonym", "import", str(key_file)).exit_code == 0  # same key: fine
     policy = tmp_path / "pseudo.toml"
     policy.write_text('name = "pseudo"\n[fields]\ncase = ["ref", "pseudonym", "test_date"]\n')
-    exported = cli_with_store("export", "handover", "--to", "PHE", "--policy", str(policy), "--out", str(setup["out"]), "--json")
+    exported = cli_with_store(
+        "export", "handover", "--to", "PHE", "--policy", str(policy), "--out", str(setup["out"]), "--json"
+    )
     assert exported.exit_code == 0, exported.stderr
 
 
@@ -155,7 +178,9 @@ def test_export_with_nothing_new_writes_nothing_and_says_so(setup, cli_with_stor
     assert sorted(setup["out"].iterdir()) == before and len(_handovers(cli_with_store)) == 1
 
     handover_clock["now"] = "2099-01-03T09:00:00+00:00"
-    as_json = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)
+    as_json = json.loads(
+        cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout
+    )
     assert as_json["written"] is False and as_json["path"] is None and as_json["bundle_id"] is None
     assert as_json["record_counts"]["cases"] == 0
     assert as_json["changes_since"] == "2099-01-01T09:00:00+00:00"  # still the last bundle sent: nothing is skipped
@@ -173,5 +198,7 @@ def test_export_with_nothing_new_writes_nothing_and_says_so(setup, cli_with_stor
 def test_statistics_are_written_even_when_nothing_changed(setup, cli_with_store, handover_clock):
     """A statistics bundle counts the whole store every time: it is never 'empty'."""
     for _ in range(2):
-        result = cli_with_store("export", "handover", "--to", "PHE", "--policy", "statistics", "--out", str(setup["out"]), "--json")
+        result = cli_with_store(
+            "export", "handover", "--to", "PHE", "--policy", "statistics", "--out", str(setup["out"]), "--json"
+        )
         assert json.loads(result.stdout)["written"] is True

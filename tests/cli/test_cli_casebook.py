@@ -10,9 +10,23 @@ from tests.cli.casebook_helpers import NHS, add_case, add_contact, answers, as_j
 from tracekit.errors import ExitCode
 
 CASE_KEYS = {
-    "ref", "person", "test_date", "test_type", "test_result", "symptom_onset", "asymptomatic", "status", "notes",
-    "source_exposure", "ruleset", "infectious_period", "isolation_end", "contact_count", "created_at",
-    "updated_at", "closed_at",
+    "ref",
+    "person",
+    "test_date",
+    "test_type",
+    "test_result",
+    "symptom_onset",
+    "asymptomatic",
+    "status",
+    "notes",
+    "source_exposure",
+    "ruleset",
+    "infectious_period",
+    "isolation_end",
+    "contact_count",
+    "created_at",
+    "updated_at",
+    "closed_at",
 }
 PAGE_KEYS = {"items", "total", "limit", "offset", "next_offset"}
 
@@ -27,8 +41,18 @@ def interactive(monkeypatch):
 
 def test_case_add_from_flags_json(cli_with_store):
     case = add_case(
-        cli_with_store, "Ada Example", "--dob", "1/2/1980", "--nhs-number", "999 000 0018", "--postcode", "sw1a1aa",
-        "--test-type", "lfd", "--notes", "works nights",
+        cli_with_store,
+        "Ada Example",
+        "--dob",
+        "1/2/1980",
+        "--nhs-number",
+        "999 000 0018",
+        "--postcode",
+        "sw1a1aa",
+        "--test-type",
+        "lfd",
+        "--notes",
+        "works nights",
     )
     assert set(case) >= CASE_KEYS
     assert case["ref"].startswith("C-")
@@ -44,7 +68,15 @@ def test_case_add_from_flags_json(cli_with_store):
 
 def test_case_add_human_output_names_rule_and_next_step(cli_with_store):
     result = ok(
-        cli_with_store, "case", "add", "--name", "Ada Example", "--phone", phone(1), "--test-date", "10/10/2020",
+        cli_with_store,
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--phone",
+        phone(1),
+        "--test-date",
+        "10/10/2020",
         "--asymptomatic",
     )
     assert "Recorded case C-" in result.stdout and "Ada Example" in result.stdout
@@ -54,7 +86,9 @@ def test_case_add_human_output_names_rule_and_next_step(cli_with_store):
 
 
 def test_case_add_quiet_and_json_hide_notes(cli_with_store):
-    result = ok(cli_with_store, "case", "add", "--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "-q")
+    result = ok(
+        cli_with_store, "case", "add", "--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "-q"
+    )
     assert result.stderr == ""
 
 
@@ -65,10 +99,22 @@ def test_case_add_quiet_and_json_hide_notes(cli_with_store):
         (["--name", "Ada Example", "--test-date", "2020-10-10"], "symptom_onset", "--asymptomatic"),
         (["--test-date", "2020-10-10", "--asymptomatic"], "person", "--name"),
         (["--phone", phone(3), "--test-date", "2020-10-10", "--asymptomatic"], "name", "--name"),
-        (["--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "--nhs-number", "9990000019"], "nhs_number", "--nhs-number"),
-        (["--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "--test-type", "blood"], "test_type", "--test-type"),
+        (
+            ["--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "--nhs-number", "9990000019"],
+            "nhs_number",
+            "--nhs-number",
+        ),
+        (
+            ["--name", "Ada Example", "--test-date", "2020-10-10", "--asymptomatic", "--test-type", "blood"],
+            "test_type",
+            "--test-type",
+        ),
         (["--name", "Ada Example", "--test-date", "2099-01-01", "--asymptomatic"], "test_date", "--test-date"),
-        (["--name", "Ada Example", "--test-date", "2020-10-10", "--onset", "2020-10-08", "--asymptomatic"], "symptom_onset", "--onset"),
+        (
+            ["--name", "Ada Example", "--test-date", "2020-10-10", "--onset", "2020-10-08", "--asymptomatic"],
+            "symptom_onset",
+            "--onset",
+        ),
     ],
 )
 def test_case_add_without_terminal_names_the_field(cli_with_store, args, field, option):
@@ -82,7 +128,15 @@ def test_case_add_without_terminal_names_the_field(cli_with_store, args, field, 
 def test_case_add_refuses_person_ref_with_details(cli_with_store):
     case = add_case(cli_with_store)
     result = cli_with_store(
-        "case", "add", "--person", case["person"]["ref"], "--name", "Someone Else", "--test-date", "2020-10-20", "--asymptomatic"
+        "case",
+        "add",
+        "--person",
+        case["person"]["ref"],
+        "--name",
+        "Someone Else",
+        "--test-date",
+        "2020-10-20",
+        "--asymptomatic",
     )
     assert result.exit_code == ExitCode.VALIDATION and "person:" in result.stderr
 
@@ -99,7 +153,9 @@ def test_case_add_json_error_is_json_on_stderr(cli_with_store):
 def test_case_add_for_existing_person(cli_with_store):
     first = add_case(cli_with_store)
     ok(cli_with_store, "case", "close", first["ref"])
-    second = as_json(cli_with_store, "case", "add", "--person", first["person"]["ref"], "--test-date", "2020-11-20", "--asymptomatic")
+    second = as_json(
+        cli_with_store, "case", "add", "--person", first["person"]["ref"], "--test-date", "2020-11-20", "--asymptomatic"
+    )
     assert second["person"]["ref"] == first["person"]["ref"]
 
 
@@ -108,7 +164,9 @@ def test_case_add_for_existing_person(cli_with_store):
 
 def test_duplicate_without_terminal_is_a_conflict_listing_matches(cli_with_store):
     first = add_case(cli_with_store, "Ada Example", n=5)
-    result = cli_with_store("case", "add", "--name", "A. Example", "--phone", phone(5), "--test-date", "2020-10-12", "--asymptomatic")
+    result = cli_with_store(
+        "case", "add", "--name", "A. Example", "--phone", phone(5), "--test-date", "2020-10-12", "--asymptomatic"
+    )
     assert result.exit_code == ExitCode.CONFLICT
     assert first["person"]["ref"] in result.stderr and "same phone" in result.stderr
     assert "--link" in result.stderr and "--new-person" in result.stderr
@@ -117,7 +175,17 @@ def test_duplicate_without_terminal_is_a_conflict_listing_matches(cli_with_store
 def test_duplicate_link_and_new_person_flags(cli_with_store):
     first = add_case(cli_with_store, "Ada Example", "--nhs-number", NHS[0], n=5)
     ok(cli_with_store, "case", "close", first["ref"])
-    args = ["case", "add", "--name", "Ada Example", "--nhs-number", NHS[0], "--test-date", "2020-11-12", "--asymptomatic"]
+    args = [
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--nhs-number",
+        NHS[0],
+        "--test-date",
+        "2020-11-12",
+        "--asymptomatic",
+    ]
     linked = as_json(cli_with_store, *args, "--link", first["person"]["ref"])
     assert linked["person"]["ref"] == first["person"]["ref"]
     separate = as_json(cli_with_store, *args, "--new-person")
@@ -129,7 +197,13 @@ def test_duplicate_prompt_links_to_the_chosen_person(cli_with_store, interactive
     ok(cli_with_store, "case", "close", first["ref"])
     # name, dob given; phone etc. asked: skip them; then choose match 1; test date and onset asked
     result = cli_with_store(
-        "--json", "case", "add", "--name", "ada example", "--dob", "01/02/1980",
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "ada example",
+        "--dob",
+        "01/02/1980",
         input=answers("1", "2020-11-12", "none"),
     )
     assert result.exit_code == 0, result.stderr
@@ -141,7 +215,16 @@ def test_duplicate_prompt_links_to_the_chosen_person(cli_with_store, interactive
 def test_duplicate_prompt_can_add_a_new_person(cli_with_store, interactive):
     first = add_case(cli_with_store, "Ada Example", n=5)
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Ada Twin", "--phone", phone(5), "--test-date", "2020-10-12", "--asymptomatic",
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Ada Twin",
+        "--phone",
+        phone(5),
+        "--test-date",
+        "2020-10-12",
+        "--asymptomatic",
         input=answers("maybe", "new"),
     )
     assert result.exit_code == 0, result.stderr
@@ -154,7 +237,16 @@ def test_duplicate_prompt_accepts_a_reference(cli_with_store, interactive):
     ok(cli_with_store, "case", "close", first["ref"])
     ref = first["person"]["ref"].lower().replace("-", " ")
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Ada E", "--phone", phone(5), "--test-date", "2020-11-12", "--asymptomatic",
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Ada E",
+        "--phone",
+        phone(5),
+        "--test-date",
+        "2020-11-12",
+        "--asymptomatic",
         input=answers(ref),
     )
     assert result.exit_code == 0, result.stderr
@@ -166,19 +258,21 @@ def test_duplicate_prompt_accepts_a_reference(cli_with_store, interactive):
 
 def test_case_add_interactive_asks_and_reasks_with_the_error(cli_with_store, interactive):
     result = cli_with_store(
-        "--json", "case", "add",
+        "--json",
+        "case",
+        "add",
         input=answers(
-            "",                 # name: required, asked again
+            "",  # name: required, asked again
             "Ada Example",
-            "31/02/1980",       # date of birth: not a real date, asked again
+            "31/02/1980",  # date of birth: not a real date, asked again
             "1/2/1980",
-            "999 000 0019",     # NHS number: bad check digit, asked again
+            "999 000 0019",  # NHS number: bad check digit, asked again
             "999 000 0018",
-            "07700 900123",     # phone
-            "",                 # postcode: skipped
-            "2099-01-01",       # test date: in the future, asked again
+            "07700 900123",  # phone
+            "",  # postcode: skipped
+            "2099-01-01",  # test date: in the future, asked again
             "10/10/2020",
-            "yesterday",        # onset: not a date
+            "yesterday",  # onset: not a date
             "8 Oct 2020",
         ),
     )
@@ -209,8 +303,18 @@ def test_case_add_interactive_only_asks_what_is_missing(cli_with_store, interact
 def test_case_add_interactive_reasks_on_a_rule_between_fields(cli_with_store, interactive):
     # onset more than 30 days after the test: the library refuses; the onset is asked again
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Ada Example", "--phone", phone(1), "--test-date", "2020-09-01",
-        "--onset", "2020-10-20", input=answers("2020-08-30"),
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--phone",
+        phone(1),
+        "--test-date",
+        "2020-09-01",
+        "--onset",
+        "2020-10-20",
+        input=answers("2020-08-30"),
     )
     assert result.exit_code == 0, result.stderr
     assert "symptom_onset: is more than 30 days after the test date" in result.stderr
@@ -249,12 +353,18 @@ def test_case_list_pages_and_filters(cli_with_store):
     assert [c["ref"] for c in closed["items"]] == [refs[1]]
     window = as_json(cli_with_store, "case", "list", "--since", "11/10/2020", "--until", "2020-10-11")
     assert [c["ref"] for c in window["items"]] == [refs[1]]
-    assert ok(cli_with_store, "case", "list", "--status", "closed", "--since", "2020-10-12").stdout.strip() == "no cases"
+    assert (
+        ok(cli_with_store, "case", "list", "--status", "closed", "--since", "2020-10-12").stdout.strip() == "no cases"
+    )
 
 
 def test_case_list_bad_filters(cli_with_store):
     result = cli_with_store("case", "list", "--status", "finished")
-    assert result.exit_code == ExitCode.VALIDATION and "status:" in result.stderr and "open, closed, referred" in result.stderr
+    assert (
+        result.exit_code == ExitCode.VALIDATION
+        and "status:" in result.stderr
+        and "open, closed, referred" in result.stderr
+    )
     result = cli_with_store("case", "list", "--since", "13/31/2020")
     assert result.exit_code == ExitCode.VALIDATION and "since:" in result.stderr
     assert cli_with_store("case", "list", "--limit", "0").exit_code == ExitCode.USAGE
@@ -283,7 +393,9 @@ def test_case_show_errors(cli_with_store):
 
 def test_case_update_recomputes(cli_with_store):
     case = add_case(cli_with_store)
-    updated = as_json(cli_with_store, "case", "update", case["ref"], "--onset", "2020-10-05", "--notes", "onset corrected")
+    updated = as_json(
+        cli_with_store, "case", "update", case["ref"], "--onset", "2020-10-05", "--notes", "onset corrected"
+    )
     assert updated["infectious_period"] == {"start": "2020-10-03", "end": "2020-10-15"}
     assert updated["notes"] == "onset corrected"
     asym = as_json(cli_with_store, "case", "update", case["ref"], "--asymptomatic")

@@ -26,15 +26,32 @@ def marked(cli_with_store):
     """An undercover officer who is a case with a contact, and who was a contact of another case."""
     other = add_case(cli_with_store, "Ada Example", n=1)
     officer_contact = add_contact(
-        cli_with_store, other["ref"], "Val Secret", "--nhs-number", NHS[3], "--postcode", "SE1 7PB",
-        "--address", "1 Safe House Road", "--proximity", "1", "--duration", "30", n=66,
+        cli_with_store,
+        other["ref"],
+        "Val Secret",
+        "--nhs-number",
+        NHS[3],
+        "--postcode",
+        "SE1 7PB",
+        "--address",
+        "1 Safe House Road",
+        "--proximity",
+        "1",
+        "--duration",
+        "30",
+        n=66,
     )
     officer = officer_contact["contact"]["ref"]
     case = as_json(cli_with_store, "contact", "promote", officer, "--test-date", "2020-10-14", "--asymptomatic")
     household = add_contact(cli_with_store, case["ref"], "Hal Example", n=67, last="2020-10-13", setting="household")
     ok(cli_with_store, "role", "mark", officer, "--role", "undercover-officer", "--reason", "operational security")
-    return {"person": officer, "case": case["ref"], "other_case": other["ref"], "as_contact": officer_contact["ref"],
-            "household": household["ref"]}
+    return {
+        "person": officer,
+        "case": case["ref"],
+        "other_case": other["ref"],
+        "as_contact": officer_contact["ref"],
+        "household": household["ref"],
+    }
 
 
 def test_marked_person_is_masked_in_every_human_output(cli_with_store, marked):
@@ -103,8 +120,17 @@ def test_duplicate_prompt_hides_a_marked_match_and_audits_it(cli_with_store, mar
     """Issue 13 item 11: the prompt must not confirm that a typed phone is a marked person's."""
     monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--test-date", "2020-10-20",
-        "--asymptomatic", input=answers("1", marked["person"], "new"),
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Someone Else",
+        "--phone",
+        "07700 900066",
+        "--test-date",
+        "2020-10-20",
+        "--asymptomatic",
+        input=answers("1", marked["person"], "new"),
     )
     added = out_json(result)
     _assert_withheld_match_shown(result.stderr, marked)
@@ -121,8 +147,17 @@ def test_duplicate_prompt_hides_a_marked_match_and_audits_it(cli_with_store, mar
 def test_duplicate_prompt_hides_a_contact_withheld_by_association(cli_with_store, marked, monkeypatch):
     monkeypatch.setattr("tracekit.cli.context.interactive", lambda: True)
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Someone Else", "--phone", phone(67), "--test-date", "2020-10-20",
-        "--asymptomatic", input=answers("cancel"),
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Someone Else",
+        "--phone",
+        phone(67),
+        "--test-date",
+        "2020-10-20",
+        "--asymptomatic",
+        input=answers("cancel"),
     )
     assert result.exit_code == ExitCode.INTERRUPTED, result.stderr
     _assert_withheld_match_shown(result.stderr, marked)
@@ -135,8 +170,19 @@ def test_duplicate_prompt_lists_visible_matches_and_hides_the_withheld_one(cli_w
     visible = add_case(cli_with_store, "Ada Twin", "--nhs-number", NHS[4], n=70)
     ok(cli_with_store, "case", "close", visible["ref"])
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--nhs-number", NHS[4],
-        "--test-date", "2020-11-20", "--asymptomatic", input=answers("2", "1"),
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Someone Else",
+        "--phone",
+        "07700 900066",
+        "--nhs-number",
+        NHS[4],
+        "--test-date",
+        "2020-11-20",
+        "--asymptomatic",
+        input=answers("2", "1"),
     )
     assert out_json(result)["person"]["ref"] == visible["person"]["ref"]
     assert "1. " in result.stderr and "2. " not in result.stderr and "answer with 1" in result.stderr
@@ -146,8 +192,17 @@ def test_duplicate_prompt_lists_visible_matches_and_hides_the_withheld_one(cli_w
 @pytest.mark.parametrize("as_json_output", [False, True])
 def test_duplicate_of_a_marked_person_from_flags_is_hidden_and_audited(cli_with_store, marked, as_json_output):
     json_flag = ["--json"] if as_json_output else []
-    args = ["case", "add", "--name", "Someone Else", "--phone", "07700 900066", "--test-date", "2020-10-20",
-            "--asymptomatic"]
+    args = [
+        "case",
+        "add",
+        "--name",
+        "Someone Else",
+        "--phone",
+        "07700 900066",
+        "--test-date",
+        "2020-10-20",
+        "--asymptomatic",
+    ]
     refused = cli_with_store(*json_flag, *args)
     assert refused.exit_code == ExitCode.CONFLICT
     _assert_withheld_match_shown(refused.stdout + refused.stderr, marked)
@@ -155,10 +210,26 @@ def test_duplicate_of_a_marked_person_from_flags_is_hidden_and_audited(cli_with_
     # Refused: the change rolled back, its audit entry did not.
     assert [e["refs"] for e in _withheld_match_entries(cli_with_store)] == [[]]
     added = as_json(cli_with_store, *args, "--new-person")
-    contact = as_json(cli_with_store, "contact", "add", added["ref"], "--name", "Another One", "--phone", phone(67),
-                      "--last-exposure", "2020-10-19", "--setting", "workplace", "--new-person")
+    contact = as_json(
+        cli_with_store,
+        "contact",
+        "add",
+        added["ref"],
+        "--name",
+        "Another One",
+        "--phone",
+        phone(67),
+        "--last-exposure",
+        "2020-10-19",
+        "--setting",
+        "workplace",
+        "--new-person",
+    )
     assert [e["refs"] for e in _withheld_match_entries(cli_with_store)] == [
-        [], [added["person"]["ref"]], [contact["contact"]["ref"]]]
+        [],
+        [added["person"]["ref"]],
+        [contact["contact"]["ref"]],
+    ]
 
 
 def test_renderer_never_reads_identity_fields_of_a_masked_person():
@@ -169,21 +240,52 @@ def test_renderer_never_reads_identity_fields_of_a_masked_person():
     from tracekit.records.models import Case, CaseStatus, Exposure, Person, TestResult, TestType, TraceStatus, TreeNode
 
     person = Person(
-        id=1, ref="P-7K2M9Q", name="Val Secret", date_of_birth=date(1980, 1, 1), nhs_number="9990000042",
-        phone="+447700900066", email="val@example.org", address="1 Safe House Road", postcode="SE1 7PB",
-        occupation="police", masked=True,
+        id=1,
+        ref="P-7K2M9Q",
+        name="Val Secret",
+        date_of_birth=date(1980, 1, 1),
+        nhs_number="9990000042",
+        phone="+447700900066",
+        email="val@example.org",
+        address="1 Safe House Road",
+        postcode="SE1 7PB",
+        occupation="police",
+        masked=True,
     )
     day = date(2020, 10, 10)
     case = Case(
-        id=1, ref="C-7K2M9Q", person=person, test_date=day, test_type=TestType.PCR, test_result=TestResult.POSITIVE,
-        symptom_onset=None, status=CaseStatus.OPEN, notes=None, source_exposure_ref=None,
-        ruleset_id="england-2020-07-30", infectious_start=day, infectious_end=day, isolation_end=day,
+        id=1,
+        ref="C-7K2M9Q",
+        person=person,
+        test_date=day,
+        test_type=TestType.PCR,
+        test_result=TestResult.POSITIVE,
+        symptom_onset=None,
+        status=CaseStatus.OPEN,
+        notes=None,
+        source_exposure_ref=None,
+        ruleset_id="england-2020-07-30",
+        infectious_start=day,
+        infectious_end=day,
+        isolation_end=day,
     )
     exposure = Exposure(
-        id=1, ref="E-7K2M9Q", case_ref="C-1K2M9Q", contact=person, last_exposure=day, setting="social",
-        proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
-        trace_status=TraceStatus.NOT_YET_REACHED, notes=None, ruleset_id="england-2020-07-30",
-        close_contact=False, clause=None, isolation_end=day,
+        id=1,
+        ref="E-7K2M9Q",
+        case_ref="C-1K2M9Q",
+        contact=person,
+        last_exposure=day,
+        setting="social",
+        proximity_m=None,
+        duration_min=None,
+        face_to_face=False,
+        direct_contact=False,
+        trace_status=TraceStatus.NOT_YET_REACHED,
+        notes=None,
+        ruleset_id="england-2020-07-30",
+        close_contact=False,
+        clause=None,
+        isolation_end=day,
     )
     console = Console(record=True, width=200, no_color=True)
     for renderable in (
@@ -198,7 +300,17 @@ def test_renderer_never_reads_identity_fields_of_a_masked_person():
     ):
         console.print(renderable)
     text = console.export_text()
-    for secret in ("Val Secret", "07700 900066", "9990000042", "999 000 0042", "val@example.org", "Safe House", "SE1 7PB", "police", "1980"):
+    for secret in (
+        "Val Secret",
+        "07700 900066",
+        "9990000042",
+        "999 000 0042",
+        "val@example.org",
+        "Safe House",
+        "SE1 7PB",
+        "police",
+        "1980",
+    ):
         assert secret not in text, secret
     assert "P-7K2M9Q" in text and WITHHELD_TEXT in text
 

@@ -10,9 +10,25 @@ from tests.cli.casebook_helpers import add_case, add_contact, answers, as_json, 
 from tracekit.errors import ExitCode
 
 CONTACT_KEYS = {
-    "ref", "case", "withheld", "contact", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face",
-    "direct_contact", "trace_status", "close_contact", "clause", "ruleset", "isolation_end", "notes", "calls",
-    "created_at", "updated_at",
+    "ref",
+    "case",
+    "withheld",
+    "contact",
+    "last_exposure",
+    "setting",
+    "proximity_m",
+    "duration_min",
+    "face_to_face",
+    "direct_contact",
+    "trace_status",
+    "close_contact",
+    "clause",
+    "ruleset",
+    "isolation_end",
+    "notes",
+    "calls",
+    "created_at",
+    "updated_at",
 }
 CLOSENESS_KEYS = {"is_close", "clause", "explanation", "missing", "ruleset"}
 
@@ -44,8 +60,16 @@ def test_contact_add_json_has_the_closeness_and_its_clause(cli_with_store, case)
 
 def test_contact_add_human_output_and_missing_measures(cli_with_store, case):
     result = ok(
-        cli_with_store, "contact", "add", case["ref"], "--name", "Cy Example", "--last-exposure", "2020-10-09",
-        "--setting", "social",
+        cli_with_store,
+        "contact",
+        "add",
+        case["ref"],
+        "--name",
+        "Cy Example",
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
     )
     assert "Added contact E-" in result.stdout and "Cy Example" in result.stdout
     assert "not a close contact: no isolation" in result.stdout and "isolate until" not in result.stdout
@@ -54,8 +78,16 @@ def test_contact_add_human_output_and_missing_measures(cli_with_store, case):
 
 def test_contact_add_warns_outside_infectious_period_on_stderr(cli_with_store, case):
     result = cli_with_store(
-        "--json", "contact", "add", case["ref"], "--name", "Dee Example", "--last-exposure", "2020-09-01",
-        "--setting", "household",
+        "--json",
+        "contact",
+        "add",
+        case["ref"],
+        "--name",
+        "Dee Example",
+        "--last-exposure",
+        "2020-09-01",
+        "--setting",
+        "household",
     )
     assert result.exit_code == 0, result.stderr
     assert "warning:" in result.stderr and "outside" in result.stderr and "infectious period" in result.stderr
@@ -68,8 +100,16 @@ def test_contact_add_warns_outside_infectious_period_on_stderr(cli_with_store, c
         (["--name", "Bob Example", "--setting", "social"], "last_exposure", "--last-exposure"),
         (["--name", "Bob Example", "--last-exposure", "2020-10-09"], "setting", "--setting"),
         (["--name", "Bob Example", "--last-exposure", "2020-10-09", "--setting", "pub"], "setting", "--setting"),
-        (["--name", "Bob Example", "--last-exposure", "2020-10-09", "--setting", "social", "--proximity", "near"], "proximity_m", "--proximity"),
-        (["--name", "Bob Example", "--last-exposure", "2020-10-09", "--setting", "social", "--duration", "-4"], "duration_min", "--duration"),
+        (
+            ["--name", "Bob Example", "--last-exposure", "2020-10-09", "--setting", "social", "--proximity", "near"],
+            "proximity_m",
+            "--proximity",
+        ),
+        (
+            ["--name", "Bob Example", "--last-exposure", "2020-10-09", "--setting", "social", "--duration", "-4"],
+            "duration_min",
+            "--duration",
+        ),
         (["--last-exposure", "2020-10-09", "--setting", "social"], "person", "--name"),
     ],
 )
@@ -80,7 +120,9 @@ def test_contact_add_without_terminal_names_the_field(cli_with_store, case, args
 
 
 def test_contact_add_bad_setting_lists_the_allowed_values(cli_with_store, case):
-    result = cli_with_store("contact", "add", case["ref"], "--name", "B", "--last-exposure", "2020-10-09", "--setting", "pub")
+    result = cli_with_store(
+        "contact", "add", case["ref"], "--name", "B", "--last-exposure", "2020-10-09", "--setting", "pub"
+    )
     assert "household, workplace, education, healthcare, social, travel, other" in result.stderr
 
 
@@ -93,20 +135,38 @@ def test_contact_add_unknown_case_fails_before_asking(cli_with_store, interactiv
 def test_contact_add_twice_is_a_conflict(cli_with_store, case):
     first = add_contact(cli_with_store, case["ref"], "Bob Example", n=2)
     result = cli_with_store(
-        "contact", "add", case["ref"], "--person", first["contact"]["ref"], "--last-exposure", "2020-10-09", "--setting", "social"
+        "contact",
+        "add",
+        case["ref"],
+        "--person",
+        first["contact"]["ref"],
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
     )
     assert result.exit_code == ExitCode.CONFLICT and first["ref"] in result.stderr
 
 
 def test_contact_add_interactive(cli_with_store, case, interactive):
     result = cli_with_store(
-        "--json", "contact", "add", case["ref"],
+        "--json",
+        "contact",
+        "add",
+        case["ref"],
         input=answers(
-            "Bob Example", "", "", "07700 900002", "",  # name, dob, NHS number, phone, postcode
+            "Bob Example",
+            "",
+            "",
+            "07700 900002",
+            "",  # name, dob, NHS number, phone, postcode
             "2020-10-09",
-            "pub", "social",                             # setting: not allowed, asked again
-            "0.5", "",                                   # distance, duration (skipped)
-            "y", "n",                                    # face to face, skin to skin
+            "pub",
+            "social",  # setting: not allowed, asked again
+            "0.5",
+            "",  # distance, duration (skipped)
+            "y",
+            "n",  # face to face, skin to skin
         ),
     )
     contact = out_json(result)
@@ -120,8 +180,19 @@ def test_contact_add_interactive_duplicate_of_the_case_person(cli_with_store, ca
     # the contact's phone matches someone already stored: link to them, or add new
     other = add_case(cli_with_store, "Eve Example", n=7, test_date="2020-10-01")
     result = cli_with_store(
-        "--json", "contact", "add", case["ref"], "--name", "Eve E", "--phone", phone(7),
-        "--last-exposure", "2020-10-09", "--setting", "social", input=answers("1"),
+        "--json",
+        "contact",
+        "add",
+        case["ref"],
+        "--name",
+        "Eve E",
+        "--phone",
+        phone(7),
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
+        input=answers("1"),
     )
     contact = out_json(result)
     assert other["person"]["ref"] in result.stderr and "same phone" in result.stderr
@@ -200,9 +271,13 @@ def test_contact_call_outcomes(cli_with_store, case):
     contact = add_contact(cli_with_store, case["ref"], "Bob Example", n=2)
     result = ok(cli_with_store, "contact", "call", contact["ref"], "--outcome", "no-answer")
     assert "no answer" in result.stdout and "not yet reached" in result.stdout and "(1 call so far)" in result.stdout
-    after = as_json(cli_with_store, "contact", "call", contact["ref"], "--outcome", "Isolating", "--note", "will stay home")
+    after = as_json(
+        cli_with_store, "contact", "call", contact["ref"], "--outcome", "Isolating", "--note", "will stay home"
+    )
     assert after["trace_status"] == "isolating" and after["calls"][-1] == {
-        "at": after["calls"][-1]["at"], "outcome": "isolating", "note": "will stay home"
+        "at": after["calls"][-1]["at"],
+        "outcome": "isolating",
+        "note": "will stay home",
     }
     bad = cli_with_store("contact", "call", contact["ref"], "--outcome", "maybe")
     assert bad.exit_code == ExitCode.VALIDATION and "outcome:" in bad.stderr and "no-answer" in bad.stderr
@@ -226,7 +301,14 @@ def test_promote_keeps_the_chain_and_tree_shows_it(cli_with_store, case):
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", "--proximity", "1", "--duration", "30", n=2)
     cy = add_contact(cli_with_store, case["ref"], "Cy Example", n=3, setting="social")
     promoted = as_json(
-        cli_with_store, "contact", "promote", bob["contact"]["ref"], "--test-date", "2020-10-14", "--onset", "2020-10-13"
+        cli_with_store,
+        "contact",
+        "promote",
+        bob["contact"]["ref"],
+        "--test-date",
+        "2020-10-14",
+        "--onset",
+        "2020-10-13",
     )
     assert promoted["person"]["ref"] == bob["contact"]["ref"] and promoted["source_exposure"] == bob["ref"]
     dee = add_contact(cli_with_store, promoted["ref"], "Dee Example", n=4, last="2020-10-13", setting="household")
@@ -242,7 +324,12 @@ def test_promote_keeps_the_chain_and_tree_shows_it(cli_with_store, case):
     assert [c["ref"] for c in child["contacts"]] == [dee["ref"]] and child["children"] == []
 
     human = ok(cli_with_store, "case", "tree", promoted["ref"]).stdout.splitlines()
-    assert case["ref"] in human[0] and "Ada Example" in human[0] and "tested 10 Oct 2020" in human[0] and "open" in human[0]
+    assert (
+        case["ref"] in human[0]
+        and "Ada Example" in human[0]
+        and "tested 10 Oct 2020" in human[0]
+        and "open" in human[0]
+    )
     child_line = next(line for line in human if promoted["ref"] in line)
     assert "◀ this case" in child_line and "Bob Example" in child_line and bob["ref"] in child_line
     dee_line = next(line for line in human if dee["ref"] in line)
@@ -262,7 +349,9 @@ def test_promote_human_output_and_errors(cli_with_store, case, interactive):
     assert "Promoted" in result.stdout and f"infected via contact {bob['ref']}" in result.stdout
     again = cli_with_store("contact", "promote", bob["contact"]["ref"], "--test-date", "2020-10-20", "--asymptomatic")
     assert again.exit_code == ExitCode.CONFLICT and "open case" in again.stderr
-    not_contact = cli_with_store("contact", "promote", case["person"]["ref"], "--test-date", "2020-10-20", "--asymptomatic")
+    not_contact = cli_with_store(
+        "contact", "promote", case["person"]["ref"], "--test-date", "2020-10-20", "--asymptomatic"
+    )
     assert not_contact.exit_code == ExitCode.CONFLICT and "not a contact" in not_contact.stderr
     assert cli_with_store("contact", "promote", "P-7K2M9Q", input="").exit_code == ExitCode.NOT_FOUND
 
@@ -273,8 +362,16 @@ def test_promote_by_the_exposure_reference_the_worklist_shows(cli_with_store, ca
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
     other = add_case(cli_with_store, "Cat Example", n=3)
     later = as_json(
-        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
-        "2020-10-09", "--setting", "social",
+        cli_with_store,
+        "contact",
+        "add",
+        other["ref"],
+        "--person",
+        bob["contact"]["ref"],
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
     )
     promoted = as_json(cli_with_store, "contact", "promote", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic")
     assert promoted["person"]["ref"] == bob["contact"]["ref"]
@@ -285,8 +382,16 @@ def test_promote_by_person_names_the_source_exposure(cli_with_store, case, inter
     bob = add_contact(cli_with_store, case["ref"], "Bob Example", n=2, last="2020-10-07")
     other = add_case(cli_with_store, "Cat Example", n=3)
     later = as_json(
-        cli_with_store, "contact", "add", other["ref"], "--person", bob["contact"]["ref"], "--last-exposure",
-        "2020-10-09", "--setting", "social",
+        cli_with_store,
+        "contact",
+        "add",
+        other["ref"],
+        "--person",
+        bob["contact"]["ref"],
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "social",
     )
     dee = add_contact(cli_with_store, case["ref"], "Dee Example", n=4)
     person = bob["contact"]["ref"]
@@ -294,10 +399,22 @@ def test_promote_by_person_names_the_source_exposure(cli_with_store, case, inter
     wrong = cli_with_store("contact", "promote", person, "--source", dee["ref"], input="")
     assert wrong.exit_code == ExitCode.CONFLICT and f"{dee['ref']} is not an exposure of {person}" in wrong.stderr
     by_case = cli_with_store("contact", "promote", case["ref"], "--test-date", "2020-10-14", "--asymptomatic")
-    assert by_case.exit_code == ExitCode.VALIDATION and "is a case reference, not a person or exposure" in by_case.stderr
-    promoted = out_json(cli_with_store(
-        "--json", "contact", "promote", person, "--source", bob["ref"], "--test-date", "2020-10-14", "--asymptomatic",
-    ))
+    assert (
+        by_case.exit_code == ExitCode.VALIDATION and "is a case reference, not a person or exposure" in by_case.stderr
+    )
+    promoted = out_json(
+        cli_with_store(
+            "--json",
+            "contact",
+            "promote",
+            person,
+            "--source",
+            bob["ref"],
+            "--test-date",
+            "2020-10-14",
+            "--asymptomatic",
+        )
+    )
     assert promoted["source_exposure"] == bob["ref"] != later["ref"]
 
 
@@ -324,8 +441,12 @@ def test_tree_unknown_case(cli_with_store):
 
 
 def test_today_orders_by_risk_then_date_and_shows_who_to_ring(cli_with_store, case):
-    social_old = add_contact(cli_with_store, case["ref"], "Al Example", "--proximity", "2", "--duration", "30", n=11, last="2020-10-07")
-    social_new = add_contact(cli_with_store, case["ref"], "Bo Example", "--proximity", "2", "--duration", "30", n=12, last="2020-10-09")
+    social_old = add_contact(
+        cli_with_store, case["ref"], "Al Example", "--proximity", "2", "--duration", "30", n=11, last="2020-10-07"
+    )
+    social_new = add_contact(
+        cli_with_store, case["ref"], "Bo Example", "--proximity", "2", "--duration", "30", n=12, last="2020-10-09"
+    )
     not_close = add_contact(cli_with_store, case["ref"], "Cy Example", n=13, last="2020-10-10", setting="social")
     home = add_contact(cli_with_store, case["ref"], "Di Example", n=14, last="2020-10-08", setting="household")
     reached = add_contact(cli_with_store, case["ref"], "Ed Example", "--direct-contact", n=15, last="2020-10-08")
@@ -372,8 +493,20 @@ def test_no_isolation_is_given_to_a_contact_who_is_not_close_or_a_negative_case(
     assert negative["isolation_end"] is None
     shown = ok(cli_with_store, "case", "show", negative["ref"]).stdout
     assert "none (the test was negative)" in shown and "until the end of" not in shown
-    added = ok(cli_with_store, "case", "add", "--name", "Neg Two", "--phone", phone(21), "--test-date", "2020-10-10",
-               "--asymptomatic", "--result", "negative").stdout
+    added = ok(
+        cli_with_store,
+        "case",
+        "add",
+        "--name",
+        "Neg Two",
+        "--phone",
+        phone(21),
+        "--test-date",
+        "2020-10-10",
+        "--asymptomatic",
+        "--result",
+        "negative",
+    ).stdout
     assert "no isolation (the test was negative)" in added and "isolate until" not in added
 
 
@@ -410,7 +543,12 @@ def test_today_empty_and_bad_date(cli_with_store):
 def test_narrow_terminal_drops_columns_rather_than_cutting_values(cli_with_store, case):
     contact = add_contact(cli_with_store, case["ref"], "Bartholomew Longname-Example", n=222, setting="household")
     narrow = {"COLUMNS": "70"}
-    for args in (("today", "--date", "2020-10-15"), ("contact", "list"), ("case", "list"), ("person", "search", "longname")):
+    for args in (
+        ("today", "--date", "2020-10-15"),
+        ("contact", "list"),
+        ("case", "list"),
+        ("person", "search", "longname"),
+    ):
         result = cli_with_store(*args, env=narrow)
         assert result.exit_code == 0, result.stderr
         assert "…" not in result.stdout, args

@@ -43,7 +43,7 @@ def test_demo_covers_the_tracers_day():
 
 def test_demo_ends_with_the_vetted_team_working_the_referred_case():
     vetted = [step for step in DEMO_STEPS if step.args[:2] == ("--store", "{workdir}/vetted.store")]
-    assert DEMO_STEPS[-len(vetted):] == vetted, "the vetted team's steps come last"
+    assert DEMO_STEPS[-len(vetted) :] == vetted, "the vetted team's steps come last"
     commands = [" ".join(step.args[2:4]) for step in vetted]
     for expected in ("referrals receive", "today --date", "case show", "contact call"):
         assert expected in commands

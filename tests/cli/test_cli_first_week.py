@@ -26,8 +26,17 @@ def interactive(monkeypatch):
 
 def test_case_add_reports_every_invalid_flag_at_once(cli_with_store):
     result = cli_with_store(
-        "case", "add", "--name", "Ada Example", "--nhs-number", "1234567890", "--dob", "31/02/2020",
-        "--test-date", "2020-10-10", "--asymptomatic",
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--nhs-number",
+        "1234567890",
+        "--dob",
+        "31/02/2020",
+        "--test-date",
+        "2020-10-10",
+        "--asymptomatic",
     )
     assert result.exit_code == ExitCode.VALIDATION
     assert "2 values failed validation" in result.stderr
@@ -39,8 +48,18 @@ def test_case_add_reports_every_invalid_flag_at_once(cli_with_store):
 
 def test_case_add_reports_all_problems_in_json(cli_with_store):
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Ada Example", "--phone", "12", "--test-date", "2020-13-40",
-        "--result", "maybe", "--asymptomatic",
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--phone",
+        "12",
+        "--test-date",
+        "2020-13-40",
+        "--result",
+        "maybe",
+        "--asymptomatic",
     )
     assert result.exit_code == ExitCode.VALIDATION
     error = json.loads(result.stderr)["error"]
@@ -51,8 +70,19 @@ def test_case_add_reports_all_problems_in_json(cli_with_store):
 def test_contact_add_and_updates_report_every_invalid_flag_at_once(cli_with_store):
     case = add_case(cli_with_store)
     added = cli_with_store(
-        "contact", "add", case["ref"], "--name", "Bob Example", "--last-exposure", "2020-10-09",
-        "--setting", "spaceship", "--proximity", "far", "--duration", "ages",
+        "contact",
+        "add",
+        case["ref"],
+        "--name",
+        "Bob Example",
+        "--last-exposure",
+        "2020-10-09",
+        "--setting",
+        "spaceship",
+        "--proximity",
+        "far",
+        "--duration",
+        "ages",
     )
     assert added.exit_code == ExitCode.VALIDATION
     assert all(f in added.stderr for f in ("setting:", "proximity_m:", "duration_min:", "--duration", "3 values"))
@@ -70,20 +100,36 @@ def test_contact_add_and_updates_report_every_invalid_flag_at_once(cli_with_stor
 
 def test_case_add_at_a_terminal_shows_every_problem_then_asks_for_each(cli_with_store, interactive):
     result = cli_with_store(
-        "--json", "case", "add", "--name", "Ada Example", "--phone", phone(1), "--nhs-number", "1234567890",
-        "--dob", "31/02/2020", "--test-date", "2020-10-10", "--asymptomatic",
+        "--json",
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--phone",
+        phone(1),
+        "--nhs-number",
+        "1234567890",
+        "--dob",
+        "31/02/2020",
+        "--test-date",
+        "2020-10-10",
+        "--asymptomatic",
         input=answers("1980-02-01", ""),  # date of birth corrected, NHS number left out this time
     )
     case = out_json(result)
     assert case["person"]["date_of_birth"] == "1980-02-01" and case["person"]["nhs_number"] is None
     first_question = result.stderr.index("Date of birth")
-    assert result.stderr.index("nhs_number:") < first_question and result.stderr.index("date_of_birth:") < first_question
+    assert (
+        result.stderr.index("nhs_number:") < first_question and result.stderr.index("date_of_birth:") < first_question
+    )
 
 
 # -- item 8: durations where the unit is obvious, and wording ----------------------------------
 
 
-@pytest.mark.parametrize(("typed", "minutes"), [("20 mins", 20), ("20 minutes", 20), ("1 hour", 60), ("1h30m", 90), ("15", 15)])
+@pytest.mark.parametrize(
+    ("typed", "minutes"), [("20 mins", 20), ("20 minutes", 20), ("1 hour", 60), ("1h30m", 90), ("15", 15)]
+)
 def test_contact_duration_takes_units(cli_with_store, typed, minutes):
     case = add_case(cli_with_store)
     contact = add_contact(cli_with_store, case["ref"], "Bob Example", "--duration", typed, n=2)
@@ -138,13 +184,21 @@ def test_at_a_terminal_giving_up_prints_the_command_that_keeps_the_answers(
 
     monkeypatch.setattr(Store, "_try_write_lock", ctrl_c_while_waiting)
     result = cli_with_store(
-        "case", "add", "--name", "Ada Example", "--phone", "07700 900001", input=answers("10/10/2020", "none"),
+        "case",
+        "add",
+        "--name",
+        "Ada Example",
+        "--phone",
+        "07700 900001",
+        input=answers("10/10/2020", "none"),
         env={"TRACEKIT_BUSY_TIMEOUT": "0.1"},
     )
     assert result.exit_code == ExitCode.INTERRUPTED, result.stderr
     assert "gave up waiting for the store while another tracekit process was writing to it" in result.stderr
     printed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("tracekit case add")]
-    assert printed == ["tracekit case add --name 'Ada Example' --phone '07700 900001' --test-date 2020-10-10 --asymptomatic"]
+    assert printed == [
+        "tracekit case add --name 'Ada Example' --phone '07700 900001' --test-date 2020-10-10 --asymptomatic"
+    ]
     monkeypatch.undo()
     other_writer.conn.execute("ROLLBACK")
     again = cli_with_store("--json", *shlex.split(printed[0])[1:])

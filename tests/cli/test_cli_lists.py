@@ -27,15 +27,19 @@ def book(store, store_path):
     casebook = Casebook(store, today=date(2020, 11, 1))
     cases = [
         casebook.add_case(
-            person=PersonInput(name=f"{name} Example", phone=f"07700 900{n:03d}"), new_person=True,
-            test_date=f"2020-10-{10 + n}", asymptomatic=True,
+            person=PersonInput(name=f"{name} Example", phone=f"07700 900{n:03d}"),
+            new_person=True,
+            test_date=f"2020-10-{10 + n}",
+            asymptomatic=True,
         )
         for n, name in enumerate(("Ada", "Ben", "Cy"))
     ]
     for n in range(2):
         casebook.add_contact(
-            cases[0].ref, person=PersonInput(name=f"Dee{n} Example", phone=f"07700 900{20 + n:03d}"),
-            last_exposure="2020-10-09", setting="household",
+            cases[0].ref,
+            person=PersonInput(name=f"Dee{n} Example", phone=f"07700 900{20 + n:03d}"),
+            last_exposure="2020-10-09",
+            setting="household",
         )
     store.close()
     return cases
@@ -62,9 +66,17 @@ def _clone_cases(store_path, how_many: int) -> None:
 def test_every_list_command_prints_the_one_list_shape(book, cli_with_store):
     ok(cli_with_store, "role", "mark", book[2].person.ref, "--role", "other", "--reason", "test")
     commands = {
-        ("case", "list"): 3, ("contact", "list"): 2, ("person", "search", "Example"): None,
-        ("today", "--date", "2020-10-10"): 2, ("audit", "show"): None, ("export", "list"): 0, ("role", "list"): 1,
-        ("recipients", "list"): 0, ("referrals", "list"): 0, ("policy", "list"): None, ("rules", "list"): None,
+        ("case", "list"): 3,
+        ("contact", "list"): 2,
+        ("person", "search", "Example"): None,
+        ("today", "--date", "2020-10-10"): 2,
+        ("audit", "show"): None,
+        ("export", "list"): 0,
+        ("role", "list"): 1,
+        ("recipients", "list"): 0,
+        ("referrals", "list"): 0,
+        ("policy", "list"): None,
+        ("rules", "list"): None,
     }
     pages = {command: as_json(cli_with_store, *command) for command in commands}
     for command, total in commands.items():
@@ -74,7 +86,13 @@ def test_every_list_command_prints_the_one_list_shape(book, cli_with_store):
         if total is not None:
             assert page["total"] == total == len(page["items"]), command
     # the lists that are not paged say so: everything, no page size
-    for command in (("role", "list"), ("recipients", "list"), ("referrals", "list"), ("policy", "list"), ("rules", "list")):
+    for command in (
+        ("role", "list"),
+        ("recipients", "list"),
+        ("referrals", "list"),
+        ("policy", "list"),
+        ("rules", "list"),
+    ):
         page = pages[command]
         assert page["limit"] is None and page["offset"] == 0 and page["total"] == len(page["items"]), command
 
@@ -125,7 +143,9 @@ def test_all_streams_every_list_that_pages(book, cli_with_store):
     assert len(contacts) == 2 and all(c["case"] == book[0].ref for c in contacts)
     assert len(_lines(cli_with_store("person", "search", "Example", "--all", "--json"))) == 5
     to_call = _lines(cli_with_store("today", "--date", "2020-10-10", "--all", "--json"))
-    assert [c["ref"] for c in to_call] == [c["ref"] for c in as_json(cli_with_store, "today", "--date", "2020-10-10")["items"]]
+    assert [c["ref"] for c in to_call] == [
+        c["ref"] for c in as_json(cli_with_store, "today", "--date", "2020-10-10")["items"]
+    ]
     log = _lines(cli_with_store("audit", "show", "--all", "--json"))
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1)) and len(log) >= 5
     assert _lines(cli_with_store("export", "list", "--all", "--json")) == []

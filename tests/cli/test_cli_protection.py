@@ -13,12 +13,26 @@ from pyrage import decrypt, x25519
 from tracekit.records import Casebook, PersonInput
 from tracekit.records.sensitive import SensitiveRoles
 
-MARKED = {"name": "Perpetua Quillfeather", "phone": "+447700900555", "nhs_number": "9990000026",
-          "date_of_birth": "1979-02-03", "postcode": "SW1A 2AB"}
+MARKED = {
+    "name": "Perpetua Quillfeather",
+    "phone": "+447700900555",
+    "nhs_number": "9990000026",
+    "date_of_birth": "1979-02-03",
+    "postcode": "SW1A 2AB",
+}
 ASSOCIATE = {"name": "Barnaby Fenwright", "phone": "+447700900556", "date_of_birth": "1985-07-08"}
 #: Every written form of the marked person's and the associate's details.
-MARKED_FORMS = ["Perpetua", "Quillfeather", "900555", "9990000026", "999 000 0026", "1979-02-03", "3 Feb 1979",
-                "SW1A 2AB", "SW1A2AB"]
+MARKED_FORMS = [
+    "Perpetua",
+    "Quillfeather",
+    "900555",
+    "9990000026",
+    "999 000 0026",
+    "1979-02-03",
+    "3 Feb 1979",
+    "SW1A 2AB",
+    "SW1A2AB",
+]
 ASSOCIATE_FORMS = ["Barnaby", "Fenwright", "900556", "1985-07-08", "8 Jul 1985"]
 
 
@@ -29,7 +43,10 @@ def world(store, tmp_path):
     roles = SensitiveRoles(book)
     case = book.add_case(person=PersonInput(**MARKED), test_date="2020-10-20", asymptomatic=True)
     contact, _ = book.add_contact(
-        case.ref, person=PersonInput(**ASSOCIATE), last_exposure="2020-10-19", setting="workplace",
+        case.ref,
+        person=PersonInput(**ASSOCIATE),
+        last_exposure="2020-10-19",
+        setting="workplace",
         notes="gives Quillfeather lifts",
     )
     duplicate = book.add_case(
@@ -81,8 +98,12 @@ def test_person_show_search_tree_and_lists_mask_an_associate(world, cli_with_sto
     assert promoted.exit_code == 0, promoted.stderr
     outputs = [promoted.stdout, promoted.stderr]
     for command in (
-        ("person", "show", associate_ref), ("case", "tree", world["case"].ref), ("person", "search", "Fenwright"),
-        ("person", "search", "07700 900556"), ("case", "list"), ("contact", "list"),
+        ("person", "show", associate_ref),
+        ("case", "tree", world["case"].ref),
+        ("person", "search", "Fenwright"),
+        ("person", "search", "07700 900556"),
+        ("case", "list"),
+        ("contact", "list"),
         ("contact", "show", world["contact"].ref),
     ):
         for json_flag in ((), ("--json",)):

@@ -24,7 +24,16 @@ from tracekit.records import Casebook, PersonInput
 from tracekit.records.sensitive import SensitiveRoles
 
 #: What identifies the referred person and their contacts: none of it may reach central.
-IDENTIFYING = ("Dana Confidential", "Confidential", "7700900190", "9990000026", "Eli Partner", "7700900191", "Fay Colleague", "7700900192")
+IDENTIFYING = (
+    "Dana Confidential",
+    "Confidential",
+    "7700900190",
+    "9990000026",
+    "Eli Partner",
+    "7700900191",
+    "Fay Colleague",
+    "7700900192",
+)
 
 
 def _key_file(path: Path) -> tuple[Path, x25519.Identity]:
@@ -46,15 +55,23 @@ def world(store, tmp_path):
     roles.add_recipient("Vetted Team", str(vetted_identity.to_public()), "vetted-team")
     case = book.add_case(
         person=PersonInput(name="Dana Confidential", phone="07700 900190", nhs_number="999 000 0026"),
-        test_date="2020-10-12", symptom_onset="2020-10-11", notes="works shifts",
+        test_date="2020-10-12",
+        symptom_onset="2020-10-11",
+        notes="works shifts",
     )
     eli, _ = book.add_contact(
-        case.ref, person=PersonInput(name="Eli Partner", phone="07700 900191"), last_exposure="2020-10-11",
+        case.ref,
+        person=PersonInput(name="Eli Partner", phone="07700 900191"),
+        last_exposure="2020-10-11",
         setting="household",
     )
     fay, _ = book.add_contact(
-        case.ref, person=PersonInput(name="Fay Colleague", phone="07700 900192"), last_exposure="2020-10-10",
-        setting="workplace", proximity_m="1", duration_min="30",
+        case.ref,
+        person=PersonInput(name="Fay Colleague", phone="07700 900192"),
+        last_exposure="2020-10-10",
+        setting="workplace",
+        proximity_m="1",
+        duration_min="30",
     )
     book.log_call(fay.ref, "no-answer", "try after six")
     roles.mark(case.person.ref, "undercover-officer", "operational safety")
@@ -71,19 +88,34 @@ def world(store, tmp_path):
         vetted_book = Casebook(vetted_store, today=date(2020, 10, 15))
         SensitiveRoles(vetted_book).add_recipient("PHE North", str(central_identity.to_public()), "central-team")
         # one ordinary case of the vetted team's own, so a handover to central has something in it
-        vetted_book.add_case(person=PersonInput(name="Olwen Ordinary", phone="07700 900401"), test_date="2020-10-13", asymptomatic=True)
+        vetted_book.add_case(
+            person=PersonInput(name="Olwen Ordinary", phone="07700 900401"), test_date="2020-10-13", asymptomatic=True
+        )
     return {
-        "tracer": TracekitRunner(tracer_store), "vetted": TracekitRunner(vetted_path), "vetted_path": vetted_path,
-        "file": referral_file, "referral": referral.ref, "signer": signer, "key": vetted_key,
-        "central_key": central_key, "central_identity": central_identity, "tmp": tmp_path,
-        "tracer_case": case.ref, "tracer_contacts": (eli.ref, fay.ref),
+        "tracer": TracekitRunner(tracer_store),
+        "vetted": TracekitRunner(vetted_path),
+        "vetted_path": vetted_path,
+        "file": referral_file,
+        "referral": referral.ref,
+        "signer": signer,
+        "key": vetted_key,
+        "central_key": central_key,
+        "central_identity": central_identity,
+        "tmp": tmp_path,
+        "tracer_case": case.ref,
+        "tracer_contacts": (eli.ref, fay.ref),
     }
 
 
 def _receive(world, *files, extra=()):
     files = files or (world["file"],)
     return world["vetted"](
-        "referrals", "receive", *map(str, files), "--identity", str(world["key"]), *extra,
+        "referrals",
+        "receive",
+        *map(str, files),
+        "--identity",
+        str(world["key"]),
+        *extra,
     )
 
 
@@ -94,7 +126,15 @@ def _snapshot(path: Path) -> tuple:
     with open_store(path, bytearray(PASSPHRASE.encode())) as store:
         counts = tuple(
             store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("people", "cases", "exposures", "call_attempts", "person_roles", "received_referrals", "audit_log")
+            for table in (
+                "people",
+                "cases",
+                "exposures",
+                "call_attempts",
+                "person_roles",
+                "received_referrals",
+                "audit_log",
+            )
         )
         head = store.conn.execute("SELECT value FROM settings WHERE key = 'audit.head'").fetchone()
     return counts, head
@@ -116,7 +156,10 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     # linked to the referral and the tracer's key
     [listed] = json.loads(vetted("referrals", "received", "--json").stdout)["items"]
     assert (listed["referral"], listed["person"], listed["cases"], listed["contacts"]) == (
-        world["referral"], item["person"], [case_ref], 2
+        world["referral"],
+        item["person"],
+        [case_ref],
+        2,
     )
     assert listed["signer_fingerprint"] == item["signer_fingerprint"] and listed["signer_checked"]
 
@@ -163,7 +206,9 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     fay_case = json.loads(promoted.stdout)["ref"]
 
     # the vetted store's handover to central: only its own ordinary case, nothing of the referral
-    exported = vetted("export", "handover", "--to", "PHE North", "--all", "--out", str(world["tmp"] / "to-central"), "--json")
+    exported = vetted(
+        "export", "handover", "--to", "PHE North", "--all", "--out", str(world["tmp"] / "to-central"), "--json"
+    )
     assert exported.exit_code == 0, exported.stderr
     result = json.loads(exported.stdout)
     assert result["record_counts"]["cases"] == 1 and result["record_counts"]["contacts"] == 0
@@ -172,7 +217,11 @@ def test_vetted_round_trip_trace_and_nothing_back_to_central(world):
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         text = "".join(tar.extractfile(m).read().decode() for m in tar.getmembers())
     assert "Olwen Ordinary" in text
-    found = [word for word in (*IDENTIFYING, world["referral"], case_ref, fay_case, eli, fay, item["person"], "W-", "withheld:") if word in text]
+    found = [
+        word
+        for word in (*IDENTIFYING, world["referral"], case_ref, fay_case, eli, fay, item["person"], "W-", "withheld:")
+        if word in text
+    ]
     assert not found
     # statistics to central leave them out too, also a contact who became a case here
     from tracekit.bundle.source import count_rows
@@ -194,7 +243,9 @@ def test_receiving_again_changes_nothing(world):
     assert "already received" in again.stdout and "nothing changed" in again.stdout
     assert _snapshot(world["vetted_path"]) == before
     # the same referral inside the tracer's vetted-team bundle: also already received
-    bundle = json.loads(world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout)
+    bundle = json.loads(
+        world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout
+    )
     from_bundle = _receive(world, bundle["path"], extra=("--signer", world["signer"], "--json"))
     assert from_bundle.exit_code == 0, from_bundle.stderr
     assert [i["already_received"] for i in json.loads(from_bundle.stdout)["items"]] == [True]
@@ -202,7 +253,9 @@ def test_receiving_again_changes_nothing(world):
 
 
 def test_receive_from_a_vetted_bundle(world):
-    bundle = json.loads(world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout)
+    bundle = json.loads(
+        world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout
+    )
     fingerprint_only = json.loads(world["tracer"]("keys", "show", "--json").stdout)["fingerprint"]
     received = _receive(world, bundle["path"], extra=("--signer", fingerprint_only, "--json"))
     assert received.exit_code == 0, received.stderr
@@ -264,7 +317,13 @@ def test_tampered_referral_refused_store_unchanged(world):
 def test_referral_for_another_identity_refused(world):
     before = _snapshot(world["vetted_path"])
     refused = world["vetted"](
-        "referrals", "receive", str(world["file"]), "--identity", str(world["central_key"]), "--signer", world["signer"],
+        "referrals",
+        "receive",
+        str(world["file"]),
+        "--identity",
+        str(world["central_key"]),
+        "--signer",
+        world["signer"],
     )
     assert refused.exit_code == ExitCode.BUNDLE_INVALID, refused.stderr
     assert "cannot be decrypted with the given identity" in refused.stderr
@@ -344,7 +403,9 @@ def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
         book = Casebook(other, today=date(2020, 10, 15))
         roles = SensitiveRoles(book)
         roles.add_recipient("Vetted Team", str(vetted_identity.to_public()), "vetted-team")
-        case = book.add_case(person=PersonInput(name="Gil Hidden", phone="07700 900193"), test_date="2020-10-12", asymptomatic=True)
+        case = book.add_case(
+            person=PersonInput(name="Gil Hidden", phone="07700 900193"), test_date="2020-10-12", asymptomatic=True
+        )
         roles.mark(case.person.ref, "victim", "lives in a refuge")
         foreign = roles.refer(case.person.ref, "per protocol")
         envelope = roles.referral_envelope(foreign.ref)
@@ -353,7 +414,9 @@ def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
             "INSERT INTO referrals(ref, role, created_at, recipients, envelope) VALUES(?, 'victim', ?, '[]', ?)",
             (foreign.ref, "2020-10-15T10:00:00+00:00", envelope),
         )
-    bundle = json.loads(world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout)
+    bundle = json.loads(
+        world["tracer"]("export", "handover", "--to", "Vetted Team", "--out", str(world["tmp"] / "b"), "--json").stdout
+    )
     before = _snapshot(world["vetted_path"])
     refused = _receive(world, bundle["path"], extra=("--signer", world["signer"]))
     assert refused.exit_code == ExitCode.BUNDLE_INVALID, refused.stderr
@@ -363,8 +426,20 @@ def test_a_referral_in_a_bundle_signed_by_another_tracer_is_refused(world):
 
 def test_exposures_as_a_contact_are_kept_and_the_unreached_ones_said(world):
     exposures = [
-        {"ref": "E-0000A1", "case": "C-0000A1", "last_exposure": "2020-10-09", "close_contact": True, "trace_status": "not-yet-reached"},
-        {"ref": "E-0000A2", "case": "C-0000A2", "last_exposure": "2020-10-08", "close_contact": False, "trace_status": "not-yet-reached"},
+        {
+            "ref": "E-0000A1",
+            "case": "C-0000A1",
+            "last_exposure": "2020-10-09",
+            "close_contact": True,
+            "trace_status": "not-yet-reached",
+        },
+        {
+            "ref": "E-0000A2",
+            "case": "C-0000A2",
+            "last_exposure": "2020-10-08",
+            "close_contact": False,
+            "trace_status": "not-yet-reached",
+        },
     ]
     crafted = _resigned(world, lambda payload: payload.update(exposures_as_contact=exposures))
     received = _receive(world, crafted, extra=("--signer", world["signer"]))

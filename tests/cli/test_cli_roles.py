@@ -22,7 +22,8 @@ def people(store, store_path):
     book = Casebook(store, today=date(2020, 11, 1))
     case = book.add_case(
         person=PersonInput(name=SECRET_NAME, phone=SECRET_PHONE, nhs_number="9990000026"),
-        test_date="2020-10-20", asymptomatic=True,
+        test_date="2020-10-20",
+        asymptomatic=True,
     )
     contact, _ = book.add_contact(
         case.ref, person=PersonInput(name="Ordinary Contact"), last_exposure="2020-10-19", setting="household"
@@ -106,7 +107,9 @@ def test_recipients_add_list_remove(cli_with_store):
     key = str(x25519.Identity.generate().to_public())
     assert cli_with_store("recipients", "add", "PHE East", key).exit_code == 0
     listed = json.loads(cli_with_store("recipients", "list", "--json").stdout)["items"]
-    assert listed == [{"name": "PHE East", "role": "central-team", "public_key": key, "added_at": listed[0]["added_at"]}]
+    assert listed == [
+        {"name": "PHE East", "role": "central-team", "public_key": key, "added_at": listed[0]["added_at"]}
+    ]
     assert cli_with_store("recipients", "add", "PHE East", key).exit_code == ExitCode.CONFLICT
     assert cli_with_store("recipients", "add", "Bad", "age1nope").exit_code == ExitCode.VALIDATION
     assert cli_with_store("recipients", "remove", "PHE East").exit_code == 0
@@ -185,7 +188,9 @@ def test_reveal_on_show_commands_needs_a_reason(people, cli_with_store):
     assert contact_shown.exit_code == 0 and "Ordinary Contact" in contact_shown.stdout
     reveals = json.loads(cli_with_store("audit", "show", "--action", "person.reveal", "--json").stdout)["items"]
     assert len(reveals) == 1
-    contact_reveals = json.loads(cli_with_store("audit", "show", "--action", "contact.reveal", "--json").stdout)["items"]
+    contact_reveals = json.loads(cli_with_store("audit", "show", "--action", "contact.reveal", "--json").stdout)[
+        "items"
+    ]
     assert [e["refs"] for e in contact_reveals] == [sorted([contact.ref, contact.contact.ref])]
 
 

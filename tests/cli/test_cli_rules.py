@@ -6,8 +6,17 @@ from tests.cli.casebook_helpers import add_case, add_contact, as_json, ok
 from tracekit.errors import ExitCode
 
 RULESET_KEYS = {
-    "id", "title", "valid_from", "valid_until", "description", "infectious_days_before", "infectious_days_after",
-    "case_isolation_days", "contact_isolation_days", "clauses", "sources",
+    "id",
+    "title",
+    "valid_from",
+    "valid_until",
+    "description",
+    "infectious_days_before",
+    "infectious_days_after",
+    "case_isolation_days",
+    "contact_isolation_days",
+    "clauses",
+    "sources",
 }
 LAUNCH, MID_2020, DECEMBER = "england-2020-05-28", "england-2020-07-30", "england-2020-12-14"
 
@@ -57,7 +66,8 @@ def test_rules_pin_recomputes_and_unpin_restores(cli_with_store):
     assert case["isolation_end"] == "2020-10-18" and contact["clause"] == "1m-1min"
 
     assert as_json(cli_with_store, "rules", "pin", LAUNCH) == {
-        "pinned": LAUNCH, "recomputed": {"cases": 1, "contacts": 1, "cases_changed": 1, "contacts_changed": 1},
+        "pinned": LAUNCH,
+        "recomputed": {"cases": 1, "contacts": 1, "cases_changed": 1, "contacts_changed": 1},
     }
     pinned_case = as_json(cli_with_store, "case", "show", case["ref"])
     assert pinned_case["ruleset"] == LAUNCH and pinned_case["isolation_end"] == "2020-10-15"  # 7 days
@@ -71,7 +81,8 @@ def test_rules_pin_recomputes_and_unpin_restores(cli_with_store):
     assert "pinned in this store" in ok(cli_with_store, "rules", "show").stdout
 
     assert as_json(cli_with_store, "rules", "unpin") == {
-        "pinned": None, "was_pinned": LAUNCH,
+        "pinned": None,
+        "was_pinned": LAUNCH,
         "recomputed": {"cases": 1, "contacts": 1, "cases_changed": 1, "contacts_changed": 1},
     }
     assert as_json(cli_with_store, "case", "show", case["ref"])["isolation_end"] == "2020-10-18"
@@ -93,10 +104,27 @@ def test_json_shapes_of_the_case_book_commands_are_documented():
     docs = Path(__file__).resolve().parents[2] / "docs"
     json_doc = (docs / "json.md").read_text()
     for command in (
-        "case add", "case list", "case show", "case update", "case close", "case tree",
-        "contact add", "contact list", "contact show", "contact update", "contact call", "contact promote",
-        "person show", "person search", "person update", "person merge",
-        "today", "rules list", "rules show", "rules pin", "rules unpin",
+        "case add",
+        "case list",
+        "case show",
+        "case update",
+        "case close",
+        "case tree",
+        "contact add",
+        "contact list",
+        "contact show",
+        "contact update",
+        "contact call",
+        "contact promote",
+        "person show",
+        "person search",
+        "person update",
+        "person merge",
+        "today",
+        "rules list",
+        "rules show",
+        "rules pin",
+        "rules unpin",
     ):
         assert f"`{command}" in json_doc, command
     guide = (docs / "guide-tracer.md").read_text()

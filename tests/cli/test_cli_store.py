@@ -161,7 +161,18 @@ def test_passphrase_fd(store, store_path):
     os.close(write_end)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "tracekit", "--store", str(store_path), "--passphrase-fd", str(read_end), "--json", "store", "info"],
+            [
+                sys.executable,
+                "-m",
+                "tracekit",
+                "--store",
+                str(store_path),
+                "--passphrase-fd",
+                str(read_end),
+                "--json",
+                "store",
+                "info",
+            ],
             pass_fds=(read_end,),
             capture_output=True,
             text=True,
@@ -349,8 +360,11 @@ def test_output_cut_short_by_the_reader_is_not_an_error(store, store_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEKIT_")}
     env.update({"TRACEKIT_STORE": str(store_path), "TRACEKIT_PASSPHRASE": PASSPHRASE})
     child = subprocess.Popen(
-        [sys.executable, "-m", "tracekit", "audit", "show"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "tracekit", "audit", "show"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
     child.stdout.close()  # the reader is gone before anything is written
     stderr = child.stderr.read().decode()

@@ -27,4 +27,3 @@ def test_the_guide_shows_its_screens_as_tracekit_prints_them(tmp_path: Path) -> 
             assert all(len(line) <= screen.columns for line in lines), marker
     for piped in ("today-wide", "case-show", "contact-list"):
         assert max(len(line) for line in shown[piped].splitlines()) > 80  # piped: not fitted to 80
-

@@ -26,10 +26,31 @@ LEAVES = sorted(name for name, command in COMMANDS.items() if not hasattr(comman
 GLOBAL_OPTIONS = ("--store", "--json", "--quiet", "--no-color", "--passphrase-file", "--passphrase-fd")
 #: The pages a tracer or a team lead reads first: each must show examples.
 MAIN_COMMANDS = (
-    "init", "unlock", "today", "refer", "case add", "case list", "case show", "case update", "case close",
-    "contact add", "contact list", "contact call", "contact promote", "contact update", "person search",
-    "person show", "person merge", "role mark", "role release", "import cases", "import contacts",
-    "import template", "export handover", "store backup", "audit show",
+    "init",
+    "unlock",
+    "today",
+    "refer",
+    "case add",
+    "case list",
+    "case show",
+    "case update",
+    "case close",
+    "contact add",
+    "contact list",
+    "contact call",
+    "contact promote",
+    "contact update",
+    "person search",
+    "person show",
+    "person merge",
+    "role mark",
+    "role release",
+    "import cases",
+    "import contacts",
+    "import template",
+    "export handover",
+    "store backup",
+    "audit show",
 )
 #: A type label as Typer prints it (``<str>``, ``<int range>``, ``<list[str]>``) or a range
 #: in Click's notation (``[1<=x<=1000]``, ``[x>=0]``).
@@ -106,7 +127,9 @@ def test_global_options_are_listed_once_on_the_root_page(capsys):
         option_rows = [line for line in page.splitlines() if line.startswith("│")]
         for option in GLOBAL_OPTIONS:
             # in the options column (a help text that wraps onto a line starting "--json" is not a row)
-            assert not any(re.match(rf"│ {{0,4}}\*? {{0,4}}{option}\b", row) for row in option_rows), f"{option} on {name}"
+            assert not any(re.match(rf"│ {{0,4}}\*? {{0,4}}{option}\b", row) for row in option_rows), (
+                f"{option} on {name}"
+            )
         if name in LEAVES:
             assert pointer_start in page, f"tracekit {name} --help does not point to the global options"
 
@@ -299,8 +322,13 @@ def test_completion_in_the_shell_never_opens_or_writes_anything(tmp_path):
         "PYTHONPATH": str(GUIDE.parents[1]),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "tracekit"], capture_output=True, text=True, env=environment,
-        stdin=subprocess.DEVNULL, timeout=60, check=False,
+        [sys.executable, "-m", "tracekit"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert '"victim":"victim of crime (e.g. living in a refuge)"' in result.stdout

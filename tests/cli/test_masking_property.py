@@ -31,7 +31,9 @@ def forms(person: dict) -> list[str]:
     return [person["name"], person["surname"], person["phone"], "0" + digits, digits[-6:], person["nhs"]]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     marks=st.lists(st.sampled_from([None, *ROLES]), min_size=2, max_size=5),
     links=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), max_size=6),
@@ -45,12 +47,17 @@ def test_no_masked_value_in_any_output(tmp_path_factory, marks, links):
         book = Casebook(store, today=date(2020, 12, 1))
         for i, role in enumerate(marks):
             person = {
-                "name": f"{FIRST[i]} {SURNAMES[i]}", "surname": SURNAMES[i], "phone": f"+4477009002{i:02d}",
-                "nhs": nhs_numbers[i], "role": role,
+                "name": f"{FIRST[i]} {SURNAMES[i]}",
+                "surname": SURNAMES[i],
+                "phone": f"+4477009002{i:02d}",
+                "nhs": nhs_numbers[i],
+                "role": role,
             }
             case = book.add_case(
                 person=PersonInput(name=person["name"], phone=person["phone"], nhs_number=person["nhs"]),
-                test_date=date(2020, 11, 1) + timedelta(days=i), asymptomatic=True, new_person=True,
+                test_date=date(2020, 11, 1) + timedelta(days=i),
+                asymptomatic=True,
+                new_person=True,
             )
             person["case"], person["ref"] = case.ref, case.person.ref
             people.append(person)
@@ -59,8 +66,11 @@ def test_no_masked_value_in_any_output(tmp_path_factory, marks, links):
                 other = people[target]
                 try:
                     book.add_contact(
-                        people[source]["case"], person_ref=other["ref"], last_exposure="2020-10-31",
-                        setting="social", notes=f"met {other['name']}, phone {other['phone']}",
+                        people[source]["case"],
+                        person_ref=other["ref"],
+                        last_exposure="2020-10-31",
+                        setting="social",
+                        notes=f"met {other['name']}, phone {other['phone']}",
                     )
                 except Exception:
                     pass
@@ -79,7 +89,11 @@ def test_no_masked_value_in_any_output(tmp_path_factory, marks, links):
     outputs = []
     commands = [("case", "list"), ("contact", "list"), ("today", "--date", "2020-11-02"), ("role", "list")]
     for person in people:
-        commands += [("case", "show", person["case"]), ("person", "show", person["ref"]), ("case", "tree", person["case"])]
+        commands += [
+            ("case", "show", person["case"]),
+            ("person", "show", person["ref"]),
+            ("case", "tree", person["case"]),
+        ]
         for query in (person["surname"], person["phone"], person["nhs"]):
             commands.append(("person", "search", query))
     contacts = json.loads(run("--json", "contact", "list"))["items"]

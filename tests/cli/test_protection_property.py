@@ -48,11 +48,41 @@ from tracekit.store import create_store
 TODAY = date(2020, 12, 1)
 #: Distinct, unusual name parts (none a part of another), so a part alone identifies.
 PEOPLE = [
-    {"name": "Quilla Zarkovian", "phone": "+447700900201", "nhs_number": "9990000018", "date_of_birth": "1979-02-03", "postcode": "SW1A 1AA"},
-    {"name": "Oberon Vexley", "phone": "+447700900202", "nhs_number": "9990000026", "date_of_birth": "1980-04-05", "postcode": "EC1A 1BB"},
-    {"name": "Ysolde Umbergast", "phone": "+447700900203", "nhs_number": "9990000034", "date_of_birth": "1981-06-07", "postcode": "W1A 0AX"},
-    {"name": "Thaddeus Hollowmere", "phone": "+447700900204", "nhs_number": "9990000042", "date_of_birth": "1982-08-09", "postcode": "CR2 6XH"},
-    {"name": "Perpetua Fenwright", "phone": "+447700900205", "nhs_number": "9990000050", "date_of_birth": "1983-10-11", "postcode": "B33 8TH"},
+    {
+        "name": "Quilla Zarkovian",
+        "phone": "+447700900201",
+        "nhs_number": "9990000018",
+        "date_of_birth": "1979-02-03",
+        "postcode": "SW1A 1AA",
+    },
+    {
+        "name": "Oberon Vexley",
+        "phone": "+447700900202",
+        "nhs_number": "9990000026",
+        "date_of_birth": "1980-04-05",
+        "postcode": "EC1A 1BB",
+    },
+    {
+        "name": "Ysolde Umbergast",
+        "phone": "+447700900203",
+        "nhs_number": "9990000034",
+        "date_of_birth": "1981-06-07",
+        "postcode": "W1A 0AX",
+    },
+    {
+        "name": "Thaddeus Hollowmere",
+        "phone": "+447700900204",
+        "nhs_number": "9990000042",
+        "date_of_birth": "1982-08-09",
+        "postcode": "CR2 6XH",
+    },
+    {
+        "name": "Perpetua Fenwright",
+        "phone": "+447700900205",
+        "nhs_number": "9990000050",
+        "date_of_birth": "1983-10-11",
+        "postcode": "B33 8TH",
+    },
 ]
 #: A person update gives the person at index i this phone (one per index, so two people
 #: never share a number: that would be the other person's own detail, not a leak).
@@ -103,7 +133,12 @@ class ProtectionMachine(RuleBasedStateMachine):
         self.path = Path(self.folder.name) / "p.store"
         self.central = x25519.Identity.generate()
         self.runner = CliRunner()
-        self.env = {"TRACEKIT_STORE": str(self.path), "TRACEKIT_PASSPHRASE": PASSPHRASE, "NO_COLOR": "1", "COLUMNS": "200"}
+        self.env = {
+            "TRACEKIT_STORE": str(self.path),
+            "TRACEKIT_PASSPHRASE": PASSPHRASE,
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
         self.store = create_store(self.path, bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF)
         self.book = Casebook(self.store, today=TODAY)
         self.roles = SensitiveRoles(self.book)
@@ -127,7 +162,10 @@ class ProtectionMachine(RuleBasedStateMachine):
     # -- helpers ---------------------------------------------------------------------------
     def _new_case(self, index: int) -> None:
         case = self.book.add_case(
-            person=PersonInput(**PEOPLE[index]), test_date="2020-11-20", asymptomatic=True, new_person=True,
+            person=PersonInput(**PEOPLE[index]),
+            test_date="2020-11-20",
+            asymptomatic=True,
+            new_person=True,
             notes=f"lives with {PEOPLE[(index + 1) % len(PEOPLE)]['name']}",
         )
         self.people.append(case.person.ref)
@@ -158,8 +196,12 @@ class ProtectionMachine(RuleBasedStateMachine):
     def add_contact(self, case: int, person: int, mention: int) -> None:
         def add() -> None:
             exposure, _ = self.book.add_contact(
-                self.cases[case % len(self.cases)], person_ref=self.people[person % len(self.people)],
-                last_exposure="2020-11-19", setting="workplace", proximity_m=1, duration_min=20,
+                self.cases[case % len(self.cases)],
+                person_ref=self.people[person % len(self.people)],
+                last_exposure="2020-11-19",
+                setting="workplace",
+                proximity_m=1,
+                duration_min=20,
                 notes=f"met {PEOPLE[mention]['name']} on {PEOPLE[mention]['phone']}",
             )
             self.contacts.append(exposure.ref)
@@ -173,14 +215,16 @@ class ProtectionMachine(RuleBasedStateMachine):
 
     @rule(keep=st.integers(0, 9), other=st.integers(0, 9))
     def merge(self, keep: int, other: int) -> None:
-        self._attempt(lambda: self.book.merge_people(
-            self.people[keep % len(self.people)], self.people[other % len(self.people)]
-        ))
+        self._attempt(
+            lambda: self.book.merge_people(self.people[keep % len(self.people)], self.people[other % len(self.people)])
+        )
 
     @rule(person=st.integers(0, 9))
     def promote(self, person: int) -> None:
         def promote() -> None:
-            case = self.book.promote_contact(self.people[person % len(self.people)], test_date="2020-11-25", asymptomatic=True)
+            case = self.book.promote_contact(
+                self.people[person % len(self.people)], test_date="2020-11-25", asymptomatic=True
+            )
             self.cases.append(case.ref)
 
         self._attempt(promote)
@@ -193,14 +237,20 @@ class ProtectionMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.contacts)
     @rule(contact=st.integers(0, 9), mention=st.integers(0, len(PEOPLE) - 1))
     def update_contact(self, contact: int, mention: int) -> None:
-        self._attempt(lambda: self.book.update_contact(
-            self.contacts[contact % len(self.contacts)], notes=f"called {PEOPLE[mention]['name']}", trace_status="reached"
-        ))
+        self._attempt(
+            lambda: self.book.update_contact(
+                self.contacts[contact % len(self.contacts)],
+                notes=f"called {PEOPLE[mention]['name']}",
+                trace_status="reached",
+            )
+        )
 
     @precondition(lambda self: self.contacts)
     @rule(contact=st.integers(0, 9))
     def release(self, contact: int) -> None:
-        self._attempt(lambda: self.roles.release_contact(self.contacts[contact % len(self.contacts)], "property test release"))
+        self._attempt(
+            lambda: self.roles.release_contact(self.contacts[contact % len(self.contacts)], "property test release")
+        )
         self.book.forget_marks()
 
     @rule(person=st.integers(0, 9))
@@ -228,11 +278,20 @@ class ProtectionMachine(RuleBasedStateMachine):
         for index in people:
             p = PEOPLE[index]
             day = date.fromisoformat(p["date_of_birth"])
-            rows.append(case_row(
-                f"RE-{self.imports}-{index}", p["name"], Date_of_birth=f"{day:%d/%m/%Y}", NHS_number=p["nhs_number"],
-                Mobile="0" + p["phone"][3:], Postcode=p["postcode"], Role="protected-witness" if role else "",
-                Specimen_date="20/11/2020", Onset_date="", Asymptomatic="yes",
-            ))
+            rows.append(
+                case_row(
+                    f"RE-{self.imports}-{index}",
+                    p["name"],
+                    Date_of_birth=f"{day:%d/%m/%Y}",
+                    NHS_number=p["nhs_number"],
+                    Mobile="0" + p["phone"][3:],
+                    Postcode=p["postcode"],
+                    Role="protected-witness" if role else "",
+                    Specimen_date="20/11/2020",
+                    Onset_date="",
+                    Asymptomatic="yes",
+                )
+            )
         with tempfile.TemporaryDirectory() as folder:
             path = write_csv(Path(folder) / "again.csv", CASE_HEADER, rows)
             self._attempt(lambda: run(self.store, "cases", path, skip_invalid=True, today=TODAY))
@@ -241,7 +300,9 @@ class ProtectionMachine(RuleBasedStateMachine):
     @rule()
     def export_central_handover(self) -> None:
         with tempfile.TemporaryDirectory() as out:
-            result = export_handover(self.store, "Central", policy_name="central-handover", out_dir=out, all_records=True)
+            result = export_handover(
+                self.store, "Central", policy_name="central-handover", out_dir=out, all_records=True
+            )
             plain = decrypt(result.path.read_bytes(), [self.central])
         with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
             content = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()).decode("utf-8")
@@ -276,23 +337,31 @@ class ProtectionMachine(RuleBasedStateMachine):
         work = book.worklist(date(2020, 11, 26))
         # JSON here (rendering every view after every step costs seconds); cli_view checks
         # the rendered forms, and the trees are rendered because their labels are built apart.
-        without_notes = "\n".join([
-            json.dumps([p.to_json() for p in people + found]),
-            *(rendered(render.case_tree(root, asked)) for root, asked in trees),
-            json.dumps([[e.contact.to_json(), e.withheld] for e in contacts.items]),
-            json.dumps([c.person.to_json() for c in cases.items]),
-            json.dumps([e.contact.to_json() for e in work.to_call + work.isolation_ends_today]),
-        ])
-        with_notes = "\n".join([
-            json.dumps(cases.to_json()), json.dumps(contacts.to_json()), json.dumps(work.to_json()),
-            *(json.dumps(render.tree_json(root, asked)) for root, asked in trees),
-        ])
+        without_notes = "\n".join(
+            [
+                json.dumps([p.to_json() for p in people + found]),
+                *(rendered(render.case_tree(root, asked)) for root, asked in trees),
+                json.dumps([[e.contact.to_json(), e.withheld] for e in contacts.items]),
+                json.dumps([c.person.to_json() for c in cases.items]),
+                json.dumps([e.contact.to_json() for e in work.to_call + work.isolation_ends_today]),
+            ]
+        )
+        with_notes = "\n".join(
+            [
+                json.dumps(cases.to_json()),
+                json.dumps(contacts.to_json()),
+                json.dumps(work.to_json()),
+                *(json.dumps(render.tree_json(root, asked)) for root, asked in trees),
+            ]
+        )
         self._assert_clean(without_notes + with_notes, marked, "library views")
         self._assert_clean(without_notes, associated, "library views without free text")
 
 
 ProtectionMachine.TestCase.settings = settings(
-    max_examples=10, stateful_step_count=8, deadline=None,
+    max_examples=10,
+    stateful_step_count=8,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_protection_is_monotone = ProtectionMachine.TestCase

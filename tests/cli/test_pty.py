@@ -68,8 +68,14 @@ class Terminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
         try:
             self.child = subprocess.Popen(
-                [sys.executable, "-c", LAUNCH_TRACEKIT, *args], stdin=slave, stdout=slave, stderr=slave,
-                env=env, cwd=REPO, preexec_fn=_take_the_terminal, close_fds=True,
+                [sys.executable, "-c", LAUNCH_TRACEKIT, *args],
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=env,
+                cwd=REPO,
+                preexec_fn=_take_the_terminal,
+                close_fds=True,
             )
         finally:
             os.close(slave)  # only the child holds it: its exit ends the output (EIO)
@@ -114,7 +120,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while (found := self.flat.find(wanted, self._position)) < 0:
             if time.monotonic() >= deadline or not self._read(deadline):
-                raise AssertionError(f"{text!r} did not appear within {timeout:g} s; the terminal shows:\n{self.screen}")
+                raise AssertionError(
+                    f"{text!r} did not appear within {timeout:g} s; the terminal shows:\n{self.screen}"
+                )
         self._position = found + len(wanted)
 
     def watch(self, seconds: float) -> None:
@@ -141,7 +149,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while self._read(deadline):
             if time.monotonic() >= deadline:
-                raise AssertionError(f"tracekit did not finish within {timeout:g} s; the terminal shows:\n{self.screen}")
+                raise AssertionError(
+                    f"tracekit did not finish within {timeout:g} s; the terminal shows:\n{self.screen}"
+                )
         return self.child.wait(timeout=max(1.0, deadline - time.monotonic()))
 
     def close(self) -> None:
@@ -157,10 +167,16 @@ def terminal(store_path) -> Iterator:
     passphrase is typed at the prompt (none in the environment)."""
     started: list[Terminal] = []
     env = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
-    env.update({
-        "TRACEKIT_STORE": str(store_path), "PYTHONPATH": str(REPO), "TERM": "xterm-256color",
-        "NO_COLOR": "1", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
-    })
+    env.update(
+        {
+            "TRACEKIT_STORE": str(store_path),
+            "PYTHONPATH": str(REPO),
+            "TERM": "xterm-256color",
+            "NO_COLOR": "1",
+            "LC_ALL": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+        }
+    )
 
     def start(*args: str, columns: int = 80, **extra_env: str) -> Terminal:
         session = Terminal(args, columns=columns, env={**env, **extra_env})
@@ -218,11 +234,13 @@ def marked_case(store):
     """A case (made-up details) with a household contact; the store closed again."""
     book = Casebook(store, today=date(2020, 11, 1))
     case = book.add_case(
-        person=PersonInput(name="Perpetua Quillfeather", phone="+447700900555"), test_date="2020-10-20",
+        person=PersonInput(name="Perpetua Quillfeather", phone="+447700900555"),
+        test_date="2020-10-20",
         asymptomatic=True,
     )
-    book.add_contact(case.ref, person=PersonInput(name="Ordinary Contact"), last_exposure="2020-10-19",
-                     setting="household")
+    book.add_contact(
+        case.ref, person=PersonInput(name="Ordinary Contact"), last_exposure="2020-10-19", setting="household"
+    )
     store.close()
     return case
 
@@ -231,7 +249,10 @@ def marked_case(store):
 def referable(marked_case, cli_with_store):
     """The case's person marked, and a vetted team to refer them to."""
     case = marked_case
-    assert cli_with_store("role", "mark", case.person.ref, "--role", "undercover-officer", "--reason", "ops").exit_code == 0
+    assert (
+        cli_with_store("role", "mark", case.person.ref, "--role", "undercover-officer", "--reason", "ops").exit_code
+        == 0
+    )
     vetted = str(x25519.Identity.generate().to_public())
     assert cli_with_store("recipients", "add", "Vetted North", vetted, "--role", "vetted-team").exit_code == 0
     return case
@@ -283,9 +304,7 @@ def _type_a_case(session: Terminal) -> None:
 WAITING = f"Waiting for the store: process {os.getpid()}"
 
 
-def test_a_busy_store_at_a_terminal_says_who_writes_and_waits_past_the_timeout(
-    terminal, other_writer, cli_with_store
-):
+def test_a_busy_store_at_a_terminal_says_who_writes_and_waits_past_the_timeout(terminal, other_writer, cli_with_store):
     session = terminal("case", "add", "--name", "Ada Example", "--phone", "07700 900001", TRACEKIT_BUSY_TIMEOUT="0.2")
     _type_a_case(session)
     session.expect(WAITING)

@@ -14,8 +14,12 @@ from tracekit.cli.render import Column
 
 HEADERS = ("ref", "person", "phone", "exposed", "status", "note")
 COLUMNS = {
-    "ref": Column("ref"), "person": Column("person", text=True), "phone": Column("phone"),
-    "exposed": Column("exposed", 1), "status": Column("status", 2), "note": Column("note", 3, text=True),
+    "ref": Column("ref"),
+    "person": Column("person", text=True),
+    "phone": Column("phone"),
+    "exposed": Column("exposed", 1),
+    "status": Column("status", 2),
+    "note": Column("note", 3, text=True),
 }
 
 # Names, references and dates as they appear in tables, with accents and wide characters.
@@ -25,8 +29,15 @@ cell_text = st.text(
 
 
 def _print(renderable: object, width: int, *, color: bool = False) -> str:
-    console = Console(width=width, force_terminal=color, color_system="standard" if color else None,
-                      no_color=not color, emoji=False, highlight=False, soft_wrap=False)
+    console = Console(
+        width=width,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        no_color=not color,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+    )
     with console.capture() as captured:
         console.print(renderable, crop=False)
     return captured.get()
@@ -53,8 +64,9 @@ free_text = st.text(alphabet=st.sampled_from(list("abcdeXYZ -'") + ["é", "日"]
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=st.lists(st.tuples(whole_value, free_text, whole_value, whole_value, whole_value, free_text), min_size=1,
-                  max_size=6),
+    rows=st.lists(
+        st.tuples(whole_value, free_text, whole_value, whole_value, whole_value, free_text), min_size=1, max_size=6
+    ),
     width=st.integers(min_value=30, max_value=160),
 )
 def test_whole_values_are_never_cut_wrapped_or_split(rows: list[tuple[str, ...]], width: int) -> None:
@@ -91,10 +103,20 @@ def test_audit_table_keeps_the_time_whole_and_folds_a_long_reason() -> None:
     from types import SimpleNamespace
 
     entries = [
-        SimpleNamespace(seq=74277, at="2026-11-22T22:21:32.123456+00:00", action="export.handover", refs=[],
-                        reason="bundle cb1d9a4215594566b40e6055d8efdb70 to Profile Central (central-team)"),
-        SimpleNamespace(seq=74278, at="2026-11-23T00:54:24.5+00:00", action="role.mark", refs=["P-ABC123", "C-XYZ789"],
-                        reason="[bold]not markup[/bold]"),
+        SimpleNamespace(
+            seq=74277,
+            at="2026-11-22T22:21:32.123456+00:00",
+            action="export.handover",
+            refs=[],
+            reason="bundle cb1d9a4215594566b40e6055d8efdb70 to Profile Central (central-team)",
+        ),
+        SimpleNamespace(
+            seq=74278,
+            at="2026-11-23T00:54:24.5+00:00",
+            action="role.mark",
+            refs=["P-ABC123", "C-XYZ789"],
+            reason="[bold]not markup[/bold]",
+        ),
     ]
     shown = _print(render.audit_table(entries), 80)
     lines = shown.splitlines()
@@ -102,7 +124,7 @@ def test_audit_table_keeps_the_time_whole_and_folds_a_long_reason() -> None:
     assert "2026-11-22T22:21:32" in shown and "2026-11-23T00:54:24" in shown and "…" not in shown
     assert "P-ABC123," in shown and "C-XYZ789" in shown  # the references stay (wrapped)
     assert "[bold]not" in shown and "markup[/bold]" in shown  # a reason is text, never markup
-    assert "".join(line[lines[0].index("reason"):].strip() for line in lines[2:7]).startswith(
+    assert "".join(line[lines[0].index("reason") :].strip() for line in lines[2:7]).startswith(
         "bundlecb1d9a4215594566b40e6055d8efdb70"
     )
 
@@ -110,8 +132,16 @@ def test_audit_table_keeps_the_time_whole_and_folds_a_long_reason() -> None:
 def test_audit_table_on_a_narrow_terminal_drops_the_reason_before_cutting_a_number() -> None:
     from types import SimpleNamespace
 
-    entries = [SimpleNamespace(seq=74277 + n, at=f"2026-11-22T22:21:3{n}+00:00", action="export.handover",
-                               refs=["P-ABC123"], reason="bundle cb1d9a4215594566 to Profile Central") for n in range(3)]
+    entries = [
+        SimpleNamespace(
+            seq=74277 + n,
+            at=f"2026-11-22T22:21:3{n}+00:00",
+            action="export.handover",
+            refs=["P-ABC123"],
+            reason="bundle cb1d9a4215594566 to Profile Central",
+        )
+        for n in range(3)
+    ]
     shown = _print(render.audit_table(entries), 60)
     assert "reason" not in shown.splitlines()[0] and "references" in shown.splitlines()[0]
     for n in range(3):
@@ -119,8 +149,12 @@ def test_audit_table_on_a_narrow_terminal_drops_the_reason_before_cutting_a_numb
 
 
 @settings(max_examples=60, deadline=None)
-@given(cells=st.lists(cell_text, min_size=1, max_size=6), width=st.integers(min_value=1, max_value=30),
-       no_wrap=st.booleans(), color=st.booleans())
+@given(
+    cells=st.lists(cell_text, min_size=1, max_size=6),
+    width=st.integers(min_value=1, max_value=30),
+    no_wrap=st.booleans(),
+    color=st.booleans(),
+)
 def test_a_cell_that_fits_is_drawn_as_rich_draws_it(cells: list[str], width: int, no_wrap: bool, color: bool) -> None:
     """render._Cell hands over the segments of a text that fits its column: the table
     prints exactly what Rich's own drawing of the Text prints."""

@@ -27,8 +27,9 @@ def book(cli_with_store):
     case = add_case(cli_with_store, "Ada Example", n=1)
     contacts = [
         add_contact(cli_with_store, case["ref"], LONG_NAME, n=222, setting="household"),
-        add_contact(cli_with_store, case["ref"], "Di Example", "--proximity", "1", "--duration", "20", n=14,
-                    last="2020-10-08"),
+        add_contact(
+            cli_with_store, case["ref"], "Di Example", "--proximity", "1", "--duration", "20", n=14, last="2020-10-08"
+        ),
         add_contact(cli_with_store, case["ref"], "Cy Example", "--proximity", "5", n=13, setting="social"),
     ]
     return SimpleNamespace(case=case, contacts=contacts)
@@ -111,9 +112,13 @@ def test_keys_show_prints_the_key_whole_at_60_columns(cli_with_store):
 
 def test_export_list_never_cuts_a_file_name_or_a_time() -> None:
     handovers = [
-        SimpleNamespace(created_at="2026-12-03T12:27:06+00:00", recipient="Central Team North West", policy="central-handover",
-                        record_counts={"cases": 1204, "contacts": 5931},
-                        file_name="handover-central-team-north-west-20261203T122706Z.tar.age"),
+        SimpleNamespace(
+            created_at="2026-12-03T12:27:06+00:00",
+            recipient="Central Team North West",
+            policy="central-handover",
+            record_counts={"cases": 1204, "contacts": 5931},
+            file_name="handover-central-team-north-west-20261203T122706Z.tar.age",
+        ),
     ]
     for width in (60, 80):
         console = Console(width=width, no_color=True, emoji=False, highlight=False)
@@ -149,10 +154,21 @@ def test_a_piped_role_list_with_a_long_value_is_whole_and_unpadded(cli_with_stor
     person = book.contacts[0]["contact"]["ref"]
     ok(cli_with_store, "role", "mark", person, "--role", "other", "--reason", "court order")
     long_name = "Vetted Team North " + "x" * 70
-    ok(cli_with_store, "recipients", "add", long_name, str(x25519.Identity.generate().to_public()), "--role",
-       "vetted-team")
-    for command in (("role", "list"), ("recipients", "list"), ("case", "show", book.case["ref"]), ("today", "--date",
-                                                                                                     "2020-10-15")):
+    ok(
+        cli_with_store,
+        "recipients",
+        "add",
+        long_name,
+        str(x25519.Identity.generate().to_public()),
+        "--role",
+        "vetted-team",
+    )
+    for command in (
+        ("role", "list"),
+        ("recipients", "list"),
+        ("case", "show", book.case["ref"]),
+        ("today", "--date", "2020-10-15"),
+    ):
         shown = ok(cli_with_store, *command).stdout
         assert "…" not in shown, command
         assert all(line == line.rstrip() for line in shown.splitlines()), command

@@ -22,17 +22,42 @@ from tracekit.store import create_store, open_store
 
 #: What a terminal would act on: C0 but newline and tab, DEL, C1, bidi controls and
 #: marks, line and paragraph separators, lone surrogates.
-RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
+RAW_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
 
 #: Markup Rich would read (or fail on), backslashes around brackets, escape sequences.
 HOSTILE_PIECES = [
-    "[/x]", "[bold]", "[/]", "[link=https://example.com/a]", "[@click]", "[red", "]", "[1]",
-    "\\", "\\[", "\\\\[b]", "x\\", ":smile:",
-    "\x1b[2J", "\x1b]0;title\x07", "\r", "\x9b31m", "\x85", "\x7f", "\u202e", "\u2066", "\u200f",
-    "Ada", " ", "é",
+    "[/x]",
+    "[bold]",
+    "[/]",
+    "[link=https://example.com/a]",
+    "[@click]",
+    "[red",
+    "]",
+    "[1]",
+    "\\",
+    "\\[",
+    "\\\\[b]",
+    "x\\",
+    ":smile:",
+    "\x1b[2J",
+    "\x1b]0;title\x07",
+    "\r",
+    "\x9b31m",
+    "\x85",
+    "\x7f",
+    "\u202e",
+    "\u2066",
+    "\u200f",
+    "Ada",
+    " ",
+    "é",
 ]
-hostile = st.lists(st.sampled_from(HOSTILE_PIECES), min_size=1, max_size=6).map("".join).filter(
-    lambda text: text.strip() != ""
+hostile = (
+    st.lists(st.sampled_from(HOSTILE_PIECES), min_size=1, max_size=6)
+    .map("".join)
+    .filter(lambda text: text.strip() != "")
 )
 
 
@@ -57,20 +82,29 @@ def test_visible_replaces_what_a_terminal_obeys():
 
 #: Markup around a value, and what it renders as before and after the value.
 AROUND = [
-    ("", "", "", ""), ("[dim]", "[/dim]", "", ""), ("(", ")", "(", ")"),
-    ("[bold red]", "[/bold red] x", "", " x"), ("[b]", "[/b][dim]z[/dim]", "", "z"),
+    ("", "", "", ""),
+    ("[dim]", "[/dim]", "", ""),
+    ("(", ")", "(", ")"),
+    ("[bold red]", "[/bold red] x", "", " x"),
+    ("[b]", "[/b][dim]z[/dim]", "", "z"),
 ]
 
 
 #: Markup around a value, and what it renders as before and after the value.
 AROUND = [
-    ("", "", "", ""), ("[dim]", "[/dim]", "", ""), ("(", ")", "(", ")"),
-    ("[bold red]", "[/bold red] x", "", " x"), ("[b]", "[/b][dim]z[/dim]", "", "z"),
+    ("", "", "", ""),
+    ("[dim]", "[/dim]", "", ""),
+    ("(", ")", "(", ")"),
+    ("[bold red]", "[/bold red] x", "", " x"),
+    ("[b]", "[/b][dim]z[/dim]", "", "z"),
 ]
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from(list("[]\\/=@#ab \n\x1b\x9b\u202e")), max_size=24), around=st.sampled_from(AROUND))
+@given(
+    text=st.text(alphabet=st.sampled_from(list("[]\\/=@#ab \n\x1b\x9b\u202e")), max_size=24),
+    around=st.sampled_from(AROUND),
+)
 def test_safe_markup_renders_as_the_text_itself_whatever_markup_surrounds_it(text, around):
     before, after, shown_before, shown_after = around
     rendered = Text.from_markup(before + safe_markup(text, multiline=True) + after, emoji=False).plain
@@ -137,7 +171,12 @@ FIELDS = ("name", "notes", "address", "contact_name", "contact_notes", "reason",
 
 
 # 12 examples of 8 hostile texts each (one per field) through about 25 commands: ~40 s
-@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(texts=st.fixed_dictionaries({field: hostile for field in FIELDS}))
 def test_outside_text_is_shown_literally_in_every_output(tmp_path_factory, texts):
     """Each printed field gets its own hostile text: markup, backslashes, escape sequences."""
@@ -163,8 +202,23 @@ def test_outside_text_is_shown_literally_in_every_output(tmp_path_factory, texts
 
     # A case whose free text is typed as options; what a validator refuses (a control
     # character in a name) is then put into the store directly, as is everything else.
-    typed = cli("--json", "case", "add", "--name", texts["name"], "--notes", texts["notes"], "--address", texts["address"],
-                "--phone", "07700 900001", "--test-date", "2020-10-10", "--onset", "2020-10-08")
+    typed = cli(
+        "--json",
+        "case",
+        "add",
+        "--name",
+        texts["name"],
+        "--notes",
+        texts["notes"],
+        "--address",
+        texts["address"],
+        "--phone",
+        "07700 900001",
+        "--test-date",
+        "2020-10-10",
+        "--onset",
+        "2020-10-08",
+    )
     if typed.exit_code == 0:
         case = json.loads(typed.stdout)
     else:
@@ -172,9 +226,13 @@ def test_outside_text_is_shown_literally_in_every_output(tmp_path_factory, texts
         case = add_case(cli, "Placeholder Person", n=1)
     case_ref, person_ref = case["ref"], case["person"]["ref"]
     contact = add_contact(cli, case_ref, "Conn Tact", "--notes", "typed", n=2)
-    _store_directly(store_path, "UPDATE people SET name = ?, address = ? WHERE ref = ?", texts["name"], texts["address"], person_ref)
+    _store_directly(
+        store_path, "UPDATE people SET name = ?, address = ? WHERE ref = ?", texts["name"], texts["address"], person_ref
+    )
     _store_directly(store_path, "UPDATE cases SET notes = ? WHERE ref = ?", texts["notes"], case_ref)
-    _store_directly(store_path, "UPDATE people SET name = ? WHERE ref = ?", texts["contact_name"], contact["contact"]["ref"])
+    _store_directly(
+        store_path, "UPDATE people SET name = ? WHERE ref = ?", texts["contact_name"], contact["contact"]["ref"]
+    )
     _store_directly(store_path, "UPDATE exposures SET notes = ? WHERE ref = ?", texts["contact_notes"], contact["ref"])
 
     shows(cli("case", "show", case_ref), texts["name"], texts["notes"], texts["address"], texts["contact_name"])
@@ -206,8 +264,11 @@ def test_outside_text_is_shown_literally_in_every_output(tmp_path_factory, texts
     assert cli("recipients", "remove", texts["name"]).exit_code != 0
 
     # JSON: the exact values, and nothing raw on the terminal either.
-    for command, field in ((("case", "show", case_ref), "notes"), (("audit", "show"), "reason"),
-                           (("contact", "show", contact["ref"]), "contact_notes")):
+    for command, field in (
+        (("case", "show", case_ref), "notes"),
+        (("audit", "show"), "reason"),
+        (("contact", "show", contact["ref"]), "contact_notes"),
+    ):
         result = cli("--json", *command)
         expected = reason if field == "reason" else texts[field]
         assert result.exit_code == 0 and any(expected in value for value in _strings(json.loads(result.stdout)))

@@ -54,9 +54,7 @@ def store_id(session_keyring: None) -> Iterator[str]:
     keyring.forget_key(identifier)
 
 
-def fake_syscall(
-    monkeypatch: pytest.MonkeyPatch, behaviour: Callable[..., int]
-) -> list[tuple[object, ...]]:
+def fake_syscall(monkeypatch: pytest.MonkeyPatch, behaviour: Callable[..., int]) -> list[tuple[object, ...]]:
     """Replace the system calls with ``behaviour(name, *args)``; returns the calls made."""
     calls: list[tuple[object, ...]] = []
 
@@ -143,9 +141,7 @@ def test_key_expires_after_its_timeout(store_id: str) -> None:
     assert keyring.cached_key(store_id) is None
 
 
-def test_read_buffer_is_exactly_sized_and_zeroed(
-    store_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_read_buffer_is_exactly_sized_and_zeroed(store_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     buffers: list[ctypes.Array[ctypes.c_char]] = []
     real_create = ctypes.create_string_buffer
 
@@ -167,9 +163,7 @@ def test_entry_that_is_not_a_store_key_is_ignored(store_id: str) -> None:
     assert keyring.forget_key(store_id) is True
 
 
-def test_no_key_is_left_behind_if_it_cannot_be_restricted(
-    store_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_key_is_left_behind_if_it_cannot_be_restricted(store_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     real_syscall = keyring._syscall
 
     def refuse_timeout(name: str, *args: object) -> int:
@@ -196,9 +190,7 @@ def test_kernel_refusal(monkeypatch: pytest.MonkeyPatch, code: int, name: str) -
     with pytest.raises(KeyringUnavailable) as caught:
         keyring.cache_key(store, secrets.token_bytes(32), 60)
     assert caught.value.exit_code == ExitCode.KEYRING
-    assert f"the kernel keyring refused to look up the session keyring: {name} (" in str(
-        caught.value
-    )
+    assert f"the kernel keyring refused to look up the session keyring: {name} (" in str(caught.value)
     assert caught.value.hint
     assert keyring.cached_key(store) is None
     assert keyring.forget_key(store) is False
@@ -241,12 +233,8 @@ def test_without_a_session_keyring_of_its_own_nothing_is_stored(
     assert keyring.forget_key(new_store_id()) is False
 
 
-@pytest.mark.parametrize(
-    ("platform_name", "machine"), [("linux", "riscv64"), ("linux", "i686"), ("darwin", "x86_64")]
-)
-def test_unsupported_platform(
-    monkeypatch: pytest.MonkeyPatch, platform_name: str, machine: str
-) -> None:
+@pytest.mark.parametrize(("platform_name", "machine"), [("linux", "riscv64"), ("linux", "i686"), ("darwin", "x86_64")])
+def test_unsupported_platform(monkeypatch: pytest.MonkeyPatch, platform_name: str, machine: str) -> None:
     monkeypatch.setattr(keyring.sys, "platform", platform_name)
     monkeypatch.setattr(keyring.platform, "machine", lambda: machine)
 

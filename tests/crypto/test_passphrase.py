@@ -106,9 +106,7 @@ def pipe_with() -> Iterator[Callable[[bytes], int]]:
 # -- precedence ------------------------------------------------------------------------
 
 
-def test_file_comes_first(
-    private_file: Callable[[bytes], Path], pipe_with: Callable[[bytes], int]
-) -> None:
+def test_file_comes_first(private_file: Callable[[bytes], Path], pipe_with: Callable[[bytes], int]) -> None:
     source = PassphraseSource(file=private_file(b"from file\n"), fd=pipe_with(b"from fd"))
     environ = {ENVIRONMENT_VARIABLE: "from environment"}
     assert read(source, environ=environ, isatty=tty) == b"from file"
@@ -125,10 +123,7 @@ def test_descriptor_comes_before_environment_and_prompt(pipe_with: Callable[[byt
 def test_environment_comes_before_prompt() -> None:
     environ = {ENVIRONMENT_VARIABLE: "from environment"}
     assert read(environ=environ, isatty=tty) == b"from environment"
-    assert (
-        describe_source(NO_SOURCE, environ=environ, isatty=tty)
-        == "environment variable TRACEKIT_PASSPHRASE"
-    )
+    assert describe_source(NO_SOURCE, environ=environ, isatty=tty) == "environment variable TRACEKIT_PASSPHRASE"
 
 
 def test_prompt_comes_last() -> None:
@@ -218,9 +213,7 @@ def test_chmod_fix_quotes_the_path(tmp_path: Path) -> None:
     assert f"chmod 600 '{path}'" in str(error)
 
 
-def test_symlink_to_a_private_file_is_judged_by_the_file(
-    private_file: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_symlink_to_a_private_file_is_judged_by_the_file(private_file: Callable[..., Path], tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(private_file(SECRET.encode()))
     assert read(PassphraseSource(file=link)) == SECRET.encode()
@@ -336,9 +329,7 @@ def test_unreadable_descriptor_is_refused() -> None:
     read_end, write_end = os.pipe()
     try:
         error = refused(lambda: read(PassphraseSource(fd=write_end)))
-        assert str(error).startswith(
-            f"cannot read the passphrase from the file descriptor {write_end}: "
-        )
+        assert str(error).startswith(f"cannot read the passphrase from the file descriptor {write_end}: ")
     finally:
         os.close(read_end)
         os.close(write_end)
@@ -358,12 +349,8 @@ def test_environment_value_is_used_exactly() -> None:
 
 
 def test_empty_environment_variable_is_refused_not_skipped() -> None:
-    error = refused(
-        lambda: read(environ={ENVIRONMENT_VARIABLE: ""}, isatty=tty, getpass_fn=never_prompt)
-    )
-    assert str(error) == (
-        "the passphrase from the environment variable TRACEKIT_PASSPHRASE is empty"
-    )
+    error = refused(lambda: read(environ={ENVIRONMENT_VARIABLE: ""}, isatty=tty, getpass_fn=never_prompt))
+    assert str(error) == ("the passphrase from the environment variable TRACEKIT_PASSPHRASE is empty")
 
 
 def test_environment_value_with_undecodable_bytes_is_refused() -> None:

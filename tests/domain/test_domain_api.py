@@ -24,7 +24,5 @@ def test_the_domain_does_not_pull_in_storage_cli_or_crypto() -> None:
         "{'sqlcipher3', 'sqlite3', 'typer', 'rich', 'argon2', 'pyrage'} "
         "or m.startswith(('tracekit.store', 'tracekit.cli', 'tracekit.crypto'))))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

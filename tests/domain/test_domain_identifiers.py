@@ -103,9 +103,7 @@ def test_malformed_nhs_numbers_are_refused(text: str) -> None:
 def test_every_single_digit_error_is_caught(nine: int, position: int, delta: int) -> None:
     """Modulus 11 with distinct weights detects any one mistyped digit."""
     prefix = f"999{nine:06d}"
-    valid = next(
-        (prefix + last for last in "0123456789" if is_valid_nhs_number(prefix + last)), None
-    )
+    valid = next((prefix + last for last in "0123456789" if is_valid_nhs_number(prefix + last)), None)
     if valid is None:  # this prefix has no valid number (check digit 10)
         return
     wrong = valid[:position] + str((int(valid[position]) + delta) % 10) + valid[position + 1 :]
@@ -115,9 +113,7 @@ def test_every_single_digit_error_is_caught(nine: int, position: int, delta: int
 @given(nine=st.integers(min_value=0, max_value=999_999), position=st.integers(0, 8))
 def test_every_swap_of_adjacent_different_digits_is_caught(nine: int, position: int) -> None:
     prefix = f"999{nine:06d}"
-    valid = next(
-        (prefix + last for last in "0123456789" if is_valid_nhs_number(prefix + last)), None
-    )
+    valid = next((prefix + last for last in "0123456789" if is_valid_nhs_number(prefix + last)), None)
     if valid is None or valid[position] == valid[position + 1]:
         return
     swapped = valid[:position] + valid[position + 1] + valid[position] + valid[position + 2 :]
@@ -125,9 +121,7 @@ def test_every_swap_of_adjacent_different_digits_is_caught(nine: int, position: 
 
 
 def test_exactly_one_check_digit_or_none_fits_each_prefix() -> None:
-    counts = {
-        sum(is_valid_nhs_number(f"999{n:06d}{last}") for last in "0123456789") for n in range(2000)
-    }
+    counts = {sum(is_valid_nhs_number(f"999{n:06d}{last}") for last in "0123456789") for n in range(2000)}
     assert counts == {0, 1}
 
 
@@ -499,9 +493,7 @@ def test_name_keys_match_spellings_of_the_same_name(a: str, b: str) -> None:
     assert name_key(a) == name_key(b)
 
 
-@pytest.mark.parametrize(
-    ("a", "b"), [("Jo Bloggs", "Jo Blogs"), ("Søren", "Soren"), ("Anne-Marie", "Anne Marie")]
-)
+@pytest.mark.parametrize(("a", "b"), [("Jo Bloggs", "Jo Blogs"), ("Søren", "Soren"), ("Anne-Marie", "Anne Marie")])
 def test_name_keys_keep_different_names_apart(a: str, b: str) -> None:
     assert name_key(a) != name_key(b)
 

@@ -70,9 +70,7 @@ def no_library_parse(monkeypatch: pytest.MonkeyPatch) -> None:
         ("03069 990000", "+443069990000"),
     ],
 )
-def test_common_uk_forms_take_the_fast_path(
-    text: str, expected: str, no_library_parse: None
-) -> None:
+def test_common_uk_forms_take_the_fast_path(text: str, expected: str, no_library_parse: None) -> None:
     assert normalise_phone(text) == expected
 
 
@@ -224,9 +222,7 @@ def test_fast_path_agrees_on_arbitrary_short_text(text: str, region: str) -> Non
     last=_digits(3),
     separator=st.sampled_from([" ", "-", "", "."]),
 )
-def test_drama_numbers_in_any_layout_take_the_fast_path(
-    national: str, last: str, separator: str
-) -> None:
+def test_drama_numbers_in_any_layout_take_the_fast_path(national: str, last: str, separator: str) -> None:
     text = national.replace(" ", separator) + separator + last
     fast = identifiers._fast_path_phone(text, "GB")
     assert fast is not None

@@ -186,9 +186,7 @@ def test_case_isolation_counts_from_the_day_after_onset_or_test(
         (date(2020, 12, 28), date(2021, 1, 7)),  # across the new year
     ],
 )
-def test_contact_isolation_counts_from_the_day_after_exposure(
-    exposure: date, expected: date
-) -> None:
+def test_contact_isolation_counts_from_the_day_after_exposure(exposure: date, expected: date) -> None:
     assert contact_isolation_end(exposure, ruleset_for(exposure)) == expected
 
 
@@ -250,9 +248,7 @@ def test_within_2m_for_more_than_15_minutes(
         (0.0, 1, True),
     ],
 )
-def test_within_1m_for_1_minute_or_longer(
-    proximity_m: float, duration_min: float, is_close: bool
-) -> None:
+def test_within_1m_for_1_minute_or_longer(proximity_m: float, duration_min: float, is_close: bool) -> None:
     for ruleset_id in (MID_2020, DECEMBER):
         result = classify(ruleset_id, proximity_m=proximity_m, duration_min=duration_min)
         assert result.is_close is is_close
@@ -266,14 +262,8 @@ def test_launch_rules_had_no_one_metre_one_minute_clause() -> None:
 
 @pytest.mark.parametrize("ruleset_id", [LAUNCH, MID_2020, DECEMBER])
 def test_face_to_face_within_1m_for_any_time(ruleset_id: str) -> None:
-    assert (
-        classify(ruleset_id, proximity_m=1.0, duration_min=0, face_to_face=True).clause
-        == "face-to-face-1m"
-    )
-    assert (
-        classify(ruleset_id, proximity_m=0.5, duration_min=None, face_to_face=True).clause
-        == "face-to-face-1m"
-    )
+    assert classify(ruleset_id, proximity_m=1.0, duration_min=0, face_to_face=True).clause == "face-to-face-1m"
+    assert classify(ruleset_id, proximity_m=0.5, duration_min=None, face_to_face=True).clause == "face-to-face-1m"
     assert not classify(ruleset_id, proximity_m=1.01, duration_min=0.5, face_to_face=True).is_close
 
 
@@ -291,10 +281,7 @@ def test_household_members_are_close_from_mid_2020() -> None:
 
 def test_travel_in_the_same_vehicle_or_plane_is_close_from_mid_2020() -> None:
     assert classify(MID_2020, setting="travel").clause == "shared-vehicle"
-    assert (
-        classify(DECEMBER, setting="travel", proximity_m=5, duration_min=5).clause
-        == "shared-vehicle"
-    )
+    assert classify(DECEMBER, setting="travel", proximity_m=5, duration_min=5).clause == "shared-vehicle"
     assert not classify(LAUNCH, setting="travel", proximity_m=5, duration_min=5).is_close
 
 
@@ -326,9 +313,7 @@ def test_other_settings_are_close_only_by_distance_and_time(setting: str) -> Non
         ({"setting": "travel", "proximity_m": 1.5, "duration_min": 60}, "2m-15min"),
     ],
 )
-def test_the_first_matching_clause_in_priority_order_is_reported(
-    kwargs: dict[str, Any], clause: str
-) -> None:
+def test_the_first_matching_clause_in_priority_order_is_reported(kwargs: dict[str, Any], clause: str) -> None:
     assert classify(DECEMBER, **kwargs).clause == clause
 
 

@@ -59,9 +59,7 @@ def test_rule_sets_come_back_in_date_order() -> None:
 
 
 def test_the_shipped_file_is_the_one_loaded() -> None:
-    shipped = (
-        resources.files("tracekit.domain").joinpath("rulesets.toml").read_text(encoding="utf-8")
-    )
+    shipped = resources.files("tracekit.domain").joinpath("rulesets.toml").read_text(encoding="utf-8")
     assert parse_rulesets(shipped) == all_rulesets()
 
 

@@ -17,15 +17,43 @@ from tracekit.domain.identifiers import is_valid_nhs_number
 from tracekit.importers import ImportOptions, import_file
 
 TODAY = date(2020, 11, 1)
-NHS = ("9990000018", "9990000026", "9990000034", "9990000042", "9990000050", "9990000069", "9990000077",
-       "9990000085")
+NHS = ("9990000018", "9990000026", "9990000034", "9990000042", "9990000050", "9990000069", "9990000077", "9990000085")
 assert all(is_valid_nhs_number(n) for n in NHS)
 
-CASE_HEADER = ["Case ID", "Full name", "Date of birth", "NHS number", "Mobile", "Postcode", "Occupation", "Role",
-               "Specimen date", "Onset date", "Asymptomatic", "Notes"]
-CONTACT_HEADER = ["Contact ID", "Case ID", "First name", "Surname", "DOB", "NHS No", "Tel", "Email", "Address",
-                  "Postcode", "Occupation", "Role", "Date of last contact", "Setting", "Distance (m)",
-                  "Duration (min)", "Face to face", "Notes"]
+CASE_HEADER = [
+    "Case ID",
+    "Full name",
+    "Date of birth",
+    "NHS number",
+    "Mobile",
+    "Postcode",
+    "Occupation",
+    "Role",
+    "Specimen date",
+    "Onset date",
+    "Asymptomatic",
+    "Notes",
+]
+CONTACT_HEADER = [
+    "Contact ID",
+    "Case ID",
+    "First name",
+    "Surname",
+    "DOB",
+    "NHS No",
+    "Tel",
+    "Email",
+    "Address",
+    "Postcode",
+    "Occupation",
+    "Role",
+    "Date of last contact",
+    "Setting",
+    "Distance (m)",
+    "Duration (min)",
+    "Face to face",
+    "Notes",
+]
 
 
 def spaced(nhs: str) -> str:
@@ -33,15 +61,27 @@ def spaced(nhs: str) -> str:
 
 
 def case_row(ext: str, name: str, **fields: str) -> list[str]:
-    values = {"Case ID": ext, "Full name": name, "Specimen date": "20/10/2020", "Onset date": "18/10/2020",
-              "Asymptomatic": "no", **{k.replace("_", " "): v for k, v in fields.items()}}
+    values = {
+        "Case ID": ext,
+        "Full name": name,
+        "Specimen date": "20/10/2020",
+        "Onset date": "18/10/2020",
+        "Asymptomatic": "no",
+        **{k.replace("_", " "): v for k, v in fields.items()},
+    }
     return [values.get(h, "") for h in CASE_HEADER]
 
 
 def contact_row(ext: str, case: str, first: str, last: str, **fields: str) -> list[str]:
-    values = {"Contact ID": ext, "Case ID": case, "First name": first, "Surname": last,
-              "Date of last contact": "19/10/2020", "Setting": "household",
-              **{k.replace("_", " "): v for k, v in fields.items()}}
+    values = {
+        "Contact ID": ext,
+        "Case ID": case,
+        "First name": first,
+        "Surname": last,
+        "Date of last contact": "19/10/2020",
+        "Setting": "household",
+        **{k.replace("_", " "): v for k, v in fields.items()},
+    }
     return [values.get(h, "") for h in CONTACT_HEADER]
 
 
@@ -74,8 +114,15 @@ def count(store: Any, table: str) -> int:
 
 
 STANDARD_CASES = [
-    case_row("LAB-1", "Ada Lovelock", Date_of_birth="14/03/1985", NHS_number=spaced(NHS[0]), Mobile="07700 900101",
-             Postcode="sw1a 1aa", Occupation="teacher"),
+    case_row(
+        "LAB-1",
+        "Ada Lovelock",
+        Date_of_birth="14/03/1985",
+        NHS_number=spaced(NHS[0]),
+        Mobile="07700 900101",
+        Postcode="sw1a 1aa",
+        Occupation="teacher",
+    ),
     case_row("LAB-2", "Basil Fenwick", Date_of_birth="02/07/1990", Mobile="07700 900102", Occupation="nurse"),
     case_row("LAB-3", "Cressida Thorn", NHS_number=NHS[1], Onset_date="", Asymptomatic="yes"),
 ]

@@ -22,7 +22,9 @@ from tracekit.store import open_store
 
 def _counts(store_path):
     with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
-        return {t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("cases", "exposures", "people")}
+        return {
+            t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("cases", "exposures", "people")
+        }
 
 
 def test_import_cases_then_contacts(cli_with_store, tmp_path, store_path):
@@ -41,11 +43,18 @@ def test_import_cases_then_contacts(cli_with_store, tmp_path, store_path):
 
 
 def test_invalid_rows_exit_11_and_list_each_problem(cli_with_store, tmp_path, store_path):
-    path = write_csv(tmp_path / "c.csv", CASE_HEADER, [STANDARD_CASES[0], case_row("B-1", "Bad Phone", Mobile="12"),
-                                                      case_row("B-2", "")])
+    path = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [STANDARD_CASES[0], case_row("B-1", "Bad Phone", Mobile="12"), case_row("B-2", "")],
+    )
     result = cli_with_store("import", "cases", str(path))
     assert result.exit_code == ExitCode.VALIDATION
-    assert "line 3, column 'Mobile': phone" in result.stderr and "line 4" in result.stderr and "name: is required" in result.stderr
+    assert (
+        "line 3, column 'Mobile': phone" in result.stderr
+        and "line 4" in result.stderr
+        and "name: is required" in result.stderr
+    )
     assert "nothing was imported" in result.stderr
     assert _counts(store_path)["cases"] == 0
     as_json = cli_with_store("import", "cases", str(path), "--json")
@@ -105,10 +114,14 @@ def test_template_round_trip(cli_with_store, tmp_path, store_path):
 
 
 def test_sensitive_rows_never_shown(cli_with_store, tmp_path):
-    path = write_csv(tmp_path / "c.csv", CASE_HEADER, [
-        case_row("S-1", "Perpetua Quillfeather", Mobile="07700 900555", Role="undercover"),
-        case_row("S-2", "Perpetua Quillfeather", Mobile="07700 900555", Role="undercover", Specimen_date="bad"),
-    ])
+    path = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [
+            case_row("S-1", "Perpetua Quillfeather", Mobile="07700 900555", Role="undercover"),
+            case_row("S-2", "Perpetua Quillfeather", Mobile="07700 900555", Role="undercover", Specimen_date="bad"),
+        ],
+    )
     for args in ((), ("--json",), ("--skip-invalid",)):
         result = cli_with_store("import", "cases", str(path), *args)
         for text in (result.stdout, result.stderr):

@@ -39,8 +39,11 @@ def test_unknown_columns_are_ignored_and_listed():
 
 
 def test_map_overrides_and_ignores():
-    plan = plan_columns("cases", ["Ref", "Who", "When", "Mobile", "Onset"],
-                        parse_map_options(["Ref=external_id", "Who=name", "When=test_date", "Mobile=ignore"]))
+    plan = plan_columns(
+        "cases",
+        ["Ref", "Who", "When", "Mobile", "Onset"],
+        parse_map_options(["Ref=external_id", "Who=name", "When=test_date", "Mobile=ignore"]),
+    )
     assert plan.index == {"external_id": 0, "name": 1, "test_date": 2, "symptom_onset": 4}
     assert plan.ignored == ["Mobile"]
 
@@ -90,10 +93,10 @@ def test_mapping_file(tmp_path):
     path = tmp_path / "map.toml"
     path.write_text('[columns]\n"Mobile Tel" = "phone"\n"Ward" = "ignore"\n', encoding="utf-8")
     assert read_mapping_file(path) == {"Mobile Tel": "phone", "Ward": "ignore"}
-    path.write_text('columns = 3\n', encoding="utf-8")
+    path.write_text("columns = 3\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="columns"):
         read_mapping_file(path)
-    path.write_text('[columns\n', encoding="utf-8")
+    path.write_text("[columns\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="TOML"):
         read_mapping_file(path)
 

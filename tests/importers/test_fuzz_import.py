@@ -19,13 +19,34 @@ from tracekit.errors import TracekitError
 from tracekit.importers.engine import import_file
 from tracekit.store import create_store
 
-FRAGMENTS = st.sampled_from([
-    "external_id,name,test_date,asymptomatic", "id,Name,Test date,Phone,NHS number", "\ufeff", "\r\n", "\n", ",",
-    '"', '""', "x" * 300, "1,Amara Example,10/10/2020,yes", "2,=cmd|' /C calc'!A0,2020-13-45,no", "\x00", "\t",
-    "3,Zoë Ünïcode,31/02/2020,maybe", "4,,,", '5,"multi\nline",2020-10-01,yes', "07700 900123", "999 000 0018",
-    '{"external_id": "1", "name": "A B", "test_date": "2020-10-01", "asymptomatic": true}', "{", "[]", "null",
-    '{"name": {"nested": 1}}', '{"external_id": 1e308}',
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "external_id,name,test_date,asymptomatic",
+        "id,Name,Test date,Phone,NHS number",
+        "\ufeff",
+        "\r\n",
+        "\n",
+        ",",
+        '"',
+        '""',
+        "x" * 300,
+        "1,Amara Example,10/10/2020,yes",
+        "2,=cmd|' /C calc'!A0,2020-13-45,no",
+        "\x00",
+        "\t",
+        "3,Zoë Ünïcode,31/02/2020,maybe",
+        "4,,,",
+        '5,"multi\nline",2020-10-01,yes',
+        "07700 900123",
+        "999 000 0018",
+        '{"external_id": "1", "name": "A B", "test_date": "2020-10-01", "asymptomatic": true}',
+        "{",
+        "[]",
+        "null",
+        '{"name": {"nested": 1}}',
+        '{"external_id": 1e308}',
+    ]
+)
 
 
 def _workbook() -> bytes:
@@ -54,7 +75,13 @@ def _damaged_workbook(data: st.DataObject) -> bytes:
         return bytes(blob[: data.draw(st.integers(0, len(blob) - 1))])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name in data.draw(st.lists(st.sampled_from(["[Content_Types].xml", "xl/workbook.xml", "xl/worksheets/sheet1.xml", "x"]), max_size=4, unique=True)):
+        for name in data.draw(
+            st.lists(
+                st.sampled_from(["[Content_Types].xml", "xl/workbook.xml", "xl/worksheets/sheet1.xml", "x"]),
+                max_size=4,
+                unique=True,
+            )
+        ):
             archive.writestr(name, data.draw(st.binary(max_size=200)))
     return buffer.getvalue()
 
@@ -76,19 +103,29 @@ def _try(tmp_path, kind: str, content: bytes, suffix: str) -> None:
         assert store.check().ok
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(kind=st.sampled_from(["cases", "contacts"]), lines=st.lists(FRAGMENTS, max_size=8), joiner=st.sampled_from(["\n", "\r\n", ""]))
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    kind=st.sampled_from(["cases", "contacts"]),
+    lines=st.lists(FRAGMENTS, max_size=8),
+    joiner=st.sampled_from(["\n", "\r\n", ""]),
+)
 def test_text_imports_never_crash(tmp_path, kind, lines, joiner):
     _try(tmp_path, kind, joiner.join(lines).encode("utf-8"), ".csv")
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(kind=st.sampled_from(["cases", "contacts"]), content=st.binary(max_size=400))
 def test_random_bytes_never_crash(tmp_path, kind, content):
     _try(tmp_path, kind, content, ".bin")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_damaged_spreadsheets_never_crash(tmp_path, data):
     _try(tmp_path, "cases", _damaged_workbook(data), ".xlsx")

@@ -38,7 +38,10 @@ def test_cases_import_writes_people_cases_and_external_ids(store, tmp_path):
     assert summary.people_created == 3 and summary.linked == 0
     assert count(store, "cases") == 3 and count(store, "people") == 3
     assert sorted(r[0] for r in store.conn.execute("SELECT external_id FROM external_ids WHERE kind = 'case'")) == [
-        "LAB-1", "LAB-2", "LAB-3"]
+        "LAB-1",
+        "LAB-2",
+        "LAB-3",
+    ]
     imports = store.conn.execute("SELECT kind, file_name, input_sha256, finished_at, summary FROM imports").fetchall()
     assert imports[0][:2] == ("cases", "cases.csv") and len(imports[0][2]) == 64 and imports[0][3]
     assert json.loads(imports[0][4])["rows"]["imported"] == 3
@@ -64,19 +67,46 @@ def test_rows_are_exactly_what_the_casebook_writes(store, tmp_path, passphrase):
     with create_store(tmp_path / "manual.store", passphrase, kdf=CHEAP_KDF) as manual_store:
         book = Casebook(manual_store, today=TODAY)
         manual = book.add_case(
-            person=PersonInput(name="Ada Lovelock", date_of_birth="14/03/1985", nhs_number=spaced(NHS[0]),
-                               phone="07700 900101", postcode="sw1a 1aa", occupation="teacher"),
-            test_date="20/10/2020", symptom_onset="18/10/2020",
+            person=PersonInput(
+                name="Ada Lovelock",
+                date_of_birth="14/03/1985",
+                nhs_number=spaced(NHS[0]),
+                phone="07700 900101",
+                postcode="sw1a 1aa",
+                occupation="teacher",
+            ),
+            test_date="20/10/2020",
+            symptom_onset="18/10/2020",
         )
         contact, _ = book.add_contact(
-            manual.ref, person=PersonInput(name="Dora Quill", phone="07700 900201"),
-            last_exposure="2020-10-19", setting="workplace", proximity_m="1", duration_min="20", face_to_face=True,
+            manual.ref,
+            person=PersonInput(name="Dora Quill", phone="07700 900201"),
+            last_exposure="2020-10-19",
+            setting="workplace",
+            proximity_m="1",
+            duration_min="20",
+            face_to_face=True,
         )
         run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, [STANDARD_CASES[0]]))
-        run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, [
-            contact_row("K-1", "LAB-1", "Dora", "Quill", Tel="07700 900201", Setting="workplace",
-                        **{"Distance (m)": "1", "Duration (min)": "20", "Face to face": "yes"}),
-        ]))
+        run(
+            store,
+            "contacts",
+            write_csv(
+                tmp_path / "k.csv",
+                CONTACT_HEADER,
+                [
+                    contact_row(
+                        "K-1",
+                        "LAB-1",
+                        "Dora",
+                        "Quill",
+                        Tel="07700 900201",
+                        Setting="workplace",
+                        **{"Distance (m)": "1", "Duration (min)": "20", "Face to face": "yes"},
+                    ),
+                ],
+            ),
+        )
         volatile = {"ref", "created_at", "updated_at"}
         for table in ("people", "cases", "exposures"):
             assert _rows(store, table, volatile) == _rows(manual_store, table, volatile), table
@@ -100,19 +130,34 @@ def test_contacts_by_external_id_and_by_reference(store, tmp_path):
     summary = run(store, "contacts", write_csv(tmp_path / "k.csv", header, rows))
     assert summary.imported == 2
     linked = store.conn.execute(
-        "SELECT c.ref FROM exposures e JOIN cases c ON c.id = e.case_id ORDER BY e.id").fetchall()
+        "SELECT c.ref FROM exposures e JOIN cases c ON c.id = e.case_id ORDER BY e.id"
+    ).fetchall()
     assert linked[1][0] == case_ref
     statuses = {r[0] for r in store.conn.execute("SELECT trace_status FROM exposures")}
     assert statuses == {"not-yet-reached"}
 
 
 def test_jsonl_import(store, tmp_path):
-    path = write_jsonl(tmp_path / "cases.jsonl", [
-        {"external_id": "J-1", "name": "Ada Lovelock", "nhs_number": int(NHS[0]), "test_date": "2020-10-20",
-         "asymptomatic": True, "extra": "ignored"},
-        {"external_id": "J-2", "name": "Basil Fenwick", "test_date": "20 Oct 2020", "symptom_onset": "2020-10-18",
-         "phone": None},
-    ])
+    path = write_jsonl(
+        tmp_path / "cases.jsonl",
+        [
+            {
+                "external_id": "J-1",
+                "name": "Ada Lovelock",
+                "nhs_number": int(NHS[0]),
+                "test_date": "2020-10-20",
+                "asymptomatic": True,
+                "extra": "ignored",
+            },
+            {
+                "external_id": "J-2",
+                "name": "Basil Fenwick",
+                "test_date": "20 Oct 2020",
+                "symptom_onset": "2020-10-18",
+                "phone": None,
+            },
+        ],
+    )
     summary = run(store, "cases", path)
     assert summary.format == "jsonl" and summary.imported == 2
     assert summary.ignored_columns == ["extra"]
@@ -125,7 +170,9 @@ def test_xlsx_import(store, tmp_path):
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.append(["Case ID", "Name", "DOB", "NHS number", "Mobile", "Specimen date", "Asymptomatic"])
-    sheet.append(["X-1", "Ada Lovelock", datetime(1985, 3, 14), int(NHS[0]), "07700 900101", datetime(2020, 10, 20), True])
+    sheet.append(
+        ["X-1", "Ada Lovelock", datetime(1985, 3, 14), int(NHS[0]), "07700 900101", datetime(2020, 10, 20), True]
+    )
     sheet.append(["X-2", "Basil Fenwick", "02/07/1990", None, 7700900102, "20/10/2020", "yes"])
     path = tmp_path / "cases.xlsx"
     workbook.save(path)
@@ -186,9 +233,13 @@ def test_every_validation_failure_with_its_line_and_nothing_written(store, tmp_p
 
 def test_messages_never_contain_cell_values(store, tmp_path):
     secret_phone, secret_nhs, secret_name = "0799 4412", "999 000 0019", "Zyx\x07Qwv"
-    path = write_csv(tmp_path / "bad.csv", CASE_HEADER, [
-        case_row("S-1", secret_name, NHS_number=secret_nhs, Mobile=secret_phone, Postcode="QQ9 9QQQ"),
-    ])
+    path = write_csv(
+        tmp_path / "bad.csv",
+        CASE_HEADER,
+        [
+            case_row("S-1", secret_name, NHS_number=secret_nhs, Mobile=secret_phone, Postcode="QQ9 9QQQ"),
+        ],
+    )
     with pytest.raises(ImportInvalid) as caught:
         run(store, "cases", path)
     text = caught.value.message + json.dumps(caught.value.summary.to_json())
@@ -219,8 +270,12 @@ def test_dry_run_validates_and_writes_nothing(store, tmp_path):
 
 
 def test_skip_invalid_writes_the_rejects_file(store, tmp_path):
-    rows = [STANDARD_CASES[0], case_row("B-1", "Bad Phone", Mobile="12"), STANDARD_CASES[1],
-            case_row("B-2", "Bad Date", Specimen_date="soon")]
+    rows = [
+        STANDARD_CASES[0],
+        case_row("B-1", "Bad Phone", Mobile="12"),
+        STANDARD_CASES[1],
+        case_row("B-2", "Bad Date", Specimen_date="soon"),
+    ]
     path = write_csv(tmp_path / "c.csv", CASE_HEADER, rows)
     rejects = tmp_path / "rejects.csv"
     summary = run(store, "cases", path, skip_invalid=True, rejects=rejects)
@@ -260,9 +315,12 @@ def test_strict_mode_can_still_write_rejects(store, tmp_path):
 
 def test_ragged_and_unreadable_rows(store, tmp_path):
     path = tmp_path / "k.jsonl"
-    path.write_text('{"external_id": "J1", "name": "Ada", "test_date": "2020-10-20", "asymptomatic": "yes"}\n'
-                    '{broken\n'
-                    '{"external_id": "J3", "name": {"first": "x"}, "test_date": "2020-10-20"}\n', encoding="utf-8")
+    path.write_text(
+        '{"external_id": "J1", "name": "Ada", "test_date": "2020-10-20", "asymptomatic": "yes"}\n'
+        "{broken\n"
+        '{"external_id": "J3", "name": {"first": "x"}, "test_date": "2020-10-20"}\n',
+        encoding="utf-8",
+    )
     with pytest.raises(ImportInvalid) as caught:
         run(store, "cases", path)
     lines = {(p.line, p.field) for p in caught.value.summary.problems}
@@ -301,7 +359,11 @@ def test_a_referred_case_takes_no_imported_contacts(store, tmp_path):
     import_standard_cases(store, tmp_path)
     store.conn.execute("UPDATE cases SET status = 'referred'")
     with pytest.raises(ImportInvalid, match="referred"):
-        run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, [contact_row("K-1", "LAB-1", "Dora", "Quill")]))
+        run(
+            store,
+            "contacts",
+            write_csv(tmp_path / "k.csv", CONTACT_HEADER, [contact_row("K-1", "LAB-1", "Dora", "Quill")]),
+        )
 
 
 # ---------------------------------------------------------------------- idempotency
@@ -313,10 +375,14 @@ def test_reimport_changes_nothing_and_says_so(store, tmp_path):
     second = import_standard_cases(store, tmp_path)
     assert first.imported == 3
     assert second.imported == 0 and second.unchanged == 3 and second.nothing_changed and second.committed
-    assert snapshot == [store.conn.execute(f"SELECT * FROM {t}").fetchall() for t in ("people", "cases", "external_ids")]
+    assert snapshot == [
+        store.conn.execute(f"SELECT * FROM {t}").fetchall() for t in ("people", "cases", "external_ids")
+    ]
     entries = audit.entries(store.conn, action="import")
     assert [e.action for e in entries] == ["import.cases", "import.cases"]
-    assert "0 imported" in entries[1].reason and "3 unchanged" in entries[1].reason and first.sha256 in entries[1].reason
+    assert (
+        "0 imported" in entries[1].reason and "3 unchanged" in entries[1].reason and first.sha256 in entries[1].reason
+    )
     assert audit.verify(store.conn).ok
 
 
@@ -343,21 +409,28 @@ def test_ids_refs_and_counts_stay_consistent_across_batches(store, tmp_path):
 
 def test_known_people_are_linked_not_duplicated(store, tmp_path):
     book = Casebook(store, today=TODAY)
-    known = book.add_case(person=PersonInput(name="Ada Lovelock", nhs_number=NHS[0]), test_date="2020-10-01",
-                          asymptomatic=True)
-    other = book.add_case(person=PersonInput(name="Basil Fenwick", date_of_birth="1990-07-02", nhs_number=NHS[6]),
-                          test_date="2020-10-01", asymptomatic=True)
+    known = book.add_case(
+        person=PersonInput(name="Ada Lovelock", nhs_number=NHS[0]), test_date="2020-10-01", asymptomatic=True
+    )
+    other = book.add_case(
+        person=PersonInput(name="Basil Fenwick", date_of_birth="1990-07-02", nhs_number=NHS[6]),
+        test_date="2020-10-01",
+        asymptomatic=True,
+    )
     rows = [
-        case_row("L-1", "A. Lovelock", NHS_number=spaced(NHS[0])),             # same NHS number
-        case_row("L-2", "BASIL  FENWICK", Date_of_birth="02/07/1990"),          # same name and date of birth
+        case_row("L-1", "A. Lovelock", NHS_number=spaced(NHS[0])),  # same NHS number
+        case_row("L-2", "BASIL  FENWICK", Date_of_birth="02/07/1990"),  # same name and date of birth
         case_row("L-3", "Basil Fenwick", Date_of_birth="02/07/1990", NHS_number=NHS[5]),  # name+dob, NHS differs: new
-        case_row("L-4", "Cara New", NHS_number=NHS[2]),                         # new ...
-        case_row("L-5", "Cara New", NHS_number=NHS[2]),                         # ... then linked to the row above
+        case_row("L-4", "Cara New", NHS_number=NHS[2]),  # new ...
+        case_row("L-5", "Cara New", NHS_number=NHS[2]),  # ... then linked to the row above
     ]
     summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
     assert summary.imported == 5 and summary.linked == 3 and summary.people_created == 2
-    person_of = dict(store.conn.execute(
-        "SELECT x.external_id, c.person_id FROM external_ids x JOIN cases c ON c.id = x.record_id WHERE x.kind = 'case'"))
+    person_of = dict(
+        store.conn.execute(
+            "SELECT x.external_id, c.person_id FROM external_ids x JOIN cases c ON c.id = x.record_id WHERE x.kind = 'case'"
+        )
+    )
     assert person_of["L-1"] == known.person.id and person_of["L-2"] == other.person.id
     assert person_of["L-3"] not in (known.person.id, other.person.id)
     assert person_of["L-4"] == person_of["L-5"]
@@ -377,19 +450,28 @@ def test_linking_across_batches_and_by_person_external_id(store, tmp_path):
 def test_ambiguous_match_is_a_row_problem(store, tmp_path):
     book = Casebook(store, today=TODAY)
     book.add_case(person=PersonInput(name="Ada Lovelock", nhs_number=NHS[0]), test_date="2020-10-01", asymptomatic=True)
-    book.add_case(person=PersonInput(name="Ada Lovelock", date_of_birth="1985-03-14"), test_date="2020-10-01",
-                  asymptomatic=True, new_person=True)
-    path = write_csv(tmp_path / "c.csv", CASE_HEADER, [
-        case_row("A-1", "Ada Lovelock", NHS_number=NHS[0], Date_of_birth="14/03/1985")])
+    book.add_case(
+        person=PersonInput(name="Ada Lovelock", date_of_birth="1985-03-14"),
+        test_date="2020-10-01",
+        asymptomatic=True,
+        new_person=True,
+    )
+    path = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [case_row("A-1", "Ada Lovelock", NHS_number=NHS[0], Date_of_birth="14/03/1985")],
+    )
     with pytest.raises(ImportInvalid, match="matches 2 people"):
         run(store, "cases", path)
 
 
 def test_the_same_person_twice_for_one_case(store, tmp_path):
     import_standard_cases(store, tmp_path)
-    rows = [contact_row("K-1", "LAB-1", "Dora", "Quill", NHS_No=NHS[3]),
-            contact_row("K-2", "LAB-1", "Dora", "Quill", NHS_No=NHS[3]),
-            contact_row("K-3", "LAB-2", "Dora", "Quill", NHS_No=NHS[3])]
+    rows = [
+        contact_row("K-1", "LAB-1", "Dora", "Quill", NHS_No=NHS[3]),
+        contact_row("K-2", "LAB-1", "Dora", "Quill", NHS_No=NHS[3]),
+        contact_row("K-3", "LAB-2", "Dora", "Quill", NHS_No=NHS[3]),
+    ]
     with pytest.raises(ImportInvalid) as caught:
         run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, rows))
     assert [(p.line, p.field) for p in caught.value.summary.problems] == [(3, "person")]
@@ -422,10 +504,22 @@ def _assert_no_secret(text: str) -> None:
     ],
 )
 def test_sensitive_triage(store, tmp_path, role_cell, occupation, role):
-    path = write_csv(tmp_path / "c.csv", CASE_HEADER, [
-        case_row("S-1", SECRET["name"], NHS_number=SECRET["nhs"], Mobile=SECRET["phone"], Postcode=SECRET["postcode"],
-                 Role=role_cell, Occupation=occupation, Notes="lives at the refuge at 3 Example Street"),
-    ])
+    path = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [
+            case_row(
+                "S-1",
+                SECRET["name"],
+                NHS_number=SECRET["nhs"],
+                Mobile=SECRET["phone"],
+                Postcode=SECRET["postcode"],
+                Role=role_cell,
+                Occupation=occupation,
+                Notes="lives at the refuge at 3 Example Street",
+            ),
+        ],
+    )
     summary = run(store, "cases", path)
     marks = store.conn.execute("SELECT role, reason FROM person_roles").fetchall()
     if role is None:
@@ -452,8 +546,16 @@ def test_sensitive_triage(store, tmp_path, role_cell, occupation, role):
 
 def test_sensitive_rows_are_withheld_from_rejects_and_messages(store, tmp_path):
     rows = [
-        case_row("S-1", SECRET["name"], NHS_number=SECRET["nhs"], Mobile=SECRET["phone"], Postcode=SECRET["postcode"],
-                 Role="protected witness", Specimen_date="not a date", Notes="lives at the refuge at 3 Example Street"),
+        case_row(
+            "S-1",
+            SECRET["name"],
+            NHS_number=SECRET["nhs"],
+            Mobile=SECRET["phone"],
+            Postcode=SECRET["postcode"],
+            Role="protected witness",
+            Specimen_date="not a date",
+            Notes="lives at the refuge at 3 Example Street",
+        ),
         case_row("S-2", SECRET["name"], NHS_number=SECRET["nhs"], Mobile=SECRET["phone"], Role="covert agent"),
         case_row("S-3", "Ordinary Person", Mobile="12"),
     ]
@@ -469,17 +571,25 @@ def test_sensitive_rows_are_withheld_from_rejects_and_messages(store, tmp_path):
     # A sensitive row is one line saying so: no cell, not even the external id.
     for line, source_line in ((lines[1], 2), (lines[2], 3)):
         assert line[:-1] == [""] * len(CASE_HEADER)
-        assert line[-1].startswith(f"line {source_line} withheld: concerns a person in a sensitive role, so its "
-                                   f"cells are not copied here; fix line {source_line} of c.csv itself and import "
-                                   "c.csv again")
+        assert line[-1].startswith(
+            f"line {source_line} withheld: concerns a person in a sensitive role, so its "
+            f"cells are not copied here; fix line {source_line} of c.csv itself and import "
+            "c.csv again"
+        )
     assert not any(cell in ("S-1", "S-2") for line in lines for cell in line) and "not a date," not in text
     assert "specimen" in lines[1][-1].lower() or "test_date" in lines[1][-1]  # the problems are still named
     assert lines[3][CASE_HEADER.index("Full name")] == "Ordinary Person"
 
 
 REJECT_SCRUB_FORMS = {  # the marked person's details as people write them in other rows
-    "name": "Quillfeather", "given name": "PERPETUA", "phone": "+44 7700 900555", "phone, dashed": "07700-900-555",
-    "NHS number": spaced(NHS[4]), "postcode": "m14 5qt", "email": "p.q@example.com", "date of birth": "4/5/1981",
+    "name": "Quillfeather",
+    "given name": "PERPETUA",
+    "phone": "+44 7700 900555",
+    "phone, dashed": "07700-900-555",
+    "NHS number": spaced(NHS[4]),
+    "postcode": "m14 5qt",
+    "email": "p.q@example.com",
+    "date of birth": "4/5/1981",
 }
 
 
@@ -487,10 +597,18 @@ def _marked_secret(store):
     from tracekit.records.sensitive import SensitiveRoles
 
     book = Casebook(store, today=TODAY)
-    case = book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"], phone=SECRET["phone"],
-                                            postcode=SECRET["postcode"], email="p.q@example.com",
-                                            date_of_birth="1981-05-04"),
-                         test_date="2020-10-01", asymptomatic=True)
+    case = book.add_case(
+        person=PersonInput(
+            name=SECRET["name"],
+            nhs_number=SECRET["nhs"],
+            phone=SECRET["phone"],
+            postcode=SECRET["postcode"],
+            email="p.q@example.com",
+            date_of_birth="1981-05-04",
+        ),
+        test_date="2020-10-01",
+        asymptomatic=True,
+    )
     SensitiveRoles(book).mark(case.person.ref, "victim", "court order")
 
 
@@ -503,8 +621,10 @@ def _assert_scrubbed(text: str) -> None:
 def test_rejected_rows_are_scrubbed_of_a_marked_persons_details(store, tmp_path):
     """Issue 13 item 10: notes and other cells naming a marked person are not copied in clear."""
     _marked_secret(store)
-    rows = [case_row(f"R-{i}", "Ordinary Person", Specimen_date="bad", Notes=f"visited by {form} on Monday")
-            for i, form in enumerate(REJECT_SCRUB_FORMS.values())]
+    rows = [
+        case_row(f"R-{i}", "Ordinary Person", Specimen_date="bad", Notes=f"visited by {form} on Monday")
+        for i, form in enumerate(REJECT_SCRUB_FORMS.values())
+    ]
     rows.append(case_row("R-occ", "Ordinary Person", Specimen_date="bad", Occupation="carer for Perpetua"))
     rejects = tmp_path / "r.csv"
     summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), skip_invalid=True, rejects=rejects)
@@ -519,19 +639,29 @@ def test_rejected_rows_are_scrubbed_of_people_marked_later_in_the_same_file(stor
     """A person marked by a row further down (another batch), or whose own sensitive row was
     rejected, is scrubbed from earlier rejected rows too; JSON Lines as CSV."""
     for name, ext in (("csv", "c.csv"), ("jsonl", "c.jsonl")):
-        mention = {"Case ID": f"{name}-1", "Full name": "Ordinary Person", "Specimen date": "bad",
-                   "Notes": "neighbour of Perpetua Quillfeather, 07700 900555", "Mobile": "",
-                   "Extra": {"said": "Mrs Quillfeather"}}
+        mention = {
+            "Case ID": f"{name}-1",
+            "Full name": "Ordinary Person",
+            "Specimen date": "bad",
+            "Notes": "neighbour of Perpetua Quillfeather, 07700 900555",
+            "Mobile": "",
+            "Extra": {"said": "Mrs Quillfeather"},
+        }
         later = case_row(f"{name}-2", SECRET["name"], Mobile=SECRET["phone"], Role="victim")
         rejected = case_row(f"{name}-3", "Tiberius Oddsock", NHS_number=NHS[5], Role="witness", Specimen_date="bad")
-        other = {"Case ID": f"{name}-4", "Full name": "Another Person", "Specimen date": "bad",
-                 "Notes": f"Tiberius called from {spaced(NHS[5])}?"}
+        other = {
+            "Case ID": f"{name}-4",
+            "Full name": "Another Person",
+            "Specimen date": "bad",
+            "Notes": f"Tiberius called from {spaced(NHS[5])}?",
+        }
         if name == "csv":
             rows = [[mention.get(h, "") for h in CASE_HEADER], later, rejected, [other.get(h, "") for h in CASE_HEADER]]
             path = write_csv(tmp_path / ext, CASE_HEADER, rows)
         else:
-            path = write_jsonl(tmp_path / ext, [mention, dict(zip(CASE_HEADER, later)), dict(zip(CASE_HEADER, rejected)),
-                                                other])
+            path = write_jsonl(
+                tmp_path / ext, [mention, dict(zip(CASE_HEADER, later)), dict(zip(CASE_HEADER, rejected)), other]
+            )
         rejects = tmp_path / f"r-{name}"
         summary = run(store, "cases", path, skip_invalid=True, rejects=rejects, batch_rows=1)
         assert summary.invalid == 3 and len(summary.marked) == 1
@@ -541,15 +671,18 @@ def test_rejected_rows_are_scrubbed_of_people_marked_later_in_the_same_file(stor
         assert "neighbour of [withheld], [withheld]" in text and "[withheld] called from [withheld]?" in text
         if name == "jsonl":
             assert json.loads(text.splitlines()[0])["Extra"] == "[withheld]"
-            assert json.loads(text.splitlines()[1]) == {"import_error": json.loads(text.splitlines()[1])["import_error"]}
+            assert json.loads(text.splitlines()[1]) == {
+                "import_error": json.loads(text.splitlines()[1])["import_error"]
+            }
 
 
 def test_a_row_linking_to_a_marked_person_is_withheld_from_rejects(store, tmp_path):
     from tracekit.records.sensitive import SensitiveRoles
 
     book = Casebook(store, today=TODAY)
-    case = book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01",
-                         asymptomatic=True)
+    case = book.add_case(
+        person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01", asymptomatic=True
+    )
     SensitiveRoles(book).mark(case.person.ref, "victim", "court order")
     rejects = tmp_path / "r.csv"
     rows = [case_row("M-1", SECRET["name"], NHS_number=SECRET["nhs"], Specimen_date="bad")]
@@ -559,8 +692,9 @@ def test_a_row_linking_to_a_marked_person_is_withheld_from_rejects(store, tmp_pa
 
 def test_marking_a_known_person_through_a_linked_row(store, tmp_path):
     book = Casebook(store, today=TODAY)
-    book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01",
-                  asymptomatic=True)
+    book.add_case(
+        person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01", asymptomatic=True
+    )
     assert len(book.search_people("Quillfeather")) == 1
     rows = [case_row("M-1", SECRET["name"], NHS_number=SECRET["nhs"], Role="undercover")]
     summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
@@ -571,10 +705,18 @@ def test_marking_a_known_person_through_a_linked_row(store, tmp_path):
 
 
 def test_contacts_of_a_sensitive_case_are_withheld_by_association(store, tmp_path):
-    run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, [
-        case_row("S-1", SECRET["name"], Role="undercover-officer")]))
-    run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, [
-        contact_row("K-1", "S-1", "Colleague", "Unknown", Setting="workplace")]))
+    run(
+        store,
+        "cases",
+        write_csv(tmp_path / "c.csv", CASE_HEADER, [case_row("S-1", SECRET["name"], Role="undercover-officer")]),
+    )
+    run(
+        store,
+        "contacts",
+        write_csv(
+            tmp_path / "k.csv", CONTACT_HEADER, [contact_row("K-1", "S-1", "Colleague", "Unknown", Setting="workplace")]
+        ),
+    )
     exposure = Casebook(store, today=TODAY).list_contacts().items[0]
     assert exposure.withheld
 
@@ -599,7 +741,11 @@ def test_case_lookups_survive_cache_eviction(store, tmp_path, monkeypatch):
     from tracekit.importers import engine
 
     monkeypatch.setattr(engine, "CASE_CACHE_LIMIT", 3)
-    run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, [case_row(f"LAB-{i}", f"Case{i}") for i in range(20)]))
+    run(
+        store,
+        "cases",
+        write_csv(tmp_path / "c.csv", CASE_HEADER, [case_row(f"LAB-{i}", f"Case{i}") for i in range(20)]),
+    )
     rng = random.Random(7)
     rows = [contact_row(f"K-{i}", f"LAB-{rng.randrange(20)}", "Contact", f"Number{i}") for i in range(300)]
     summary = run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, rows), batch_rows=25)
@@ -613,8 +759,9 @@ def test_marking_by_import_someone_handed_over_in_clear_writes_a_recall(store, t
     from tracekit.records.sensitive import SensitiveRoles
 
     book = Casebook(store, today=TODAY)
-    case = book.add_case(person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01",
-                         asymptomatic=True)
+    case = book.add_case(
+        person=PersonInput(name=SECRET["name"], nhs_number=SECRET["nhs"]), test_date="2020-10-01", asymptomatic=True
+    )
     SensitiveRoles(book).add_recipient("PHE", str(x25519.Identity.generate().to_public()), "central-team")
     bundle = export_handover(store, "PHE", out_dir=tmp_path / "out", all_records=True)
     rows = [case_row("M-1", SECRET["name"], NHS_number=SECRET["nhs"], Role="undercover")]

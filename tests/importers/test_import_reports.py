@@ -76,8 +76,7 @@ def test_problem_groups_count_past_the_listed_problems(store, tmp_path):
 
 
 def test_a_failed_strict_import_says_would_and_gives_no_references(store, tmp_path):
-    rows = [case_row("S-1", "Perdita Vane", Role="undercover"), case_row("OK-1", "Ada Lovelock"),
-            case_row("B-1", "")]
+    rows = [case_row("S-1", "Perdita Vane", Role="undercover"), case_row("OK-1", "Ada Lovelock"), case_row("B-1", "")]
     with pytest.raises(ImportInvalid) as caught:
         run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
     document = caught.value.summary.to_json()
@@ -90,8 +89,11 @@ def test_a_failed_strict_import_says_would_and_gives_no_references(store, tmp_pa
 
 
 def test_dry_run_prints_no_references(cli_with_store, tmp_path):
-    path = write_csv(tmp_path / "c.csv", CASE_HEADER, [case_row("S-1", "Perdita Vane", Role="undercover"),
-                                                      case_row("OK-1", "Ada Lovelock")])
+    path = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [case_row("S-1", "Perdita Vane", Role="undercover"), case_row("OK-1", "Ada Lovelock")],
+    )
     for args in ((), ("--json",)):
         result = cli_with_store("import", "cases", str(path), "--dry-run", *args)
         assert result.exit_code == 0, result.stderr
@@ -114,10 +116,13 @@ def test_many_marks_are_counted_by_role_and_linked_rows_count_as_sensitive(cli_w
     # about marked people, so their rows count as sensitive.
     rows = [case_row(f"D-{i}", f"Dated Officer{i}", Date_of_birth="01/01/1980", Role="undercover") for i in range(3)]
     assert cli_with_store("import", "cases", str(write_csv(tmp_path / "d.csv", CASE_HEADER, rows))).exit_code == 0
-    again = [case_row(f"E-{i}", f"Dated Officer{i}", Date_of_birth="01/01/1980", Specimen_date="21/10/2020")
-             for i in range(3)]
-    document = json.loads(cli_with_store("import", "cases", str(write_csv(tmp_path / "e.csv", CASE_HEADER, again)),
-                                         "--json").stdout)
+    again = [
+        case_row(f"E-{i}", f"Dated Officer{i}", Date_of_birth="01/01/1980", Specimen_date="21/10/2020")
+        for i in range(3)
+    ]
+    document = json.loads(
+        cli_with_store("import", "cases", str(write_csv(tmp_path / "e.csv", CASE_HEADER, again)), "--json").stdout
+    )
     assert document["rows"]["imported"] == 3 and document["rows"]["linked"] == 3
     assert document["rows"]["marked_sensitive"] == 0 and document["rows"]["sensitive"] == 3
 
@@ -129,9 +134,12 @@ def test_contacts_outside_the_infectious_period_are_listed_by_line(store, tmp_pa
     import_standard_cases(store, tmp_path)
     case_ref = store.conn.execute(
         "SELECT c.ref FROM cases c JOIN external_ids x ON x.record_id = c.id AND x.kind = 'case' "
-        "WHERE x.external_id = 'LAB-1'").fetchone()[0]
-    rows = [contact_row("K-1", "LAB-1", "Dora", "Quill"),
-            contact_row("K-2", "LAB-1", "Eli", "Marsh", Date_of_last_contact="01/10/2020")]
+        "WHERE x.external_id = 'LAB-1'"
+    ).fetchone()[0]
+    rows = [
+        contact_row("K-1", "LAB-1", "Dora", "Quill"),
+        contact_row("K-2", "LAB-1", "Eli", "Marsh", Date_of_last_contact="01/10/2020"),
+    ]
     summary = run(store, "contacts", write_csv(tmp_path / "k.csv", CONTACT_HEADER, rows))
     assert summary.outside_infectious_period == 1
     assert summary.to_json()["outside_infectious_period_lines"] == [{"line": 3, "case": case_ref}]
@@ -155,11 +163,15 @@ def _read_rejects(path):
 
 
 def test_the_fix_and_retry_loop(cli_with_store, tmp_path, store_path):
-    source = write_csv(tmp_path / "c.csv", CASE_HEADER, [
-        case_row("OK-1", "Ada Lovelock"),
-        case_row("S-1", "Perdita Vane", Role="undercover", Specimen_date="soon"),
-        case_row("B-1", "Basil Fenwick", Mobile="12"),
-    ])
+    source = write_csv(
+        tmp_path / "c.csv",
+        CASE_HEADER,
+        [
+            case_row("OK-1", "Ada Lovelock"),
+            case_row("S-1", "Perdita Vane", Role="undercover", Specimen_date="soon"),
+            case_row("B-1", "Basil Fenwick", Mobile="12"),
+        ],
+    )
     rejects = tmp_path / "rejects.csv"
     first = cli_with_store("import", "cases", str(source), "--skip-invalid", "--rejects", str(rejects))
     assert first.exit_code == 0, first.stderr
@@ -180,9 +192,15 @@ def test_the_fix_and_retry_loop(cli_with_store, tmp_path, store_path):
     document = json.loads(fixed.stdout)
     assert document["rows"]["imported"] == 1 and document["rows"]["withheld_skipped"] == 1
     # The withheld row is fixed in the source file, and the source imported again.
-    write_csv(source, CASE_HEADER, [case_row("OK-1", "Ada Lovelock"),
-                                    case_row("S-1", "Perdita Vane", Role="undercover"),
-                                    case_row("B-1", "Basil Fenwick", Mobile="12")])
+    write_csv(
+        source,
+        CASE_HEADER,
+        [
+            case_row("OK-1", "Ada Lovelock"),
+            case_row("S-1", "Perdita Vane", Role="undercover"),
+            case_row("B-1", "Basil Fenwick", Mobile="12"),
+        ],
+    )
     last = cli_with_store("import", "cases", str(source), "--skip-invalid", "--rejects", str(rejects), "--json")
     assert last.exit_code == 0, last.stderr
     rows = json.loads(last.stdout)["rows"]
@@ -203,10 +221,25 @@ def test_rejects_never_replaces_a_file_tracekit_did_not_write(cli_with_store, tm
 def test_json_lines_rejects_round_trip_skips_withheld_lines(store, tmp_path):
     from tests.importers.helpers import write_jsonl
 
-    source = write_jsonl(tmp_path / "c.jsonl", [
-        {"external_id": "S-1", "name": "Perdita Vane", "role": "undercover", "test_date": "soon", "asymptomatic": "yes"},
-        {"external_id": "B-1", "name": "Basil Fenwick", "phone": "12", "test_date": "2020-10-20", "asymptomatic": "yes"},
-    ])
+    source = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {
+                "external_id": "S-1",
+                "name": "Perdita Vane",
+                "role": "undercover",
+                "test_date": "soon",
+                "asymptomatic": "yes",
+            },
+            {
+                "external_id": "B-1",
+                "name": "Basil Fenwick",
+                "phone": "12",
+                "test_date": "2020-10-20",
+                "asymptomatic": "yes",
+            },
+        ],
+    )
     rejects = tmp_path / "r.jsonl"
     run(store, "cases", source, skip_invalid=True, rejects=rejects)
     withheld, ordinary = (json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines())

@@ -34,8 +34,10 @@ def _snapshot(store_path: Path) -> dict[str, int]:
     with open_store(store_path, bytearray(PASSPHRASE.encode())) as store:
         report = store.check()
         assert report.ok, report.problems
-        return {t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("people", "cases", "exposures", "external_ids", "imports", "audit_log", "person_roles")}
+        return {
+            t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("people", "cases", "exposures", "external_ids", "imports", "audit_log", "person_roles")
+        }
 
 
 def _command(store_path: Path, path: Path) -> tuple[list[str], dict[str, str]]:
@@ -46,10 +48,21 @@ def _command(store_path: Path, path: Path) -> tuple[list[str], dict[str, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("written_bytes", [1, 400_000])
 def test_kill_9_mid_import_leaves_all_or_nothing(cli_with_store, store_path, tmp_path, written_bytes):
-    cases = write_csv(tmp_path / "cases.csv", CASE_HEADER, [case_row(f"LAB-{i}", f"Case Person{i}") for i in range(200)])
+    cases = write_csv(
+        tmp_path / "cases.csv", CASE_HEADER, [case_row(f"LAB-{i}", f"Case Person{i}") for i in range(200)]
+    )
     assert cli_with_store("import", "cases", str(cases)).exit_code == 0
-    rows = [contact_row(f"K-{i}", f"LAB-{i % 200}", "Contact", f"Number{i}", Tel=f"07700 900{i % 1000:03d}",
-                        Occupation="police officer" if i % 97 == 0 else "teacher") for i in range(ROWS)]
+    rows = [
+        contact_row(
+            f"K-{i}",
+            f"LAB-{i % 200}",
+            "Contact",
+            f"Number{i}",
+            Tel=f"07700 900{i % 1000:03d}",
+            Occupation="police officer" if i % 97 == 0 else "teacher",
+        )
+        for i in range(ROWS)
+    ]
     contacts = write_csv(tmp_path / "contacts.csv", CONTACT_HEADER, rows)
     before = _snapshot(store_path)
     size_before = store_path.stat().st_size

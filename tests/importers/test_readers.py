@@ -20,7 +20,7 @@ def rows_of(data: bytes, fmt: str | None = None):
 
 def test_detects_each_format_from_content():
     assert detect_format(b"name,phone\n") == "csv"
-    assert detect_format(b"\xef\xbb\xbf  {\"name\": 1}\n") == "jsonl"
+    assert detect_format(b'\xef\xbb\xbf  {"name": 1}\n') == "jsonl"
     assert detect_format(b"PK\x03\x04rest") == "xlsx"
     with pytest.raises(ValidationError, match="JSON array"):
         detect_format(b"[{}]")
@@ -33,14 +33,16 @@ def test_detects_each_format_from_content():
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
 def test_csv_bom_crlf_quoted_newlines_and_blank_lines(bom, newline):
-    data = bom + newline.join([
-        b"Name,Notes,Phone",
-        b'Ada,"two' + newline + b'lines",07700 900101',
-        b"",
-        b"Basil,,07700 900102",
-        b"",
-        b"",
-    ])
+    data = bom + newline.join(
+        [
+            b"Name,Notes,Phone",
+            b'Ada,"two' + newline + b'lines",07700 900101',
+            b"",
+            b"Basil,,07700 900102",
+            b"",
+            b"",
+        ]
+    )
     fmt, rows, _ = rows_of(data)
     assert fmt == "csv"
     assert rows[0] == (1, ["Name", "Notes", "Phone"])  # the BOM is not part of the first header
@@ -52,7 +54,12 @@ def test_csv_bom_crlf_quoted_newlines_and_blank_lines(bom, newline):
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_csv_delimiter_is_sniffed(delimiter):
     sep = delimiter.encode()
-    data = sep.join([b"Name", b"Date of birth", b"Phone"]) + b"\n" + sep.join([b'"Lovelock, Ada"', b"14/03/1985", b"07700 900101"]) + b"\n"
+    data = (
+        sep.join([b"Name", b"Date of birth", b"Phone"])
+        + b"\n"
+        + sep.join([b'"Lovelock, Ada"', b"14/03/1985", b"07700 900101"])
+        + b"\n"
+    )
     _, rows, _ = rows_of(data)
     assert rows[1][1] == ["Lovelock, Ada", "14/03/1985", "07700 900101"]
 

@@ -26,12 +26,22 @@ from tracekit.records.identity import identifier_keys
 from tracekit.records.sensitive import SensitiveRoles
 
 TODAY = date(2020, 11, 1)
-OFFICER = {"name": "Quintessa Zarkovian", "date_of_birth": "1981-03-14", "nhs_number": "9990000018",
-           "phone": "+447700900321", "email": "q.zarkovian@example.org", "address": "4 Hawthorn Mews",
-           "postcode": "SW1A 2AB"}
+OFFICER = {
+    "name": "Quintessa Zarkovian",
+    "date_of_birth": "1981-03-14",
+    "nhs_number": "9990000018",
+    "phone": "+447700900321",
+    "email": "q.zarkovian@example.org",
+    "address": "4 Hawthorn Mews",
+    "postcode": "SW1A 2AB",
+}
 #: The officer's spouse: same landline and address, own name.
-SPOUSE = {"name": "Ignatius Ploughwright", "phone": "07700 900321", "address": "4, Hawthorn  Mews.",
-          "postcode": "sw1a 2ab"}
+SPOUSE = {
+    "name": "Ignatius Ploughwright",
+    "phone": "07700 900321",
+    "address": "4, Hawthorn  Mews.",
+    "postcode": "sw1a 2ab",
+}
 OFFICER_VALUES = [b"Quintessa", b"Zarkovian", b"7700900321", b"7700 900321", b"Hawthorn", b"zarkovian@example"]
 
 
@@ -47,14 +57,31 @@ def world(store, keys, tmp_path):
     roles.add_recipient("PHE", str(keys["central"].to_public()), "central-team")
     roles.add_recipient("Vetted", str(keys["vetted"].to_public()), "vetted-team")
     officer = book.add_case(person=PersonInput(**OFFICER), test_date="2020-10-20", asymptomatic=True)
-    ordinary = book.add_case(person=PersonInput(name="Olwen Ordinary", phone="07700 900323"), test_date="2020-10-21",
-                             asymptomatic=True, notes="Colleague of Quintessa Zarkovian")
-    spouse, _ = book.add_contact(ordinary.ref, person=PersonInput(**SPOUSE), last_exposure="2020-10-20",
-                                 setting="workplace", notes="works with Olwen", new_person=True)
+    ordinary = book.add_case(
+        person=PersonInput(name="Olwen Ordinary", phone="07700 900323"),
+        test_date="2020-10-21",
+        asymptomatic=True,
+        notes="Colleague of Quintessa Zarkovian",
+    )
+    spouse, _ = book.add_contact(
+        ordinary.ref,
+        person=PersonInput(**SPOUSE),
+        last_exposure="2020-10-20",
+        setting="workplace",
+        notes="works with Olwen",
+        new_person=True,
+    )
     out = tmp_path / "out"
     out.mkdir()
-    return {"store": store, "book": book, "roles": roles, "officer": officer, "ordinary": ordinary,
-            "spouse": spouse, "out": out}
+    return {
+        "store": store,
+        "book": book,
+        "roles": roles,
+        "officer": officer,
+        "ordinary": ordinary,
+        "spouse": spouse,
+        "out": out,
+    }
 
 
 def _content(path: Path, identity) -> bytes:
@@ -63,8 +90,12 @@ def _content(path: Path, identity) -> bytes:
 
 def _records(path: Path, identity, kind: str) -> list[dict]:
     with tarfile.open(fileobj=io.BytesIO(_content(path, identity))) as tar:
-        return [json.loads(line) for m in tar.getmembers() if m.name.startswith(f"records/{kind}s-")
-                and m.name.endswith(".jsonl") for line in tar.extractfile(m).read().splitlines()]
+        return [
+            json.loads(line)
+            for m in tar.getmembers()
+            if m.name.startswith(f"records/{kind}s-") and m.name.endswith(".jsonl")
+            for line in tar.extractfile(m).read().splitlines()
+        ]
 
 
 def test_identifier_keys_are_normalised_per_kind() -> None:
@@ -90,8 +121,12 @@ def test_shared_phone_is_withheld_field_by_field_and_the_guard_passes(world, key
 def test_released_household_member_does_not_carry_the_marked_address(world, keys) -> None:
     """Item 8: a household contact released with a reason carried the marked person's address."""
     book, roles = world["book"], world["roles"]
-    household, _ = book.add_contact(world["officer"].ref, person=PersonInput(name="Hester Lodger", address="4 Hawthorn Mews",
-                                    postcode="SW1A 2AB"), last_exposure="2020-10-19", setting="household")
+    household, _ = book.add_contact(
+        world["officer"].ref,
+        person=PersonInput(name="Hester Lodger", address="4 Hawthorn Mews", postcode="SW1A 2AB"),
+        last_exposure="2020-10-19",
+        setting="household",
+    )
     roles.mark(world["officer"].person.ref, "undercover-officer", "operational safety")
     roles.release_contact(household.ref, "plainly unrelated to the role")
     result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
@@ -105,10 +140,15 @@ def test_promoted_associate_case_and_their_other_contacts_are_withheld(world, ke
     """A withheld contact of a marked case, promoted to a case, went out in full, its
     source contact linking it to the marked case; so did their contact on an ordinary case."""
     book, roles = world["book"], world["roles"]
-    associate, _ = book.add_contact(world["officer"].ref, person=PersonInput(name="Bartholomew Yelverton"),
-                                    last_exposure="2020-10-19", setting="workplace")
-    elsewhere, _ = book.add_contact(world["ordinary"].ref, person_ref=associate.contact.ref,
-                                    last_exposure="2020-10-20", setting="social")
+    associate, _ = book.add_contact(
+        world["officer"].ref,
+        person=PersonInput(name="Bartholomew Yelverton"),
+        last_exposure="2020-10-19",
+        setting="workplace",
+    )
+    elsewhere, _ = book.add_contact(
+        world["ordinary"].ref, person_ref=associate.contact.ref, last_exposure="2020-10-20", setting="social"
+    )
     promoted = book.promote_contact(associate.contact.ref, test_date="2020-10-25", asymptomatic=True)
     roles.mark(world["officer"].person.ref, "undercover-officer", "operational safety")
     result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
@@ -119,8 +159,11 @@ def test_promoted_associate_case_and_their_other_contacts_are_withheld(world, ke
     assert promoted.ref not in {r["ref"] for r in cases}
     assert elsewhere.ref not in {r["ref"] for r in contacts}
     marker = {"withheld": "sensitive-by-association", "referral": None}
-    assert [r for r in cases if r["withheld"] == "sensitive-by-association" and r["name"] == marker
-            and r["test_date"] == "2020-10-25"]
+    assert [
+        r
+        for r in cases
+        if r["withheld"] == "sensitive-by-association" and r["name"] == marker and r["test_date"] == "2020-10-25"
+    ]
     assert [r for r in contacts if r["withheld"] == "sensitive-by-association" and r["last_exposure"] == "2020-10-20"]
 
 
@@ -131,8 +174,13 @@ def test_after_referral_a_shared_phone_does_not_go_out(world, keys) -> None:
     roles.mark(world["officer"].person.ref, "undercover-officer", "operational safety")
     roles.refer(world["officer"].person.ref)
     book = world["book"]
-    book.add_contact(world["ordinary"].ref, person=PersonInput(name="Later Lodger", phone="+44 7700 900321"),
-                     last_exposure="2020-10-20", setting="household", new_person=True)
+    book.add_contact(
+        world["ordinary"].ref,
+        person=PersonInput(name="Later Lodger", phone="+44 7700 900321"),
+        last_exposure="2020-10-20",
+        setting="household",
+        new_person=True,
+    )
     result = export_handover(world["store"], "PHE", out_dir=world["out"], all_records=True)
     content = _content(result.path, keys["central"])
     assert not [v for v in OFFICER_VALUES if v in content]
@@ -145,7 +193,8 @@ def test_referral_leaves_nothing_behind(world) -> None:
     officer_ref = world["officer"].person.ref
     store.conn.execute(
         "INSERT INTO external_ids(kind, external_id, record_id) SELECT 'person', 'SRC-77', id FROM people WHERE ref = ?",
-        (officer_ref,))
+        (officer_ref,),
+    )
     roles.mark(officer_ref, "undercover-officer", "operational safety")
     roles.refer(officer_ref)
     dump = logical_dump(store)
@@ -162,7 +211,10 @@ def test_referred_person_keys_are_recognised_without_their_plaintext(world) -> N
     world["roles"].mark(world["officer"].person.ref, "undercover-officer", "operational safety")
     world["roles"].refer(world["officer"].person.ref)
     protected = ProtectedKeys(world["store"].conn, marked=[])  # only the tombstones are left
-    assert protected.withheld_fields({"name": "Someone Else", "phone": "+447700900321"}) == (False, frozenset({"phone"}))
+    assert protected.withheld_fields({"name": "Someone Else", "phone": "+447700900321"}) == (
+        False,
+        frozenset({"phone"}),
+    )
     assert protected.withheld_fields({"name": OFFICER["name"], "date_of_birth": "1981-03-14"})[0] is True
 
 
@@ -173,10 +225,14 @@ def test_reimport_of_a_referred_person_is_refused(world, tmp_path, role) -> None
     store, roles = world["store"], world["roles"]
     roles.mark(world["officer"].person.ref, "undercover-officer", "operational safety")
     roles.refer(world["officer"].person.ref)
-    path = write_csv(tmp_path / "again.csv", CASE_HEADER, [
-        case_row("NEW-1", "Quintessa ZARKOVIAN", Date_of_birth="14/03/1981", Mobile="07700 900329", Role=role),
-        case_row("NEW-2", "Ursula Unrelated", Mobile="07700 900321"),
-    ])
+    path = write_csv(
+        tmp_path / "again.csv",
+        CASE_HEADER,
+        [
+            case_row("NEW-1", "Quintessa ZARKOVIAN", Date_of_birth="14/03/1981", Mobile="07700 900329", Role=role),
+            case_row("NEW-2", "Ursula Unrelated", Mobile="07700 900321"),
+        ],
+    )
     with pytest.raises(ImportInvalid) as raised:
         run(store, "cases", path)
     message = str(raised.value)
@@ -194,10 +250,31 @@ def test_reimport_of_a_referred_person_is_refused(world, tmp_path, role) -> None
 FIRST = ["John", "Mary", "David", "Sarah", "James", "Emma", "Michael", "Laura"]
 LAST = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans"]
 STREETS = ["Oak Road", "High Street", "Mill Lane", "Church Walk", "Station Road"]
-HEADER = ["Case ID", "Full name", "Date of birth", "Mobile", "Address", "Postcode", "Role", "Specimen date",
-          "Asymptomatic", "Notes"]
-CONTACTS = ["Contact ID", "Case ID", "First name", "Surname", "DOB", "Tel", "Address", "Postcode",
-            "Date of last contact", "Setting", "Notes"]
+HEADER = [
+    "Case ID",
+    "Full name",
+    "Date of birth",
+    "Mobile",
+    "Address",
+    "Postcode",
+    "Role",
+    "Specimen date",
+    "Asymptomatic",
+    "Notes",
+]
+CONTACTS = [
+    "Contact ID",
+    "Case ID",
+    "First name",
+    "Surname",
+    "DOB",
+    "Tel",
+    "Address",
+    "Postcode",
+    "Date of last contact",
+    "Setting",
+    "Notes",
+]
 
 
 def _spreadsheets(tmp_path: Path, cases: int = 300, every: int = 30) -> tuple[Path, Path, list[dict[str, str]]]:
@@ -215,13 +292,39 @@ def _spreadsheets(tmp_path: Path, cases: int = 300, every: int = 30) -> tuple[Pa
         if marked:
             officers.append({"name": name, "phone": phone, "address": address})
         note = f"Colleague of {officers[-1]['name']}" if officers and not marked and i % every == 1 else ""
-        case_rows.append([f"C{i}", name, dob, phone, address, postcode, "undercover-officer" if marked else "",
-                          "20/10/2020", "yes", note])
-        contact_rows.append([f"H{i}", f"C{i}", FIRST[(i + 3) % len(FIRST)], last, "", phone, address, postcode,
-                             "19/10/2020", "household", ""])
+        case_rows.append(
+            [
+                f"C{i}",
+                name,
+                dob,
+                phone,
+                address,
+                postcode,
+                "undercover-officer" if marked else "",
+                "20/10/2020",
+                "yes",
+                note,
+            ]
+        )
+        contact_rows.append(
+            [
+                f"H{i}",
+                f"C{i}",
+                FIRST[(i + 3) % len(FIRST)],
+                last,
+                "",
+                phone,
+                address,
+                postcode,
+                "19/10/2020",
+                "household",
+                "",
+            ]
+        )
         if marked and i + 1 < cases:  # the officer's spouse, met at work by the next case
-            contact_rows.append([f"S{i}", f"C{i + 1}", "Partner", f"Of{i}", "", phone, address, postcode,
-                                 "19/10/2020", "workplace", ""])
+            contact_rows.append(
+                [f"S{i}", f"C{i + 1}", "Partner", f"Of{i}", "", phone, address, postcode, "19/10/2020", "workplace", ""]
+            )
     cases_csv = write_csv(tmp_path / "cases.csv", HEADER, case_rows)
     contacts_csv = write_csv(tmp_path / "contacts.csv", CONTACTS, contact_rows)
     return cases_csv, contacts_csv, officers

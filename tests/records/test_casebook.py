@@ -43,8 +43,12 @@ def cb(store) -> Casebook:
 def test_add_case_from_person_details_stores_normalised_person(cb):
     case = cb.add_case(
         person=person(
-            "  Ada   Lovelace ", date_of_birth="10/12/1985", nhs_number="999 000 0018",
-            phone=phone(1), postcode="sw1a1aa", email="ada@Example.COM",
+            "  Ada   Lovelace ",
+            date_of_birth="10/12/1985",
+            nhs_number="999 000 0018",
+            phone=phone(1),
+            postcode="sw1a1aa",
+            email="ada@Example.COM",
         ),
         test_date="2020-10-20",
         symptom_onset="2020-10-18",
@@ -132,7 +136,9 @@ def test_onset_or_asymptomatic_is_required(cb):
 
 def test_onset_and_asymptomatic_together_is_an_error(cb):
     with pytest.raises(ValidationError) as info:
-        cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18", asymptomatic=True)
+        cb.add_case(
+            person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18", asymptomatic=True
+        )
     assert info.value.field == "symptom_onset"
     assert count(cb.store, "people") == 0
 
@@ -186,7 +192,9 @@ def test_test_type_and_result_are_normalised(cb):
 def test_test_date_before_date_of_birth_is_refused(cb):
     raised = None
     try:
-        cb.add_case(person=person("Baby Lovelace", date_of_birth="2020-10-25"), test_date="2020-10-20", asymptomatic=True)
+        cb.add_case(
+            person=person("Baby Lovelace", date_of_birth="2020-10-25"), test_date="2020-10-20", asymptomatic=True
+        )
     except ValidationError as error:
         raised = error
     assert raised is not None and raised.field == "test_date"
@@ -224,11 +232,12 @@ def test_case_isolation_changes_with_the_july_rule_change(cb, onset, ruleset, is
     assert case.ruleset_id == ruleset
     assert case.isolation_end == isolation_end
     onset_date = date.fromisoformat(onset)
-    assert (case.infectious_start, case.infectious_end) == (onset_date - timedelta(days=2), onset_date + timedelta(days=10))
+    assert (case.infectious_start, case.infectious_end) == (
+        onset_date - timedelta(days=2),
+        onset_date + timedelta(days=10),
+    )
     # The rule set is chosen by onset, not by the (later) test date.
-    stored = cb.store.conn.execute(
-        "SELECT ruleset_id, isolation_end FROM cases WHERE ref = ?", (case.ref,)
-    ).fetchone()
+    stored = cb.store.conn.execute("SELECT ruleset_id, isolation_end FROM cases WHERE ref = ?", (case.ref,)).fetchone()
     assert stored == (ruleset, isolation_end.isoformat())
 
 
@@ -257,7 +266,9 @@ def _stored_exposure(cb, ref):
 
 def test_pinning_a_rule_set_recomputes_cases_and_exposures_and_unpinning_restores(cb):
     case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-10-20", symptom_onset="2020-10-18")
-    household, _ = cb.add_contact(case.ref, person=person("Bea Lovelace"), last_exposure="2020-10-18", setting="household")
+    household, _ = cb.add_contact(
+        case.ref, person=person("Bea Lovelace"), last_exposure="2020-10-18", setting="household"
+    )
     assert _stored_exposure(cb, household.ref) == (MID_2020, 1, "household", 0, "2020-11-01")
     original_case = cb.get_case(case.ref)
 
@@ -279,7 +290,9 @@ def test_pinning_a_rule_set_recomputes_cases_and_exposures_and_unpinning_restore
     cb.pin_ruleset(None)
     assert cb.pinned_ruleset is None
     # The same values again; only updated_at moves (a pin marks what it changed as updated).
-    assert dataclasses.replace(cb.get_case(case.ref), updated_at="") == dataclasses.replace(original_case, updated_at="")
+    assert dataclasses.replace(cb.get_case(case.ref), updated_at="") == dataclasses.replace(
+        original_case, updated_at=""
+    )
     assert _stored_exposure(cb, household.ref) == (MID_2020, 1, "household", 0, "2020-11-01")
     assert cb.get_case(later.ref).ruleset_id == MID_2020
     assert cb.get_case(later.ref).isolation_end == date(2020, 11, 4)
@@ -303,13 +316,20 @@ def _mixed_case_book(cb):
     for i, day in enumerate(days):
         onset = date.fromisoformat(day)
         case = cb.add_case(
-            person=person(f"Case Person{i}"), test_date=(onset + timedelta(days=1)).isoformat(),
-            symptom_onset=None if i % 3 == 0 else day, asymptomatic=i % 3 == 0,
+            person=person(f"Case Person{i}"),
+            test_date=(onset + timedelta(days=1)).isoformat(),
+            symptom_onset=None if i % 3 == 0 else day,
+            asymptomatic=i % 3 == 0,
         )
         for j, setting in enumerate(settings):
             cb.add_contact(
-                case.ref, person=person(f"Contact Person{i}x{j}"), last_exposure=day, setting=setting,
-                proximity_m=[0.5, 1.5, 3.0][j % 3], duration_min=[1, 10, 20][(i + j) % 3], face_to_face=j % 2 == 0,
+                case.ref,
+                person=person(f"Contact Person{i}x{j}"),
+                last_exposure=day,
+                setting=setting,
+                proximity_m=[0.5, 1.5, 3.0][j % 3],
+                duration_min=[1, 10, 20][(i + j) % 3],
+                face_to_face=j % 2 == 0,
             )
 
 
@@ -330,7 +350,9 @@ def test_pinning_in_batches_gives_each_record_the_values_it_would_get_added_unde
     # The same values one record at a time, as add_case and add_contact work them out.
     conn = cb.store.conn
     for case_id, *stored in pinned[0]:
-        test_date, onset = conn.execute("SELECT test_date, symptom_onset FROM cases WHERE id = ?", (case_id,)).fetchone()
+        test_date, onset = conn.execute(
+            "SELECT test_date, symptom_onset FROM cases WHERE id = ?", (case_id,)
+        ).fetchone()
         expected = cb._case_rule_values(date.fromisoformat(test_date), date.fromisoformat(onset) if onset else None)
         assert tuple(stored) == tuple(expected.values()) and stored[0] == LAUNCH
     for exposure_id, *stored in pinned[1]:
@@ -475,7 +497,9 @@ def test_update_case_keeps_other_fields(cb):
     updated = cb.update_case(case.ref, notes="second")
     assert updated.notes == "second"
     assert (updated.test_date, updated.symptom_onset, updated.isolation_end) == (
-        case.test_date, case.symptom_onset, case.isolation_end,
+        case.test_date,
+        case.symptom_onset,
+        case.isolation_end,
     )
 
 
@@ -518,7 +542,12 @@ def test_close_case(cb):
     assert closed.closed_at
     with pytest.raises(Conflict, match="closed, not open"):
         cb.close_case(case.ref)
-    assert audit_rows(cb.store)[-1] == {"seq": 3, "action": "case.close", "refs": [case.ref], "reason": "isolation complete"}
+    assert audit_rows(cb.store)[-1] == {
+        "seq": 3,
+        "action": "case.close",
+        "refs": [case.ref],
+        "reason": "isolation complete",
+    }
 
 
 def test_unknown_and_malformed_case_refs(cb):

@@ -73,8 +73,14 @@ MID_2020_CASES = [
 def test_close_contact_classification_mid_2020(cb, case, facts, expected):
     setting, proximity, duration, face, direct = facts
     exposure = contact(
-        cb, case, "Bea Potter", setting=setting, proximity_m=proximity, duration_min=duration,
-        face_to_face=face, direct_contact=direct,
+        cb,
+        case,
+        "Bea Potter",
+        setting=setting,
+        proximity_m=proximity,
+        duration_min=duration,
+        face_to_face=face,
+        direct_contact=direct,
     )
     assert exposure.ruleset_id == MID_2020
     assert (exposure.close_contact, exposure.clause, risk_rank(cb, exposure.ref)) == expected
@@ -96,8 +102,15 @@ def test_close_contact_classification_at_launch(cb, facts, expected):
     case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-07-01", symptom_onset="2020-06-30")
     setting, proximity, duration, face, direct = facts
     exposure = contact(
-        cb, case, "Bea Potter", last_exposure="2020-06-30", setting=setting, proximity_m=proximity,
-        duration_min=duration, face_to_face=face, direct_contact=direct,
+        cb,
+        case,
+        "Bea Potter",
+        last_exposure="2020-06-30",
+        setting=setting,
+        proximity_m=proximity,
+        duration_min=duration,
+        face_to_face=face,
+        direct_contact=direct,
     )
     assert exposure.ruleset_id == LAUNCH
     assert (exposure.close_contact, exposure.clause, risk_rank(cb, exposure.ref)) == expected
@@ -105,8 +118,15 @@ def test_close_contact_classification_at_launch(cb, facts, expected):
 
 def test_exposure_facts_are_stored_as_given(cb, case):
     exposure = contact(
-        cb, case, "Bea Potter", setting=" WorkPlace ", proximity_m="1.5 m", duration_min="20min",
-        face_to_face="yes", direct_contact="no", notes="  met at the office\nsecond line  ",
+        cb,
+        case,
+        "Bea Potter",
+        setting=" WorkPlace ",
+        proximity_m="1.5 m",
+        duration_min="20min",
+        face_to_face="yes",
+        direct_contact="no",
+        notes="  met at the office\nsecond line  ",
     )
     assert (exposure.setting, exposure.proximity_m, exposure.duration_min) == ("workplace", 1.5, 20.0)
     assert (exposure.face_to_face, exposure.direct_contact) == (True, False)
@@ -172,7 +192,9 @@ def test_a_contact_who_is_not_close_has_no_isolation(cb, case):
 def test_contact_isolation_changes_on_14_december(store, last_exposure, ruleset, isolation_end):
     cb = casebook(store, DECEMBER_TODAY)
     case = cb.add_case(person=person("Ada Lovelace"), test_date="2020-12-15", symptom_onset="2020-12-13")
-    exposure, warnings = cb.add_contact(case.ref, person=person("Bea Potter"), last_exposure=last_exposure, setting="household")
+    exposure, warnings = cb.add_contact(
+        case.ref, person=person("Bea Potter"), last_exposure=last_exposure, setting="household"
+    )
     assert (exposure.ruleset_id, exposure.isolation_end) == (ruleset, isolation_end)
     assert warnings == []
 
@@ -182,7 +204,9 @@ def test_contact_isolation_changes_on_14_december(store, last_exposure, ruleset,
     [("2020-10-15", True), ("2020-10-16", False), ("2020-10-28", False), ("2020-10-29", True)],
 )
 def test_exposure_outside_the_infectious_period_is_recorded_with_a_warning(cb, case, last_exposure, warned):
-    exposure, warnings = cb.add_contact(case.ref, person=person("Bea Potter"), last_exposure=last_exposure, setting="social")
+    exposure, warnings = cb.add_contact(
+        case.ref, person=person("Bea Potter"), last_exposure=last_exposure, setting="social"
+    )
     assert cb.get_contact(exposure.ref).last_exposure == date.fromisoformat(last_exposure)
     if warned:
         assert len(warnings) == 1
@@ -243,7 +267,9 @@ def listed(cb, case):
     other = cb.add_case(person=person("Other Case"), test_date="2020-10-20", asymptomatic=True)
     made = {
         "household": contact(cb, case, "Hal House", setting="household", last_exposure="2020-10-18"),
-        "far": contact(cb, case, "Fay Far", setting="workplace", proximity_m="3", duration_min="60", last_exposure="2020-10-20"),
+        "far": contact(
+            cb, case, "Fay Far", setting="workplace", proximity_m="3", duration_min="60", last_exposure="2020-10-20"
+        ),
         "vehicle": contact(cb, other, "Val Van", setting="travel", last_exposure="2020-10-22"),
         "same_day": contact(cb, other, "Sam Same", setting="social", last_exposure="2020-10-20"),
     }
@@ -328,7 +354,12 @@ def test_update_contact_recomputes_rule_values(cb, case):
     assert len(warnings) == 1 and "outside" in warnings[0]
 
     back, warnings = cb.update_contact(exposure.ref, last_exposure="2020-10-19")
-    assert (back.ruleset_id, back.clause, back.isolation_end, warnings) == (MID_2020, "household", date(2020, 11, 2), [])
+    assert (back.ruleset_id, back.clause, back.isolation_end, warnings) == (
+        MID_2020,
+        "household",
+        date(2020, 11, 2),
+        [],
+    )
     cb.update_contact(exposure.ref, setting="workplace")
     flags, _ = cb.update_contact(exposure.ref, face_to_face=True, proximity_m="0.5")
     assert (flags.face_to_face, flags.clause) == (True, "face-to-face-1m")
@@ -516,10 +547,18 @@ def test_promote_validates_like_add_case(cb, case):
 @pytest.fixture
 def worklist_contacts(cb, case):
     return {
-        "not_close_recent": contact(cb, case, "Nat Far", setting="workplace", proximity_m="5", last_exposure="2020-10-27"),
-        "m2_old": contact(cb, case, "Moe Twoold", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-19"),
-        "m2_new": contact(cb, case, "Meg Twonew", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-25"),
-        "face": contact(cb, case, "Fin Face", setting="social", proximity_m="0.5", face_to_face=True, last_exposure="2020-10-18"),
+        "not_close_recent": contact(
+            cb, case, "Nat Far", setting="workplace", proximity_m="5", last_exposure="2020-10-27"
+        ),
+        "m2_old": contact(
+            cb, case, "Moe Twoold", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-19"
+        ),
+        "m2_new": contact(
+            cb, case, "Meg Twonew", setting="workplace", proximity_m="2", duration_min="30", last_exposure="2020-10-25"
+        ),
+        "face": contact(
+            cb, case, "Fin Face", setting="social", proximity_m="0.5", face_to_face=True, last_exposure="2020-10-18"
+        ),
         "house_old": contact(cb, case, "Hal Old", setting="household", last_exposure="2020-10-19"),
         "house_new": contact(cb, case, "Hep New", setting="household", last_exposure="2020-10-20"),
     }
@@ -548,7 +587,9 @@ def test_worklist_limit_keeps_the_total(cb, worklist_contacts):
     assert w.to_call_total == 6
 
 
-@pytest.mark.parametrize(("cap", "total", "capped"), [(0, 0, True), (2, 2, True), (5, 5, True), (6, 6, False), (100, 6, False)])
+@pytest.mark.parametrize(
+    ("cap", "total", "capped"), [(0, 0, True), (2, 2, True), (5, 5, True), (6, 6, False), (100, 6, False)]
+)
 def test_worklist_can_count_up_to_a_cap(cb, worklist_contacts, cap, total, capped):
     w = cb.worklist(limit=2, count_up_to=cap)
     assert (w.to_call_total, w.to_call_total_capped) == (total, capped)

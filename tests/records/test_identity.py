@@ -16,20 +16,40 @@ from tracekit.records.models import Person
 from tracekit.redaction.guard import MAX_LISTED, LeakGuard
 
 ZOE = Person(
-    id=1, ref="P-ZOE", name="Zoë Ånström-Price", date_of_birth=date(1980, 3, 4), nhs_number="9992000007",
-    phone="+447700900555", email="zoe.ap@example.org", address="12 Hidden Lane, Barton", postcode="SW1A 2AB",
+    id=1,
+    ref="P-ZOE",
+    name="Zoë Ånström-Price",
+    date_of_birth=date(1980, 3, 4),
+    nhs_number="9992000007",
+    phone="+447700900555",
+    email="zoe.ap@example.org",
+    address="12 Hidden Lane, Barton",
+    postcode="SW1A 2AB",
 )
 JO = Person(id=2, ref="P-JO", name="Jo Wu", phone="+447700900111")
 PEOPLE = [ZOE, JO]
 
 # (text, whether the guard counts it alone in a bundle record)
 ITEM_7_FORMS = [
-    ("12 Hidden Lane", True), ("12 hidden ln", True), ("12 Hidden Lane, Barton", True),
-    ("+44 (0)7700 900555", True), ("0044 7700 900555", True), ("07700-900-555", True),
-    ("Zoe Anstrom Price", True), ("ANSTROM-PRICE, Zoe", True), ("Jo Wu", True), ("jo  wu", True),
-    ("999.200.0007", True), ("ZOE.AP@EXAMPLE.ORG", True),
-    ("4 March 1980", False), ("4th March 1980", False), ("March 4, 1980", False), ("04-03-1980", False),
-    ("04.03.1980", False), ("1980-03-04", False), ("SW1A2AB", False),
+    ("12 Hidden Lane", True),
+    ("12 hidden ln", True),
+    ("12 Hidden Lane, Barton", True),
+    ("+44 (0)7700 900555", True),
+    ("0044 7700 900555", True),
+    ("07700-900-555", True),
+    ("Zoe Anstrom Price", True),
+    ("ANSTROM-PRICE, Zoe", True),
+    ("Jo Wu", True),
+    ("jo  wu", True),
+    ("999.200.0007", True),
+    ("ZOE.AP@EXAMPLE.ORG", True),
+    ("4 March 1980", False),
+    ("4th March 1980", False),
+    ("March 4, 1980", False),
+    ("04-03-1980", False),
+    ("04.03.1980", False),
+    ("1980-03-04", False),
+    ("SW1A2AB", False),
 ]
 
 
@@ -56,8 +76,21 @@ def test_the_guard_catches_every_written_form(text, alone):
 
 @pytest.mark.parametrize(
     "text",
-    ["Jo called back", "Wu", "14 March 1980", "4 March 1981", "112 Hidden Lane", "12 Hidden Road", "Hidden Lane",
-     "07700 900556", "9992000008", "SW1A 2AC", "ann.b@example.org", "Joanne Wuster", "a routine call"],
+    [
+        "Jo called back",
+        "Wu",
+        "14 March 1980",
+        "4 March 1981",
+        "112 Hidden Lane",
+        "12 Hidden Road",
+        "Hidden Lane",
+        "07700 900556",
+        "9992000008",
+        "SW1A 2AC",
+        "ann.b@example.org",
+        "Joanne Wuster",
+        "a routine call",
+    ],
 )
 def test_ordinary_text_is_left_alone(text):
     assert IdentityMatcher(PEOPLE).scrub(text, WITHHELD_IN_TEXT) == text
@@ -112,10 +145,16 @@ def written_detail(draw) -> tuple[str, bool]:
     day = draw(st.sampled_from([f"{dob.day}", f"{dob.day:02d}"]))
     month = draw(st.sampled_from([f"{dob.month}", f"{dob.month:02d}"]))
     sep = draw(st.sampled_from("/-."))
-    return draw(st.sampled_from([
-        f"{day}{sep}{month}{sep}{dob.year}", f"{dob.day} March {dob.year}", f"{dob.day}th Mar {dob.year}",
-        f"March {dob.day}, {dob.year}",
-    ])), False
+    return draw(
+        st.sampled_from(
+            [
+                f"{day}{sep}{month}{sep}{dob.year}",
+                f"{dob.day} March {dob.year}",
+                f"{dob.day}th Mar {dob.year}",
+                f"March {dob.day}, {dob.year}",
+            ]
+        )
+    ), False
 
 
 @settings(max_examples=150, deadline=None)
@@ -131,8 +170,29 @@ def test_any_written_form_is_caught_by_all_three(detail, before, after):
     assert guard.hits(f"SW1A 2AB {note}" if not alone else note)
 
 
-ORDINARY_WORDS = ["called", "back", "price", "isolating", "lane", "march", "road", "tested", "positive", "work",
-                  "school", "mother", "Joanne", "Wuhan", "Zoey", "Anstruther", "Ann", "12", "13", "1980", "Barton"]
+ORDINARY_WORDS = [
+    "called",
+    "back",
+    "price",
+    "isolating",
+    "lane",
+    "march",
+    "road",
+    "tested",
+    "positive",
+    "work",
+    "school",
+    "mother",
+    "Joanne",
+    "Wuhan",
+    "Zoey",
+    "Anstruther",
+    "Ann",
+    "12",
+    "13",
+    "1980",
+    "Barton",
+]
 
 
 @settings(max_examples=150, deadline=None)
@@ -156,8 +216,10 @@ def test_ordinary_notes_are_not_touched(words, numbers):
 def test_the_guard_lists_every_hit_in_one_run():
     guard = LeakGuard(PEOPLE)
     lines = [
-        '{"ref":"E-1","notes":"nothing"}', '{"ref":"E-2","notes":"Zoe Anstrom Price"}',
-        '{"ref":"E-3","notes":"call 0044 7700 900555 or Jo Wu"}', '{"ref":"E-4","notes":"12 Hidden Ln"}',
+        '{"ref":"E-1","notes":"nothing"}',
+        '{"ref":"E-2","notes":"Zoe Anstrom Price"}',
+        '{"ref":"E-3","notes":"call 0044 7700 900555 or Jo Wu"}',
+        '{"ref":"E-4","notes":"12 Hidden Ln"}',
     ]
     _guard_chunk(guard, ("\n".join(lines) + "\n").encode(), ["E-1", "E-2", "E-3", "E-4"])
     with pytest.raises(LeakBlocked) as info:
@@ -179,4 +241,7 @@ def test_the_guard_bounds_its_list_and_counts_the_rest():
 
 
 def test_search_terms_carry_the_national_phone_form():
-    assert search_terms("zoe", "+447700900555", None, "SW1A 2AB") == "zoe | +447700900555 | 07700900555 | SW1A 2AB | SW1A2AB"
+    assert (
+        search_terms("zoe", "+447700900555", None, "SW1A 2AB")
+        == "zoe | +447700900555 | 07700900555 | SW1A 2AB | SW1A2AB"
+    )

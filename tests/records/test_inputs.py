@@ -43,9 +43,14 @@ def field_of(fn, **raw) -> str:
 
 def test_person_fields_are_normalised():
     values = person_values(
-        name=" Zoë\t Ångström ", date_of_birth="3 April 1985", nhs_number="999-000-0018",
-        phone="+44 (0)7700 900123", email="Zoe@Example.ORG", address="1 Test Street\nLondon",
-        postcode=" sw1a   1aa ", occupation="  nurse  ",
+        name=" Zoë\t Ångström ",
+        date_of_birth="3 April 1985",
+        nhs_number="999-000-0018",
+        phone="+44 (0)7700 900123",
+        email="Zoe@Example.ORG",
+        address="1 Test Street\nLondon",
+        postcode=" sw1a   1aa ",
+        occupation="  nurse  ",
     )
     assert values == {
         "name": "Zoë Ångström",
@@ -93,7 +98,13 @@ def test_address_at_the_limit_is_accepted():
 
 
 def test_case_fields():
-    values = case_values(test_date="20/10/2020", test_type="PCR", test_result=" Positive ", symptom_onset=date(2020, 10, 18), status="Closed")
+    values = case_values(
+        test_date="20/10/2020",
+        test_type="PCR",
+        test_result=" Positive ",
+        symptom_onset=date(2020, 10, 18),
+        status="Closed",
+    )
     assert values == {
         "test_date": date(2020, 10, 20),
         "test_type": "pcr",
@@ -205,8 +216,13 @@ def test_unknown_field_is_a_programming_error():
 
 
 def test_future_is_relative_to_the_given_today():
-    assert validated({"test_date": "2020-11-02"}, CASE_VALIDATORS, date(2020, 11, 2)) == {"test_date": date(2020, 11, 2)}
-    assert field_of(lambda **raw: validated(raw, CASE_VALIDATORS, date(2020, 11, 1)), test_date="2020-11-02") == "test_date"
+    assert validated({"test_date": "2020-11-02"}, CASE_VALIDATORS, date(2020, 11, 2)) == {
+        "test_date": date(2020, 11, 2)
+    }
+    assert (
+        field_of(lambda **raw: validated(raw, CASE_VALIDATORS, date(2020, 11, 1)), test_date="2020-11-02")
+        == "test_date"
+    )
 
 
 # -- PersonInput -------------------------------------------------------------------------

@@ -64,26 +64,68 @@ def _store_with_marked_people(store) -> None:
             c.execute(
                 "INSERT INTO people(ref, name, name_key, phone, address, date_of_birth, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (f"P-{i:06d}", f"Person{i} Surname{i % 97}", f"person{i} surname{i % 97}", phone,
-                 f"{i} High Street, Town", "1980-01-01", "2020-10-01", "2020-10-01"),
+                (
+                    f"P-{i:06d}",
+                    f"Person{i} Surname{i % 97}",
+                    f"person{i} surname{i % 97}",
+                    phone,
+                    f"{i} High Street, Town",
+                    "1980-01-01",
+                    "2020-10-01",
+                    "2020-10-01",
+                ),
             )
-        c.executemany("INSERT INTO person_roles(person_id, role, marked_at) VALUES (?, 'undercover-officer', '2020-10-01')",
-                      [(i,) for i in range(1, MARKED + 1)])
+        c.executemany(
+            "INSERT INTO person_roles(person_id, role, marked_at) VALUES (?, 'undercover-officer', '2020-10-01')",
+            [(i,) for i in range(1, MARKED + 1)],
+        )
         c.execute(
             "INSERT INTO cases(ref, person_id, test_date, test_type, test_result, status, created_at, updated_at,"
             " ruleset_id, infectious_start, infectious_end, isolation_end) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            ("C-000001", MARKED + 299, "2020-10-10", "pcr", "positive", "open", "2020-10-10", "2020-10-10",
-             "uk-2020-10", "2020-10-06", "2020-10-20", "2020-10-20"),
+            (
+                "C-000001",
+                MARKED + 299,
+                "2020-10-10",
+                "pcr",
+                "positive",
+                "open",
+                "2020-10-10",
+                "2020-10-10",
+                "uk-2020-10",
+                "2020-10-06",
+                "2020-10-20",
+                "2020-10-20",
+            ),
         )
-        notes = ["met PERSON{k} at home", "rang 07700 9{k:05d} twice", "lives at {k} high st.", "works with Surname, Person{k}",
-                 "no one named"]
+        notes = [
+            "met PERSON{k} at home",
+            "rang 07700 9{k:05d} twice",
+            "lives at {k} high st.",
+            "works with Surname, Person{k}",
+            "no one named",
+        ]
         for k in range(100):
             c.execute(
                 "INSERT INTO exposures(ref, case_id, person_id, last_exposure, setting, trace_status, ruleset_id,"
                 " close_contact, risk_rank, isolation_end, created_at, updated_at, face_to_face, direct_contact, notes)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (f"E-{k:06d}", 1, MARKED + 1 + k, "2020-10-09", "household", "not-yet-reached", "uk-2020-10", 1, 1,
-                 "2020-10-19", "2020-10-10", "2020-10-10", 0, 0, notes[k % len(notes)].format(k=k * 19)),
+                (
+                    f"E-{k:06d}",
+                    1,
+                    MARKED + 1 + k,
+                    "2020-10-09",
+                    "household",
+                    "not-yet-reached",
+                    "uk-2020-10",
+                    1,
+                    1,
+                    "2020-10-19",
+                    "2020-10-10",
+                    "2020-10-10",
+                    0,
+                    0,
+                    notes[k % len(notes)].format(k=k * 19),
+                ),
             )
 
 

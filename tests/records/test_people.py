@@ -39,7 +39,10 @@ def ada(cb):
     """A case whose person has every identifier the duplicate checks look at."""
     return cb.add_case(
         person=person(
-            "Zoë Ångström", date_of_birth="1985-12-10", nhs_number=NHS_NUMBERS[0], phone=phone(1),
+            "Zoë Ångström",
+            date_of_birth="1985-12-10",
+            nhs_number=NHS_NUMBERS[0],
+            phone=phone(1),
             postcode="SW1A 1AA",
         ),
         test_date="2020-10-20",
@@ -89,7 +92,9 @@ def test_same_name_without_date_of_birth_is_not_a_duplicate(cb, ada):
     case = cb.add_case(person=person("Zoe Angstrom"), test_date="2020-10-21", asymptomatic=True)
     assert case.person.ref != ada.person.ref
     # Same name, different date of birth: not a duplicate either.
-    other = cb.add_case(person=person("Zoe Angstrom", date_of_birth="1990-01-01"), test_date="2020-10-21", asymptomatic=True)
+    other = cb.add_case(
+        person=person("Zoe Angstrom", date_of_birth="1990-01-01"), test_date="2020-10-21", asymptomatic=True
+    )
     assert other.person.ref not in (ada.person.ref, case.person.ref)
 
 
@@ -97,7 +102,9 @@ def test_duplicates_of_several_people_are_all_listed(cb, ada):
     bea = cb.add_case(person=person("Bea Lovelace", phone=phone(2)), test_date="2020-10-20", asymptomatic=True)
     with pytest.raises(DuplicatePerson) as info:
         cb.add_case(
-            person=person("New Person", nhs_number=NHS_NUMBERS[0], phone=phone(2)), test_date="2020-10-21", asymptomatic=True
+            person=person("New Person", nhs_number=NHS_NUMBERS[0], phone=phone(2)),
+            test_date="2020-10-21",
+            asymptomatic=True,
         )
     assert sorted((m.person.ref, tuple(m.reasons)) for m in info.value.matches) == sorted(
         [(ada.person.ref, ("same NHS number",)), (bea.person.ref, ("same phone",))]
@@ -114,7 +121,9 @@ def test_link_uses_the_existing_person(cb, ada):
 
 
 def test_new_person_adds_anyway(cb, ada):
-    case = cb.add_case(person=person("Someone Else", phone=phone(1)), new_person=True, test_date="2020-10-25", asymptomatic=True)
+    case = cb.add_case(
+        person=person("Someone Else", phone=phone(1)), new_person=True, test_date="2020-10-25", asymptomatic=True
+    )
     assert case.person.ref != ada.person.ref
     assert case.person.phone == e164(1)
     assert count(cb.store, "people") == 2
@@ -124,7 +133,9 @@ def test_duplicate_contact_details_are_refused_on_add_contact_too(cb, ada):
     other = cb.add_case(person=person("Case Two"), test_date="2020-10-20", asymptomatic=True)
     before = table_snapshot(cb.store)
     with pytest.raises(DuplicatePerson) as info:
-        cb.add_contact(other.ref, person=person("Z Angstrom", phone=phone(1)), last_exposure="2020-10-19", setting="social")
+        cb.add_contact(
+            other.ref, person=person("Z Angstrom", phone=phone(1)), last_exposure="2020-10-19", setting="social"
+        )
     assert [m.person.ref for m in info.value.matches] == [ada.person.ref]
     assert table_snapshot(cb.store) == before
     exposure, _ = cb.add_contact(other.ref, link=ada.person.ref, last_exposure="2020-10-19", setting="social")
@@ -152,9 +163,9 @@ def test_update_person_changes_details_and_reindexes_search(cb, ada):
     assert cb.search_people("07700 900001") == []
     assert cb.search_people("SW1A 1AA") == []
     # The duplicate check follows the new name (its name key is updated too).
-    assert [m.person.ref for m in cb.find_duplicates(PersonInput(name="QUENTIN BLAKE", date_of_birth="1985-12-10"))] == [
-        ada.person.ref
-    ]
+    assert [
+        m.person.ref for m in cb.find_duplicates(PersonInput(name="QUENTIN BLAKE", date_of_birth="1985-12-10"))
+    ] == [ada.person.ref]
     assert cb.find_duplicates(PersonInput(name="Zoe Angstrom", date_of_birth="1985-12-10")) == []
 
 
@@ -175,7 +186,8 @@ def test_update_person_needs_a_change_and_valid_values(cb, ada):
 def people(cb, ada):
     bea = cb.add_case(
         person=person("Beatrix Potter", phone=phone(2), nhs_number=NHS_NUMBERS[1], postcode="EC1A 1BB"),
-        test_date="2020-10-20", asymptomatic=True,
+        test_date="2020-10-20",
+        asymptomatic=True,
     ).person
     cy = cb.add_case(person=person("Cyril Potter"), test_date="2020-10-20", asymptomatic=True).person
     return {"ada": ada.person, "bea": bea, "cy": cy}
@@ -226,7 +238,15 @@ def test_search_finds_the_newest_matches_first_whatever_the_window(cb, monkeypat
         for i, surname in enumerate(names)
     ]
     monkeypatch.setattr(casebook_module, "_SEARCH_WINDOW", window)
-    for query, limit in [("potter", 1), ("potter", 3), ("potter", 20), ("pott", 2), ("smith", 5), ("jones", 1), ("nobody", 3)]:
+    for query, limit in [
+        ("potter", 1),
+        ("potter", 3),
+        ("potter", 20),
+        ("pott", 2),
+        ("smith", 5),
+        ("jones", 1),
+        ("nobody", 3),
+    ]:
         expected = [p.ref for p in reversed(made) if query in p.name.lower()][:limit]
         assert [p.ref for p in cb.search_people(query, limit=limit)] == expected, (query, limit)
 
@@ -263,8 +283,10 @@ def test_merge_moves_cases_and_exposures_and_keeps_the_old_reference(cb, ada):
     # "other" was recorded separately as a contact of another case, with a phone.
     index_case = cb.add_case(person=person("Index Case"), test_date="2020-10-20", asymptomatic=True)
     exposure, _ = cb.add_contact(
-        index_case.ref, person=person("Z. Angstrom", phone=phone(5), email="z@example.org", address="1 Test Street"),
-        last_exposure="2020-10-19", setting="household",
+        index_case.ref,
+        person=person("Z. Angstrom", phone=phone(5), email="z@example.org", address="1 Test Street"),
+        last_exposure="2020-10-19",
+        setting="household",
     )
     other = exposure.contact
     # Keep has no email/address but a phone and NHS number; these are kept.
@@ -291,7 +313,9 @@ def test_merge_moves_cases_and_exposures_and_keeps_the_old_reference(cb, ada):
 
 
 def test_merge_follows_aliases_of_aliases(cb):
-    refs = [cb.add_case(person=person(f"Person {n}"), test_date="2020-10-20", asymptomatic=True).person.ref for n in "ABC"]
+    refs = [
+        cb.add_case(person=person(f"Person {n}"), test_date="2020-10-20", asymptomatic=True).person.ref for n in "ABC"
+    ]
     cb.merge_people(refs[1], refs[2])  # C into B
     cb.merge_people(refs[0], refs[1])  # B (with C's alias) into A
     for ref in refs:

@@ -20,11 +20,19 @@ from tracekit.records.sensitive import SensitiveRoles
 
 TODAY = date(2020, 11, 1)
 OFFICER = {
-    "name": "Quintessa Zarkovian", "date_of_birth": "1981-03-14", "nhs_number": "9990000018",
-    "phone": "+447700900321", "postcode": "SW1A 2AB",
+    "name": "Quintessa Zarkovian",
+    "date_of_birth": "1981-03-14",
+    "nhs_number": "9990000018",
+    "phone": "+447700900321",
+    "postcode": "SW1A 2AB",
 }
 DUPLICATE = {"name": "Q Zarkovian", "phone": "+447700900331"}
-ASSOCIATE = {"name": "Bartholomew Yelverton", "date_of_birth": "1975-06-02", "phone": "+447700900322", "postcode": "EC1A 1BB"}
+ASSOCIATE = {
+    "name": "Bartholomew Yelverton",
+    "date_of_birth": "1975-06-02",
+    "phone": "+447700900322",
+    "postcode": "EC1A 1BB",
+}
 ORDINARY = {"name": "Olwen Ordinary", "phone": "+447700900323"}
 
 
@@ -43,7 +51,10 @@ def officer(book):
     """A case whose person will be marked, with an associate as contact (noted by name)."""
     case = book.add_case(person=PersonInput(**OFFICER), test_date="2020-10-20", symptom_onset="2020-10-18")
     contact, _ = book.add_contact(
-        case.ref, person=PersonInput(**ASSOCIATE), last_exposure="2020-10-19", setting="workplace",
+        case.ref,
+        person=PersonInput(**ASSOCIATE),
+        last_exposure="2020-10-19",
+        setting="workplace",
         notes="drives Zarkovian to briefings",
     )
     return case, contact
@@ -80,7 +91,9 @@ def test_merge_keeps_the_mark_in_either_direction(book, roles, officer, marked_i
     _assert_absent(shown, DUPLICATE)
     if not marked_is_kept:
         carried = audit.entries(book.store.conn, action="role.merge")
-        assert [(e.refs, e.reason) for e in carried] == [(sorted([keep, other]), f"undercover-officer: carried over from {other}")]
+        assert [(e.refs, e.reason) for e in carried] == [
+            (sorted([keep, other]), f"undercover-officer: carried over from {other}")
+        ]
 
 
 def test_merging_two_marked_people_keeps_both_marks_facts(book, roles, officer):
@@ -114,8 +127,11 @@ def test_merge_rebuilds_the_note_scrubber(book, roles, officer):
     """The merged person's details (from either record) are scrubbed from notes at once."""
     case, _ = officer
     duplicate = book.add_case(
-        person=PersonInput(name="Quintessa Zarkovian", email="qz@example.org"), test_date="2020-10-21",
-        asymptomatic=True, new_person=True, notes="call qz@example.org",
+        person=PersonInput(name="Quintessa Zarkovian", email="qz@example.org"),
+        test_date="2020-10-21",
+        asymptomatic=True,
+        new_person=True,
+        notes="call qz@example.org",
     )
     roles.mark(case.person.ref, "undercover-officer", "operational safety")
     assert "qz@example.org" in (book.get_case(duplicate.ref).notes or "")  # the duplicate is not marked yet
@@ -139,8 +155,12 @@ def test_an_associate_is_masked_in_every_view_of_the_person(book, roles, officer
     promoted = book.promote_contact(contact.contact.ref, test_date="2020-10-22", asymptomatic=True)
     tree, _ = book.case_tree(case.ref)
     shown = _shown(
-        person, book.get_contact(other_exposure.ref), book.list_contacts(), book.list_cases(),
-        book.get_case(promoted.ref), book.worklist(date(2020, 10, 22)),
+        person,
+        book.get_contact(other_exposure.ref),
+        book.list_contacts(),
+        book.list_cases(),
+        book.get_case(promoted.ref),
+        book.worklist(date(2020, 10, 22)),
     ) + repr(tree)
     _assert_absent(shown, ASSOCIATE)
     assert book.get_case(promoted.ref).person.masked
@@ -177,7 +197,11 @@ def test_revealing_a_contact_leaves_the_marked_case_person_masked(book, roles, o
     assert book.get_person(case.person.ref).masked and book.get_case(case.ref).person.masked
     _assert_absent(_shown(shown, book.get_case(case.ref), book.list_cases()), OFFICER)
     entry = audit.entries(book.store.conn)[-1]
-    assert (entry.action, entry.refs, entry.reason) == ("contact.reveal", sorted([contact.ref, contact.contact.ref]), "household check")
+    assert (entry.action, entry.refs, entry.reason) == (
+        "contact.reveal",
+        sorted([contact.ref, contact.contact.ref]),
+        "household check",
+    )
 
 
 def test_a_detail_replaced_by_a_merge_or_an_update_stays_protected(book, roles, officer, store, tmp_path):
@@ -191,14 +215,18 @@ def test_a_detail_replaced_by_a_merge_or_an_update_stays_protected(book, roles, 
     case, _ = officer
     duplicate = book.add_case(person=PersonInput(**DUPLICATE), test_date="2020-10-21", asymptomatic=True)
     ordinary = book.add_case(
-        person=PersonInput(**ORDINARY), test_date="2020-10-20", asymptomatic=True,
+        person=PersonInput(**ORDINARY),
+        test_date="2020-10-20",
+        asymptomatic=True,
         notes="was given 07700 900331 and 1 Old Mill Lane to call",
     )
     book.update_person(case.person.ref, PersonInput(address="1 Old Mill Lane"))
     lodger, _ = book.add_contact(
-        ordinary.ref, person=PersonInput(name="Larkin Lodger", phone="07700 900331", address="1 Old Mill Lane",
-                                         postcode="SW1A 2AB"),
-        last_exposure="2020-10-19", setting="household", new_person=True,
+        ordinary.ref,
+        person=PersonInput(name="Larkin Lodger", phone="07700 900331", address="1 Old Mill Lane", postcode="SW1A 2AB"),
+        last_exposure="2020-10-19",
+        setting="household",
+        new_person=True,
     )
     roles.mark(case.person.ref, "undercover-officer", "operational safety")
     book.merge_people(case.person.ref, duplicate.person.ref)  # keeps +447700900321; 900331 is replaced

@@ -16,11 +16,16 @@ SIGNER = "ab" * 32
 
 def _payload(**changes) -> dict:
     payload = {
-        "referral": "R-7K2M9Q", "created_at": "2020-10-15T09:00:00+00:00", "tracekit_version": "0.1.0",
+        "referral": "R-7K2M9Q",
+        "created_at": "2020-10-15T09:00:00+00:00",
+        "tracekit_version": "0.1.0",
         "tracer_key": {"algorithm": "ed25519", "public_key": SIGNER, "fingerprint": fingerprint(SIGNER)},
-        "role": "protected-witness", "mark_reason": "court order", "referral_reason": None,
+        "role": "protected-witness",
+        "mark_reason": "court order",
+        "referral_reason": None,
         "person": {"ref": "P-7K2M9Q", "masked": False, "name": "Jo Witness"},
-        "cases": [], "exposures_as_contact": [],
+        "cases": [],
+        "exposures_as_contact": [],
     }
     payload.update(changes)
     return payload
@@ -48,8 +53,12 @@ def test_a_well_formed_payload_parses():
         (_payload(cases=[{"ref": "C-7K2M9Q"}] * (MAX_CASES + 1)), "cases: List should have at most"),
         (_payload(person={"ref": "../etc", "name": "x"}), "person.ref: String should match pattern"),
         (_payload(person={"ref": "P-7K2M9Q", "name": "x" * 600}), "person.name: String should have at most"),
-        (_payload(tracer_key={"algorithm": "ed25519", "public_key": "cd" * 32, "fingerprint": fingerprint("cd" * 32)}),
-         "different tracer key than the one that signed it"),
+        (
+            _payload(
+                tracer_key={"algorithm": "ed25519", "public_key": "cd" * 32, "fingerprint": fingerprint("cd" * 32)}
+            ),
+            "different tracer key than the one that signed it",
+        ),
     ],
 )
 def test_malformed_payloads_are_refused_by_where_not_by_value(payload, named):

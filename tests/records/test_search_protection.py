@@ -12,8 +12,13 @@ from datetime import date
 from tracekit.records import Casebook, PersonInput
 from tracekit.records.sensitive import SensitiveRoles
 
-MARKED = {"name": "Perpetua Fenwright", "date_of_birth": "1983-10-11", "nhs_number": "999 000 0050",
-          "phone": "07700 900205", "postcode": "B33 8TH"}
+MARKED = {
+    "name": "Perpetua Fenwright",
+    "date_of_birth": "1983-10-11",
+    "nhs_number": "999 000 0050",
+    "phone": "07700 900205",
+    "postcode": "B33 8TH",
+}
 
 
 def test_a_second_record_of_a_marked_person_is_not_found_by_search(store):

@@ -44,17 +44,27 @@ def roles(book):
 def scenario(book):
     """An officer's case with an associate contact; the officer also a contact of an ordinary case."""
     officer_case = book.add_case(
-        person=PersonInput(**OFFICER), test_date="2020-10-20", symptom_onset="2020-10-18",
+        person=PersonInput(**OFFICER),
+        test_date="2020-10-20",
+        symptom_onset="2020-10-18",
         notes="attended briefing at Hawthorn Mews",
     )
     associate, _ = book.add_contact(
-        officer_case.ref, person=PersonInput(**ASSOCIATE), last_exposure="2020-10-19", setting="workplace",
-        proximity_m=1, duration_min=30, notes="shares a vehicle with Zarkovian",
+        officer_case.ref,
+        person=PersonInput(**ASSOCIATE),
+        last_exposure="2020-10-19",
+        setting="workplace",
+        proximity_m=1,
+        duration_min=30,
+        notes="shares a vehicle with Zarkovian",
     )
     book.log_call(associate.ref, "no-answer", "left message for Yelverton")
     ordinary_case = book.add_case(person=PersonInput(**ORDINARY), test_date="2020-10-21", asymptomatic=True)
     officer_as_contact, _ = book.add_contact(
-        ordinary_case.ref, person_ref=officer_case.person.ref, last_exposure="2020-10-20", setting="social",
+        ordinary_case.ref,
+        person_ref=officer_case.person.ref,
+        last_exposure="2020-10-20",
+        setting="social",
         notes="met Quintessa at the gym",
     )
     return officer_case, associate, ordinary_case, officer_as_contact
@@ -122,7 +132,14 @@ def test_reveal_needs_a_reason_free_of_identity(book, roles, scenario):
 
 @pytest.mark.parametrize(
     "reason",
-    ["Quintessa asked", "call 07700 900321", "nhs 999 000 0018", "email q.zarkovian@example.org", "sw1a 2ab", "born 14/03/1981"],
+    [
+        "Quintessa asked",
+        "call 07700 900321",
+        "nhs 999 000 0018",
+        "email q.zarkovian@example.org",
+        "sw1a 2ab",
+        "born 14/03/1981",
+    ],
 )
 def test_mark_refuses_reasons_containing_the_persons_details(book, roles, scenario, reason):
     officer_case, *_ = scenario
@@ -147,7 +164,9 @@ def test_release_shows_one_contact(book, roles, scenario):
     roles.release_contact(associate.ref, "neighbour, plainly unrelated")
     released = book.get_contact(associate.ref)
     assert not released.withheld and released.contact.name == ASSOCIATE["name"]
-    assert audit.entries(book.store.conn, action="contact.release")[-1].refs == sorted([associate.ref, officer_case.ref])
+    assert audit.entries(book.store.conn, action="contact.release")[-1].refs == sorted(
+        [associate.ref, officer_case.ref]
+    )
     with pytest.raises(Conflict):
         roles.release_contact(associate.ref, "again")
 
@@ -220,9 +239,17 @@ def test_after_referral_the_passphrase_no_longer_recovers_the_identity(book, rol
     roles.mark(officer_case.person.ref, "undercover-officer", "operational safety")
     referral = roles.refer(officer_case.person.ref)
     book.store.close()
-    secrets = value_forms(OFFICER) + value_forms(ASSOCIATE) + [
-        b"Hawthorn", b"briefing", b"at the gym", b"shares a vehicle", b"left message",  # long enough that random bytes never match
-    ]
+    secrets = (
+        value_forms(OFFICER)
+        + value_forms(ASSOCIATE)
+        + [
+            b"Hawthorn",
+            b"briefing",
+            b"at the gym",
+            b"shares a vehicle",
+            b"left message",  # long enough that random bytes never match
+        ]
+    )
     with open_store(store_path, bytearray(PASSPHRASE.encode())) as reopened:
         dump = logical_dump(reopened).encode()
         key = bytes(reopened.key)
@@ -255,7 +282,8 @@ def test_referral_cuts_a_contact_known_elsewhere_from_the_referred_case(book, ro
     conn = book.store.conn
     stub = conn.execute(
         "SELECT p.ref, p.name, p.name_key, p.phone, r.ref FROM exposures e JOIN people p ON p.id = e.person_id "
-        "JOIN referrals r ON r.id = p.referral_id WHERE e.ref = ?", (associate.ref,),
+        "JOIN referrals r ON r.id = p.referral_id WHERE e.ref = ?",
+        (associate.ref,),
     ).fetchone()
     assert stub is not None and stub[0] != associate.contact.ref
     assert stub[1:] == ("", "", None, referral.ref)
@@ -273,7 +301,9 @@ def test_referred_person_cannot_be_revealed_or_unmarked(book, roles, scenario):
     with pytest.raises(Conflict, match="referred"):
         roles.unmark(officer_case.person.ref, "no")
     with pytest.raises(Conflict, match="referred"):
-        book.add_contact(officer_case.ref, person=PersonInput(name="New Person"), last_exposure="2020-10-19", setting="other")
+        book.add_contact(
+            officer_case.ref, person=PersonInput(name="New Person"), last_exposure="2020-10-19", setting="other"
+        )
 
 
 def test_audit_entries_never_hold_identity(book, roles, scenario):

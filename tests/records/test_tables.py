@@ -60,19 +60,26 @@ def test_a_view_reads_rows_by_name_and_refuses_a_name_twice():
         View([("inner", "1")], nested=("inner", inner))
 
 
-@pytest.mark.parametrize("view, rest", [
-    (casebook.PERSON_VIEW, "FROM people p"),
-    (casebook.CASE_VIEW, "FROM cases c JOIN people p ON p.id = c.person_id"),
-    (casebook.EXPOSURE_VIEW, "FROM exposures e JOIN people p ON p.id = e.person_id"),
-])
+@pytest.mark.parametrize(
+    "view, rest",
+    [
+        (casebook.PERSON_VIEW, "FROM people p"),
+        (casebook.CASE_VIEW, "FROM cases c JOIN people p ON p.id = c.person_id"),
+        (casebook.EXPOSURE_VIEW, "FROM exposures e JOIN people p ON p.id = e.person_id"),
+    ],
+)
 def test_case_book_views_give_one_value_per_name(store, view, rest):
     cursor = store.conn.execute(f"SELECT {view.sql} {rest} LIMIT 0")
     assert len(cursor.description) == view.width
 
 
-@pytest.mark.parametrize("view, sql", [
-    (source.CASE_VIEW, source.CASE_SQL), (source.CONTACT_VIEW, source.CONTACT_SQL),
-])
+@pytest.mark.parametrize(
+    "view, sql",
+    [
+        (source.CASE_VIEW, source.CASE_SQL),
+        (source.CONTACT_VIEW, source.CONTACT_SQL),
+    ],
+)
 def test_export_views_give_one_value_per_name(store, view, sql):
     cursor = store.conn.execute(sql.format(where="") + " LIMIT 0")
     assert len(cursor.description) == len(view.names)

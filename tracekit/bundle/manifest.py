@@ -46,6 +46,7 @@ MEMBER_NAME = re.compile(
     r"|redaction-report\.json"
 )
 
+
 def _printable(value: str) -> str:
     if has_control_characters(value):
         raise ValueError("holds control characters, which tracekit never writes")
@@ -197,14 +198,18 @@ def parse_manifest(data: bytes) -> tuple[Manifest, dict[str, Any]]:
     if not isinstance(raw, dict):
         raise BundleInvalid(f"the manifest is a JSON {_json_type(raw)}, not an object")
     if raw.get("format") != BUNDLE_FORMAT:
-        raise BundleInvalid("this is not a tracekit bundle: its manifest does not say format \"tracekit-bundle\"")
+        raise BundleInvalid('this is not a tracekit bundle: its manifest does not say format "tracekit-bundle"')
     version = raw.get("version")
     if type(version) is not int:
-        raise BundleInvalid(f"the manifest's version is a JSON {_json_type(version)}; it must be a whole number such as 1")
+        raise BundleInvalid(
+            f"the manifest's version is a JSON {_json_type(version)}; it must be a whole number such as 1"
+        )
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
         versions = "version" if len(SUPPORTED_VERSIONS) == 1 else "versions"
-        raise BundleInvalid(f"bundle format version {version} is not supported by this tracekit (it reads {versions} {supported})")
+        raise BundleInvalid(
+            f"bundle format version {version} is not supported by this tracekit (it reads {versions} {supported})"
+        )
     try:
         return Manifest.model_validate(raw), raw
     except ValidationError as exc:

@@ -104,7 +104,9 @@ class Verified:
 
 def _open_regular(path: Path, what: str, expected: str) -> BinaryIO:
     """A file named from outside, opened for reading: a regular file, or a validation error (never a hang)."""
-    return files.open_regular_file(path, what=what, error=lambda message: ValidationError(what, message, expected=expected))
+    return files.open_regular_file(
+        path, what=what, error=lambda message: ValidationError(what, message, expected=expected)
+    )
 
 
 def _read_key_file(path: Path, what: str, expected: str) -> tuple[str, os.stat_result]:
@@ -132,7 +134,9 @@ def load_identities(path: Path) -> list[Any]:
             try:
                 identities.append(x25519.Identity.from_str(line))
             except (IdentityError, ValueError):
-                raise ValidationError("identity", f"{path} holds a malformed key", expected="AGE-SECRET-KEY-1...") from None
+                raise ValidationError(
+                    "identity", f"{path} holds a malformed key", expected="AGE-SECRET-KEY-1..."
+                ) from None
     if not identities:
         raise ValidationError("identity", f"{path} holds no age identity", expected="a line AGE-SECRET-KEY-1...")
     return identities
@@ -202,7 +206,9 @@ class _Decryptor:
 def _decrypt_failure(error: BaseException) -> BundleInvalid:
     text = str(error).lower()
     if "no matching keys" in text or "identity" in text:
-        return BundleInvalid("this bundle is not encrypted to the given identity (wrong key, or re-encrypted by someone else)")
+        return BundleInvalid(
+            "this bundle is not encrypted to the given identity (wrong key, or re-encrypted by someone else)"
+        )
     if "header" in text and "parse" in text:
         return BundleInvalid("this is not an age-encrypted bundle, or its header is damaged")
     return BundleInvalid(
@@ -265,8 +271,12 @@ MemberConsumer = Callable[[str], MemberSink | None]
 
 
 def _scan(
-    path: Path, identities: list[Any], *, expected: dict[str, FileEntry] | None = None,
-    consume: MemberConsumer | None = None, collect: Collect | None = None,
+    path: Path,
+    identities: list[Any],
+    *,
+    expected: dict[str, FileEntry] | None = None,
+    consume: MemberConsumer | None = None,
+    collect: Collect | None = None,
 ) -> _Scan:
     """One pass: decrypt, read every member; check against ``expected``, hand each member to
     ``consume`` and keep the ones ``collect`` chooses, if given."""
@@ -285,13 +295,18 @@ def _scan(
 
 
 def _walk(
-    tar: TarStream, expected: dict[str, FileEntry] | None, consume: MemberConsumer | None, collect: Collect | None = None
+    tar: TarStream,
+    expected: dict[str, FileEntry] | None,
+    consume: MemberConsumer | None,
+    collect: Collect | None = None,
 ) -> _Scan:
     scan = _Scan()
     for member in tar.members():
         name = member.name
-        if name in scan.sizes or (name == MANIFEST_NAME and scan.manifest_bytes is not None) or (
-            name == SIGNATURE_NAME and scan.signature_text is not None
+        if (
+            name in scan.sizes
+            or (name == MANIFEST_NAME and scan.manifest_bytes is not None)
+            or (name == SIGNATURE_NAME and scan.signature_text is not None)
         ):
             raise BundleInvalid(f"the bundle holds {name!r} twice")
         if name in (MANIFEST_NAME, SIGNATURE_NAME):
@@ -318,7 +333,9 @@ def _walk(
             if entry is None:
                 raise BundleInvalid(f"{name} is in the bundle but not in the manifest: it was added")
             if member.size != entry.bytes:
-                raise BundleInvalid(f"{name} is {member.size:,} bytes but its manifest says {entry.bytes:,}: it was altered")
+                raise BundleInvalid(
+                    f"{name} is {member.size:,} bytes but its manifest says {entry.bytes:,}: it was altered"
+                )
         digest = hashlib.sha256()
         lines = 0
         target = consume(name) if consume is not None else None
@@ -391,7 +408,9 @@ def _verify(scan: _Scan, signers: SignerCheck) -> Verified:
         raise BundleInvalid(f"{extra[0]} is in the bundle but not in the manifest: it was added")
     counts = model.record_counts
     for record_type in ("case", "contact"):
-        chunks = [name for name in scan.order if name.startswith(f"records/{record_type}s-") and name.endswith(".jsonl")]
+        chunks = [
+            name for name in scan.order if name.startswith(f"records/{record_type}s-") and name.endswith(".jsonl")
+        ]
         records = sum(scan.lines[name] for name in chunks)
         stated = counts.get(f"{record_type}s")
         if chunks and records != stated:
@@ -463,7 +482,10 @@ def open_bundle(
         read_members(path, identities, verified, lambda name: _ExtractedMember(temp, name))
         with _writing(out_dir):
             # The exact signed bytes, so the opened copy can be checked again later.
-            for name, data in ((MANIFEST_NAME, verified.manifest_bytes), (SIGNATURE_NAME, verified.signature_hex.encode() + b"\n")):
+            for name, data in (
+                (MANIFEST_NAME, verified.manifest_bytes),
+                (SIGNATURE_NAME, verified.signature_hex.encode() + b"\n"),
+            ):
                 with open(os.open(temp / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as handle:
                     handle.write(data)
             if os.path.lexists(final):

@@ -40,8 +40,11 @@ class ClearHandover:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "bundle_id": self.bundle_id, "recipient": self.recipient, "created_at": self.created_at,
-            "file_name": self.file_name, "records": self.refs,
+            "bundle_id": self.bundle_id,
+            "recipient": self.recipient,
+            "created_at": self.created_at,
+            "file_name": self.file_name,
+            "records": self.refs,
         }
 
 
@@ -90,7 +93,9 @@ def handed_over_in_clear(conn: Any, person_id: int) -> list[ClearHandover]:
     ).fetchall()
     found: dict[int, ClearHandover] = {}
     for kind, record_id, ref in records:
-        for handover_id, bundle_id, recipient, created_at, file_name in conn.execute(_BUNDLES_HOLDING, (kind, record_id)):
+        for handover_id, bundle_id, recipient, created_at, file_name in conn.execute(
+            _BUNDLES_HOLDING, (kind, record_id)
+        ):
             found.setdefault(handover_id, ClearHandover(bundle_id, recipient, created_at, file_name)).refs.append(ref)
     return [found[key] for key in sorted(found)]
 

@@ -122,7 +122,9 @@ class SignerCheck:
                     f"or list your tracers in a trusted signers file (--trusted-signers or ${TRUSTED_SIGNERS_ENV})"
                 ),
             )
-        by = [label for label, used in (("--signer", self.pinned), ("trusted signers", self.trusted is not None)) if used]
+        by = [
+            label for label, used in (("--signer", self.pinned), ("trusted signers", self.trusted is not None)) if used
+        ]
         name = self.trusted.get(fingerprint) if self.trusted is not None else None
         return Signer(fingerprint, " and ".join(by) or None, name or None)
 
@@ -195,7 +197,8 @@ def load_trusted_signers(path: str | os.PathLike[str]) -> dict[str, str]:
     text, info = _read_text(path, "trusted signers file")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ValidationError(
-            "trusted signers file", f"{path} may be written by others, who could add their own key",
+            "trusted signers file",
+            f"{path} may be written by others, who could add their own key",
             expected=f"a file only you can write (chmod go-w {path})",
         )
     trusted: dict[str, str] = {}
@@ -208,20 +211,26 @@ def load_trusted_signers(path: str | os.PathLike[str]) -> dict[str, str]:
         where = f"{path}, line {number}"
         fingerprint = fingerprint_of(key)
         if fingerprint is None:
-            raise ValidationError("trusted signers file", f"{where} does not start with a key or fingerprint", expected=_EXPECTED)
+            raise ValidationError(
+                "trusted signers file", f"{where} does not start with a key or fingerprint", expected=_EXPECTED
+            )
         if has_control_characters(name) or len(name) > MAX_NAME_LENGTH:
             raise ValidationError(
-                "trusted signers file", f"{where}: the name has control characters or is too long",
+                "trusted signers file",
+                f"{where}: the name has control characters or is too long",
                 expected=f"a name of at most {MAX_NAME_LENGTH} printable characters",
             )
         if fingerprint in trusted and trusted[fingerprint] != name:
             raise ValidationError(
-                "trusted signers file", f"{where} lists {fingerprint} again under another name",
+                "trusted signers file",
+                f"{where} lists {fingerprint} again under another name",
                 expected="each tracer once",
             )
         trusted[fingerprint] = name
     if not trusted:
-        raise ValidationError("trusted signers file", f"{path} lists no signers", expected="lines '<fingerprint> <name>'")
+        raise ValidationError(
+            "trusted signers file", f"{path} lists no signers", expected="lines '<fingerprint> <name>'"
+        )
     return trusted
 
 

@@ -34,40 +34,64 @@ _PERSON = [
     ("self_associated", ASSOCIATED_SQL),
 ]
 
-CASE_VIEW = View([
-    *CASES.select("c", (
-        "id", "ref", "test_date", "test_type", "test_result", "symptom_onset", "status", "infectious_start",
-        "infectious_end",
-    )),
-    ("isolation_end", CASE_ISOLATION_END_SQL),
-    ("ruleset", "c.ruleset_id"),
-    ("source_exposure", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
-    *CASES.select("c", ("notes", "updated_at")),
-    *_PERSON,
-    ("received", RECEIVED_SQL.format(people="c.person_id")),
-])
+CASE_VIEW = View(
+    [
+        *CASES.select(
+            "c",
+            (
+                "id",
+                "ref",
+                "test_date",
+                "test_type",
+                "test_result",
+                "symptom_onset",
+                "status",
+                "infectious_start",
+                "infectious_end",
+            ),
+        ),
+        ("isolation_end", CASE_ISOLATION_END_SQL),
+        ("ruleset", "c.ruleset_id"),
+        ("source_exposure", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
+        *CASES.select("c", ("notes", "updated_at")),
+        *_PERSON,
+        ("received", RECEIVED_SQL.format(people="c.person_id")),
+    ]
+)
 CASE_SQL = (
     f"SELECT {CASE_VIEW.sql} "
     "FROM cases c JOIN people p ON p.id = c.person_id LEFT JOIN person_roles r ON r.person_id = p.id "
     "{where} ORDER BY c.id"
 )
 
-CONTACT_VIEW = View([
-    *EXPOSURES.select("e", ("id", "ref")),
-    ("case", "c.ref"),
-    *EXPOSURES.select("e", (
-        "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
-        "close_contact", "clause", "trace_status",
-    )),
-    ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
-    ("ruleset", "e.ruleset_id"),
-    *EXPOSURES.select("e", ("notes", "updated_at")),
-    *_PERSON,
-    ("case_role", "cr.role"),
-    ("case_referral", "(SELECT ref FROM referrals WHERE id = cp.referral_id)"),
-    ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
-    ("received", RECEIVED_SQL.format(people="e.person_id, c.person_id")),
-])
+CONTACT_VIEW = View(
+    [
+        *EXPOSURES.select("e", ("id", "ref")),
+        ("case", "c.ref"),
+        *EXPOSURES.select(
+            "e",
+            (
+                "last_exposure",
+                "setting",
+                "proximity_m",
+                "duration_min",
+                "face_to_face",
+                "direct_contact",
+                "close_contact",
+                "clause",
+                "trace_status",
+            ),
+        ),
+        ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
+        ("ruleset", "e.ruleset_id"),
+        *EXPOSURES.select("e", ("notes", "updated_at")),
+        *_PERSON,
+        ("case_role", "cr.role"),
+        ("case_referral", "(SELECT ref FROM referrals WHERE id = cp.referral_id)"),
+        ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
+        ("received", RECEIVED_SQL.format(people="e.person_id, c.person_id")),
+    ]
+)
 CONTACT_SQL = (
     f"SELECT {CONTACT_VIEW.sql} "
     "FROM exposures e JOIN cases c ON c.id = e.case_id JOIN people p ON p.id = e.person_id "
@@ -122,8 +146,9 @@ def _changed_since(conn: Any, alias: str, table: str, since: str) -> str:
     )
     scan = f"WHERE {alias}.updated_at >= ? OR p.updated_at >= ?"
     changed, people = (
-        conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {name} WHERE updated_at >= ? LIMIT ?)",
-                     (since, LOOKUP_UP_TO + 1)).fetchone()[0]
+        conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {name} WHERE updated_at >= ? LIMIT ?)", (since, LOOKUP_UP_TO + 1)
+        ).fetchone()[0]
         for name in (table, "people")
     )
     if changed > LOOKUP_UP_TO or people > LOOKUP_UP_TO:  # (SQLite lists the changed people in memory)

@@ -32,9 +32,18 @@ READ_CHUNK = 1 << 20
 
 _REGULAR = (b"0", b"\0")
 _TYPE_NAMES = {
-    b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device", b"4": "a block device",
-    b"5": "a directory", b"6": "a FIFO", b"7": "a contiguous file", b"x": "a pax extended header",
-    b"g": "a pax global header", b"L": "a GNU long name", b"K": "a GNU long link name", b"S": "a GNU sparse file",
+    b"1": "a hard link",
+    b"2": "a symbolic link",
+    b"3": "a character device",
+    b"4": "a block device",
+    b"5": "a directory",
+    b"6": "a FIFO",
+    b"7": "a contiguous file",
+    b"x": "a pax extended header",
+    b"g": "a pax global header",
+    b"L": "a GNU long name",
+    b"K": "a GNU long link name",
+    b"S": "a GNU sparse file",
 }
 
 

@@ -82,9 +82,15 @@ class ExportResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "written": self.written,
-            "path": str(self.path) if self.path else None, "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
-            "record_counts": self.record_counts, "changes_since": self.changes_since,
-            "changes_until": self.changes_until, "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
+            "path": str(self.path) if self.path else None,
+            "bundle_id": self.bundle_id,
+            "recipient": self.recipient,
+            "policy": self.policy,
+            "record_counts": self.record_counts,
+            "changes_since": self.changes_since,
+            "changes_until": self.changes_until,
+            "size_bytes": self.size_bytes,
+            "seconds": round(self.seconds, 3),
             "files": self.files,
         }
 
@@ -165,7 +171,9 @@ def _recipient(conn: Any, name: str) -> tuple[str, str, str]:
         known = [r[0] for r in conn.execute("SELECT name FROM recipients ORDER BY name").fetchall()]
         raise NotFound(
             f"no recipient named {name!r}",
-            hint=("known recipients: " + ", ".join(known)) if known else "add one: tracekit recipients add NAME age1...",
+            hint=("known recipients: " + ", ".join(known))
+            if known
+            else "add one: tracekit recipients add NAME age1...",
         )
     return row[0], row[1], row[2]
 
@@ -201,8 +209,16 @@ class _Report:
 
 
 def _record_members(
-    conn: Any, policy: Policy, record_type: str, since: str | None, guard: LeakGuard,
-    redact: Redactor, pseudonymise: Any, tar: _TarStream, report: _Report, scrub: Callable[[str | None], str | None],
+    conn: Any,
+    policy: Policy,
+    record_type: str,
+    since: str | None,
+    guard: LeakGuard,
+    redact: Redactor,
+    pseudonymise: Any,
+    tar: _TarStream,
+    report: _Report,
+    scrub: Callable[[str | None], str | None],
     stub_ids: redaction.StubIds,
 ) -> None:
     """The record chunks of one type. Ordinary records go in id order; stubs come after
@@ -390,7 +406,9 @@ def resolve_since(
     this policy to this recipient (the default; everything if there was none)."""
     chosen = sum(bool(x) for x in (since, since_last, all_records))
     if chosen > 1:
-        raise ValidationError("since", "more than one of --since, --since-last and --all was given", expected="one of them")
+        raise ValidationError(
+            "since", "more than one of --since, --since-last and --all was given", expected="one of them"
+        )
     if all_records:
         return None
     if since:
@@ -456,7 +474,8 @@ def export_handover(
             "since", "a statistics policy always counts every record", expected="no --since or --since-last"
         )
     changes_since = (
-        None if policy.kind == "statistics"
+        None
+        if policy.kind == "statistics"
         else resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
     )
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
@@ -485,8 +504,17 @@ def export_handover(
                     for record_type in ("case", "contact"):
                         if record_type in policy.fields:
                             _record_members(
-                                conn, policy, record_type, changes_since, guard, redact, pseudonymise, tar, report,
-                                casebook._scrub, stub_ids,
+                                conn,
+                                policy,
+                                record_type,
+                                changes_since,
+                                guard,
+                                redact,
+                                pseudonymise,
+                                tar,
+                                report,
+                                casebook._scrub,
+                                stub_ids,
                             )
                 else:
                     tables = _statistics(conn, policy)
@@ -518,7 +546,7 @@ def export_handover(
                         record_type: [f for f in RECORD_FIELDS[record_type] if f not in policy.fields[record_type]]
                         for record_type in policy.fields
                     },
-                    "note": "Withheld values appear in the records as {\"withheld\": reason, \"referral\": ref}.",
+                    "note": 'Withheld values appear in the records as {"withheld": reason, "referral": ref}.',
                 }
                 report_bytes = json.dumps(report_doc, indent=1, sort_keys=True).encode()
                 guard.scan(report_bytes, "redaction-report.json")
@@ -528,7 +556,12 @@ def export_handover(
                 counts = {k: report.counts.get(k, 0) for k in ("cases", "contacts", "referrals")}
                 if recall_ids:
                     counts["recalls"] = len(recall_ids)
-                counts.update({f"withheld_{reason}": sum(len(v) for v in by_type.values()) for reason, by_type in report.withheld.items()})
+                counts.update(
+                    {
+                        f"withheld_{reason}": sum(len(v) for v in by_type.values())
+                        for reason, by_type in report.withheld.items()
+                    }
+                )
                 if not allow_empty and _carries_nothing(policy, counts):
                     raise _NothingNew()
                 manifest = {
@@ -537,9 +570,18 @@ def export_handover(
                     "bundle_id": bundle_id,
                     "created_at": created.isoformat(timespec="seconds"),
                     "tracekit_version": __version__,
-                    "tracer_key": {"algorithm": "ed25519", "public_key": signer, "fingerprint": signing.fingerprint(signer)},
+                    "tracer_key": {
+                        "algorithm": "ed25519",
+                        "public_key": signer,
+                        "fingerprint": signing.fingerprint(signer),
+                    },
                     "recipient": {"name": name, "role": role},
-                    "policy": {"name": policy.name, "sha256": policy.sha256, "kind": policy.kind, "definition": policy.canonical()},
+                    "policy": {
+                        "name": policy.name,
+                        "sha256": policy.sha256,
+                        "kind": policy.kind,
+                        "definition": policy.canonical(),
+                    },
                     "changes": {"since": changes_since, "until": changes_until},
                     "record_counts": counts,
                     "files": tar.entries,
@@ -582,19 +624,38 @@ def export_handover(
         cursor = txn.execute(
             "INSERT INTO handovers(bundle_id, recipient, policy, policy_sha256, created_at, changes_since, changes_until, "
             "file_name, record_counts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (bundle_id, name, policy.name, policy.sha256, created.isoformat(timespec="seconds"), changes_since,
-             changes_until, dest.name, json.dumps(counts)),
+            (
+                bundle_id,
+                name,
+                policy.name,
+                policy.sha256,
+                created.isoformat(timespec="seconds"),
+                changes_since,
+                changes_until,
+                dest.name,
+                json.dumps(counts),
+            ),
         )
         report.in_clear.remember(txn, int(cursor.lastrowid))
         audit.append(
-            txn, "export.handover", referral_refs,
+            txn,
+            "export.handover",
+            referral_refs,
             f"bundle {bundle_id} to {name} ({role}), policy {policy.name}, "
             f"{counts['cases']} cases, {counts['contacts']} contacts, {counts['referrals']} referrals"
             + (f", recall requests {', '.join(recall_ids)}" if recall_ids else ""),
         )
     return ExportResult(
-        dest, bundle_id, name, policy.name, counts, changes_since, changes_until, os.stat(dest).st_size,
-        time.perf_counter() - started, [e["path"] for e in tar.entries] if tar else [],
+        dest,
+        bundle_id,
+        name,
+        policy.name,
+        counts,
+        changes_since,
+        changes_until,
+        os.stat(dest).st_size,
+        time.perf_counter() - started,
+        [e["path"] for e in tar.entries] if tar else [],
     )
 
 
@@ -611,9 +672,14 @@ class Handover:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "bundle_id": self.bundle_id, "recipient": self.recipient, "policy": self.policy,
-            "created_at": self.created_at, "changes_since": self.changes_since,
-            "changes_until": self.changes_until, "file_name": self.file_name, "record_counts": self.record_counts,
+            "bundle_id": self.bundle_id,
+            "recipient": self.recipient,
+            "policy": self.policy,
+            "created_at": self.created_at,
+            "changes_since": self.changes_since,
+            "changes_until": self.changes_until,
+            "file_name": self.file_name,
+            "record_counts": self.record_counts,
         }
 
 

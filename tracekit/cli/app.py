@@ -85,7 +85,11 @@ class TracekitGroup(TyperGroup):
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
         except (KeyboardInterrupt, EOFError):
-            ctx.exit(report_error(Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json))
+            ctx.exit(
+                report_error(
+                    Interrupted("interrupted; nothing was changed by the unfinished step"), as_json=settings().json
+                )
+            )
         except TerminationRequested as stop:
             ctx.exit(report_error(terminated(stop), as_json=settings().json))
         except typer.Exit:
@@ -97,7 +101,9 @@ class TracekitGroup(TyperGroup):
             # no tracekit code expected it, most often standard output (`... > file`).
             failure = write_failure(exc)
             as_json = settings().json
-            ctx.exit(report_unexpected(exc, as_json=as_json) if failure is None else report_error(failure, as_json=as_json))
+            ctx.exit(
+                report_unexpected(exc, as_json=as_json) if failure is None else report_error(failure, as_json=as_json)
+            )
         except Exception as exc:  # a bug: report without details, see cli/errors.py
             if _is_usage_error(exc) and (ctx.meta.get(_WANTS_JSON) or settings().json):
                 ctx.exit(_report_usage_error(exc))
@@ -193,7 +199,10 @@ def _report_leftovers(directory: Path, names: list[str]) -> None:
 
     from tracekit.cli.context import note
 
-    note(f"removed what an interrupted tracekit run left in {escape(str(directory))}: {escape(', '.join(names))}", one_line=True)
+    note(
+        f"removed what an interrupted tracekit run left in {escape(str(directory))}: {escape(', '.join(names))}",
+        one_line=True,
+    )
 
 
 def _register() -> None:

@@ -20,14 +20,19 @@ keys_app = typer.Typer(help="This store's signing key (for central teams to regi
 @audit_app.command("show")
 @command
 def audit_show(
-    since: Annotated[str | None, typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.", metavar="DATE")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Entries from this date (YYYY-MM-DD) on.", metavar="DATE")
+    ] = None,
     action: Annotated[
-        str | None, typer.Option("--action", help="Only this action or family, e.g. role.mark or role.", metavar="ACTION")
+        str | None,
+        typer.Option("--action", help="Only this action or family, e.g. role.mark or role.", metavar="ACTION"),
     ] = None,
     ref: Annotated[
         str | None,
         typer.Option(
-            "--ref", help="Only entries naming this reference.", metavar="REF",
+            "--ref",
+            help="Only entries naming this reference.",
+            metavar="REF",
             autocompletion=complete_ref("CASE", "PERSON", "EXPOSURE", "REFERRAL"),
         ),
     ] = None,
@@ -35,7 +40,10 @@ def audit_show(
         int, typer.Option("--limit", min=1, max=AUDIT_MAX_LIMIT, help="At most this many entries.")
     ] = DEFAULT_LIMIT,
     offset: Annotated[
-        int, typer.Option("--offset", min=0, help="Skip this many first: the most recent without --since, the earliest with it.")
+        int,
+        typer.Option(
+            "--offset", min=0, help="Skip this many first: the most recent without --since, the earliest with it."
+        ),
     ] = 0,
     all_rows: AllOption = False,
 ) -> None:
@@ -73,8 +81,10 @@ def audit_show(
     out().print(render.audit_table(entries))
     if more:
         which = "last" if since_iso is None else "first"
-        note(f"showing the {which} {len(entries):,} matching entries of the {log_size:,} in the log; "
-             f"more: --offset {offset + len(entries)}, --since DATE, --action, --ref or --limit N")
+        note(
+            f"showing the {which} {len(entries):,} matching entries of the {log_size:,} in the log; "
+            f"more: --offset {offset + len(entries)}, --since DATE, --action, --ref or --limit N"
+        )
 
 
 @audit_app.command("verify")
@@ -87,7 +97,15 @@ def audit_verify() -> None:
     with open_current_store() as store:
         result = audit.verify(store.conn)
     if settings().json:
-        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head, "problem": result.problem, "first_bad_entry": result.first_bad_seq})
+        emit_json(
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "head": result.head,
+                "problem": result.problem,
+                "first_bad_entry": result.first_bad_seq,
+            }
+        )
     elif result.ok:
         out().print(f"Audit log intact: {result.entries} entries, head {result.head}.")
     if not result.ok:

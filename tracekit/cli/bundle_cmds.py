@@ -12,7 +12,9 @@ from tracekit.cli.context import command, emit_json, note, open_current_store, o
 from tracekit.cli.options import MAX_LIMIT, AllOption, OffsetOption
 from tracekit.cli.safe_text import safe_markup
 
-export_app = typer.Typer(help="Export what leaves this machine: redacted, signed, encrypted bundles.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export what leaves this machine: redacted, signed, encrypted bundles.", no_args_is_help=True
+)
 bundle_app = typer.Typer(
     help="The receiving side: verify, inspect and open bundles (needs your age identity, not a store).",
     no_args_is_help=True,
@@ -64,14 +66,27 @@ def _warn_if_unpinned(verified) -> None:
 @export_app.command("handover")
 @command
 def export_handover(
-    to: Annotated[str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).", metavar="NAME")],
+    to: Annotated[
+        str, typer.Option("--to", help="The recipient's name (see tracekit recipients list).", metavar="NAME")
+    ],
     policy: Annotated[
         str | None,
-        typer.Option("--policy", help="Built-in policy name or a .toml file. Default: follows the recipient's role.", metavar="POLICY"),
+        typer.Option(
+            "--policy",
+            help="Built-in policy name or a .toml file. Default: follows the recipient's role.",
+            metavar="POLICY",
+        ),
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Records changed on or after this date (records policies only).", metavar="DATE")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Records changed on or after this date (records policies only).", metavar="DATE"),
+    ] = None,
     since_last: Annotated[
-        bool, typer.Option("--since-last", help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).")
+        bool,
+        typer.Option(
+            "--since-last",
+            help="What changed since the last handover of this policy to this recipient (the default; statistics always count every record).",
+        ),
     ] = False,
     all_records: Annotated[bool, typer.Option("--all", help="Every record, whatever changed when.")] = False,
     allow_empty: Annotated[
@@ -81,15 +96,23 @@ def export_handover(
             help="Write a bundle even when there is nothing new (no case, contact or referral); by default nothing is written and the exit code is 0.",
         ),
     ] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.", metavar="DIR")] = Path("."),
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.", metavar="DIR")] = Path(
+        "."
+    ),
 ) -> None:
     """Write one redacted, signed, age-encrypted bundle for one recipient (nothing when there is nothing new)."""
     from tracekit.bundle.writer import export_handover as export
 
     with open_current_store() as store:
         result = export(
-            store, to, policy_name=policy, since=since, since_last=since_last, all_records=all_records,
-            allow_empty=allow_empty, out_dir=out_dir,
+            store,
+            to,
+            policy_name=policy,
+            since=since,
+            since_last=since_last,
+            all_records=all_records,
+            allow_empty=allow_empty,
+            out_dir=out_dir,
         )
     if settings().json:
         emit_json(result.to_json())
@@ -109,7 +132,9 @@ def export_handover(
         + (f", {counts['referrals']} sealed referrals" if counts.get("referrals") else "")
         + (f"; {withheld} withheld (see redaction-report.json)" if withheld else "")
     )
-    note(f"  changes {'since ' + result.changes_since if result.changes_since else 'from the beginning'}; {result.size_bytes:,} bytes in {result.seconds:.2f} s")
+    note(
+        f"  changes {'since ' + result.changes_since if result.changes_since else 'from the beginning'}; {result.size_bytes:,} bytes in {result.seconds:.2f} s"
+    )
 
 
 @export_app.command("list")
@@ -135,7 +160,9 @@ def export_list(
         return
     handovers = page.items
     if not handovers:
-        out().print("No bundles yet." if not page.total else f"Nothing at --offset {offset:,}; {page.total:,} bundles in all.")
+        out().print(
+            "No bundles yet." if not page.total else f"Nothing at --offset {offset:,}; {page.total:,} bundles in all."
+        )
         return
     from tracekit.cli import render
 
@@ -228,7 +255,9 @@ def bundle_inspect(
 def bundle_open(
     file: Annotated[Path, typer.Argument(help="The .tar.age bundle.")],
     identity: IdentityOption,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).", metavar="DIR")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory to open into (a subdirectory per bundle).", metavar="DIR")
+    ],
     signer: SignerOption = None,
     trusted_signers: TrustedSignersOption = None,
 ) -> None:
@@ -257,12 +286,16 @@ def policy_list() -> None:
         emit_json(list_json([p.canonical() | {"sha256": p.sha256} for p in BUILT_IN.values()]))
         return
     for policy in BUILT_IN.values():
-        out().print(f"[bold]{safe_markup(policy.name)}[/bold] (for {', '.join(policy.recipient_roles)}): {safe_markup(policy.description)}")
+        out().print(
+            f"[bold]{safe_markup(policy.name)}[/bold] (for {', '.join(policy.recipient_roles)}): {safe_markup(policy.description)}"
+        )
 
 
 @policy_app.command("show")
 @command
-def policy_show(name: Annotated[str, typer.Argument(help="A built-in policy name or a .toml file.", metavar="POLICY")]) -> None:
+def policy_show(
+    name: Annotated[str, typer.Argument(help="A built-in policy name or a .toml file.", metavar="POLICY")],
+) -> None:
     """Every field a policy lets through, per record type."""
     from tracekit.redaction.policy import get_policy
 
@@ -314,7 +347,9 @@ def pseudonym_generate(
     if settings().json:
         emit_json({"written": str(out_file)})
         return
-    out().print(f"Pseudonym key made and written to {safe_markup(out_file)} (mode 0600). Share it only with your team's tracers.")
+    out().print(
+        f"Pseudonym key made and written to {safe_markup(out_file)} (mode 0600). Share it only with your team's tracers."
+    )
 
 
 @pseudonym_app.command("import")

@@ -79,10 +79,23 @@ def case_add(
         casebook = Casebook(store)
         form = forms.Form(
             {
-                "person_ref": person, "link": link, "new_person": new_person, "name": name, "date_of_birth": dob,
-                "nhs_number": nhs_number, "phone": phone, "email": email, "address": address, "postcode": postcode,
-                "occupation": occupation, "test_date": test_date, "test_type": test_type, "test_result": result,
-                "symptom_onset": onset, "asymptomatic": asymptomatic, "notes": notes,
+                "person_ref": person,
+                "link": link,
+                "new_person": new_person,
+                "name": name,
+                "date_of_birth": dob,
+                "nhs_number": nhs_number,
+                "phone": phone,
+                "email": email,
+                "address": address,
+                "postcode": postcode,
+                "occupation": occupation,
+                "test_date": test_date,
+                "test_type": test_type,
+                "test_result": result,
+                "symptom_onset": onset,
+                "asymptomatic": asymptomatic,
+                "notes": notes,
             },
             today=casebook.today,
             askable=[*forms.PERSON_FIELDS, *CASE_FIELDS],
@@ -118,8 +131,12 @@ def case_list(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", help=f"Only cases with this status: {', '.join(CASE_STATUSES)}.", rich_help_panel=LIST_PANEL,
-            show_default=False, metavar="STATUS", autocompletion=complete_from(CASE_STATUSES),
+            "--status",
+            help=f"Only cases with this status: {', '.join(CASE_STATUSES)}.",
+            rich_help_panel=LIST_PANEL,
+            show_default=False,
+            metavar="STATUS",
+            autocompletion=complete_from(CASE_STATUSES),
         ),
     ] = None,
     since: SinceOption = None,
@@ -158,7 +175,11 @@ def case_show(ref: CaseRefArg, reveal: RevealOption = False, reason: RevealReaso
         casebook = Casebook(store)
         case = casebook.get_case(ref)
         if reveal:
-            masked = [c.contact.ref for c in casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT).items if c.contact.masked]
+            masked = [
+                c.contact.ref
+                for c in casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT).items
+                if c.contact.masked
+            ]
             casebook.reveal([case.person.ref, *masked], reason or "")
             case = casebook.get_case(ref)
         contacts = casebook.list_contacts(case_ref=case.ref, limit=DEFAULT_LIMIT)
@@ -179,7 +200,9 @@ def case_update(
     onset: OnsetOption = None,
     asymptomatic: Annotated[
         bool,
-        typer.Option("--asymptomatic", help="The case had no symptoms after all: clears the onset date.", rich_help_panel="Case"),
+        typer.Option(
+            "--asymptomatic", help="The case had no symptoms after all: clears the onset date.", rich_help_panel="Case"
+        ),
     ] = False,
     notes: CaseNotesOption = None,
 ) -> None:
@@ -189,7 +212,13 @@ def case_update(
 
     with open_current_store() as store, forms.option_hints():
         casebook = Casebook(store)
-        changes = {"test_date": test_date, "test_type": test_type, "test_result": result, "symptom_onset": onset, "notes": notes}
+        changes = {
+            "test_date": test_date,
+            "test_type": test_type,
+            "test_result": result,
+            "symptom_onset": onset,
+            "notes": notes,
+        }
         forms.check_given(changes, casebook.today, "case")
         case = casebook.update_case(ref, **changes, asymptomatic=asymptomatic)
     if settings().json:
@@ -240,4 +269,3 @@ def case_tree(ref: CaseRefArg) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(case_app, name="case")
-

@@ -106,14 +106,22 @@ def central_ingest(
             if not settings().json:
                 counts = f"{result.cases:,} cases, {result.contacts:,} contacts ({result.withheld:,} withheld stubs)"
                 if result.already:
-                    out().print(_text(f"{path.name}: ingested before (bundle {result.bundle_id} from {result.tracer}); nothing changed"))
+                    out().print(
+                        _text(
+                            f"{path.name}: ingested before (bundle {result.bundle_id} from {result.tracer}); nothing changed"
+                        )
+                    )
                 else:
-                    out().print(_text(f"{path.name}: ingested bundle {result.bundle_id} from {result.tracer}: {counts}"))
+                    out().print(
+                        _text(f"{path.name}: ingested bundle {result.bundle_id} from {result.tracer}: {counts}")
+                    )
     if settings().json:
         emit_json({"items": [r.to_json() for r in results], "total": len(results)})
         return
     fresh = [r for r in results if not r.already]
-    note(f"{len(fresh)} of {len(results)} bundles ingested, {sum(r.cases + r.contacts for r in fresh):,} records in {sum(r.seconds for r in results):.1f} s")
+    note(
+        f"{len(fresh)} of {len(results)} bundles ingested, {sum(r.cases + r.contacts for r in fresh):,} records in {sum(r.seconds for r in results):.1f} s"
+    )
 
 
 @central_app.command("summary")
@@ -136,24 +144,50 @@ def central_summary(
     if not summary.tracers:
         out().print("No tracers registered yet: tracekit central tracers add --name NAME --signer KEY")
         return
-    table = Table("tracer", "fingerprint", "bundles", "cases", "contacts", "withheld", "last bundle (UTC)", title="Per tracer", title_justify="left")
+    table = Table(
+        "tracer",
+        "fingerprint",
+        "bundles",
+        "cases",
+        "contacts",
+        "withheld",
+        "last bundle (UTC)",
+        title="Per tracer",
+        title_justify="left",
+    )
     for t in summary.tracers:
         table.add_row(
-            _text(t["name"] + ("" if t["active"] else " (removed)")), t["fingerprint"], f"{t['bundles']:,}",
-            f"{t['cases']:,}", f"{t['contacts']:,}", f"{t['withheld']:,}", (t["last_bundle_at"] or "-")[:19],
+            _text(t["name"] + ("" if t["active"] else " (removed)")),
+            t["fingerprint"],
+            f"{t['bundles']:,}",
+            f"{t['cases']:,}",
+            f"{t['contacts']:,}",
+            f"{t['withheld']:,}",
+            (t["last_bundle_at"] or "-")[:19],
         )
     out().print(table)
     if summary.days:
-        table = Table("day (UTC)", "tracer", "bundles", "cases", "contacts", "withheld", title="Per day", title_justify="left")
+        table = Table(
+            "day (UTC)", "tracer", "bundles", "cases", "contacts", "withheld", title="Per day", title_justify="left"
+        )
         for d in summary.days:
-            table.add_row(d["day"], _text(d["tracer"]), f"{d['bundles']:,}", f"{d['cases']:,}", f"{d['contacts']:,}", f"{d['withheld']:,}")
+            table.add_row(
+                d["day"],
+                _text(d["tracer"]),
+                f"{d['bundles']:,}",
+                f"{d['cases']:,}",
+                f"{d['contacts']:,}",
+                f"{d['withheld']:,}",
+            )
         out().print(table)
     out().print(
         f"Cross-tracer links: {summary.linked_people:,} people have records from two or more tracers "
         f"({summary.records_with_pseudonym:,} records carry a pseudonym, {summary.records_without_pseudonym:,} do not and link to nothing)."
     )
     if summary.links:
-        table = Table("pseudonym", "tracers", "records", title=f"Linked people (first {len(summary.links)})", title_justify="left")
+        table = Table(
+            "pseudonym", "tracers", "records", title=f"Linked people (first {len(summary.links)})", title_justify="left"
+        )
         for link in summary.links:
             table.add_row(link["pseudonym"], _text(", ".join(link["tracers"])), f"{link['records']:,}")
         out().print(table)
@@ -162,13 +196,16 @@ def central_summary(
 @tracers_app.command("add")
 @command
 def tracers_add(
-    name: Annotated[str, typer.Option("--name", help="The tracer's name, as the central team knows them.", metavar="NAME")],
+    name: Annotated[
+        str, typer.Option("--name", help="The tracer's name, as the central team knows them.", metavar="NAME")
+    ],
     signer: Annotated[
-        str, typer.Option(
+        str,
+        typer.Option(
             "--signer",
             help="Their public key (64 hex digits), its fingerprint (xxxx:xxxx:...), or a file holding either.",
             metavar="KEY",
-        )
+        ),
     ],
     database: DatabaseOption = None,
 ) -> None:

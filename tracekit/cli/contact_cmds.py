@@ -106,7 +106,9 @@ def contact_add(
     duration: DurationOption = None,
     face_to_face: Annotated[
         bool,
-        typer.Option("--face-to-face", help="They were face to face (a conversation, coughed on).", rich_help_panel=CONTACT_PANEL),
+        typer.Option(
+            "--face-to-face", help="They were face to face (a conversation, coughed on).", rich_help_panel=CONTACT_PANEL
+        ),
     ] = False,
     direct_contact: Annotated[
         bool, typer.Option("--direct-contact", help="Skin-to-skin physical contact.", rich_help_panel=CONTACT_PANEL)
@@ -126,10 +128,24 @@ def contact_add(
         casebook = Casebook(store)
         form = forms.Form(
             {
-                "person_ref": person, "link": link, "new_person": new_person, "name": name, "date_of_birth": dob,
-                "nhs_number": nhs_number, "phone": phone, "email": email, "address": address, "postcode": postcode,
-                "occupation": occupation, "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity,
-                "duration_min": duration, "face_to_face": face_to_face, "direct_contact": direct_contact, "notes": notes,
+                "person_ref": person,
+                "link": link,
+                "new_person": new_person,
+                "name": name,
+                "date_of_birth": dob,
+                "nhs_number": nhs_number,
+                "phone": phone,
+                "email": email,
+                "address": address,
+                "postcode": postcode,
+                "occupation": occupation,
+                "last_exposure": last_exposure,
+                "setting": setting,
+                "proximity_m": proximity,
+                "duration_min": duration,
+                "face_to_face": face_to_face,
+                "direct_contact": direct_contact,
+                "notes": notes,
             },
             today=casebook.today,
             askable=[*forms.PERSON_FIELDS, "last_exposure", "setting", "proximity_m", "duration_min"],
@@ -148,7 +164,10 @@ def contact_add(
             form.ask_flag("direct_contact", "Skin-to-skin contact?")
         exposure, warnings = form.run(
             lambda: casebook.add_contact(
-                case_ref, **form.person_kwargs(), **{f: form.values[f] for f in EXPOSURE_FIELDS}, notes=form.values["notes"]
+                case_ref,
+                **form.person_kwargs(),
+                **{f: form.values[f] for f in EXPOSURE_FIELDS},
+                notes=form.values["notes"],
             )
         )
         closeness = _explain(casebook, exposure)
@@ -165,23 +184,36 @@ def contact_add(
 @command
 def contact_list(
     case: Annotated[
-        str | None, typer.Option(
-            "--case", help="Only contacts of this case (C-...).", rich_help_panel=LIST_PANEL, show_default=False,
-            metavar="REF", autocompletion=complete_ref("CASE"),
+        str | None,
+        typer.Option(
+            "--case",
+            help="Only contacts of this case (C-...).",
+            rich_help_panel=LIST_PANEL,
+            show_default=False,
+            metavar="REF",
+            autocompletion=complete_ref("CASE"),
         ),
     ] = None,
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", help=f"Only this trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=LIST_PANEL,
-            show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
+            "--status",
+            help=f"Only this trace status: {', '.join(TRACE_STATUSES)}.",
+            rich_help_panel=LIST_PANEL,
+            show_default=False,
+            metavar="STATUS",
+            autocompletion=complete_from(TRACE_STATUSES),
         ),
     ] = None,
     setting: Annotated[
         str | None,
         typer.Option(
-            "--setting", help=f"Only this setting: {', '.join(SETTINGS)}.", rich_help_panel=LIST_PANEL, show_default=False,
-            metavar="SETTING", autocompletion=complete_from(SETTINGS),
+            "--setting",
+            help=f"Only this setting: {', '.join(SETTINGS)}.",
+            rich_help_panel=LIST_PANEL,
+            show_default=False,
+            metavar="SETTING",
+            autocompletion=complete_from(SETTINGS),
         ),
     ] = None,
     since: SinceOption = None,
@@ -199,7 +231,14 @@ def contact_list(
     from tracekit.records import Casebook
 
     check_all(all_rows)
-    filters: dict[str, Any] = {"case_ref": case, "status": status, "setting": setting, "since": since, "until": until, "close_only": close_only}
+    filters: dict[str, Any] = {
+        "case_ref": case,
+        "status": status,
+        "setting": setting,
+        "since": since,
+        "until": until,
+        "close_only": close_only,
+    }
     with open_current_store() as store, forms.option_hints():
         if all_rows:
             write_json_lines(Casebook(store).iter_contacts(**filters, offset=offset))
@@ -243,17 +282,31 @@ def contact_update(
     duration: DurationOption = None,
     face_to_face: Annotated[
         bool | None,
-        typer.Option("--face-to-face/--no-face-to-face", help="Whether they were face to face.", rich_help_panel=CONTACT_PANEL, show_default=False),
+        typer.Option(
+            "--face-to-face/--no-face-to-face",
+            help="Whether they were face to face.",
+            rich_help_panel=CONTACT_PANEL,
+            show_default=False,
+        ),
     ] = None,
     direct_contact: Annotated[
         bool | None,
-        typer.Option("--direct-contact/--no-direct-contact", help="Whether there was skin-to-skin contact.", rich_help_panel=CONTACT_PANEL, show_default=False),
+        typer.Option(
+            "--direct-contact/--no-direct-contact",
+            help="Whether there was skin-to-skin contact.",
+            rich_help_panel=CONTACT_PANEL,
+            show_default=False,
+        ),
     ] = None,
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", help=f"Set the trace status: {', '.join(TRACE_STATUSES)}.", rich_help_panel=CONTACT_PANEL,
-            show_default=False, metavar="STATUS", autocompletion=complete_from(TRACE_STATUSES),
+            "--status",
+            help=f"Set the trace status: {', '.join(TRACE_STATUSES)}.",
+            rich_help_panel=CONTACT_PANEL,
+            show_default=False,
+            metavar="STATUS",
+            autocompletion=complete_from(TRACE_STATUSES),
         ),
     ] = None,
     notes: ContactNotesOption = None,
@@ -265,8 +318,14 @@ def contact_update(
     with open_current_store() as store, forms.option_hints():
         casebook = Casebook(store)
         changes: dict[str, Any] = {
-            "last_exposure": last_exposure, "setting": setting, "proximity_m": proximity, "duration_min": duration,
-            "face_to_face": face_to_face, "direct_contact": direct_contact, "trace_status": status, "notes": notes,
+            "last_exposure": last_exposure,
+            "setting": setting,
+            "proximity_m": proximity,
+            "duration_min": duration,
+            "face_to_face": face_to_face,
+            "direct_contact": direct_contact,
+            "trace_status": status,
+            "notes": notes,
         }
         forms.check_given(changes, casebook.today, "exposure")
         exposure, warnings = casebook.update_contact(ref, **changes)
@@ -287,11 +346,16 @@ def contact_call(
     outcome: Annotated[
         str | None,
         typer.Option(
-            "--outcome", help=f"What happened: {', '.join(CALL_OUTCOMES)}.", show_default=False,
-            metavar="OUTCOME", autocompletion=complete_from(CALL_OUTCOMES),
+            "--outcome",
+            help=f"What happened: {', '.join(CALL_OUTCOMES)}.",
+            show_default=False,
+            metavar="OUTCOME",
+            autocompletion=complete_from(CALL_OUTCOMES),
         ),
     ] = None,
-    call_note: Annotated[str | None, typer.Option("--note", help="A short note about the call.", show_default=False)] = None,
+    call_note: Annotated[
+        str | None, typer.Option("--note", help="A short note about the call.", show_default=False)
+    ] = None,
 ) -> None:
     """Log a call attempt; reached, isolating, declined and unreachable update the trace status."""
     from tracekit.cli import forms
@@ -332,8 +396,10 @@ def contact_promote(
     ref: Annotated[
         str,
         typer.Argument(
-            help="The contact (E-7K2M9Q, as the worklist shows it) or the person (P-7K2M9Q).", show_default=False,
-            metavar="REF", autocompletion=complete_ref("EXPOSURE", "PERSON"),
+            help="The contact (E-7K2M9Q, as the worklist shows it) or the person (P-7K2M9Q).",
+            show_default=False,
+            metavar="REF",
+            autocompletion=complete_ref("EXPOSURE", "PERSON"),
         ),
     ],
     source: Annotated[
@@ -342,7 +408,10 @@ def contact_promote(
             "--source",
             help="With a person (P-): the contact (E-...) through which they were infected. "
             "Without it, their most recent one.",
-            rich_help_panel=CONTACT_PANEL, show_default=False, metavar="REF", autocompletion=complete_ref("EXPOSURE"),
+            rich_help_panel=CONTACT_PANEL,
+            show_default=False,
+            metavar="REF",
+            autocompletion=complete_ref("EXPOSURE"),
         ),
     ] = None,
     test_date: TestDateOption = None,
@@ -365,7 +434,13 @@ def contact_promote(
         # Wrong references fail before any question.
         via = casebook.promotion_source(ref, source=source)
         form = forms.Form(
-            {"test_date": test_date, "test_type": test_type, "symptom_onset": onset, "asymptomatic": asymptomatic, "notes": notes},
+            {
+                "test_date": test_date,
+                "test_type": test_type,
+                "symptom_onset": onset,
+                "asymptomatic": asymptomatic,
+                "notes": notes,
+            },
             today=casebook.today,
             askable=["test_date", "test_type", "symptom_onset"],
         )
@@ -388,7 +463,9 @@ def contact_promote(
         return
     out().print(f"Promoted to case {render.case_line(case)}", highlight=False)
     if case.source_exposure_ref:
-        out().print(f"  infected via contact {case.source_exposure_ref}; see 'tracekit case tree {case.ref}'", highlight=False)
+        out().print(
+            f"  infected via contact {case.source_exposure_ref}; see 'tracekit case tree {case.ref}'", highlight=False
+        )
 
 
 def register(app: typer.Typer) -> None:

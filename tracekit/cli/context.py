@@ -48,8 +48,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         help=(
-            "The store file. Default: $TRACEKIT_STORE, else tracekit.store in the "
-            "user data directory of the platform."
+            "The store file. Default: $TRACEKIT_STORE, else tracekit.store in the user data directory of the platform."
         ),
         rich_help_panel=GLOBAL_PANEL,
         show_default=False,
@@ -65,7 +64,9 @@ QuietOption = Annotated[
 ]
 NoColorOption = Annotated[
     bool,
-    typer.Option("--no-color", help="No colour (also: the NO_COLOR environment variable).", rich_help_panel=GLOBAL_PANEL),
+    typer.Option(
+        "--no-color", help="No colour (also: the NO_COLOR environment variable).", rich_help_panel=GLOBAL_PANEL
+    ),
 ]
 PassphraseFileOption = Annotated[
     Path | None,
@@ -208,9 +209,7 @@ def err() -> Console:
     if _Output._err is None:
         from rich.console import Console
 
-        _Output._err = Console(
-            file=sys.stderr, no_color=_color_disabled(), highlight=False, emoji=False, stderr=True
-        )
+        _Output._err = Console(file=sys.stderr, no_color=_color_disabled(), highlight=False, emoji=False, stderr=True)
     return _Output._err
 
 
@@ -326,7 +325,9 @@ def wait_for_store(writer: str, try_lock: Callable[[float], bool]) -> None:
 
     if not interactive():
         timeout = busy_timeout_seconds()
-        note(f"The store is busy: {safe_markup(writer)} is writing to it; waiting up to {timeout:g} s ({BUSY_TIMEOUT_ENV}).")
+        note(
+            f"The store is busy: {safe_markup(writer)} is writing to it; waiting up to {timeout:g} s ({BUSY_TIMEOUT_ENV})."
+        )
         if not try_lock(timeout):
             raise store_busy(None, writer)
         return

@@ -78,25 +78,62 @@ DEMO_STEPS: list[DemoStep] = [
         "From flags here; at a terminal, 'tracekit case add' asks for what is missing and checks "
         "each answer. The infectious period and isolation come from the rule set in force.",
         (
-            "case", "add", "--name", "Amara Example", "--dob", "14/03/1985", "--nhs-number", "999 000 0018",
-            "--phone", "07700 900101", "--postcode", "sw1a 1aa", "--test-date", "10/10/2020", "--onset", "8/10/2020",
-            "--notes", "works nights; call after 2pm",
+            "case",
+            "add",
+            "--name",
+            "Amara Example",
+            "--dob",
+            "14/03/1985",
+            "--nhs-number",
+            "999 000 0018",
+            "--phone",
+            "07700 900101",
+            "--postcode",
+            "sw1a 1aa",
+            "--test-date",
+            "10/10/2020",
+            "--onset",
+            "8/10/2020",
+            "--notes",
+            "works nights; call after 2pm",
         ),
     ),
     DemoStep(
         "Add a contact",
         "Whether it is a close contact, and under which clause of the rules, is worked out at once.",
         (
-            "contact", "add", "{latest_case}", "--name", "Ben Example", "--phone", "07700 900102",
-            "--last-exposure", "2020-10-09", "--setting", "workplace", "--proximity", "1.5", "--duration", "20",
+            "contact",
+            "add",
+            "{latest_case}",
+            "--name",
+            "Ben Example",
+            "--phone",
+            "07700 900102",
+            "--last-exposure",
+            "2020-10-09",
+            "--setting",
+            "workplace",
+            "--proximity",
+            "1.5",
+            "--duration",
+            "20",
         ),
     ),
     DemoStep(
         "Add another contact",
         "A household member: close whatever the distance.",
         (
-            "contact", "add", "{latest_case}", "--name", "Cleo Example", "--phone", "07700 900103",
-            "--last-exposure", "2020-10-07", "--setting", "household",
+            "contact",
+            "add",
+            "{latest_case}",
+            "--name",
+            "Cleo Example",
+            "--phone",
+            "07700 900103",
+            "--last-exposure",
+            "2020-10-07",
+            "--setting",
+            "household",
         ),
     ),
     DemoStep(
@@ -108,7 +145,17 @@ DEMO_STEPS: list[DemoStep] = [
         "A duplicate is caught",
         "The phone matches someone already stored: a script must say --link P-... or --new-person "
         "(at a terminal tracekit asks).",
-        ("case", "add", "--name", "B. Example", "--phone", "07700 900102", "--test-date", "2020-10-13", "--asymptomatic"),
+        (
+            "case",
+            "add",
+            "--name",
+            "B. Example",
+            "--phone",
+            "07700 900102",
+            "--test-date",
+            "2020-10-13",
+            "--asymptomatic",
+        ),
         expect_exit=13,
     ),
     DemoStep(
@@ -157,16 +204,34 @@ DEMO_STEPS: list[DemoStep] = [
         "A case who turns out to be an undercover officer",
         "Recorded like anyone else at the outset.",
         (
-            "case", "add", "--name", "Dana Confidential", "--phone", "07700 900190", "--nhs-number", "999 000 0026",
-            "--test-date", "12/10/2020", "--asymptomatic",
+            "case",
+            "add",
+            "--name",
+            "Dana Confidential",
+            "--phone",
+            "07700 900190",
+            "--nhs-number",
+            "999 000 0026",
+            "--test-date",
+            "12/10/2020",
+            "--asymptomatic",
         ),
     ),
     DemoStep(
         "Her household contact",
         "Recorded before anyone knows who she is.",
         (
-            "contact", "add", "{officer_case}", "--name", "Eli Partner", "--phone", "07700 900191",
-            "--last-exposure", "2020-10-11", "--setting", "household",
+            "contact",
+            "add",
+            "{officer_case}",
+            "--name",
+            "Eli Partner",
+            "--phone",
+            "07700 900191",
+            "--last-exposure",
+            "2020-10-11",
+            "--setting",
+            "household",
         ),
     ),
     DemoStep(
@@ -204,24 +269,43 @@ DEMO_STEPS: list[DemoStep] = [
         "Receiving side: verify the central bundle",
         "Decrypt with the team's key, check the signature against the tracer's key, every hash and count.",
         (
-            "bundle", "verify", "{workdir}/outbox/{central_bundle}", "--identity", "{workdir}/central.key",
-            "--signer", "{signer}",
+            "bundle",
+            "verify",
+            "{workdir}/outbox/{central_bundle}",
+            "--identity",
+            "{workdir}/central.key",
+            "--signer",
+            "{signer}",
         ),
     ),
     DemoStep(
         "Receiving side: open it",
         "Written out only if everything verified: JSON Lines and CSV, a redaction report, the manifest.",
         (
-            "bundle", "open", "{workdir}/outbox/{central_bundle}", "--identity", "{workdir}/central.key",
-            "--out", "{workdir}/received", "--signer", "{signer}",
+            "bundle",
+            "open",
+            "{workdir}/outbox/{central_bundle}",
+            "--identity",
+            "{workdir}/central.key",
+            "--out",
+            "{workdir}/received",
+            "--signer",
+            "{signer}",
         ),
     ),
     DemoStep(
         "Receiving side: the vetted team opens theirs",
         "With the sealed referral inside (referrals/R-....age).",
         (
-            "bundle", "open", "{workdir}/outbox/{vetted_bundle}", "--identity", "{workdir}/vetted.key",
-            "--out", "{workdir}/received-vetted", "--signer", "{signer}",
+            "bundle",
+            "open",
+            "{workdir}/outbox/{vetted_bundle}",
+            "--identity",
+            "{workdir}/vetted.key",
+            "--out",
+            "{workdir}/received-vetted",
+            "--signer",
+            "{signer}",
         ),
     ),
     DemoStep(
@@ -240,16 +324,30 @@ DEMO_STEPS: list[DemoStep] = [
         "against the tracer's key, every value checked, then taken in whole: the officer marked "
         "with her role, her case and its contacts to trace.",
         (
-            "--store", "{workdir}/vetted.store", "referrals", "receive", "{workdir}/outbox/{vetted_bundle}",
-            "--identity", "{workdir}/vetted.key", "--signer", "{signer}",
+            "--store",
+            "{workdir}/vetted.store",
+            "referrals",
+            "receive",
+            "{workdir}/outbox/{vetted_bundle}",
+            "--identity",
+            "{workdir}/vetted.key",
+            "--signer",
+            "{signer}",
         ),
     ),
     DemoStep(
         "Receiving it again changes nothing",
         "A referral is taken in once, whether it comes again as a file or in another bundle.",
         (
-            "--store", "{workdir}/vetted.store", "referrals", "receive", "{workdir}/outbox/{vetted_bundle}",
-            "--identity", "{workdir}/vetted.key", "--signer", "{signer}",
+            "--store",
+            "{workdir}/vetted.store",
+            "referrals",
+            "receive",
+            "{workdir}/outbox/{vetted_bundle}",
+            "--identity",
+            "{workdir}/vetted.key",
+            "--signer",
+            "{signer}",
         ),
     ),
     DemoStep(
@@ -261,7 +359,13 @@ DEMO_STEPS: list[DemoStep] = [
         "The vetted team works the case",
         "They reveal it, with a reason that is audited in their store.",
         (
-            "--store", "{workdir}/vetted.store", "case", "show", "{vetted_case}", "--reveal", "--reason",
+            "--store",
+            "{workdir}/vetted.store",
+            "case",
+            "show",
+            "{vetted_case}",
+            "--reveal",
+            "--reason",
             "tracing the referred case",
         ),
     ),
@@ -283,9 +387,7 @@ class Lookup:
 
 DEMO_LOOKUPS: dict[str, Lookup] = {
     "latest_case": Lookup(("case", "list", "--limit", "1"), ("items", 0, "ref")),
-    "close_contact_person": Lookup(
-        ("contact", "list", "--close-only", "--limit", "1"), ("items", 0, "contact", "ref")
-    ),
+    "close_contact_person": Lookup(("contact", "list", "--close-only", "--limit", "1"), ("items", 0, "contact", "ref")),
     "officer": Lookup(("person", "search", "07700 900190"), ("items", 0, "ref")),
     "officer_case": Lookup(("case", "list", "--since", "2020-10-12", "--until", "2020-10-12"), ("items", 0, "ref")),
     # Once marked, search no longer finds her (by design): the role list does.
@@ -294,7 +396,9 @@ DEMO_LOOKUPS: dict[str, Lookup] = {
     "vetted_bundle": Lookup(("export", "list", "--to", "Vetted Team", "--limit", "1"), ("items", 0, "file_name")),
     "signer": Lookup(("keys", "show"), ("public_key",)),
     "vetted_case": Lookup(("--store", "{workdir}/vetted.store", "case", "list", "--limit", "1"), ("items", 0, "ref")),
-    "vetted_contact": Lookup(("--store", "{workdir}/vetted.store", "contact", "list", "--limit", "1"), ("items", 0, "ref")),
+    "vetted_contact": Lookup(
+        ("--store", "{workdir}/vetted.store", "contact", "list", "--limit", "1"), ("items", 0, "ref")
+    ),
 }
 
 #: Placeholders filled once, before the first step, by :func:`prepare_workdir`.
@@ -422,8 +526,7 @@ def demo(
             result = run_step(step, workdir, values=values)
             if result.returncode != step.expect_exit:
                 raise TracekitError(
-                    f"demo step {number} ({step.title}) exited with {result.returncode}, "
-                    f"expected {step.expect_exit}"
+                    f"demo step {number} ({step.title}) exited with {result.returncode}, expected {step.expect_exit}"
                 )
             console.print()
         console.print(Rule("Done", align="left"), width=rule_width)

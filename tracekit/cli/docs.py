@@ -48,7 +48,7 @@ def render_exit_codes() -> str:
     lines.append(
         "\nA wrong passphrase and a damaged first page cannot be told apart (both fail the "
         "page authentication), so both give code 5 with the message "
-        "\"wrong passphrase or damaged store\"."
+        '"wrong passphrase or damaged store".'
     )
     lines.append(
         "\nCode 1 is never expected: it means a bug. tracekit then prints the exception type "
@@ -57,15 +57,15 @@ def render_exit_codes() -> str:
     )
     lines.append(
         "\nAnswering no when asked to confirm (`person merge`, `refer`) is not an error: tracekit "
-        "prints \"Nothing changed.\" on stderr and exits with 0. Ending the input or pressing "
+        'prints "Nothing changed." on stderr and exits with 0. Ending the input or pressing '
         "Ctrl-C at a question exits with 130, also with nothing changed."
     )
     lines.append(
         "\n`export handover` with nothing new to hand over (no case or contact changed since the "
         "last handover of that policy to that recipient, no referral or recall request) writes no "
-        "bundle and exits with 0, saying \"Nothing new for RECIPIENT since TIME (POLICY): no bundle "
-        "written.\" on stdout, as tools that find nothing to do usually do. A script that must "
-        "tell the two apart uses `--json`: `\"written\": false` and `\"path\": null`. "
+        'bundle and exits with 0, saying "Nothing new for RECIPIENT since TIME (POLICY): no bundle '
+        'written." on stdout, as tools that find nothing to do usually do. A script that must '
+        'tell the two apart uses `--json`: `"written": false` and `"path": null`. '
         "`--allow-empty` writes the empty bundle anyway. A statistics export always counts the "
         "whole store, so it is always written."
     )

@@ -25,9 +25,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("Create the store in the default place", "tracekit init"),
         ("Or in a file of your choice", "tracekit --store casebook.store init"),
     ),
-    "unlock": (
-        ("Type the passphrase once for the next hour", "tracekit unlock --for 1h"),
-    ),
+    "unlock": (("Type the passphrase once for the next hour", "tracekit unlock --for 1h"),),
     "lock": (("Forget the cached key now (end of shift)", "tracekit lock"),),
     "today": (
         ("Who to call today", "tracekit today"),
@@ -43,9 +41,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     "store info": (("Where the store is and what protects it", "tracekit store info"),),
     "store check": (("Check the whole store and its audit log", "tracekit store check"),),
     "store passwd": (("Change the passphrase (asks for the old and the new)", "tracekit store passwd"),),
-    "store backup": (
-        ("Back up into a directory, a new file each run", "tracekit store backup /media/usb/"),
-    ),
+    "store backup": (("Back up into a directory, a new file each run", "tracekit store backup /media/usb/"),),
     "case add": (
         ("Answer the questions at a terminal", "tracekit case add"),
         (
@@ -55,17 +51,20 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
                 "--test-date 2020-10-01 --onset 2020-09-29"
             ),
         ),
-        ("A new positive test for someone already stored", "tracekit case add --person P-4D8N2V --test-date 2020-10-01 --asymptomatic"),
+        (
+            "A new positive test for someone already stored",
+            "tracekit case add --person P-4D8N2V --test-date 2020-10-01 --asymptomatic",
+        ),
     ),
     "case list": (
         ("Open cases tested in October", "tracekit case list --status open --since 2020-10-01 --until 2020-10-31"),
         ("The next page", "tracekit case list --limit 50 --offset 50"),
     ),
     "case show": (("A case with its dates and rule set", "tracekit case show C-7K2M9Q"),),
-    "case update": (
-        ("Correct the onset date", "tracekit case update C-7K2M9Q --onset 2020-09-28"),
+    "case update": (("Correct the onset date", "tracekit case update C-7K2M9Q --onset 2020-09-28"),),
+    "case close": (
+        ("Close a case once tracing is done", 'tracekit case close C-7K2M9Q --reason "all contacts reached"'),
     ),
-    "case close": (("Close a case once tracing is done", 'tracekit case close C-7K2M9Q --reason "all contacts reached"'),),
     "case tree": (("Who infected whom, from this case on", "tracekit case tree C-7K2M9Q"),),
     "contact add": (
         ("Answer the questions at a terminal", "tracekit contact add C-7K2M9Q"),
@@ -83,14 +82,20 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     ),
     "contact show": (("A contact with the clause that makes them close", "tracekit contact show E-9H3K6T"),),
     "contact update": (
-        ("Correct the last exposure and the setting", "tracekit contact update E-9H3K6T --last-exposure 2020-10-02 --setting social"),
+        (
+            "Correct the last exposure and the setting",
+            "tracekit contact update E-9H3K6T --last-exposure 2020-10-02 --setting social",
+        ),
     ),
     "contact call": (
         ("Log a call that reached them", "tracekit contact call E-9H3K6T --outcome reached"),
         ("Log a missed call with a note", 'tracekit contact call E-9H3K6T --outcome no-answer --note "try after 6pm"'),
     ),
     "contact promote": (
-        ("A contact tested positive: record them as a case", "tracekit contact promote E-9H3K6T --test-date 2020-10-04"),
+        (
+            "A contact tested positive: record them as a case",
+            "tracekit contact promote E-9H3K6T --test-date 2020-10-04",
+        ),
         (
             "A person, naming the exposure that infected them",
             "tracekit contact promote P-4D8N2V --source E-9H3K6T --test-date 2020-10-04",
@@ -101,9 +106,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("Find someone by part of a name or phone number", 'tracekit person search "ada example"'),
         ("Or by the end of a phone number", "tracekit person search 900123"),
     ),
-    "person update": (
-        ("Correct a phone number", 'tracekit person update P-4D8N2V --phone "07700 900789"'),
-    ),
+    "person update": (("Correct a phone number", 'tracekit person update P-4D8N2V --phone "07700 900789"'),),
     "person merge": (("Merge a duplicate into the person to keep", "tracekit person merge P-4D8N2V P-6B3X9R"),),
     "rules list": (("The rule sets this version knows", "tracekit rules list"),),
     "rules show": (("The rules that apply today", "tracekit rules show"),),
@@ -145,16 +148,22 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("Create or update the central schema", "tracekit central migrate --database postgresql://central@db/tracing"),
     ),
     "central tracers add": (
-        ("Register a tracer by the fingerprint they gave you", "tracekit central tracers add --name 'Tracer North 4' --signer north4.pub"),
+        (
+            "Register a tracer by the fingerprint they gave you",
+            "tracekit central tracers add --name 'Tracer North 4' --signer north4.pub",
+        ),
     ),
     "central tracers list": (("Every registered tracer", "tracekit central tracers list"),),
-    "central tracers remove": (("Take no more bundles from a tracer", "tracekit central tracers remove --name 'Tracer North 4'"),),
+    "central tracers remove": (
+        ("Take no more bundles from a tracer", "tracekit central tracers remove --name 'Tracer North 4'"),
+    ),
     "central ingest": (
-        ("Load every bundle in the inbox (each verified first)", "tracekit central ingest inbox/*.tar.age --identity central.key"),
+        (
+            "Load every bundle in the inbox (each verified first)",
+            "tracekit central ingest inbox/*.tar.age --identity central.key",
+        ),
     ),
-    "central summary": (
-        ("What arrived per tracer and per day, and the links", "tracekit central summary --days 7"),
-    ),
+    "central summary": (("What arrived per tracer and per day, and the links", "tracekit central summary --days 7"),),
     "audit show": (
         ("Changes since a date", "tracekit audit show --since 2020-10-01"),
         ("Everything that touched one record", "tracekit audit show --ref P-4D8N2V"),
@@ -164,12 +173,17 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     "keys pseudonym generate": (("Make the team's pseudonym key", "tracekit keys pseudonym generate --out team.key"),),
     "keys pseudonym import": (("Use the key a colleague shared", "tracekit keys pseudonym import team.key"),),
     "export handover": (
-        ("What changed since the last handover to a team", 'tracekit export handover --to "Central Team" --out /media/usb/'),
+        (
+            "What changed since the last handover to a team",
+            'tracekit export handover --to "Central Team" --out /media/usb/',
+        ),
         ("Statistics only", 'tracekit export handover --to "Central Team" --policy statistics'),
     ),
     "export list": (("Bundles sent to one recipient", 'tracekit export list --to "Central Team"'),),
     "bundle verify": (("Check a bundle you received", "tracekit bundle verify handover.tar.age --identity my.key"),),
-    "bundle inspect": (("What a bundle holds, without opening it", "tracekit bundle inspect handover.tar.age -i my.key"),),
+    "bundle inspect": (
+        ("What a bundle holds, without opening it", "tracekit bundle inspect handover.tar.age -i my.key"),
+    ),
     "bundle open": (
         ("Open a bundle into a directory", "tracekit bundle open handover.tar.age --identity my.key --out received/"),
     ),

@@ -62,13 +62,29 @@ OPTION_FOR_FIELD = {
 #: The flag that gives each value on the command line, to print a command equivalent to
 #: what was typed (see :meth:`Form.keep_answers`); a flag without a value is a switch.
 FLAG_FOR_FIELD = {
-    "person_ref": "--person", "link": "--link", "new_person": "--new-person", "name": "--name",
-    "date_of_birth": "--dob", "nhs_number": "--nhs-number", "phone": "--phone", "email": "--email",
-    "address": "--address", "postcode": "--postcode", "occupation": "--occupation",
-    "test_date": "--test-date", "test_type": "--test-type", "test_result": "--result", "symptom_onset": "--onset",
-    "asymptomatic": "--asymptomatic", "last_exposure": "--last-exposure", "setting": "--setting",
-    "proximity_m": "--proximity", "duration_min": "--duration", "face_to_face": "--face-to-face",
-    "direct_contact": "--direct-contact", "notes": "--notes",
+    "person_ref": "--person",
+    "link": "--link",
+    "new_person": "--new-person",
+    "name": "--name",
+    "date_of_birth": "--dob",
+    "nhs_number": "--nhs-number",
+    "phone": "--phone",
+    "email": "--email",
+    "address": "--address",
+    "postcode": "--postcode",
+    "occupation": "--occupation",
+    "test_date": "--test-date",
+    "test_type": "--test-type",
+    "test_result": "--result",
+    "symptom_onset": "--onset",
+    "asymptomatic": "--asymptomatic",
+    "last_exposure": "--last-exposure",
+    "setting": "--setting",
+    "proximity_m": "--proximity",
+    "duration_min": "--duration",
+    "face_to_face": "--face-to-face",
+    "direct_contact": "--direct-contact",
+    "notes": "--notes",
 }
 
 PERSON_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation")
@@ -113,7 +129,11 @@ def with_option_hint(problem: ValidationError) -> ValidationError:
     if problem.hint or option is None or option.split()[0] in problem.message:
         return problem
     return ValidationError(
-        problem.field, problem.problem, expected=problem.expected, row=problem.row, column=problem.column,
+        problem.field,
+        problem.problem,
+        expected=problem.expected,
+        row=problem.row,
+        column=problem.column,
         hint=f"set it with {option}",
     )
 
@@ -184,7 +204,9 @@ def check_field(field: str, text: str, today: date) -> Any:
     if spec.table == "outcome":
         value = text.strip().lower().replace(" ", "-").replace("_", "-")
         if value not in CALL_OUTCOMES:
-            raise ValidationError("outcome", "is not a known call outcome", expected="one of " + ", ".join(CALL_OUTCOMES))
+            raise ValidationError(
+                "outcome", "is not a known call outcome", expected="one of " + ", ".join(CALL_OUTCOMES)
+            )
         return value
     return validated({field: text}, validators_of(spec.table), today)[field]
 
@@ -250,7 +272,9 @@ class Form:
         """Refuse combinations that would silently ignore something the tracer typed."""
         if self.values.get("person_ref") and (self.given(*PERSON_FIELDS) or self.values.get("link")):
             raise ValidationError(
-                "person", "was given both as --person and as details or --link", expected="either --person P-... or the person's details"
+                "person",
+                "was given both as --person and as details or --link",
+                expected="either --person P-... or the person's details",
             )
         if self.values.get("new_person") and (self.values.get("link") or self.values.get("person_ref")):
             raise ValidationError("new_person", "cannot be combined with --link or --person", expected="one of them")
@@ -300,7 +324,9 @@ class Form:
             context.err().print(f"  {number}. {render.duplicate_line(match)}", highlight=False)
         for match in matches:
             if match.person is None:
-                context.err().print(f"  -  {render.duplicate_line(match)} (it cannot be linked from here)", highlight=False)
+                context.err().print(
+                    f"  -  {render.duplicate_line(match)} (it cannot be linked from here)", highlight=False
+                )
         refs = [m.person.ref for m in linkable]
         choices = "1" if len(linkable) == 1 else f"1-{len(linkable)}"
         if linkable:
@@ -418,8 +444,11 @@ class Form:
         from tracekit.cli.safe_text import visible
 
         console = context.err()
-        console.print("Nothing was recorded. Your answers are kept in this command; run it when the store is free:",
-                      markup=False, highlight=False)
+        console.print(
+            "Nothing was recorded. Your answers are kept in this command; run it when the store is free:",
+            markup=False,
+            highlight=False,
+        )
         console.print(f"  {visible(self.equivalent_command())}", markup=False, highlight=False, soft_wrap=True)
 
     # -- running the library call ---------------------------------------------------------

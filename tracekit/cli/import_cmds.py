@@ -28,31 +28,53 @@ FileArg = Annotated[
 ]
 FormatOption = Annotated[
     str | None,
-    typer.Option("--format", help="Force the format: csv, jsonl or xlsx (default: detected from the content).",
-                 rich_help_panel=IMPORT_PANEL, show_default=False, metavar="FORMAT"),
+    typer.Option(
+        "--format",
+        help="Force the format: csv, jsonl or xlsx (default: detected from the content).",
+        rich_help_panel=IMPORT_PANEL,
+        show_default=False,
+        metavar="FORMAT",
+    ),
 ]
 MapOption = Annotated[
     list[str] | None,
-    typer.Option("--map", help='Map a column to a field, e.g. --map "Mobile Tel=phone" (repeatable; FIELD "ignore" skips the column).',
-                 rich_help_panel=IMPORT_PANEL, show_default=False, metavar="COLUMN=FIELD"),
+    typer.Option(
+        "--map",
+        help='Map a column to a field, e.g. --map "Mobile Tel=phone" (repeatable; FIELD "ignore" skips the column).',
+        rich_help_panel=IMPORT_PANEL,
+        show_default=False,
+        metavar="COLUMN=FIELD",
+    ),
 ]
 MappingOption = Annotated[
     Path | None,
-    typer.Option("--mapping", help='A TOML mapping file: a \\[columns] table of "Column Name" = "field" (--map wins).',
-                 rich_help_panel=IMPORT_PANEL, show_default=False),
+    typer.Option(
+        "--mapping",
+        help='A TOML mapping file: a \\[columns] table of "Column Name" = "field" (--map wins).',
+        rich_help_panel=IMPORT_PANEL,
+        show_default=False,
+    ),
 ]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Validate every row and report, writing nothing.", rich_help_panel=IMPORT_PANEL)
+    bool,
+    typer.Option("--dry-run", help="Validate every row and report, writing nothing.", rich_help_panel=IMPORT_PANEL),
 ]
 SkipInvalidOption = Annotated[
     bool,
-    typer.Option("--skip-invalid", help="Import the valid rows and skip the invalid ones (default: any invalid row stops the whole import).",
-                 rich_help_panel=IMPORT_PANEL),
+    typer.Option(
+        "--skip-invalid",
+        help="Import the valid rows and skip the invalid ones (default: any invalid row stops the whole import).",
+        rich_help_panel=IMPORT_PANEL,
+    ),
 ]
 RejectsOption = Annotated[
     Path | None,
-    typer.Option("--rejects", help="Write the invalid rows here, with the reason as an extra column (0600; replaces only a rejects file tracekit wrote).",
-                 rich_help_panel=IMPORT_PANEL, show_default=False),
+    typer.Option(
+        "--rejects",
+        help="Write the invalid rows here, with the reason as an extra column (0600; replaces only a rejects file tracekit wrote).",
+        rich_help_panel=IMPORT_PANEL,
+        show_default=False,
+    ),
 ]
 
 #: Contacts outside their case's infectious period listed on the terminal (--json lists more).
@@ -103,8 +125,14 @@ def _mapping(maps: list[str] | None, mapping_file: Path | None) -> dict[str, str
 
 
 def _run(
-    kind: str, file: str, fmt: str | None, maps: list[str] | None, mapping_file: Path | None,
-    dry_run: bool, skip_invalid: bool, rejects: Path | None,
+    kind: str,
+    file: str,
+    fmt: str | None,
+    maps: list[str] | None,
+    mapping_file: Path | None,
+    dry_run: bool,
+    skip_invalid: bool,
+    rejects: Path | None,
 ) -> None:
     from tracekit.errors import ValidationError
     from tracekit.importers import ImportInvalid, ImportOptions, import_file
@@ -114,12 +142,17 @@ def _run(
     if fmt is not None and fmt.lower() not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
     options = ImportOptions(
-        format=fmt.lower() if fmt else None, mapping=_mapping(maps, mapping_file), dry_run=dry_run,
-        skip_invalid=skip_invalid, rejects=rejects,
+        format=fmt.lower() if fmt else None,
+        mapping=_mapping(maps, mapping_file),
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        rejects=rejects,
     )
     # Problems with the paths are reported before the passphrase is asked for.
     if file != "-" and not Path(file).is_file():
-        raise ValidationError("file", f"{file} is not a file", expected="the path of a CSV, JSON Lines or .xlsx file, or -")
+        raise ValidationError(
+            "file", f"{file} is not a file", expected="the path of a CSV, JSON Lines or .xlsx file, or -"
+        )
     if rejects is not None:
         rejects_destination(rejects)  # refuses any existing file but a rejects file tracekit wrote
     total = None if file == "-" else _size(Path(file))
@@ -151,41 +184,58 @@ def _show(summary: ImportSummary) -> None:
 
     console = out()
     verb = "Checked" if summary.dry_run else "Imported"
-    console.print(f"{verb} {summary.kind} from {visible(summary.file)} ({summary.format}, sha256 {summary.sha256[:16]}…)",
-                  markup=False, highlight=False)
+    console.print(
+        f"{verb} {summary.kind} from {visible(summary.file)} ({summary.format}, sha256 {summary.sha256[:16]}…)",
+        markup=False,
+        highlight=False,
+    )
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column()
     rows = summary.rows_read
     table.add_row("rows read", f"{rows:,}", "")
-    table.add_row("would import" if summary.dry_run else "imported", f"{summary.imported:,}",
-                  f"({render.count(summary.people_created, 'new person', 'new people')})")
+    table.add_row(
+        "would import" if summary.dry_run else "imported",
+        f"{summary.imported:,}",
+        f"({render.count(summary.people_created, 'new person', 'new people')})",
+    )
     table.add_row("linked", f"{summary.linked:,}", "to people already in the store or earlier in the file")
     table.add_row("unchanged", f"{summary.unchanged:,}", "imported before (same external id)")
     if summary.invalid:
         where = f"in {safe_markup(summary.rejects_file)}" if summary.rejects_file else "listed below"
         table.add_row("invalid", f"{summary.invalid:,}", f"skipped, {where}")
     if summary.withheld_skipped:
-        table.add_row("withheld", f"{summary.withheld_skipped:,}",
-                      "lines of a rejects file standing for withheld rows: fix those in the original file")
+        table.add_row(
+            "withheld",
+            f"{summary.withheld_skipped:,}",
+            "lines of a rejects file standing for withheld rows: fix those in the original file",
+        )
     # Counts by role, never one line per person: the people are listed by 'tracekit role list'.
     by_role = ", ".join(f"{role} {n:,}" for role, n in summary.marked_by_role().items())
     where = "; see 'tracekit role list'" if summary.committed else ""
     would = "" if summary.committed else "would be "
     table.add_row(f"{would}marked sensitive", f"{len(summary.marked):,}", f"({by_role}{where})" if by_role else "")
     if summary.sensitive_rows:
-        table.add_row("sensitive rows", f"{summary.sensitive_rows:,}", "about people in sensitive roles, shown withheld")
+        table.add_row(
+            "sensitive rows", f"{summary.sensitive_rows:,}", "about people in sensitive roles, shown withheld"
+        )
     table.add_row("time", f"{summary.seconds:,.1f} s", f"{summary.rows_per_second:,.0f} rows/s")
     console.print(table)
     if summary.dry_run:
         console.print("Dry run: nothing was written.")
     elif summary.nothing_changed:
-        console.print("Nothing changed: every valid row had been imported before." if rows else "Nothing to import: the file has no rows.")
+        console.print(
+            "Nothing changed: every valid row had been imported before."
+            if rows
+            else "Nothing to import: the file has no rows."
+        )
     recalled = [m for m in summary.marked if m.get("recall")]
     if recalled and not summary.committed:
-        warn(f"{len(recalled)} person(s) this import would mark went in clear in earlier bundles: "
-             "the real import will make recall requests for them")
+        warn(
+            f"{len(recalled)} person(s) this import would mark went in clear in earlier bundles: "
+            "the real import will make recall requests for them"
+        )
     elif recalled:
         warn(
             f"{len(recalled)} newly marked person(s) went in clear in earlier bundles ("
@@ -200,8 +250,10 @@ def _show(summary: ImportSummary) -> None:
         listed = summary.outside_infectious_period_lines
         shown = ", ".join(f"line {o['line']} ({o['case']})" for o in listed[:_OUTSIDE_SHOWN])
         more = summary.outside_infectious_period - min(len(listed), _OUTSIDE_SHOWN)
-        warn(f"{summary.outside_infectious_period:,} contact(s) were exposed outside their case's infectious period "
-             f"(recorded anyway; check them): {shown}" + (f" and {more:,} more (all lines: --json)" if more else ""))
+        warn(
+            f"{summary.outside_infectious_period:,} contact(s) were exposed outside their case's infectious period "
+            f"(recorded anyway; check them): {shown}" + (f" and {more:,} more (all lines: --json)" if more else "")
+        )
     if summary.ignored_columns:
         # header cells come from the file: each is quoted and shown as it is
         columns = ", ".join(f"'{safe_markup(c)}'" for c in summary.ignored_columns)
@@ -255,7 +307,10 @@ def import_contacts(
 def import_template(
     kind: Annotated[str, typer.Argument(help="cases or contacts.", metavar="cases|contacts")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this new file (0600) instead of standard output.", show_default=False)
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this new file (0600) instead of standard output.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Write a CSV template: the expected headers and one example row of made-up data."""

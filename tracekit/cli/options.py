@@ -52,27 +52,41 @@ ContactCaseArg = Annotated[str, _ref_arg("The case whose contact this is, e.g. C
 PersonOption = Annotated[
     str | None,
     _opt(
-        "--person", help="An existing person (P-...) instead of details.", panel=PERSON_PANEL,
-        metavar="REF", autocompletion=complete_ref("PERSON"),
+        "--person",
+        help="An existing person (P-...) instead of details.",
+        panel=PERSON_PANEL,
+        metavar="REF",
+        autocompletion=complete_ref("PERSON"),
     ),
 ]
 NameOption = Annotated[str | None, _opt("--name", help="Full name.", panel=PERSON_PANEL)]
 DobOption = Annotated[
-    str | None, _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL, metavar="DATE")
+    str | None,
+    _opt("--dob", help="Date of birth (2020-04-03 or 3/4/2020, day first).", panel=PERSON_PANEL, metavar="DATE"),
 ]
 NhsOption = Annotated[
-    str | None, _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL, metavar="NUMBER")
+    str | None,
+    _opt("--nhs-number", help="NHS number (10 digits, spaces allowed).", panel=PERSON_PANEL, metavar="NUMBER"),
 ]
-PhoneOption = Annotated[str | None, _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL, metavar="PHONE")]
+PhoneOption = Annotated[
+    str | None, _opt("--phone", help="Phone number, e.g. 07700 900123.", panel=PERSON_PANEL, metavar="PHONE")
+]
 EmailOption = Annotated[str | None, _opt("--email", help="Email address.", panel=PERSON_PANEL, metavar="EMAIL")]
-AddressOption = Annotated[str | None, _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)]
-PostcodeOption = Annotated[str | None, _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL, metavar="POSTCODE")]
+AddressOption = Annotated[
+    str | None, _opt("--address", help="Postal address (without the postcode).", panel=PERSON_PANEL)
+]
+PostcodeOption = Annotated[
+    str | None, _opt("--postcode", help="UK postcode, e.g. SW1A 1AA.", panel=PERSON_PANEL, metavar="POSTCODE")
+]
 OccupationOption = Annotated[str | None, _opt("--occupation", help="Occupation.", panel=PERSON_PANEL)]
 LinkOption = Annotated[
     str | None,
     _opt(
-        "--link", help="When the details match someone already stored: use that person (P-...).", panel=PERSON_PANEL,
-        metavar="REF", autocompletion=complete_ref("PERSON"),
+        "--link",
+        help="When the details match someone already stored: use that person (P-...).",
+        panel=PERSON_PANEL,
+        metavar="REF",
+        autocompletion=complete_ref("PERSON"),
     ),
 ]
 NewPersonOption = Annotated[
@@ -91,15 +105,21 @@ TestDateOption = Annotated[
 TestTypeOption = Annotated[
     str | None,
     _opt(
-        "--test-type", help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).", panel=CASE_PANEL,
-        metavar="TYPE", autocompletion=complete_from(TEST_TYPES),
+        "--test-type",
+        help=f"Test type: {', '.join(TEST_TYPES)} (pcr when adding).",
+        panel=CASE_PANEL,
+        metavar="TYPE",
+        autocompletion=complete_from(TEST_TYPES),
     ),
 ]
 ResultOption = Annotated[
     str | None,
     _opt(
-        "--result", help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).", panel=CASE_PANEL,
-        metavar="RESULT", autocompletion=complete_from(TEST_RESULTS),
+        "--result",
+        help=f"Test result: {', '.join(TEST_RESULTS)} (positive when adding).",
+        panel=CASE_PANEL,
+        metavar="RESULT",
+        autocompletion=complete_from(TEST_RESULTS),
     ),
 ]
 OnsetOption = Annotated[str | None, _opt("--onset", help="Date symptoms started.", panel=CASE_PANEL, metavar="DATE")]
@@ -111,13 +131,17 @@ CaseNotesOption = Annotated[str | None, _opt("--notes", help="Free-text notes.",
 
 # -- a contact (exposure) ------------------------------------------------------------------
 LastExposureOption = Annotated[
-    str | None, _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL, metavar="DATE")
+    str | None,
+    _opt("--last-exposure", help="Date of the last contact with the case.", panel=CONTACT_PANEL, metavar="DATE"),
 ]
 SettingOption = Annotated[
     str | None,
     _opt(
-        "--setting", help=f"Where it happened: {', '.join(SETTINGS)}.", panel=CONTACT_PANEL,
-        metavar="SETTING", autocompletion=complete_from(SETTINGS),
+        "--setting",
+        help=f"Where it happened: {', '.join(SETTINGS)}.",
+        panel=CONTACT_PANEL,
+        metavar="SETTING",
+        autocompletion=complete_from(SETTINGS),
     ),
 ]
 ProximityOption = Annotated[
@@ -125,7 +149,12 @@ ProximityOption = Annotated[
 ]
 DurationOption = Annotated[
     str | None,
-    _opt("--duration", help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).", panel=CONTACT_PANEL, metavar="DURATION"),
+    _opt(
+        "--duration",
+        help="Time spent within that distance, added up over the day: minutes (20) or with units (20 mins, 1 hour, 1h30m).",
+        panel=CONTACT_PANEL,
+        metavar="DURATION",
+    ),
 ]
 ContactNotesOption = Annotated[str | None, _opt("--notes", help="Free-text notes.", panel=CONTACT_PANEL)]
 
@@ -140,11 +169,17 @@ OffsetOption = Annotated[
 AllOption = Annotated[
     bool,
     typer.Option(
-        "--all", help="Every match from --offset on, one JSON object a line (needs --json; for scripts).", rich_help_panel=LIST_PANEL
+        "--all",
+        help="Every match from --offset on, one JSON object a line (needs --json; for scripts).",
+        rich_help_panel=LIST_PANEL,
     ),
 ]
-SinceOption = Annotated[str | None, _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")]
-UntilOption = Annotated[str | None, _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")]
+SinceOption = Annotated[
+    str | None, _opt("--since", help="From this date on (inclusive).", panel=LIST_PANEL, metavar="DATE")
+]
+UntilOption = Annotated[
+    str | None, _opt("--until", help="Up to this date (inclusive).", panel=LIST_PANEL, metavar="DATE")
+]
 
 RevealOption = Annotated[
     bool,

@@ -53,7 +53,9 @@ def person_show(ref: PersonRefArg, reveal: RevealOption = False, reason: RevealR
 @person_app.command("search")
 @command
 def person_search(
-    text: Annotated[str, typer.Argument(help="Part of a name, phone number, NHS number or postcode (3 characters or more).")],
+    text: Annotated[
+        str, typer.Argument(help="Part of a name, phone number, NHS number or postcode (3 characters or more).")
+    ],
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many matches, best first.")
     ] = SEARCH_DEFAULT_LIMIT,
@@ -80,7 +82,9 @@ def person_search(
         return
     out().print(render.people_table(people))
     more = f"; more: --offset {page.next_offset}" if page.next_offset is not None else ""
-    out().print(f"{len(people):,} match{'es' if len(people) != 1 else ''}, best first{more}", highlight=False, markup=False)
+    out().print(
+        f"{len(people):,} match{'es' if len(people) != 1 else ''}, best first{more}", highlight=False, markup=False
+    )
 
 
 @person_app.command("update")
@@ -101,8 +105,14 @@ def person_update(
     from tracekit.records import Casebook, PersonInput
 
     changes = PersonInput(
-        name=name, date_of_birth=dob, nhs_number=nhs_number, phone=phone, email=email, address=address,
-        postcode=postcode, occupation=occupation,
+        name=name,
+        date_of_birth=dob,
+        nhs_number=nhs_number,
+        phone=phone,
+        email=email,
+        address=address,
+        postcode=postcode,
+        occupation=occupation,
     )
     with open_current_store() as store, forms.option_hints():
         casebook = Casebook(store)
@@ -120,15 +130,19 @@ def person_merge(
     keep: Annotated[
         str,
         typer.Argument(
-            help="The person to keep (P-...).", show_default=False, metavar="KEEP_REF",
+            help="The person to keep (P-...).",
+            show_default=False,
+            metavar="KEEP_REF",
             autocompletion=complete_ref("PERSON"),
         ),
     ],
     other: Annotated[
         str,
         typer.Argument(
-            help="The duplicate to merge into it (P-...); its reference keeps working.", show_default=False,
-            metavar="OTHER_REF", autocompletion=complete_ref("PERSON"),
+            help="The duplicate to merge into it (P-...); its reference keeps working.",
+            show_default=False,
+            metavar="OTHER_REF",
+            autocompletion=complete_ref("PERSON"),
         ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

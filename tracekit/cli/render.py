@@ -211,7 +211,12 @@ def people_table(people: Iterable[Person]) -> RenderableType:
     # On a narrow terminal the NHS number goes first, then the date of birth, then the
     # postcode: the reference, the name and the number to ring stay.
     table = _table(
-        "ref", Column("name", text=True), Column("date of birth", 2), Column("NHS number", 3), "phone", Column("postcode", 1)
+        "ref",
+        Column("name", text=True),
+        Column("date of birth", 2),
+        Column("NHS number", 3),
+        "phone",
+        Column("postcode", 1),
     )
     for person in people:
         table.add_row(
@@ -266,7 +271,9 @@ def case_rows(case: Case) -> list[tuple[str, str]]:
     infectious = f"{day(case.infectious_start)} to {day(case.infectious_end)}"
     isolation_detail = ""
     if rs is not None:
-        infectious += f" [dim]({rs.infectious_days_before} days before the {reference} to {rs.infectious_days_after} after)[/dim]"
+        infectious += (
+            f" [dim]({rs.infectious_days_before} days before the {reference} to {rs.infectious_days_after} after)[/dim]"
+        )
         isolation_detail = f" [dim]({rs.case_isolation_days} days from the day after the {reference})[/dim]"
     isolation = isolation_cell(case.isolation_end, "case", isolation_detail)
     rows += [
@@ -298,7 +305,12 @@ def cases_table(cases: Iterable[Case]) -> RenderableType:
     # Narrow: the onset goes first (the test date stays), then the number of contacts,
     # then the isolation date (shown by 'case show').
     table = _table(
-        "ref", Column("person", text=True), "test date", Column("onset", 3), "status", Column("contacts", 2),
+        "ref",
+        Column("person", text=True),
+        "test date",
+        Column("onset", 3),
+        "status",
+        Column("contacts", 2),
         Column("isolation until", 1),
     )
     for case in cases:
@@ -324,7 +336,9 @@ def case_line(case: Case) -> str:
 
 def _isolate_phrase(end: date | None, kind: str) -> str:
     """'isolate until the end of <day>', or 'no isolation (...)' (see :func:`isolation_cell`)."""
-    return f"isolate until the end of {day(end)}" if end else f"no isolation ({NO_ISOLATION[kind].removeprefix('none (')}"
+    return (
+        f"isolate until the end of {day(end)}" if end else f"no isolation ({NO_ISOLATION[kind].removeprefix('none (')}"
+    )
 
 
 # -- contacts ----------------------------------------------------------------------------
@@ -344,7 +358,9 @@ def contact_rows(exposure: Exposure, closeness: rules.Closeness | None = None) -
     if exposure.withheld:
         marker = f"[yellow]{safe_markup(WITHHELD_ASSOCIATION_TEXT)}[/yellow]"
         rows += [("person", contact_label(exposure)), ("last exposure", day(exposure.last_exposure))]
-        rows += [(label, WITHHELD_CELL) for label in ("setting", "distance", "duration", "face to face", "direct contact")]
+        rows += [
+            (label, WITHHELD_CELL) for label in ("setting", "distance", "duration", "face to face", "direct contact")
+        ]
         rows += [
             ("close contact", closeness_cell(exposure) if exposure.close_contact else "no"),
             ("why", f"{marker} (a contact of a person in a sensitive role)"),
@@ -402,8 +418,13 @@ def contacts_table(exposures: Iterable[Exposure], *, show_case: bool = True) -> 
     # exposure date, then the case, then the status; the contact, the person, the phone
     # and the risk stay.
     table = _table(
-        "ref", Column("case", 2) if show_case else "phone", Column("person", text=True), Column("exposed", 3), "risk",
-        Column("status", 1), Column("isolate until", 4),
+        "ref",
+        Column("case", 2) if show_case else "phone",
+        Column("person", text=True),
+        Column("exposed", 3),
+        "risk",
+        Column("status", 1),
+        Column("isolate until", 4),
     )
     for e in exposures:
         table.add_row(
@@ -576,7 +597,10 @@ def audit_table(entries: Iterable[Any]) -> RenderableType:
     )
     for entry in entries:
         table.add_row(
-            str(entry.seq), safe_markup(entry.at[:19]), safe_markup(entry.action), safe_markup(", ".join(entry.refs)),
+            str(entry.seq),
+            safe_markup(entry.at[:19]),
+            safe_markup(entry.action),
+            safe_markup(", ".join(entry.refs)),
             safe_markup(entry.reason or ""),
         )
     return table
@@ -589,7 +613,9 @@ def roles_table(marks: Iterable[Any]) -> RenderableType:
     table = _table("person", "role", Column("marked at", 2), Column("referral", 1))
     for mark in marks:
         table.add_row(
-            f"[bold]{safe_markup(mark.person_ref)}[/bold]", safe_markup(mark.role), safe_markup(mark.marked_at),
+            f"[bold]{safe_markup(mark.person_ref)}[/bold]",
+            safe_markup(mark.role),
+            safe_markup(mark.marked_at),
             safe_markup(mark.referral_ref or "-"),
         )
     return table
@@ -607,12 +633,16 @@ def recipients_table(recipients: Iterable[Any]) -> RenderableType:
 def referrals_table(referrals: Iterable[Any]) -> RenderableType:
     """The referral outbox. Narrow: the role goes, then when it was made, then when it
     was exported; the reference and whom it is sealed to stay."""
-    table = _table("referral", Column("role", 3), Column("created", 2), Column("sealed to", text=True),
-                   Column("exported", 1))
+    table = _table(
+        "referral", Column("role", 3), Column("created", 2), Column("sealed to", text=True), Column("exported", 1)
+    )
     for r in referrals:
         table.add_row(
-            f"[bold]{safe_markup(r.ref)}[/bold]", safe_markup(r.role), safe_markup(r.created_at),
-            safe_markup(", ".join(r.recipients)), safe_markup(r.exported_at or "-"),
+            f"[bold]{safe_markup(r.ref)}[/bold]",
+            safe_markup(r.role),
+            safe_markup(r.created_at),
+            safe_markup(", ".join(r.recipients)),
+            safe_markup(r.exported_at or "-"),
         )
     return table
 
@@ -620,12 +650,22 @@ def referrals_table(referrals: Iterable[Any]) -> RenderableType:
 def handovers_table(handovers: Iterable[Any]) -> RenderableType:
     """Bundles made from this store. Narrow: the counts of cases and of contacts go, then
     the policy; when it was made, for whom and the file stay."""
-    table = _table("created (UTC)", Column("recipient", text=True), Column("policy", 1), Column("cases", 3),
-                   Column("contacts", 2), "file")
+    table = _table(
+        "created (UTC)",
+        Column("recipient", text=True),
+        Column("policy", 1),
+        Column("cases", 3),
+        Column("contacts", 2),
+        "file",
+    )
     for h in handovers:
         table.add_row(
-            safe_markup(h.created_at), safe_markup(h.recipient), safe_markup(h.policy),
-            str(h.record_counts.get("cases", 0)), str(h.record_counts.get("contacts", 0)), safe_markup(h.file_name),
+            safe_markup(h.created_at),
+            safe_markup(h.recipient),
+            safe_markup(h.policy),
+            str(h.record_counts.get("cases", 0)),
+            str(h.record_counts.get("contacts", 0)),
+            safe_markup(h.file_name),
         )
     return table
 
@@ -662,8 +702,13 @@ def rulesets_table(
     # Narrow: the isolation periods go (shown by 'rules show'), then the end date, then
     # the title; the id, its start and the in-force or pinned mark stay.
     table = _table(
-        "id", "from", Column("until", 3), Column("title", 2, text=True), Column("case isolates", 4),
-        Column("contact isolates", 5), "note",
+        "id",
+        "from",
+        Column("until", 3),
+        Column("title", 2, text=True),
+        Column("case isolates", 4),
+        Column("contact isolates", 5),
+        "note",
     )
     for rs, until in rulesets:
         marks = []
@@ -689,7 +734,10 @@ def ruleset_detail(rs: rules.RuleSet, *, valid_until: date | None, marks: list[s
         header += f" [dim]({', '.join(marks)})[/dim]"
     grid = _grid(
         [
-            ("in force", f"from {day(rs.valid_from)}" + (f" to {day(valid_until)}" if valid_until else " (the latest)")),
+            (
+                "in force",
+                f"from {day(rs.valid_from)}" + (f" to {day(valid_until)}" if valid_until else " (the latest)"),
+            ),
             (
                 "infectious period",
                 f"{rs.infectious_days_before} days before symptom onset (or the test) to {rs.infectious_days_after} days after",
@@ -813,8 +861,10 @@ class _FitTable:
         """The Rich Table for a terminal ``max_width`` cells wide, and the width to draw
         it at (wider than the terminal only when its columns cannot fit, see above)."""
         # Each cell's markup is parsed once, here; Rich then draws the Text as it is.
-        rows = [[Text.from_markup(cell if isinstance(cell, str) else "\n".join(cell), emoji=False) for cell in row]
-                for row in self.rows]
+        rows = [
+            [Text.from_markup(cell if isinstance(cell, str) else "\n".join(cell), emoji=False) for cell in row]
+            for row in self.rows
+        ]
         natural: list[int] = []  # on one line (as many lines as a cell has)
         least: list[int] = []  # the narrowest the column may be
         for i, column in enumerate(self.columns):
@@ -823,9 +873,15 @@ class _FitTable:
             if column.fold:
                 least.append(min(_TEXT_WIDTH, natural[i]))
             elif column.text:
-                words = [cell_len(word) for text in [column.header, *(row[i].plain for row in rows)] for word in text.split()]
-                whole = [cell_len(line) for cells, row in zip(self.rows, rows) if not isinstance(cells[i], str)
-                         for line in row[i].plain.split("\n")[1:]]
+                words = [
+                    cell_len(word) for text in [column.header, *(row[i].plain for row in rows)] for word in text.split()
+                ]
+                whole = [
+                    cell_len(line)
+                    for cells, row in zip(self.rows, rows)
+                    if not isinstance(cells[i], str)
+                    for line in row[i].plain.split("\n")[1:]
+                ]
                 least.append(max(max(words, default=0), max(whole, default=0), min(_TEXT_WIDTH, natural[i])))
             else:
                 least.append(natural[i])

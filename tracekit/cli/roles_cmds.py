@@ -16,7 +16,9 @@ from tracekit.cli.safe_text import safe_markup
 if TYPE_CHECKING:
     from tracekit.records.sensitive import ReferralPreview
 
-role_app = typer.Typer(help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True)
+role_app = typer.Typer(
+    help="Mark people in sensitive roles; their identity is then masked everywhere.", no_args_is_help=True
+)
 recipients_app = typer.Typer(help="The age public keys that sealed referrals and bundles go to.", no_args_is_help=True)
 referrals_app = typer.Typer(
     help="Sealed referrals to the vetted outbreak team; the vetted team receives them into its own store.",
@@ -51,7 +53,8 @@ def role_mark(
         typer.Option(
             "--role",
             help="undercover-officer, counter-terrorism, protected-witness, victim, or other.",
-            metavar="ROLE", autocompletion=complete_sensitive_role,
+            metavar="ROLE",
+            autocompletion=complete_sensitive_role,
         ),
     ],
     reason: ReasonOption,
@@ -149,7 +152,12 @@ def role_release(
 def recipients_add(
     name: Annotated[str, typer.Argument(help="A name for the recipient, e.g. 'Vetted Team North'.", metavar="NAME")],
     public_key: Annotated[str, typer.Argument(help="Their age X25519 public key (age1...).", metavar="PUBLIC_KEY")],
-    role: Annotated[str, typer.Option("--role", help="vetted-team or central-team.", metavar="ROLE", autocompletion=complete_recipient_role)] = "central-team",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="vetted-team or central-team.", metavar="ROLE", autocompletion=complete_recipient_role
+        ),
+    ] = "central-team",
 ) -> None:
     """Register a recipient's age public key."""
     with open_current_store() as store:
@@ -198,7 +206,9 @@ def refer(
     ],
     reason: Annotated[
         str | None,
-        typer.Option("--reason", help="Why now (required: asked at a terminal; stored and audited; no names or numbers)."),
+        typer.Option(
+            "--reason", help="Why now (required: asked at a terminal; stored and audited; no names or numbers)."
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -228,7 +238,9 @@ def refer(
                 raise ValidationError("reason", "is required", expected="a short reason, without names or numbers")
         if not yes:
             _print_referral_preview(preview)
-            if not forms.confirm_or_decline(f"Seal {preview.person_ref} to the vetted team and purge it from this store?"):
+            if not forms.confirm_or_decline(
+                f"Seal {preview.person_ref} to the vetted team and purge it from this store?"
+            ):
                 return
         referral = roles.refer(person, reason)
     if settings().json:
@@ -278,10 +290,14 @@ def referrals_list() -> None:
 @referrals_app.command("export")
 @command
 def referrals_export(
-    out_dir: Annotated[Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.", metavar="DIR")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="The directory to write R-XXXXXX.age files into.", metavar="DIR")
+    ],
     ref: Annotated[
         list[str] | None,
-        typer.Option("--ref", help="Only this referral (repeatable).", metavar="REF", autocompletion=complete_ref("REFERRAL")),
+        typer.Option(
+            "--ref", help="Only this referral (repeatable).", metavar="REF", autocompletion=complete_ref("REFERRAL")
+        ),
     ] = None,
 ) -> None:
     """Write sealed envelopes as .age files (mode 0600), decryptable with the age tool."""
@@ -301,10 +317,12 @@ def referrals_export(
 @command
 def referrals_receive(
     files: Annotated[
-        list[Path], typer.Argument(help="Referral files (R-XXXXXX.age) or vetted-team bundles (.tar.age).", show_default=False)
+        list[Path],
+        typer.Argument(help="Referral files (R-XXXXXX.age) or vetted-team bundles (.tar.age).", show_default=False),
     ],
     identity: Annotated[
-        Path, typer.Option("--identity", "-i", help="The vetted team's age identity file (AGE-SECRET-KEY-1..., mode 0600).")
+        Path,
+        typer.Option("--identity", "-i", help="The vetted team's age identity file (AGE-SECRET-KEY-1..., mode 0600)."),
     ],
     signer: Annotated[
         list[str] | None,
@@ -361,18 +379,22 @@ def referrals_receive(
     with open_current_store() as store:
         results = ReferralReceiver(Casebook(store)).receive(incoming)
     if settings().json:
-        emit_json({
-            "items": [r.to_json() for r in results],
-            "received": sum(not r.already for r in results),
-            "already_received": sum(r.already for r in results),
-        })
+        emit_json(
+            {
+                "items": [r.to_json() for r in results],
+                "received": sum(not r.already for r in results),
+                "already_received": sum(r.already for r in results),
+            }
+        )
         return
     for incoming_file in incoming:
         if not incoming_file.referrals:
             out().print(f"{safe_markup(incoming_file.path)} holds no referrals: nothing to receive.")
     for result in results:
         if result.already:
-            out().print(f"{result.ref} from tracer key {result.fingerprint} was already received ({result.received_at}): nothing changed.")
+            out().print(
+                f"{result.ref} from tracer key {result.fingerprint} was already received ({result.received_at}): nothing changed."
+            )
             continue
         cases = ", ".join(f"{new} (the tracer's {old})" for old, new in result.cases.items()) or "no cases"
         out().print(
@@ -386,11 +408,14 @@ def referrals_receive(
                 + (
                     f"; in {result.exposures_as_contact_not_reached} of them the tracer had not yet reached them as a "
                     "close contact: call them."
-                    if result.exposures_as_contact_not_reached else "."
+                    if result.exposures_as_contact_not_reached
+                    else "."
                 )
             )
     if any(not r.already for r in results):
-        note("Their identity is masked as for anyone marked: tracekit case show C-... --reveal --reason \"...\". Calls: tracekit today.")
+        note(
+            'Their identity is masked as for anyone marked: tracekit case show C-... --reveal --reason "...". Calls: tracekit today.'
+        )
 
 
 @referrals_app.command("received")
@@ -414,8 +439,13 @@ def referrals_received() -> None:
     table = Table("referral", "person", "role", "cases", "contacts", "tracer key", "received")
     for r in received:
         table.add_row(
-            r.ref, r.person, r.role, ", ".join(r.cases) or "-", str(r.contacts),
-            r.fingerprint + ("" if r.signer_pinned else " (NOT checked)"), r.received_at,
+            r.ref,
+            r.person,
+            r.role,
+            ", ".join(r.cases) or "-",
+            str(r.contacts),
+            r.fingerprint + ("" if r.signer_pinned else " (NOT checked)"),
+            r.received_at,
         )
     out().print(table)
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from tracekit.domain.rules import RuleSet
     from tracekit.records import RecomputeSummary
 
-rules_app = typer.Typer(help="The public-health rule sets: list, show, and pin one for the store.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="The public-health rule sets: list, show, and pin one for the store.", no_args_is_help=True
+)
 
 
 def _pinned() -> str | None:
@@ -69,7 +71,9 @@ def rules_list() -> None:
 def rules_show(
     ruleset_id: Annotated[
         str | None,
-        typer.Argument(help="The rule set id (default: the one that applies today: pinned, else in force).", show_default=False),
+        typer.Argument(
+            help="The rule set id (default: the one that applies today: pinned, else in force).", show_default=False
+        ),
     ] = None,
 ) -> None:
     """A rule set in full: close-contact clauses, infectious period, isolation lengths, sources."""
@@ -81,7 +85,13 @@ def rules_show(
     rs = get_ruleset(ruleset_id) if ruleset_id else ruleset_for(date.today(), pinned)
     until = dict((r.id, u) for r, u in _with_ends())[rs.id]
     if settings().json:
-        emit_json({**render.ruleset_json(rs, valid_until=until), "in_force_today": rs.id == in_force, "pinned": rs.id == pinned})
+        emit_json(
+            {
+                **render.ruleset_json(rs, valid_until=until),
+                "in_force_today": rs.id == in_force,
+                "pinned": rs.id == pinned,
+            }
+        )
         return
     marks = [m for m, on in (("in force today", rs.id == in_force), ("pinned in this store", rs.id == pinned)) if on]
     out().print(render.ruleset_detail(rs, valid_until=until, marks=marks))
@@ -100,7 +110,9 @@ def _recompute_message(summary: RecomputeSummary) -> str:
 @rules_app.command("pin")
 @command
 def rules_pin(
-    ruleset_id: Annotated[str, typer.Argument(help="The rule set id to use for everything in this store.", show_default=False)],
+    ruleset_id: Annotated[
+        str, typer.Argument(help="The rule set id to use for everything in this store.", show_default=False)
+    ],
 ) -> None:
     """Use one rule set for every case and contact in the store, whatever their dates.
 
@@ -117,7 +129,9 @@ def rules_pin(
     if settings().json:
         emit_json({"pinned": ruleset_id, "recomputed": summary.to_json()})
         return
-    out().print(f"Pinned {ruleset_id}: every case and contact in this store now uses it; {_recompute_message(summary)}.")
+    out().print(
+        f"Pinned {ruleset_id}: every case and contact in this store now uses it; {_recompute_message(summary)}."
+    )
 
 
 @rules_app.command("unpin")

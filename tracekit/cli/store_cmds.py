@@ -63,7 +63,10 @@ def init() -> None:
 @command
 def unlock(
     duration: Annotated[
-        str, typer.Option("--for", help="How long to keep the store unlocked, e.g. 15m, 1h (at most 24h).", metavar="DURATION")
+        str,
+        typer.Option(
+            "--for", help="How long to keep the store unlocked, e.g. 15m, 1h (at most 24h).", metavar="DURATION"
+        ),
     ] = "15m",
 ) -> None:
     """Keep the derived key (never the passphrase) in the kernel session keyring for a while."""
@@ -78,7 +81,9 @@ def unlock(
     if settings().json:
         emit_json({"path": str(path), "unlocked_for_seconds": seconds})
         return
-    out().print(f"Unlocked {safe_markup(path)} for {duration} (this login session only). 'tracekit lock' ends it sooner.")
+    out().print(
+        f"Unlocked {safe_markup(path)} for {duration} (this login session only). 'tracekit lock' ends it sooner."
+    )
 
 
 @command
@@ -197,7 +202,9 @@ def store_passwd(
     if settings().json:
         emit_json({"path": str(path), "changed": True})
         return
-    out().print(f"Passphrase changed for {safe_markup(path)}. Backups made before now still open with the old passphrase.")
+    out().print(
+        f"Passphrase changed for {safe_markup(path)}. Backups made before now still open with the old passphrase."
+    )
 
 
 @store_app.command("backup")

@@ -17,7 +17,9 @@ TODAY_COUNT_CAP = 1000
 def today(
     day: Annotated[
         str | None,
-        typer.Option("--date", help="The day to plan for (default: today); ISO or day first.", show_default=False, metavar="DATE"),
+        typer.Option(
+            "--date", help="The day to plan for (default: today); ISO or day first.", show_default=False, metavar="DATE"
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Show at most this many contacts to call.")

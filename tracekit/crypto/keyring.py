@@ -199,8 +199,7 @@ def _session_keyring() -> int:
     user_session = _keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_SESSION_KEYRING, 0)
     if session == user_session:
         raise KeyringUnavailable(
-            "this login has no session keyring of its own, so a cached key would not "
-            "outlive this command",
+            "this login has no session keyring of its own, so a cached key would not outlive this command",
             hint="log in through PAM with pam_keyinit, or start a shell with `keyctl session`",
         )
     return session
@@ -298,6 +297,4 @@ def _refused(action: str, error: OSError) -> KeyringUnavailable:
     code = error.errno or 0
     name = errno.errorcode.get(code, f"errno {code}")
     explanation = _EXPLANATIONS.get(code, os.strerror(code))
-    return KeyringUnavailable(
-        f"the kernel keyring refused to {action}: {name} ({explanation})", hint=_HINT
-    )
+    return KeyringUnavailable(f"the kernel keyring refused to {action}: {name} ({explanation})", hint=_HINT)

@@ -114,9 +114,7 @@ def check_new_passphrase(passphrase: bytes | bytearray) -> None:
     """
     characters = sum(1 for byte in passphrase if byte & 0xC0 != 0x80)
     if characters < MIN_NEW_PASSPHRASE_LENGTH:
-        raise PassphraseError(
-            f"a new passphrase must be at least {MIN_NEW_PASSPHRASE_LENGTH} characters long"
-        )
+        raise PassphraseError(f"a new passphrase must be at least {MIN_NEW_PASSPHRASE_LENGTH} characters long")
 
 
 def wipe(buffer: bytearray) -> None:
@@ -199,16 +197,13 @@ def _read_until_end(fd: int, description: str) -> bytearray:
             try:
                 count = os.readv(fd, [view[length:]])
             except OSError as error:
-                raise PassphraseError(
-                    f"cannot read the passphrase from the {description}: {error.strerror}"
-                ) from None
+                raise PassphraseError(f"cannot read the passphrase from the {description}: {error.strerror}") from None
             if count == 0:
                 break
             length += count
         if length > MAX_PASSPHRASE_BYTES:
             raise PassphraseError(
-                f"the {description} holds more than {MAX_PASSPHRASE_BYTES} bytes; "
-                "it does not look like a passphrase"
+                f"the {description} holds more than {MAX_PASSPHRASE_BYTES} bytes; it does not look like a passphrase"
             )
         if length >= 1 and buffer[length - 1] == ord("\n"):
             length -= 2 if length >= 2 and buffer[length - 2] == ord("\r") else 1

@@ -44,9 +44,7 @@ def _nhs_check_digit(first_nine: str) -> int | None:
     the remainder modulo 11 and subtract it from 11; a result of 11 means 0 and a result
     of 10 means no number with these nine digits is valid (``None`` here).
     """
-    total = sum(
-        int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True)
-    )
+    total = sum(int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True))
     check = 11 - total % 11
     if check == 11:
         return 0
@@ -63,9 +61,7 @@ def normalise_nhs_number(text: str) -> str:
     """
     digits = text.strip().translate(_NHS_SEPARATORS)
     if not _TEN_ASCII_DIGITS.fullmatch(digits):
-        raise ValidationError(
-            "nhs_number", "is not an NHS number: it must be 10 digits", expected=_NHS_EXPECTED
-        )
+        raise ValidationError("nhs_number", "is not an NHS number: it must be 10 digits", expected=_NHS_EXPECTED)
     check = _nhs_check_digit(digits[:9])
     if check is None:
         raise ValidationError(
@@ -76,8 +72,7 @@ def normalise_nhs_number(text: str) -> str:
     if check != int(digits[9]):
         raise ValidationError(
             "nhs_number",
-            "is not a valid NHS number: the check digit does not match (a digit may be "
-            "mistyped or two digits swapped)",
+            "is not a valid NHS number: the check digit does not match (a digit may be mistyped or two digits swapped)",
             expected=_NHS_EXPECTED,
         )
     return digits
@@ -103,9 +98,7 @@ def format_nhs_number(digits: str) -> str:
 
 # ------------------------------------------------------------------------- phone number
 
-_PHONE_EXPECTED = (
-    "a UK phone number such as 07700 900123 or an international number starting with +"
-)
+_PHONE_EXPECTED = "a UK phone number such as 07700 900123 or an international number starting with +"
 
 #: Ofcom's ranges reserved for TV and radio drama, as E.164 prefixes each followed by
 #: exactly three more digits (07700 900000-900999, 0113 496 0000-0999,
@@ -128,7 +121,9 @@ def _gb_number_desc(name: str) -> tuple[frozenset[int], re.Pattern[str]]:
 
 
 @functools.cache
-def _fast_path_descs() -> tuple[tuple[frozenset[int], re.Pattern[str]], tuple[tuple[frozenset[int], re.Pattern[str]], ...]]:
+def _fast_path_descs() -> tuple[
+    tuple[frozenset[int], re.Pattern[str]], tuple[tuple[frozenset[int], re.Pattern[str]], ...]
+]:
     """(the GB general description, the types the fast path may accept), loaded once.
 
     The fast path may accept mobile (07), geographic (01, 02) and UK-wide (03) national
@@ -237,9 +232,7 @@ def normalise_phone(text: str, region: str = "GB") -> str:
     including every error, goes through libphonenumber.
     """
     if region != "GB" and not _is_supported_region(region):
-        raise ValidationError(
-            "region", "is not a known region code", expected="a two-letter region code such as GB"
-        )
+        raise ValidationError("region", "is not a known region code", expected="a two-letter region code such as GB")
     fast = _fast_path_phone(text, region)
     if fast is not None:
         return fast
@@ -398,9 +391,7 @@ _MONTHS = {
     for name in names
 }
 _ISO_DATE = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})")
-_DAY_FIRST_DATE = re.compile(
-    r"(?P<day>[0-9]{1,2})(?P<sep>[/.-])(?P<month>[0-9]{1,2})(?P=sep)(?P<year>[0-9]{4})"
-)
+_DAY_FIRST_DATE = re.compile(r"(?P<day>[0-9]{1,2})(?P<sep>[/.-])(?P<month>[0-9]{1,2})(?P=sep)(?P<year>[0-9]{4})")
 _TWO_DIGIT_YEAR = re.compile(r"[0-9]{1,2}([/.-])[0-9]{1,2}\1[0-9]{2}")
 _COMPACT_DATE = re.compile(r"[0-9]{8}")
 _WORDS_DATE = re.compile(r"(?P<day>[0-9]{1,2}) +(?P<month>[A-Za-z]+) +(?P<year>[0-9]{4})")
@@ -429,9 +420,7 @@ def _parse_date_form(text: str, field: str) -> date:
     if match := _WORDS_DATE.fullmatch(text):
         month_number = _MONTHS.get(match["month"].lower())
         if month_number is None:
-            raise ValidationError(
-                field, "has a month name that is not recognised", expected=_DATE_EXPECTED
-            )
+            raise ValidationError(field, "has a month name that is not recognised", expected=_DATE_EXPECTED)
         return _build_date(field, int(match["year"]), month_number, int(match["day"]))
     if _TWO_DIGIT_YEAR.fullmatch(text):
         raise ValidationError(
@@ -448,9 +437,7 @@ def _parse_date_form(text: str, field: str) -> date:
     raise ValidationError(field, "is not a date in an accepted form", expected=_DATE_EXPECTED)
 
 
-def parse_date(
-    text: str, field: str, *, allow_future: bool = True, today: date | None = None
-) -> date:
+def parse_date(text: str, field: str, *, allow_future: bool = True, today: date | None = None) -> date:
     """Read a date written the ISO way or day first, the way people in England write it.
 
     Accepted: ``2020-04-03``; ``03/04/2020``, ``3/4/2020``, ``03-04-2020``,
@@ -467,9 +454,7 @@ def parse_date(
     if not allow_future:
         reference = today if today is not None else date.today()
         if result > reference:
-            raise ValidationError(
-                field, "is in the future", expected=f"a date on or before {reference.isoformat()}"
-            )
+            raise ValidationError(field, "is in the future", expected=f"a date on or before {reference.isoformat()}")
     return result
 
 
@@ -497,19 +482,13 @@ def normalise_name(text: str, *, field: str = "name") -> str:
     """
     for char in text:
         category = unicodedata.category(char)
-        if (
-            (category == "Cc" and char not in _WHITESPACE_CONTROLS)
-            or category == "Cs"
-            or char in _BIDI_CONTROLS
-        ):
+        if (category == "Cc" and char not in _WHITESPACE_CONTROLS) or category == "Cs" or char in _BIDI_CONTROLS:
             raise ValidationError(field, "contains a control character", expected=_NAME_EXPECTED)
     name = unicodedata.normalize("NFC", " ".join(text.split()))
     if not name:
         raise ValidationError(field, "is empty", expected=_NAME_EXPECTED)
     if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError(
-            field, f"is longer than {NAME_MAX_LENGTH} characters", expected=_NAME_EXPECTED
-        )
+        raise ValidationError(field, f"is longer than {NAME_MAX_LENGTH} characters", expected=_NAME_EXPECTED)
     return name
 
 
@@ -525,9 +504,7 @@ def name_key(text: str) -> str:
     """
     folded = unicodedata.normalize("NFKD", normalise_name(text).casefold())
     stripped = "".join(
-        char
-        for char in folded
-        if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
+        char for char in folded if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
     )
     # Decomposition can leave spaces behind (a spacing diaeresis becomes space + mark).
     return " ".join(unicodedata.normalize("NFC", stripped).translate(_APOSTROPHES).split())

@@ -81,15 +81,8 @@ def parse_ref(text: str, expected_kind: RefKind | None = None) -> str:
     compact = compact.upper()
     kind = next((k for k in RefKind if compact[:1] == k.value), None)
     code = compact[1:].translate(_READ_AS)
-    if (
-        not ascii_only
-        or kind is None
-        or len(code) != REF_CODE_LENGTH
-        or any(char not in REF_ALPHABET for char in code)
-    ):
-        raise ValidationError(
-            "reference", "is not a valid reference", expected=_expected(expected_kind)
-        )
+    if not ascii_only or kind is None or len(code) != REF_CODE_LENGTH or any(char not in REF_ALPHABET for char in code):
+        raise ValidationError("reference", "is not a valid reference", expected=_expected(expected_kind))
     if expected_kind is not None and kind is not expected_kind:
         raise ValidationError(
             "reference",

@@ -268,12 +268,8 @@ def _parse_ruleset(index: int, value: object, sources: dict[str, Source]) -> Rul
     where = f"rulesets[{index}]"
     table = _check_keys(value, _RULESET_KEYS, where)
     source_ids = _get(table, "sources", where, list)
-    if not source_ids or any(
-        not isinstance(source_id, str) or source_id not in sources for source_id in source_ids
-    ):
-        raise _rule_file_error(
-            f"{where}.sources", f"must list one or more of the sources: {', '.join(sources)}"
-        )
+    if not source_ids or any(not isinstance(source_id, str) or source_id not in sources for source_id in source_ids):
+        raise _rule_file_error(f"{where}.sources", f"must list one or more of the sources: {', '.join(sources)}")
     days: dict[str, int] = {}
     for key, minimum in (
         ("infectious_days_before", 0),
@@ -333,9 +329,7 @@ def rulesets_from_document(document: dict[str, Any]) -> tuple[RuleSet, ...]:
     source_tables = document.get("sources", {})
     if not isinstance(source_tables, dict):
         raise _rule_file_error("sources", "must be a table")
-    sources = {
-        source_id: _parse_source(source_id, table) for source_id, table in source_tables.items()
-    }
+    sources = {source_id: _parse_source(source_id, table) for source_id, table in source_tables.items()}
     entries = _get(document, "rulesets", "rule-set file", list)
     if not entries:
         raise _rule_file_error("rulesets", "must hold at least one rule set")
@@ -504,17 +498,11 @@ def classify_exposure(
     could, :attr:`Closeness.missing` names them and the explanation says so.
     """
     if setting not in SETTINGS:
-        raise ValidationError(
-            "setting", "is not a known setting", expected=f"one of {', '.join(SETTINGS)}"
-        )
+        raise ValidationError("setting", "is not a known setting", expected=f"one of {', '.join(SETTINGS)}")
     exposure = _Exposure(
         setting=setting,
-        proximity_m=_checked_measure(
-            "proximity_m", proximity_m, "a distance in metres, such as 1.5"
-        ),
-        duration_min=_checked_measure(
-            "duration_min", duration_min, "a duration in minutes, such as 20"
-        ),
+        proximity_m=_checked_measure("proximity_m", proximity_m, "a distance in metres, such as 1.5"),
+        duration_min=_checked_measure("duration_min", duration_min, "a duration in minutes, such as 20"),
         face_to_face=face_to_face,
         direct_contact=direct_contact,
     )
@@ -530,11 +518,7 @@ def classify_exposure(
                 ruleset_id=rs.id,
             )
     missing = tuple(
-        dict.fromkeys(
-            name
-            for clause_id in in_use
-            for name in _missing_inputs(_CLAUSE_TESTS[clause_id], exposure)
-        )
+        dict.fromkeys(name for clause_id in in_use for name in _missing_inputs(_CLAUSE_TESTS[clause_id], exposure))
     )
     explanation = f"Not a close contact under {named}: no close-contact clause applies"
     if missing:
@@ -547,7 +531,6 @@ def classify_exposure(
         ruleset_id=rs.id,
         missing=missing,
     )
-
 
 
 def write_json() -> None:

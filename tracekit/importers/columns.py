@@ -49,53 +49,213 @@ def _f(name: str, description: str, example: str, *aliases: str, kinds: tuple[st
 #: Every field an import can fill, in template order. ``given_name`` and ``family_name``
 #: are an alternative to ``name`` (joined with a space).
 FIELDS: tuple[FieldSpec, ...] = (
-    _f("external_id", "the record's id in the source system (makes re-import safe)", "LAB-2020-000123",
-       "external id", "id", "record id", "source id", "ext id", "reference id"),
-    _f("case_external_id", "contacts: the external id of their case, from an earlier case import", "LAB-2020-000123",
-       "case id", "case external id", "index case id", "case source id", "case number", kinds=("contacts",)),
-    _f("case_ref", "contacts: the tracekit reference of their case (C-...)", "",
-       "case", "case ref", "case reference", "tracekit case", "tracekit ref", kinds=("contacts",)),
-    _f("person_external_id", "the person's id in the source system (optional)", "",
-       "person id", "person external id", "patient id", "subject id", "person number"),
-    _f("name", "full name", "Ada Example",
-       "full name", "person name", "patient name", "contact name", "case name"),
-    _f("given_name", "first name (with family_name, instead of name)", "",
-       "first name", "first names", "forename", "forenames", "given name", "given names"),
-    _f("family_name", "family name (with given_name, instead of name)", "",
-       "last name", "surname", "family name"),
-    _f("date_of_birth", "date of birth", "14/03/1985", "dob", "d o b", "date of birth", "birth date", "birthdate", "born"),
+    _f(
+        "external_id",
+        "the record's id in the source system (makes re-import safe)",
+        "LAB-2020-000123",
+        "external id",
+        "id",
+        "record id",
+        "source id",
+        "ext id",
+        "reference id",
+    ),
+    _f(
+        "case_external_id",
+        "contacts: the external id of their case, from an earlier case import",
+        "LAB-2020-000123",
+        "case id",
+        "case external id",
+        "index case id",
+        "case source id",
+        "case number",
+        kinds=("contacts",),
+    ),
+    _f(
+        "case_ref",
+        "contacts: the tracekit reference of their case (C-...)",
+        "",
+        "case",
+        "case ref",
+        "case reference",
+        "tracekit case",
+        "tracekit ref",
+        kinds=("contacts",),
+    ),
+    _f(
+        "person_external_id",
+        "the person's id in the source system (optional)",
+        "",
+        "person id",
+        "person external id",
+        "patient id",
+        "subject id",
+        "person number",
+    ),
+    _f("name", "full name", "Ada Example", "full name", "person name", "patient name", "contact name", "case name"),
+    _f(
+        "given_name",
+        "first name (with family_name, instead of name)",
+        "",
+        "first name",
+        "first names",
+        "forename",
+        "forenames",
+        "given name",
+        "given names",
+    ),
+    _f("family_name", "family name (with given_name, instead of name)", "", "last name", "surname", "family name"),
+    _f(
+        "date_of_birth",
+        "date of birth",
+        "14/03/1985",
+        "dob",
+        "d o b",
+        "date of birth",
+        "birth date",
+        "birthdate",
+        "born",
+    ),
     _f("nhs_number", "NHS number (spaces allowed)", "999 000 0018", "nhs number", "nhs no", "nhs", "nhs num", "nhs id"),
-    _f("phone", "phone number", "07700 900123",
-       "mobile", "phone number", "tel", "telephone", "telephone number", "mobile number", "mobile phone",
-       "contact number", "tel no", "phone no", "mobile no", "cell", "cell phone"),
+    _f(
+        "phone",
+        "phone number",
+        "07700 900123",
+        "mobile",
+        "phone number",
+        "tel",
+        "telephone",
+        "telephone number",
+        "mobile number",
+        "mobile phone",
+        "contact number",
+        "tel no",
+        "phone no",
+        "mobile no",
+        "cell",
+        "cell phone",
+    ),
     _f("email", "email address", "ada.example@example.com", "e mail", "email address", "e mail address"),
     _f("address", "home address", "1 Example Street, Exampletown", "home address", "street address"),
     _f("postcode", "UK postcode", "SW1A 1AA", "post code", "postal code", "zip", "zip code"),
-    _f("occupation", "occupation (some occupations mark the person sensitive)", "teacher",
-       "job", "job title", "profession", "employment", "work"),
-    _f("role", "sensitive role, if any (undercover-officer, counter-terrorism, protected-witness, victim, other)", "",
-       "sensitive role", "sensitive", "special category", "role category"),
-    _f("test_date", "cases: date of the positive test", "20/10/2020",
-       "date of test", "specimen date", "sample date", "date tested", "swab date", "test taken", kinds=("cases",)),
-    _f("test_type", "cases: pcr, lfd, lamp or other (default pcr)", "pcr", "test", "test kind", "test method", kinds=("cases",)),
-    _f("test_result", "cases: positive, negative or void (default positive)", "positive",
-       "result", "outcome", kinds=("cases",)),
-    _f("symptom_onset", "cases: date symptoms started (or asymptomatic = yes)", "18/10/2020",
-       "onset", "onset date", "date of onset", "symptom onset date", "symptoms started", "date symptoms started",
-       kinds=("cases",)),
+    _f(
+        "occupation",
+        "occupation (some occupations mark the person sensitive)",
+        "teacher",
+        "job",
+        "job title",
+        "profession",
+        "employment",
+        "work",
+    ),
+    _f(
+        "role",
+        "sensitive role, if any (undercover-officer, counter-terrorism, protected-witness, victim, other)",
+        "",
+        "sensitive role",
+        "sensitive",
+        "special category",
+        "role category",
+    ),
+    _f(
+        "test_date",
+        "cases: date of the positive test",
+        "20/10/2020",
+        "date of test",
+        "specimen date",
+        "sample date",
+        "date tested",
+        "swab date",
+        "test taken",
+        kinds=("cases",),
+    ),
+    _f(
+        "test_type",
+        "cases: pcr, lfd, lamp or other (default pcr)",
+        "pcr",
+        "test",
+        "test kind",
+        "test method",
+        kinds=("cases",),
+    ),
+    _f(
+        "test_result",
+        "cases: positive, negative or void (default positive)",
+        "positive",
+        "result",
+        "outcome",
+        kinds=("cases",),
+    ),
+    _f(
+        "symptom_onset",
+        "cases: date symptoms started (or asymptomatic = yes)",
+        "18/10/2020",
+        "onset",
+        "onset date",
+        "date of onset",
+        "symptom onset date",
+        "symptoms started",
+        "date symptoms started",
+        kinds=("cases",),
+    ),
     _f("asymptomatic", "cases: yes when there were no symptoms", "no", "no symptoms", kinds=("cases",)),
-    _f("last_exposure", "contacts: date of last contact with the case", "19/10/2020",
-       "last exposure date", "last contact", "last contact date", "date of last contact", "date of contact",
-       "contact date", "exposure date", "date of exposure", kinds=("contacts",)),
-    _f("setting", "contacts: household, workplace, education, healthcare, social, travel or other", "household",
-       "contact setting", "exposure setting", "where", "location type", "place type", kinds=("contacts",)),
-    _f("proximity_m", "contacts: closest distance in metres", "1",
-       "proximity", "distance", "distance m", "distance metres", "distance meters", "proximity metres", kinds=("contacts",)),
-    _f("duration_min", "contacts: minutes within that distance", "30",
-       "duration", "duration mins", "duration minutes", "minutes", "time together", kinds=("contacts",)),
+    _f(
+        "last_exposure",
+        "contacts: date of last contact with the case",
+        "19/10/2020",
+        "last exposure date",
+        "last contact",
+        "last contact date",
+        "date of last contact",
+        "date of contact",
+        "contact date",
+        "exposure date",
+        "date of exposure",
+        kinds=("contacts",),
+    ),
+    _f(
+        "setting",
+        "contacts: household, workplace, education, healthcare, social, travel or other",
+        "household",
+        "contact setting",
+        "exposure setting",
+        "where",
+        "location type",
+        "place type",
+        kinds=("contacts",),
+    ),
+    _f(
+        "proximity_m",
+        "contacts: closest distance in metres",
+        "1",
+        "proximity",
+        "distance",
+        "distance m",
+        "distance metres",
+        "distance meters",
+        "proximity metres",
+        kinds=("contacts",),
+    ),
+    _f(
+        "duration_min",
+        "contacts: minutes within that distance",
+        "30",
+        "duration",
+        "duration mins",
+        "duration minutes",
+        "minutes",
+        "time together",
+        kinds=("contacts",),
+    ),
     _f("face_to_face", "contacts: yes if face to face", "yes", "f2f", "face to face contact", kinds=("contacts",)),
-    _f("direct_contact", "contacts: yes if skin-to-skin contact", "no", "physical contact", "skin to skin",
-       kinds=("contacts",)),
+    _f(
+        "direct_contact",
+        "contacts: yes if skin-to-skin contact",
+        "no",
+        "physical contact",
+        "skin to skin",
+        kinds=("contacts",),
+    ),
     _f("notes", "free text", "", "note", "comments", "comment", "remarks"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
@@ -106,12 +266,37 @@ KIND_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "contacts": {"external_id": ("contact id",)},
 }
 
-_COMMON = ("external_id", "person_external_id", "name", "given_name", "family_name", "date_of_birth",
-           "nhs_number", "phone", "email", "address", "postcode", "occupation", "role", "notes")
+_COMMON = (
+    "external_id",
+    "person_external_id",
+    "name",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "nhs_number",
+    "phone",
+    "email",
+    "address",
+    "postcode",
+    "occupation",
+    "role",
+    "notes",
+)
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "cases": (*_COMMON[:-1], "test_date", "test_type", "test_result", "symptom_onset", "asymptomatic", "notes"),
-    "contacts": ("external_id", "case_external_id", "case_ref", *_COMMON[1:-1], "last_exposure", "setting",
-                 "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"),
+    "contacts": (
+        "external_id",
+        "case_external_id",
+        "case_ref",
+        *_COMMON[1:-1],
+        "last_exposure",
+        "setting",
+        "proximity_m",
+        "duration_min",
+        "face_to_face",
+        "direct_contact",
+        "notes",
+    ),
 }
 #: Fields left out of the template (alternatives to ``name``).
 _NOT_IN_TEMPLATE = {"given_name", "family_name"}
@@ -172,7 +357,8 @@ def plan_columns(
             target_name = IGNORE
         if target_name != IGNORE and target_name not in allowed:
             raise ValidationError(
-                "map", f"maps column {column!r} to an unknown field {target!r}",
+                "map",
+                f"maps column {column!r} to an unknown field {target!r}",
                 expected=f"one of {', '.join(KIND_FIELDS[kind])}, or {IGNORE}",
             )
         normal_overrides[normal_header(column)] = target_name
@@ -197,15 +383,17 @@ def plan_columns(
             other = headers[plan.index[target]]
             raise _header_error(
                 f"columns {other!r} and {text!r} both map to {target}",
-                f"one column per field; choose with --map \"{text}=ignore\" or --map \"{other}=ignore\"",
+                f'one column per field; choose with --map "{text}=ignore" or --map "{other}=ignore"',
             )
         plan.index[target] = i
     if complete:
         unused = [c for c in overrides if normal_header(c) not in used_overrides]
         if unused:
             raise ValidationError(
-                "map", f"names a column the file does not have: {unused[0]!r}",
-                expected="a column name from the file's header row", row=1,
+                "map",
+                f"names a column the file does not have: {unused[0]!r}",
+                expected="a column name from the file's header row",
+                row=1,
             )
         check_required_columns(plan)
     return plan
@@ -251,15 +439,17 @@ def missing_columns(plan: ColumnPlan) -> list[tuple[str, str]]:
 
 
 #: How to tell tracekit a case had no symptoms (docs/import-guide.md, "Symptom onset").
-ASYMPTOMATIC_ADVICE = ('an asymptomatic column saying yes for the cases without symptoms '
-                       '(--map "Your Column=asymptomatic"); a blank onset is never taken to mean no symptoms, '
-                       'because it moves the infectious period')
+ASYMPTOMATIC_ADVICE = (
+    "an asymptomatic column saying yes for the cases without symptoms "
+    '(--map "Your Column=asymptomatic"); a blank onset is never taken to mean no symptoms, '
+    "because it moves the infectious period"
+)
 
 
 def _column_hint(name: str) -> str:
     spec = FIELD_BY_NAME[name]
     shown = ", ".join(repr(a) for a in (name, *spec.aliases[:3]))
-    return f"a column {shown} ({spec.description}), or --map \"Your Column={name}\""
+    return f'a column {shown} ({spec.description}), or --map "Your Column={name}"'
 
 
 def parse_map_options(values: list[str]) -> dict[str, str]:
@@ -275,8 +465,11 @@ def parse_map_options(values: list[str]) -> dict[str, str]:
 
 def read_mapping_file(path: Path) -> dict[str, str]:
     """A TOML mapping file: a ``[columns]`` table of ``"Column Name" = "field"``."""
+
     def unreadable(problem: str) -> ValidationError:
-        return ValidationError("mapping", problem, expected=f"a readable TOML file of at most {format_size(MAX_MAPPING_FILE_BYTES)}")
+        return ValidationError(
+            "mapping", problem, expected=f"a readable TOML file of at most {format_size(MAX_MAPPING_FILE_BYTES)}"
+        )
 
     data = read_regular_file(path, what="mapping file", max_bytes=MAX_MAPPING_FILE_BYTES, error=unreadable)
     try:
@@ -286,18 +479,27 @@ def read_mapping_file(path: Path) -> dict[str, str]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError("mapping", f"is not valid TOML ({exc})", expected='[columns] then lines like "Mobile Tel" = "phone"') from None
+        raise ValidationError(
+            "mapping", f"is not valid TOML ({exc})", expected='[columns] then lines like "Mobile Tel" = "phone"'
+        ) from None
     except RecursionError:  # tomllib recurses once per level of nested arrays and tables
-        raise ValidationError("mapping", f"{path} nests arrays or tables too deeply to be a mapping",
-                              expected='[columns] then lines like "Mobile Tel" = "phone"') from None
+        raise ValidationError(
+            "mapping",
+            f"{path} nests arrays or tables too deeply to be a mapping",
+            expected='[columns] then lines like "Mobile Tel" = "phone"',
+        ) from None
     unknown = set(document) - {"columns"}
     columns = document.get("columns")
     if unknown or not isinstance(columns, dict):
-        raise ValidationError("mapping", "must hold one [columns] table", expected='[columns] then lines like "Mobile Tel" = "phone"')
+        raise ValidationError(
+            "mapping", "must hold one [columns] table", expected='[columns] then lines like "Mobile Tel" = "phone"'
+        )
     mapping = {}
     for column, target in columns.items():
         if not isinstance(target, str):
-            raise ValidationError("mapping", f"maps {column!r} to something that is not text", expected='"Column" = "field"')
+            raise ValidationError(
+                "mapping", f"maps {column!r} to something that is not text", expected='"Column" = "field"'
+            )
         mapping[str(column)] = target
     return mapping
 
@@ -311,7 +513,15 @@ def template_rows(kind: str) -> list[list[str]]:
     names = template_fields(kind)
     example = {name: FIELD_BY_NAME[name].example for name in names}
     if kind == "contacts":
-        example.update({"external_id": "CT-2020-000456", "name": "Bob Example", "date_of_birth": "02/07/1990",
-                        "nhs_number": "999 000 0026", "phone": "07700 900456", "email": "bob.example@example.com",
-                        "occupation": "nurse"})
+        example.update(
+            {
+                "external_id": "CT-2020-000456",
+                "name": "Bob Example",
+                "date_of_birth": "02/07/1990",
+                "nhs_number": "999 000 0026",
+                "phone": "07700 900456",
+                "email": "bob.example@example.com",
+                "occupation": "nurse",
+            }
+        )
     return [names, [example[name] for name in names]]

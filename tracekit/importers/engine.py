@@ -105,11 +105,18 @@ class Problem:
         return cls(error.row, error.column, error.field, error.problem, error.expected)
 
     def text(self) -> str:
-        return ValidationError(self.field, self.problem, expected=self.expected, row=self.line, column=self.column).message
+        return ValidationError(
+            self.field, self.problem, expected=self.expected, row=self.line, column=self.column
+        ).message
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "field": self.field, "problem": self.problem,
-                "expected": self.expected}
+        return {
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+            "problem": self.problem,
+            "expected": self.expected,
+        }
 
 
 @dataclass
@@ -140,8 +147,10 @@ class ProblemGroup:
             shown = ", ".join(str(n) for n in self.lines[:SHOWN_EXAMPLE_LINES])
             more = self.count - min(len(self.lines), SHOWN_EXAMPLE_LINES)
             where = f"lines {shown}" + (f" and {more:,} more" if more else "")
-            lines = [f"{self.count:,} rows: {Problem(None, self.column, self.field, self.problem, self.expected).text()}"
-                     f" - {where}"]
+            lines = [
+                f"{self.count:,} rows: {Problem(None, self.column, self.field, self.problem, self.expected).text()}"
+                f" - {where}"
+            ]
         if self.cause:
             lines.append(f"  likely cause: {self.cause}")
         if self.fix:
@@ -149,8 +158,16 @@ class ProblemGroup:
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "column": self.column, "problem": self.problem, "expected": self.expected,
-                "count": self.count, "lines": self.lines, "cause": self.cause, "fix": self.fix}
+        return {
+            "field": self.field,
+            "column": self.column,
+            "problem": self.problem,
+            "expected": self.expected,
+            "count": self.count,
+            "lines": self.lines,
+            "cause": self.cause,
+            "fix": self.fix,
+        }
 
 
 @dataclass
@@ -247,7 +264,11 @@ class ImportSummary:
         }
         would: dict[str, Any] = {}
         if not done:
-            rows.update(would_import=self.imported, would_mark_sensitive=len(self.marked), would_be_sensitive=self.sensitive_rows)
+            rows.update(
+                would_import=self.imported,
+                would_mark_sensitive=len(self.marked),
+                would_be_sensitive=self.sensitive_rows,
+            )
             would = {"people_would_be_created": self.people_created}
         return {
             "kind": self.kind,
@@ -396,7 +417,9 @@ def _memo(fn: Callable[[Any], Any], limit: int = MEMO_LIMIT) -> Callable[[Any], 
 def _external_id(text: Any, field_name: str) -> str:
     value = " ".join(str(text).split())
     if len(value) > EXTERNAL_ID_MAX_LENGTH:
-        raise ValidationError(field_name, f"is {len(value)} characters long", expected=f"at most {EXTERNAL_ID_MAX_LENGTH}")
+        raise ValidationError(
+            field_name, f"is {len(value)} characters long", expected=f"at most {EXTERNAL_ID_MAX_LENGTH}"
+        )
     if not value.isprintable():
         raise ValidationError(field_name, "contains control characters", expected="plain text")
     return value
@@ -438,8 +461,16 @@ class _Rejects:
     person marked further down the file is scrubbed from earlier rows too.
     """
 
-    def __init__(self, dest: Path, opened: OpenedInput, plan: cols.ColumnPlan | None, stack: contextlib.ExitStack,
-                 scrubber: Callable[[list[Person]], Callable[[str], str]], *, replace: bool = False) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        opened: OpenedInput,
+        plan: cols.ColumnPlan | None,
+        stack: contextlib.ExitStack,
+        scrubber: Callable[[list[Person]], Callable[[str], str]],
+        *,
+        replace: bool = False,
+    ) -> None:
         self.dest = dest
         #: ``dest`` is a rejects file tracekit wrote before (see :func:`rejects_destination`):
         #: it is replaced, also by an empty one when no row is rejected this time.
@@ -500,7 +531,9 @@ class _Rejects:
             if self.opened.format == "jsonl":
                 obj = row.cells if isinstance(row.cells, dict) and not row.sensitive else {}
                 obj = {k: _scrub_json(v, scrub) for k, v in obj.items() if k != cols.REJECTS_COLUMN}
-                self._text.write(json.dumps({**obj, cols.REJECTS_COLUMN: reason}, ensure_ascii=False, default=str) + "\n")
+                self._text.write(
+                    json.dumps({**obj, cols.REJECTS_COLUMN: reason}, ensure_ascii=False, default=str) + "\n"
+                )
                 continue
             cells = list(row.cells) if isinstance(row.cells, list) and not row.sensitive else []
             cells += [None] * (len(self._headers) - len(cells))
@@ -518,9 +551,11 @@ REJECTS_HEAD_BYTES = 64 * 1024
 
 def withheld_reason(line: int, source: str, problems: str) -> str:
     """The rejects file's line for a withheld row: what to do, since its values are not there."""
-    return (f"line {line} {SENSITIVE_REJECT}; fix line {line} of {source} itself and import {source} again "
-            f"(its rows imported before are skipped as unchanged); importing this file skips this line; "
-            f"problems: {problems}")
+    return (
+        f"line {line} {SENSITIVE_REJECT}; fix line {line} of {source} itself and import {source} again "
+        f"(its rows imported before are skipped as unchanged); importing this file skips this line; "
+        f"problems: {problems}"
+    )
 
 
 def rejects_destination(path: Path) -> bool:
@@ -530,7 +565,9 @@ def rejects_destination(path: Path) -> bool:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return False
-    refuse = StoreExists(f"{path} already exists and is not a rejects file tracekit wrote; tracekit never overwrites it")
+    refuse = StoreExists(
+        f"{path} already exists and is not a rejects file tracekit wrote; tracekit never overwrites it"
+    )
     if path.is_symlink():
         raise refuse
     try:
@@ -551,6 +588,8 @@ def rejects_destination(path: Path) -> bool:
     if not written:
         raise refuse
     return True
+
+
 #: Rejected rows held back before writing (see :class:`_Rejects`); beyond this many they
 #: are written as they come, scrubbed against the people marked so far, so memory stays flat.
 REJECTS_HELD_ROWS = 10_000
@@ -560,8 +599,16 @@ def _person_of(row: _Row) -> Person:
     """The details a rejected sensitive row gives (those that passed validation; the name as typed)."""
     v = row.values
     name = v.get("name") or " ".join(str(row.raw.get(f) or "") for f in ("name", "given_name", "family_name"))
-    return Person(id=0, ref="", name=name, date_of_birth=v.get("date_of_birth"), nhs_number=v.get("nhs_number"),
-                  phone=v.get("phone"), email=v.get("email"), postcode=v.get("postcode"))
+    return Person(
+        id=0,
+        ref="",
+        name=name,
+        date_of_birth=v.get("date_of_birth"),
+        nhs_number=v.get("nhs_number"),
+        phone=v.get("phone"),
+        email=v.get("email"),
+        postcode=v.get("postcode"),
+    )
 
 
 def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
@@ -612,7 +659,9 @@ class _Kind:
         #: Each field's validator, as the case book's.
         self.validators: dict[str, Callable[..., Any]] = {}
 
-    def converters(self, dated: Callable[[Callable[..., Any]], Callable[[Any], Any]]) -> dict[str, Callable[[Any], Any]]:
+    def converters(
+        self, dated: Callable[[Callable[..., Any]], Callable[[Any], Any]]
+    ) -> dict[str, Callable[[Any], Any]]:
         """The fields' validators for many rows: dates against today, notes by the fast
         path for free text, the rest memoised (they have few distinct values)."""
         converters = {}
@@ -655,11 +704,21 @@ class _Cases(_Kind):
         onset = values.get("symptom_onset")
         asymptomatic = values.get("asymptomatic", False)
         if not _given(raw.get("symptom_onset")) and not asymptomatic:
-            problem(row, ValidationError(
-                "symptom_onset", "is required", expected="the date symptoms started, or asymptomatic = yes"))
+            problem(
+                row,
+                ValidationError(
+                    "symptom_onset", "is required", expected="the date symptoms started, or asymptomatic = yes"
+                ),
+            )
         if onset is not None and asymptomatic:
-            problem(row, ValidationError(
-                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or asymptomatic = yes"))
+            problem(
+                row,
+                ValidationError(
+                    "symptom_onset",
+                    "was given for an asymptomatic case",
+                    expected="either an onset date or asymptomatic = yes",
+                ),
+            )
         test_date = values.get("test_date")
         if test_date is not None:
             try:
@@ -702,8 +761,14 @@ class _Contacts(_Kind):
             except ValidationError as error:
                 problem(row, error)
         if not _given(case_ref) and not _given(case_ext):
-            problem(row, ValidationError(
-                "case_ref", "is required", expected="the case's reference (C-...) or its external id from a case import"))
+            problem(
+                row,
+                ValidationError(
+                    "case_ref",
+                    "is required",
+                    expected="the case's reference (C-...) or its external id from a case import",
+                ),
+            )
 
     def resolve(self, rows: list[_Row]) -> None:
         """The cases the rows name, by reference or external id (checked: known, the
@@ -725,7 +790,9 @@ class _Contacts(_Kind):
         for ext in exts:
             cases_by_ext[ext] = None
         for chunk in _chunks(refs):
-            for found in conn.execute(f"SELECT {_CASE_FACTS_SQL} FROM cases c WHERE c.ref IN ({_marks(len(chunk))})", chunk):
+            for found in conn.execute(
+                f"SELECT {_CASE_FACTS_SQL} FROM cases c WHERE c.ref IN ({_marks(len(chunk))})", chunk
+            ):
                 facts = _CaseFacts._make(found)
                 cases_by_ref[facts.ref] = facts
         for chunk in _chunks(exts):
@@ -743,20 +810,42 @@ class _Contacts(_Kind):
             by_ref = cases_by_ref.get(row.case_ref) if row.case_ref else None
             by_ext = cases_by_ext.get(row.case_ext) if row.case_ext else None
             if row.case_ref and by_ref is None:
-                problem(row, ValidationError(
-                    "case_ref", "is not the reference of a case in the store", expected="a case reference such as C-7K2M9Q"))
+                problem(
+                    row,
+                    ValidationError(
+                        "case_ref",
+                        "is not the reference of a case in the store",
+                        expected="a case reference such as C-7K2M9Q",
+                    ),
+                )
             if row.case_ext and by_ext is None:
-                problem(row, ValidationError(
-                    "case_external_id", "is not the external id of a case imported before",
-                    expected="the external id of a case from an earlier 'tracekit import cases'"))
+                problem(
+                    row,
+                    ValidationError(
+                        "case_external_id",
+                        "is not the external id of a case imported before",
+                        expected="the external id of a case from an earlier 'tracekit import cases'",
+                    ),
+                )
             if by_ref and by_ext and by_ref.id != by_ext.id:
-                problem(row, ValidationError(
-                    "case_ref", f"names {by_ref.ref} but case_external_id names {by_ext.ref}",
-                    expected="both columns naming the same case"))
+                problem(
+                    row,
+                    ValidationError(
+                        "case_ref",
+                        f"names {by_ref.ref} but case_external_id names {by_ext.ref}",
+                        expected="both columns naming the same case",
+                    ),
+                )
             case = by_ref or by_ext
             if case is not None and case.status == CaseStatus.REFERRED.value:
-                problem(row, ValidationError(
-                    "case_ref", f"{case.ref} has been referred", expected="an open or closed case; add a referred case's contacts through the vetted team"))
+                problem(
+                    row,
+                    ValidationError(
+                        "case_ref",
+                        f"{case.ref} has been referred",
+                        expected="an open or closed case; add a referred case's contacts through the vetted team",
+                    ),
+                )
             row.case = case
 
     def values(self, row: _Row) -> dict[str, Any]:
@@ -780,8 +869,14 @@ KINDS: dict[str, type[_Kind]] = {kind.name: kind for kind in (_Cases, _Contacts)
 
 
 class _Importer:
-    def __init__(self, store: Store, kind: str, opened: OpenedInput, options: ImportOptions,
-                 progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        kind: str,
+        opened: OpenedInput,
+        options: ImportOptions,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
         self.store = store
         self.kind = KINDS[kind](self)
         self.opened = opened
@@ -791,8 +886,9 @@ class _Importer:
         self.today = self.casebook.today
         # The pinned rule set cannot change inside the import's transaction: read once.
         self.rules = RuleValues(self.casebook.pinned_ruleset)
-        self.summary = ImportSummary(kind, opened.name, opened.format, dry_run=options.dry_run,
-                                     skip_invalid=options.skip_invalid)
+        self.summary = ImportSummary(
+            kind, opened.name, opened.format, dry_run=options.dry_run, skip_invalid=options.skip_invalid
+        )
         self.plan: cols.ColumnPlan | None = None
         self._json_fields: dict[str, str | None] = {}
         self.conn: Any = None
@@ -813,12 +909,14 @@ class _Importer:
         # Every person detail of the spec is validated as the case book validates it;
         # some faster (memoised, or the fast path for free text).
         converters = {name: P[name] for name in PERSON_DETAILS_BESIDES_NAME}
-        converters.update({
-            "date_of_birth": dated(P["date_of_birth"]),
-            "address": printable_text(P["address"], ADDRESS_MAX_LENGTH, collapse=True),
-            "postcode": _memo(P["postcode"]),
-            "occupation": _memo(P["occupation"]),
-        })
+        converters.update(
+            {
+                "date_of_birth": dated(P["date_of_birth"]),
+                "address": printable_text(P["address"], ADDRESS_MAX_LENGTH, collapse=True),
+                "postcode": _memo(P["postcode"]),
+                "occupation": _memo(P["occupation"]),
+            }
+        )
         converters.update(self.kind.converters(dated))
         return converters
 
@@ -880,22 +978,35 @@ class _Importer:
                 if name is None:
                     continue
                 if name in seen:
-                    row.problems.append(ValidationError(
-                        name, f"is given twice (keys {seen[name]!r} and {key!r})", expected="one key per field",
-                        row=row.line))
+                    row.problems.append(
+                        ValidationError(
+                            name,
+                            f"is given twice (keys {seen[name]!r} and {key!r})",
+                            expected="one key per field",
+                            row=row.line,
+                        )
+                    )
                     continue
                 seen[name] = key
                 text = cell_text(value)
                 if text is NOT_A_VALUE:
-                    row.problems.append(ValidationError(name, "is not a single value", expected="text or a number",
-                                                        row=row.line, column=key))
+                    row.problems.append(
+                        ValidationError(
+                            name, "is not a single value", expected="text or a number", row=row.line, column=key
+                        )
+                    )
                     continue
                 row.raw[name] = text
             return
         if len(cells) > self._width and any(c not in (None, "") for c in cells[self._width :]):
-            row.problems.append(ValidationError(
-                "row", f"has {len(cells)} cells but the header has {self._width}",
-                expected="one cell per column (check the quoting)", row=row.line))
+            row.problems.append(
+                ValidationError(
+                    "row",
+                    f"has {len(cells)} cells but the header has {self._width}",
+                    expected="one cell per column (check the quoting)",
+                    row=row.line,
+                )
+            )
         raw = row.raw
         n = len(cells)
         for name, i in self._index_items:
@@ -987,9 +1098,15 @@ class _Importer:
         for row in batch:
             ext = row.raw.get("external_id")
             if not _given(ext):
-                row.problems.append(ValidationError(
-                    "external_id", "is required", expected="the record's id in the source system",
-                    row=row.line, column=self._column("external_id")))
+                row.problems.append(
+                    ValidationError(
+                        "external_id",
+                        "is required",
+                        expected="the record's id in the source system",
+                        row=row.line,
+                        column=self._column("external_id"),
+                    )
+                )
                 continue
             try:
                 row.ext = _external_id(ext, "external_id")
@@ -997,9 +1114,14 @@ class _Importer:
                 self._problem(row, error)
                 continue
             if row.ext in wanted:
-                self._problem(row, ValidationError(
-                    "external_id", f"repeats the external id of line {wanted[row.ext].line}",
-                    expected="a different id on every row"))
+                self._problem(
+                    row,
+                    ValidationError(
+                        "external_id",
+                        f"repeats the external id of line {wanted[row.ext].line}",
+                        expected="a different id on every row",
+                    ),
+                )
                 continue
             wanted[row.ext] = row
         known: dict[str, int | None] = {}
@@ -1013,9 +1135,14 @@ class _Importer:
         for row in batch:
             if row.ext is not None and row.ext in known and wanted.get(row.ext) is row:
                 if known[row.ext] == self.import_id:
-                    self._problem(row, ValidationError(
-                        "external_id", "repeats the external id of an earlier row of this file",
-                        expected="a different id on every row"))
+                    self._problem(
+                        row,
+                        ValidationError(
+                            "external_id",
+                            "repeats the external id of an earlier row of this file",
+                            expected="a different id on every row",
+                        ),
+                    )
                 else:
                     self.summary.unchanged += 1
                     continue
@@ -1050,8 +1177,9 @@ class _Importer:
             ):
                 if (key, dob) in keys:
                     by_key.setdefault((key, dob), []).append((pid, nhs))
-        candidates = set(by_ext.values()) | {p for s in by_nhs.values() for p in s} | {
-            p for v in by_key.values() for p, _ in v}
+        candidates = (
+            set(by_ext.values()) | {p for s in by_nhs.values() for p in s} | {p for v in by_key.values() for p, _ in v}
+        )
         self._marked_now: dict[int, str] = {}
         for chunk in _chunks(candidates):
             for pid, role in conn.execute(
@@ -1062,9 +1190,11 @@ class _Importer:
         pairs: set[tuple[int, int]] = set()
         if candidates and any(r.case is not None for r in lookup):
             for chunk in _chunks(candidates):
-                pairs.update(conn.execute(
-                    f"SELECT case_id, person_id FROM exposures WHERE person_id IN ({_marks(len(chunk))})", chunk
-                ).fetchall())
+                pairs.update(
+                    conn.execute(
+                        f"SELECT case_id, person_id FROM exposures WHERE person_id IN ({_marks(len(chunk))})", chunk
+                    ).fetchall()
+                )
         # Rows in file order: a valid row may create a person later rows link to.
         pending_ext: dict[str, int] = {}
         pending_nhs: dict[str, int] = {}
@@ -1087,10 +1217,15 @@ class _Importer:
                         if nhs is None or their_nhs is None or their_nhs == nhs:
                             found.add(pid)
             if len(found) > 1:
-                self._problem(row, ValidationError(
-                    "person", f"matches {len(found)} people already in the store (same NHS number, or name and date of birth)",
-                    expected="details that match at most one person: merge the duplicates first "
-                    "(tracekit person merge), or give a person_external_id"))
+                self._problem(
+                    row,
+                    ValidationError(
+                        "person",
+                        f"matches {len(found)} people already in the store (same NHS number, or name and date of birth)",
+                        expected="details that match at most one person: merge the duplicates first "
+                        "(tracekit person merge), or give a person_external_id",
+                    ),
+                )
                 continue
             if found:
                 pid = next(iter(found))
@@ -1102,13 +1237,24 @@ class _Importer:
                 continue  # resolved only to decide what the rejects file may show
             if row.case is not None:
                 if found and pid == row.case.person_id:
-                    self._problem(row, ValidationError(
-                        "person", f"is the person of case {row.case.ref}", expected="a contact who is not the case themself"))
+                    self._problem(
+                        row,
+                        ValidationError(
+                            "person",
+                            f"is the person of case {row.case.ref}",
+                            expected="a contact who is not the case themself",
+                        ),
+                    )
                     continue
                 if found and (row.case.id, pid) in pairs:
-                    self._problem(row, ValidationError(
-                        "person", f"is already a contact of {row.case.ref}",
-                        expected="each person once per case (change an existing contact with 'tracekit contact update')"))
+                    self._problem(
+                        row,
+                        ValidationError(
+                            "person",
+                            f"is already a contact of {row.case.ref}",
+                            expected="each person once per case (change an existing contact with 'tracekit contact update')",
+                        ),
+                    )
                     continue
             if found:
                 row.person_id, row.person_new = pid, False
@@ -1134,9 +1280,14 @@ class _Importer:
             return
         if association.is_referred_person(hits):
             row.sensitive = True
-            self._problem(row, ValidationError(
-                "person", "matches a person referred to the vetted team",
-                expected="no such row here: send it to the vetted team instead"))
+            self._problem(
+                row,
+                ValidationError(
+                    "person",
+                    "matches a person referred to the vetted team",
+                    expected="no such row here: send it to the vetted team instead",
+                ),
+            )
             return
         for kind in hits.keys() - {"name"}:
             for name in association.KIND_FIELDS.get(kind, ()):
@@ -1153,10 +1304,17 @@ class _Importer:
             drawn = {refs[i] for i in todo}
             taken: set[str] = set()
             for chunk in _chunks(drawn):
-                taken.update(r for (r,) in self.conn.execute(f"SELECT ref FROM {table} WHERE ref IN ({_marks(len(chunk))})", chunk))
+                taken.update(
+                    r
+                    for (r,) in self.conn.execute(f"SELECT ref FROM {table} WHERE ref IN ({_marks(len(chunk))})", chunk)
+                )
                 if kind is RefKind.PERSON:
-                    taken.update(r for (r,) in self.conn.execute(
-                        f"SELECT ref FROM person_aliases WHERE ref IN ({_marks(len(chunk))})", chunk))
+                    taken.update(
+                        r
+                        for (r,) in self.conn.execute(
+                            f"SELECT ref FROM person_aliases WHERE ref IN ({_marks(len(chunk))})", chunk
+                        )
+                    )
             seen: set[str] = set()
             again = []
             for i in range(count):
@@ -1193,11 +1351,20 @@ class _Importer:
             else:
                 terms = search_terms_for(row.name_key, v.get("phone"), v.get("nhs_number"), v.get("postcode"))  # type: ignore[arg-type]
                 fts.append((row.person_id, terms))
-            people.append(PEOPLE.row({
-                **v, "id": row.person_id, "ref": ref, "name_key": row.name_key,
-                "date_of_birth": dob.isoformat() if dob else None, "search_terms": terms, "created_at": now,
-                "updated_at": now,
-            }))
+            people.append(
+                PEOPLE.row(
+                    {
+                        **v,
+                        "id": row.person_id,
+                        "ref": ref,
+                        "name_key": row.name_key,
+                        "date_of_birth": dob.isoformat() if dob else None,
+                        "search_terms": terms,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            )
         marked_existing: list[int] = []
         for row in valid:
             if not row.person_new and row.role and row.person_id not in self._marked_now:
@@ -1213,7 +1380,9 @@ class _Importer:
         for pid in marked_existing:
             set_index_entry(conn, pid, None)  # as SensitiveRoles.mark: out of the search index
         record_refs = self._write_records(valid, now)
-        externals = [(self.kind.external, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()]
+        externals = [
+            (self.kind.external, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()
+        ]
         person_exts: dict[str, int] = {}
         for row in valid:
             if row.person_ext:
@@ -1221,10 +1390,17 @@ class _Importer:
         if person_exts:
             known: set[str] = set()
             for chunk in _chunks(person_exts):
-                known.update(e for (e,) in conn.execute(
-                    f"SELECT external_id FROM external_ids WHERE kind = 'person' AND external_id IN ({_marks(len(chunk))})", chunk))
+                known.update(
+                    e
+                    for (e,) in conn.execute(
+                        f"SELECT external_id FROM external_ids WHERE kind = 'person' AND external_id IN ({_marks(len(chunk))})",
+                        chunk,
+                    )
+                )
             externals += [("person", ext, pid, self.import_id) for ext, pid in person_exts.items() if ext not in known]
-        conn.executemany("INSERT INTO external_ids(kind, external_id, record_id, import_id) VALUES(?, ?, ?, ?)", externals)
+        conn.executemany(
+            "INSERT INTO external_ids(kind, external_id, record_id, import_id) VALUES(?, ?, ?, ?)", externals
+        )
         # Counts, and the marks' audit entries (references only).
         summary = self.summary
         summary.imported += len(valid)
@@ -1234,12 +1410,16 @@ class _Importer:
         if newly_marked:
             missing = [pid for _, pid in newly_marked if pid not in ref_of]
             for chunk in _chunks(missing):
-                ref_of.update(conn.execute(f"SELECT id, ref FROM people WHERE id IN ({_marks(len(chunk))})", chunk).fetchall())
+                ref_of.update(
+                    conn.execute(f"SELECT id, ref FROM people WHERE id IN ({_marks(len(chunk))})", chunk).fetchall()
+                )
             counts: dict[str, int] = {}
             already_there = set(marked_existing)
             for row, pid in newly_marked:
                 entry: dict[str, Any] = {
-                    "person": ref_of[pid], "record": self._record_refs.get(row.line, ""), "role": row.role or "",
+                    "person": ref_of[pid],
+                    "record": self._record_refs.get(row.line, ""),
+                    "role": row.role or "",
                 }
                 label = f"{row.role}: {row.role_reason}"
                 counts[label] = counts.get(label, 0) + 1
@@ -1249,13 +1429,21 @@ class _Importer:
                 if earlier:
                     entry["recall"] = create_recall(conn, ref_of[pid], row.role or "", earlier, now)
                     entry["handed_over_in_clear"] = [h.bundle_id for h in earlier]
-                    audit.append(conn, "recall.create", [ref_of[pid]], f"recall {entry['recall']}: in clear in "
-                                 f"bundle(s) {', '.join(entry['handed_over_in_clear'])}")
+                    audit.append(
+                        conn,
+                        "recall.create",
+                        [ref_of[pid]],
+                        f"recall {entry['recall']}: in clear in bundle(s) {', '.join(entry['handed_over_in_clear'])}",
+                    )
                 summary.marked.append(entry)
             # One entry for the batch's marks, with their references only (as role.mark
             # entries of 'tracekit role mark' have the person's reference and the reason).
-            audit.append(conn, "role.mark", [ref_of[pid] for _, pid in newly_marked],
-                         "; ".join(f"{label} ({n})" for label, n in sorted(counts.items())))
+            audit.append(
+                conn,
+                "role.mark",
+                [ref_of[pid] for _, pid in newly_marked],
+                "; ".join(f"{label} ({n})" for label, n in sorted(counts.items())),
+            )
 
     def _write_records(self, valid: list[_Row], now: str) -> dict[int, tuple[_Row, int]]:
         """Insert the cases or exposures; return line -> (row, record id) (refs: ``_record_refs``)."""
@@ -1267,10 +1455,18 @@ class _Importer:
         for row, ref in zip(valid, refs):
             record_id = self._next_record_id
             self._next_record_id += 1
-            rows.append(table.row({
-                **self.kind.values(row), "id": record_id, "ref": ref, "person_id": row.person_id,
-                "created_at": now, "updated_at": now,
-            }))
+            rows.append(
+                table.row(
+                    {
+                        **self.kind.values(row),
+                        "id": record_id,
+                        "ref": ref,
+                        "person_id": row.person_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            )
             out[row.line] = (row, record_id)
             self._record_refs[row.line] = ref
         self.conn.executemany(table.insert_sql, rows)
@@ -1294,15 +1490,20 @@ class _Importer:
         unmapped = summary.ignored_columns
         candidates = ""
         if unmapped:
-            candidates = "; columns not mapped to any field: " + ", ".join(
-                repr(c) for c in unmapped[: cols.MAX_IGNORED_SHOWN]) + (" ..." if len(unmapped) > cols.MAX_IGNORED_SHOWN else "")
+            candidates = (
+                "; columns not mapped to any field: "
+                + ", ".join(repr(c) for c in unmapped[: cols.MAX_IGNORED_SHOWN])
+                + (" ..." if len(unmapped) > cols.MAX_IGNORED_SHOWN else "")
+            )
         for group in summary.problem_groups.values():
             if group.field == "symptom_onset" and group.problem == "is required":
                 if "asymptomatic" not in mapped:
                     group.cause = "the file has no asymptomatic column, and a blank symptom onset is not taken to mean no symptoms"
                     group.fix = "give the onset dates, or add " + cols.ASYMPTOMATIC_ADVICE
                 else:
-                    group.cause = f"these rows have no onset date, and {self._column('asymptomatic')!r} does not say yes"
+                    group.cause = (
+                        f"these rows have no onset date, and {self._column('asymptomatic')!r} does not say yes"
+                    )
                     group.fix = "give the date symptoms started, or yes in the asymptomatic column"
                 continue
             if checked < 2 or group.count < checked or group.column is None or group.field not in cols.FIELD_BY_NAME:
@@ -1311,10 +1512,14 @@ class _Importer:
                 group.cause = f"column {group.column!r} is empty in every row"
                 group.fix = f'map the column that holds {group.field}: --map "Your Column={group.field}"{candidates}'
             else:
-                group.cause = (f"every row fails this check: column {group.column!r} is probably not "
-                               f"{group.field}, or all of it is in another form")
-                group.fix = (f'map the right column with --map "Your Column={group.field}", '
-                             f"or convert the column to {group.expected or 'the expected form'}")
+                group.cause = (
+                    f"every row fails this check: column {group.column!r} is probably not "
+                    f"{group.field}, or all of it is in another form"
+                )
+                group.fix = (
+                    f'map the right column with --map "Your Column={group.field}", '
+                    f"or convert the column to {group.expected or 'the expected form'}"
+                )
 
     def _rejects_scrubber(self, sensitive_people: list[Person]) -> Callable[[str], str]:
         """What every cell of a rejected row goes through: the Casebook's free-text scrubber
@@ -1340,8 +1545,14 @@ class _Importer:
             self.conn = conn
             self._begin()
             if self.options.rejects is not None and not self.options.dry_run:
-                self.rejects = _Rejects(Path(self.options.rejects), self.opened, None, stack, self._rejects_scrubber,
-                                        replace=self.replace_rejects)
+                self.rejects = _Rejects(
+                    Path(self.options.rejects),
+                    self.opened,
+                    None,
+                    stack,
+                    self._rejects_scrubber,
+                    replace=self.replace_rejects,
+                )
             header_done = self.opened.format == "jsonl"
             for line, cells in rows_iter:
                 if not header_done:
@@ -1399,7 +1610,8 @@ class _Importer:
         conn = self.conn
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
         self._next_record_id = int(
-            conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0])
+            conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0]
+        )
         self._tombstones = association.Tombstones(conn)
         cursor = conn.execute(
             "INSERT INTO imports(kind, file_name, input_sha256, started_at) VALUES(?, ?, '', ?)",
@@ -1487,5 +1699,3 @@ def import_file(
                 return summary
     finally:
         opened.close()
-
-

@@ -127,7 +127,9 @@ def detect_format(head: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise _file_error("is an old Excel .xls workbook", "an .xlsx workbook or a CSV file (save it again as one of those)")
+        raise _file_error(
+            "is an old Excel .xls workbook", "an .xlsx workbook or a CSV file (save it again as one of those)"
+        )
     text = head.removeprefix(_BOM).lstrip()
     if not text:
         raise _file_error("is empty", "a header row and at least one row of data")
@@ -247,8 +249,9 @@ def bounded_lines(buffered: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     while line := buffered.readline(MAX_RECORD_BYTES + 1):
         number += 1
         if len(line) > MAX_RECORD_BYTES:
-            raise _file_error(f"has a line longer than the limit of {format_size(MAX_RECORD_BYTES)}",
-                              "one record per line", number)
+            raise _file_error(
+                f"has a line longer than the limit of {format_size(MAX_RECORD_BYTES)}", "one record per line", number
+            )
         yield number, line.removeprefix(_BOM) if number == 1 else line
 
 
@@ -289,18 +292,44 @@ def jsonl_rows(reader: HashingReader) -> Iterator[tuple[int, dict[str, Any] | Ro
             yield number, RowError(_file_error("is not UTF-8 text", "UTF-8 JSON", number))
             continue
         except _RepeatedKey as repeated:
-            yield number, RowError(ValidationError("row", f"has the key {repeated.key!r} more than once",
-                                                   expected="each key once per object", row=number))
+            yield (
+                number,
+                RowError(
+                    ValidationError(
+                        "row",
+                        f"has the key {repeated.key!r} more than once",
+                        expected="each key once per object",
+                        row=number,
+                    )
+                ),
+            )
             continue
         except RecursionError:
-            yield number, RowError(ValidationError("row", "nests objects or arrays too deeply",
-                                                   expected='one flat object like {"name": ...}', row=number))
+            yield (
+                number,
+                RowError(
+                    ValidationError(
+                        "row",
+                        "nests objects or arrays too deeply",
+                        expected='one flat object like {"name": ...}',
+                        row=number,
+                    )
+                ),
+            )
             continue
         except ValueError:
-            yield number, RowError(ValidationError("row", "is not valid JSON", expected="one JSON object per line", row=number))
+            yield (
+                number,
+                RowError(ValidationError("row", "is not valid JSON", expected="one JSON object per line", row=number)),
+            )
             continue
         if not isinstance(value, dict):
-            yield number, RowError(ValidationError("row", "is not a JSON object", expected='an object like {"name": ...}', row=number))
+            yield (
+                number,
+                RowError(
+                    ValidationError("row", "is not a JSON object", expected='an object like {"name": ...}', row=number)
+                ),
+            )
             continue
         yield number, value
 
@@ -403,14 +432,19 @@ def _sheet_rows(workbook: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
         )
         for number, cells in parser.parse():
             if number > MAX_SHEET_ROWS:
-                raise _file_error(f"has a row numbered {number:,}, beyond the limit of {MAX_SHEET_ROWS:,} rows",
-                                  "an .xlsx workbook within Excel's limits")
+                raise _file_error(
+                    f"has a row numbered {number:,}, beyond the limit of {MAX_SHEET_ROWS:,} rows",
+                    "an .xlsx workbook within Excel's limits",
+                )
             if not cells:
                 continue
             width = max(cell["column"] for cell in cells)
             if width > MAX_SHEET_COLUMNS:
-                raise _file_error(f"has a cell in column {width:,}, beyond the limit of {MAX_SHEET_COLUMNS:,} columns",
-                                  "an .xlsx workbook within Excel's limits", number)
+                raise _file_error(
+                    f"has a cell in column {width:,}, beyond the limit of {MAX_SHEET_COLUMNS:,} columns",
+                    "an .xlsx workbook within Excel's limits",
+                    number,
+                )
             values: list[Any] = [None] * width
             for cell in cells:
                 values[cell["column"] - 1] = cell["value"]

@@ -22,13 +22,31 @@ OCCUPATION_REASON = "import triage: occupation"
 
 #: Synonyms of each sensitive role, in the normal form of :func:`normal_header`.
 ROLE_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "undercover-officer": ("undercover", "undercover officer", "undercover police officer", "undercover police",
-                           "covert officer", "uc officer"),
-    "counter-terrorism": ("counter terrorism", "counter terrorism officer", "counterterrorism",
-                          "counterterrorism officer", "ct officer"),
+    "undercover-officer": (
+        "undercover",
+        "undercover officer",
+        "undercover police officer",
+        "undercover police",
+        "covert officer",
+        "uc officer",
+    ),
+    "counter-terrorism": (
+        "counter terrorism",
+        "counter terrorism officer",
+        "counterterrorism",
+        "counterterrorism officer",
+        "ct officer",
+    ),
     "protected-witness": ("witness", "protected witness", "witness protection", "protected person"),
-    "victim": ("victim", "victim of crime", "refuge", "in a refuge", "living in a refuge", "refuge resident",
-               "domestic abuse victim"),
+    "victim": (
+        "victim",
+        "victim of crime",
+        "refuge",
+        "in a refuge",
+        "living in a refuge",
+        "refuge resident",
+        "domestic abuse victim",
+    ),
     "other": ("other", "other sensitive role", "sensitive", "yes", "y", "true"),
 }
 #: Role cells that mean "not in a sensitive role".

@@ -57,7 +57,7 @@ def _tombstone_key(conn: Any) -> bytes:
 
 
 def digest(key: bytes, kind: str, value: str) -> bytes:
-    return hmac.new(key, f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256).digest()
+    return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
 
 
 def write_tombstones(conn: Any, keys: Iterable[tuple[str, str]], referral_id: int) -> None:

@@ -14,7 +14,7 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tracekit.domain import identifiers as ids
@@ -70,7 +70,7 @@ _REF_ATTEMPTS = 20
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _date(value: str | None) -> date | None:
@@ -92,18 +92,22 @@ def _batches_by_id(conn: Any, sql: str, batch: int | None = None) -> Iterator[li
 
 
 def _recompute_rows(
-    conn: Any, table: Table, inputs: tuple[str, ...],
-    compute: Callable[..., dict[str, Any]], advance: Callable[[int], None], updated_at: str,
+    conn: Any,
+    table: Table,
+    inputs: tuple[str, ...],
+    compute: Callable[..., dict[str, Any]],
+    advance: Callable[[int], None],
+    updated_at: str,
 ) -> tuple[int, int]:
     """Bring ``table``'s derived columns in line with ``compute``: rows are read by id in
     batches; ``compute(*inputs)`` gives the derived values by name,
     worked out once per distinct inputs (up to :data:`RECOMPUTE_MEMO` of them kept at a
     time), and set on the rows where they differ, with their ``updated_at``.
     Returns (rows read, rows changed)."""
-    select_sql = (
-        f"SELECT id, {', '.join((*inputs, *table.derived))} FROM {table.name} WHERE id > ? ORDER BY id LIMIT ?"
+    select_sql = f"SELECT id, {', '.join((*inputs, *table.derived))} FROM {table.name} WHERE id > ? ORDER BY id LIMIT ?"
+    update_sql = (
+        f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in table.derived)}, updated_at = ? WHERE id = ?"
     )
-    update_sql = f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in table.derived)}, updated_at = ? WHERE id = ?"
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     read = changed_count = 0
     width = len(inputs)
@@ -136,12 +140,14 @@ ASSOCIATED_SQL = (
 
 #: A person as every view of them loads them: the stored columns shown, and the facts
 #: that decide their protection (role, referral, association).
-PERSON_VIEW = View([
-    *PEOPLE.select("p", ("id", "ref", *PEOPLE.details, "created_at", "updated_at")),
-    ("role", "(SELECT role FROM person_roles WHERE person_id = p.id)"),
-    ("referral_ref", "(SELECT ref FROM referrals WHERE id = p.referral_id)"),
-    ("associated", ASSOCIATED_SQL),
-])
+PERSON_VIEW = View(
+    [
+        *PEOPLE.select("p", ("id", "ref", *PEOPLE.details, "created_at", "updated_at")),
+        ("role", "(SELECT role FROM person_roles WHERE person_id = p.id)"),
+        ("referral_ref", "(SELECT ref FROM referrals WHERE id = p.referral_id)"),
+        ("associated", ASSOCIATED_SQL),
+    ]
+)
 
 NO_REVEAL: frozenset[int] = frozenset()
 
@@ -170,14 +176,14 @@ def person_protection(role: str | None, referral_ref: str | None, associated: bo
     return None
 
 
-
 def marked_people(conn: Any) -> list[Person]:
     """Everyone marked and not referred, with all their details (never masked): for the
     scrubber, association and the leak guard, not for showing. A person who carried other
     details before a merge or an update is listed once more per former detail (the same
     reference, that one value), so protection covers what they used to carry too."""
     rows = _fetch(
-        conn, PERSON_VIEW,
+        conn,
+        PERSON_VIEW,
         # CROSS JOIN: loop over the few marked people, not over everyone.
         "FROM person_roles r CROSS JOIN people p ON p.id = r.person_id WHERE p.referral_id IS NULL",
     )
@@ -244,6 +250,7 @@ def remember_former_details(conn: Any, person_id: int, before: Person, after: Pe
                 (person_id, name, old.isoformat() if isinstance(old, date) else str(old)),
             )
 
+
 def _fetch(conn: Any, view: View, rest: str, params: Any = ()) -> list[dict[str, Any]]:
     """``SELECT`` the ``view`` with ``rest`` (FROM, WHERE...), each row read by name."""
     return [view.named(row) for row in conn.execute(f"SELECT {view.sql} {rest}", params).fetchall()]
@@ -261,57 +268,115 @@ def _person(r: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Person:
     protection = person_protection(role, referral_ref, bool(r["associated"]))
     if referral_ref is not None or (protection is not None and r["id"] not in reveal):
         return Person(
-            id=r["id"], ref=r["ref"], name="", created_at=r["created_at"], updated_at=r["updated_at"],
-            role=role, referral_ref=referral_ref, masked=True, protection=protection,
+            id=r["id"],
+            ref=r["ref"],
+            name="",
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            role=role,
+            referral_ref=referral_ref,
+            masked=True,
+            protection=protection,
         )
     return Person(
-        id=r["id"], ref=r["ref"], name=r["name"], date_of_birth=_date(r["date_of_birth"]),
-        nhs_number=r["nhs_number"], phone=r["phone"], email=r["email"], address=r["address"],
-        postcode=r["postcode"], occupation=r["occupation"], created_at=r["created_at"],
-        updated_at=r["updated_at"], role=role, referral_ref=referral_ref, protection=protection,
+        id=r["id"],
+        ref=r["ref"],
+        name=r["name"],
+        date_of_birth=_date(r["date_of_birth"]),
+        nhs_number=r["nhs_number"],
+        phone=r["phone"],
+        email=r["email"],
+        address=r["address"],
+        postcode=r["postcode"],
+        occupation=r["occupation"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        role=role,
+        referral_ref=referral_ref,
+        protection=protection,
     )
 
 
 #: A case with its person (``row["person"]``).
-CASE_VIEW = View([
-    *CASES.select("c", (
-        "id", "ref", *CASES.details, "status", "ruleset_id", "infectious_start", "infectious_end",
-        "created_at", "updated_at", "closed_at",
-    )),
-    ("source_exposure_ref", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
-    ("isolation_end", CASE_ISOLATION_END_SQL),
-    ("contact_count", "(SELECT count(*) FROM exposures WHERE case_id = c.id)"),
-], nested=("person", PERSON_VIEW))
+CASE_VIEW = View(
+    [
+        *CASES.select(
+            "c",
+            (
+                "id",
+                "ref",
+                *CASES.details,
+                "status",
+                "ruleset_id",
+                "infectious_start",
+                "infectious_end",
+                "created_at",
+                "updated_at",
+                "closed_at",
+            ),
+        ),
+        ("source_exposure_ref", "(SELECT ref FROM exposures WHERE id = c.source_exposure_id)"),
+        ("isolation_end", CASE_ISOLATION_END_SQL),
+        ("contact_count", "(SELECT count(*) FROM exposures WHERE case_id = c.id)"),
+    ],
+    nested=("person", PERSON_VIEW),
+)
 
 
 def _case(row: dict[str, Any], reveal: frozenset[int] = NO_REVEAL) -> Case:
     return Case(
-        id=row["id"], ref=row["ref"], test_date=date.fromisoformat(row["test_date"]),
-        test_type=TestType(row["test_type"]), test_result=TestResult(row["test_result"]),
-        symptom_onset=_date(row["symptom_onset"]), status=CaseStatus(row["status"]), notes=row["notes"],
-        source_exposure_ref=row["source_exposure_ref"], ruleset_id=row["ruleset_id"],
+        id=row["id"],
+        ref=row["ref"],
+        test_date=date.fromisoformat(row["test_date"]),
+        test_type=TestType(row["test_type"]),
+        test_result=TestResult(row["test_result"]),
+        symptom_onset=_date(row["symptom_onset"]),
+        status=CaseStatus(row["status"]),
+        notes=row["notes"],
+        source_exposure_ref=row["source_exposure_ref"],
+        ruleset_id=row["ruleset_id"],
         infectious_start=date.fromisoformat(row["infectious_start"]),
-        infectious_end=date.fromisoformat(row["infectious_end"]), isolation_end=_date(row["isolation_end"]),
-        created_at=row["created_at"], updated_at=row["updated_at"], closed_at=row["closed_at"],
-        contact_count=row["contact_count"], person=_person(row["person"], reveal),
+        infectious_end=date.fromisoformat(row["infectious_end"]),
+        isolation_end=_date(row["isolation_end"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+        contact_count=row["contact_count"],
+        person=_person(row["person"], reveal),
     )
 
 
 #: An exposure with its contact (``row["person"]``), and what decides
 #: whether it is withheld: the marked person whose case it is, if any, and its release.
-EXPOSURE_VIEW = View([
-    *EXPOSURES.select("e", (
-        "id", "ref", *EXPOSURES.details, "trace_status", "ruleset_id", "close_contact", "clause",
-        "created_at", "updated_at",
-    )),
-    ("case_ref", "(SELECT ref FROM cases WHERE id = e.case_id)"),
-    ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
-    ("marked_case_person", (
-        "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id "
-        "WHERE c2.id = e.case_id), (SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id))"
-    )),
-    ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
-], nested=("person", PERSON_VIEW))
+EXPOSURE_VIEW = View(
+    [
+        *EXPOSURES.select(
+            "e",
+            (
+                "id",
+                "ref",
+                *EXPOSURES.details,
+                "trace_status",
+                "ruleset_id",
+                "close_contact",
+                "clause",
+                "created_at",
+                "updated_at",
+            ),
+        ),
+        ("case_ref", "(SELECT ref FROM cases WHERE id = e.case_id)"),
+        ("isolation_end", EXPOSURE_ISOLATION_END_SQL),
+        (
+            "marked_case_person",
+            (
+                "COALESCE((SELECT c2.person_id FROM cases c2 JOIN person_roles r ON r.person_id = c2.person_id "
+                "WHERE c2.id = e.case_id), (SELECT r.person_id FROM person_roles r WHERE r.person_id = e.person_id))"
+            ),
+        ),
+        ("released", "EXISTS (SELECT 1 FROM released_exposures WHERE exposure_id = e.id)"),
+    ],
+    nested=("person", PERSON_VIEW),
+)
 
 
 def _exposure(
@@ -321,28 +386,54 @@ def _exposure(
     exposure was released, or revealed itself, or that marked person revealed."""
     marked_case_person, released = row["marked_case_person"], bool(row["released"])
     withheld = (
-        marked_case_person is not None and not released and marked_case_person not in reveal
+        marked_case_person is not None
+        and not released
+        and marked_case_person not in reveal
         and row["id"] not in reveal_exposures
     )
     common = {
-        "id": row["id"], "ref": row["ref"], "case_ref": row["case_ref"],
-        "last_exposure": date.fromisoformat(row["last_exposure"]), "trace_status": TraceStatus(row["trace_status"]),
-        "ruleset_id": row["ruleset_id"], "close_contact": bool(row["close_contact"]), "clause": row["clause"],
-        "isolation_end": _date(row["isolation_end"]), "created_at": row["created_at"],
+        "id": row["id"],
+        "ref": row["ref"],
+        "case_ref": row["case_ref"],
+        "last_exposure": date.fromisoformat(row["last_exposure"]),
+        "trace_status": TraceStatus(row["trace_status"]),
+        "ruleset_id": row["ruleset_id"],
+        "close_contact": bool(row["close_contact"]),
+        "clause": row["clause"],
+        "isolation_end": _date(row["isolation_end"]),
+        "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
     if withheld:
         contact = _person(row["person"], NO_REVEAL)
-        contact = Person(id=contact.id, ref=contact.ref, name="", role=contact.role,
-                         referral_ref=contact.referral_ref, masked=True,
-                         protection=contact.protection or WITHHELD_ASSOCIATION)
+        contact = Person(
+            id=contact.id,
+            ref=contact.ref,
+            name="",
+            role=contact.role,
+            referral_ref=contact.referral_ref,
+            masked=True,
+            protection=contact.protection or WITHHELD_ASSOCIATION,
+        )
         return Exposure(
-            **common, setting="", proximity_m=None, duration_min=None, face_to_face=False, direct_contact=False,
-            notes=None, contact=contact, withheld=True,
+            **common,
+            setting="",
+            proximity_m=None,
+            duration_min=None,
+            face_to_face=False,
+            direct_contact=False,
+            notes=None,
+            contact=contact,
+            withheld=True,
         )
     return Exposure(
-        **common, setting=row["setting"], proximity_m=row["proximity_m"], duration_min=row["duration_min"],
-        face_to_face=bool(row["face_to_face"]), direct_contact=bool(row["direct_contact"]), notes=row["notes"],
+        **common,
+        setting=row["setting"],
+        proximity_m=row["proximity_m"],
+        duration_min=row["duration_min"],
+        face_to_face=bool(row["face_to_face"]),
+        direct_contact=bool(row["direct_contact"]),
+        notes=row["notes"],
         contact=_person(row["person"], reveal),
     )
 
@@ -351,19 +442,28 @@ def new_case_values(values: dict[str, Any], computed: dict[str, Any]) -> dict[st
     """The columns of a new case from its validated ``values`` and its derived values."""
     onset = values.get("symptom_onset")
     return {
-        "test_date": values["test_date"].isoformat(), "test_type": values.get("test_type", "pcr"),
-        "test_result": values.get("test_result", "positive"), "symptom_onset": onset.isoformat() if onset else None,
-        "status": CaseStatus.OPEN.value, "notes": values.get("notes"), **computed,
+        "test_date": values["test_date"].isoformat(),
+        "test_type": values.get("test_type", "pcr"),
+        "test_result": values.get("test_result", "positive"),
+        "symptom_onset": onset.isoformat() if onset else None,
+        "status": CaseStatus.OPEN.value,
+        "notes": values.get("notes"),
+        **computed,
     }
 
 
 def new_exposure_values(values: dict[str, Any], computed: dict[str, Any]) -> dict[str, Any]:
     """The columns of a new contact from its validated ``values`` and its derived values."""
     return {
-        "last_exposure": values["last_exposure"].isoformat(), "setting": values["setting"],
-        "proximity_m": values.get("proximity_m"), "duration_min": values.get("duration_min"),
-        "face_to_face": int(bool(values.get("face_to_face"))), "direct_contact": int(bool(values.get("direct_contact"))),
-        "trace_status": TraceStatus.NOT_YET_REACHED.value, "notes": values.get("notes"), **computed,
+        "last_exposure": values["last_exposure"].isoformat(),
+        "setting": values["setting"],
+        "proximity_m": values.get("proximity_m"),
+        "duration_min": values.get("duration_min"),
+        "face_to_face": int(bool(values.get("face_to_face"))),
+        "direct_contact": int(bool(values.get("direct_contact"))),
+        "trace_status": TraceStatus.NOT_YET_REACHED.value,
+        "notes": values.get("notes"),
+        **computed,
     }
 
 
@@ -435,8 +535,15 @@ class Casebook:
             return person
         whole, fields = protected.withheld_fields(person, own_id=person.id)
         if whole:
-            return Person(id=person.id, ref=person.ref, name="", created_at=person.created_at,
-                          updated_at=person.updated_at, masked=True, protection=WITHHELD_ASSOCIATION)
+            return Person(
+                id=person.id,
+                ref=person.ref,
+                name="",
+                created_at=person.created_at,
+                updated_at=person.updated_at,
+                masked=True,
+                protection=WITHHELD_ASSOCIATION,
+            )
         fields = fields - {"name"}
         for name in fields:
             setattr(person, name, None)
@@ -451,7 +558,9 @@ class Casebook:
         return case
 
     def _exposure_view(self, row: dict[str, Any], raw: bool = False) -> Exposure:
-        exposure = _exposure(row, REVEAL_ALL, REVEAL_ALL) if raw else _exposure(row, self._reveal, self._reveal_exposures)
+        exposure = (
+            _exposure(row, REVEAL_ALL, REVEAL_ALL) if raw else _exposure(row, self._reveal, self._reveal_exposures)
+        )
         if not raw:
             exposure.notes = self._scrub(exposure.notes)
             exposure.contact = self._shared_withheld(exposure.contact)
@@ -585,7 +694,9 @@ class Casebook:
                 continue
             if kind is RefKind.PERSON and conn.execute("SELECT 1 FROM person_aliases WHERE ref = ?", (ref,)).fetchone():
                 continue
-            cursor = conn.execute(table.insert_sql, table.row({**values, "ref": ref, "created_at": now, "updated_at": now}))
+            cursor = conn.execute(
+                table.insert_sql, table.row({**values, "ref": ref, "created_at": now, "updated_at": now})
+            )
             return int(cursor.lastrowid), ref
         raise Conflict("could not draw an unused reference; the store may be nearly full")  # pragma: no cover
 
@@ -648,9 +759,9 @@ class Casebook:
         contact in an exposure withheld by association (see ``_exposure``)."""
         marks = f"({','.join('?' * len(person_ids))})"
         hidden = {
-            pid for pid, in conn.execute(
-                f"SELECT person_id FROM person_roles WHERE person_id IN {marks}", person_ids
-            ) if pid not in self._reveal
+            pid
+            for (pid,) in conn.execute(f"SELECT person_id FROM person_roles WHERE person_id IN {marks}", person_ids)
+            if pid not in self._reveal
         }
         for pid, case_person in conn.execute(
             "SELECT e.person_id, c.person_id FROM exposures e JOIN cases c ON c.id = e.case_id "
@@ -685,7 +796,8 @@ class Casebook:
         hidden = self._withheld_ids(conn, list(found))
         matches = [
             DuplicateMatch(self._load_person(conn, pid), reasons)
-            for pid, reasons in sorted(found.items()) if pid not in hidden
+            for pid, reasons in sorted(found.items())
+            if pid not in hidden
         ]
         if hidden:
             matches.append(DuplicateMatch(None, [WITHHELD_MATCH_TEXT], withheld=True))
@@ -693,10 +805,16 @@ class Casebook:
 
     def _insert_person(self, conn: Any, values: dict[str, Any]) -> int:
         dob = values.get("date_of_birth")
-        person_id, ref = self._insert_with_ref(conn, RefKind.PERSON, PEOPLE, {
-            **{name: values.get(name) for name in PEOPLE.details},
-            "name_key": ids.name_key(values["name"]), "date_of_birth": dob.isoformat() if dob else None,
-        })
+        person_id, ref = self._insert_with_ref(
+            conn,
+            RefKind.PERSON,
+            PEOPLE,
+            {
+                **{name: values.get(name) for name in PEOPLE.details},
+                "name_key": ids.name_key(values["name"]),
+                "date_of_birth": dob.isoformat() if dob else None,
+            },
+        )
         self._index_person(conn, person_id, values)
         self._audit(conn, "person.add", [ref])
         return person_id
@@ -710,8 +828,13 @@ class Casebook:
         set_index_entry(conn, person_id, search_terms(values) if values is not None else None)
 
     def resolve_person(
-        self, conn: Any, person: PersonInput | None, *, person_ref: str | None = None,
-        link: str | None = None, new_person: bool = False,
+        self,
+        conn: Any,
+        person: PersonInput | None,
+        *,
+        person_ref: str | None = None,
+        link: str | None = None,
+        new_person: bool = False,
     ) -> int:
         """The person a new case or contact is about: an existing one, or a new record.
 
@@ -724,17 +847,26 @@ class Casebook:
         if link:
             return self._person_id(conn, link)
         if person is None or person.is_empty():
-            raise ValidationError("person", "is required", expected="--person P-... or the person's details (--name ...)")
+            raise ValidationError(
+                "person", "is required", expected="--person P-... or the person's details (--name ...)"
+            )
         values = self.validate_person(person)
         matches = self._duplicates(conn, values)
         if matches and not new_person:
             listed = ", ".join(m.person.ref if m.person else WITHHELD_MATCH_TEXT for m in matches)
             link = "link to one with --link P-... or " if any(m.person for m in matches) else ""
-            raise DuplicatePerson(matches, f"this person may already be in the store ({listed}); {link}add anyway with --new-person")
+            raise DuplicatePerson(
+                matches, f"this person may already be in the store ({listed}); {link}add anyway with --new-person"
+            )
         person_id = self._insert_person(conn, values)
         if any(m.withheld for m in matches):
             ref = conn.execute("SELECT ref FROM people WHERE id = ?", (person_id,)).fetchone()[0]
-            self._audit(conn, WITHHELD_MATCH_ACTION, [ref], "details matched a record the tracer may not see; added as a new person")
+            self._audit(
+                conn,
+                WITHHELD_MATCH_ACTION,
+                [ref],
+                "details matched a record the tracer may not see; added as a new person",
+            )
         return person_id
 
     def update_person(self, ref: str, changes: PersonInput) -> Person:
@@ -824,13 +956,15 @@ class Casebook:
         if phone is not None:
             # A whole phone number: an exact index lookup (the trigram index is for parts).
             return _stream_rows(
-                conn, PERSON_VIEW,
+                conn,
+                PERSON_VIEW,
                 "FROM people p WHERE p.phone = ? AND p.search_terms IS NOT NULL ORDER BY p.id DESC LIMIT ?",
                 (phone, -1 if limit is None else limit),
             )
         if limit is None:
             return _stream_rows(
-                conn, PERSON_VIEW,
+                conn,
+                PERSON_VIEW,
                 "FROM people_fts f JOIN people p ON p.id = f.rowid WHERE people_fts MATCH ? ORDER BY f.rowid DESC",
                 (query,),
             )
@@ -869,7 +1003,9 @@ class Casebook:
                 (keep_id, other_id),
             ).fetchone()[0]
             if shared:
-                raise Conflict(f"{keep.ref} and {other.ref} are both contacts of the same case; remove one exposure first")
+                raise Conflict(
+                    f"{keep.ref} and {other.ref} are both contacts of the same case; remove one exposure first"
+                )
             own = conn.execute(
                 "SELECT count(*) FROM exposures e JOIN cases c ON c.id = e.case_id "
                 "WHERE (e.person_id = ? AND c.person_id = ?) OR (e.person_id = ? AND c.person_id = ?)",
@@ -900,7 +1036,8 @@ class Casebook:
             _merge_received(conn, keep_id, other_id)
             conn.execute(
                 "INSERT OR IGNORE INTO person_former_details(person_id, field, value) "
-                "SELECT ?, field, value FROM person_former_details WHERE person_id = ?", (keep_id, other_id),
+                "SELECT ?, field, value FROM person_former_details WHERE person_id = ?",
+                (keep_id, other_id),
             )
             conn.execute("DELETE FROM people WHERE id = ?", (other_id,))
             conn.execute("INSERT INTO person_aliases(ref, person_id) VALUES(?, ?)", (other.ref, keep_id))
@@ -934,7 +1071,9 @@ class Casebook:
             "UPDATE person_roles SET reason = reason || ? WHERE person_id = ?",
             (f"; {other.ref} (merged in) was marked {other.role}: {other_reason}", keep.id),
         )
-        self._audit(conn, "role.merge", [keep.ref, other.ref], f"{keep.role} kept; {other.role} recorded from {other.ref}")
+        self._audit(
+            conn, "role.merge", [keep.ref, other.ref], f"{keep.role} kept; {other.role} recorded from {other.ref}"
+        )
 
     # -- cases ---------------------------------------------------------------------------
     def _case_id(self, conn: Any, ref_text: str) -> int:
@@ -952,16 +1091,18 @@ class Casebook:
         conn = self.store.conn
         return self._load_case(conn, self._case_id(conn, ref))
 
-    def _case_rule_values(
-        self, test_date: date, onset: date | None, rs: rules.RuleSet | None = None
-    ) -> dict[str, str]:
+    def _case_rule_values(self, test_date: date, onset: date | None, rs: rules.RuleSet | None = None) -> dict[str, str]:
         return derived.case_values(test_date, onset, rs or self.ruleset_for(onset or test_date))
 
     def _check_case_dates(self, test_date: date, onset: date | None, dob: date | None = None) -> None:
         if onset and onset > test_date + timedelta(days=30):
-            raise ValidationError("symptom_onset", "is more than 30 days after the test date", expected="the date symptoms started")
+            raise ValidationError(
+                "symptom_onset", "is more than 30 days after the test date", expected="the date symptoms started"
+            )
         if dob and test_date < dob:
-            raise ValidationError("test_date", "is before the date of birth", expected="a date after the person was born")
+            raise ValidationError(
+                "test_date", "is before the date of birth", expected="a date after the person was born"
+            )
 
     def add_case(
         self,
@@ -979,33 +1120,54 @@ class Casebook:
         source_exposure_id: int | None = None,
     ) -> Case:
         values = validated(
-            {"test_date": test_date, "test_type": test_type, "test_result": test_result,
-             "symptom_onset": symptom_onset, "notes": notes},
-            CASE_VALIDATORS, self.today,
+            {
+                "test_date": test_date,
+                "test_type": test_type,
+                "test_result": test_result,
+                "symptom_onset": symptom_onset,
+                "notes": notes,
+            },
+            CASE_VALIDATORS,
+            self.today,
         )
         if "test_date" not in values:
             raise ValidationError("test_date", "is required", expected="the date of the positive test")
         onset = values.get("symptom_onset")
         if onset is None and not asymptomatic:
-            raise ValidationError("symptom_onset", "is required", expected="the date symptoms started, or --asymptomatic")
+            raise ValidationError(
+                "symptom_onset", "is required", expected="the date symptoms started, or --asymptomatic"
+            )
         if onset is not None and asymptomatic:
-            raise ValidationError("symptom_onset", "was given for an asymptomatic case", expected="either an onset date or --asymptomatic")
+            raise ValidationError(
+                "symptom_onset", "was given for an asymptomatic case", expected="either an onset date or --asymptomatic"
+            )
         self._check_case_dates(values["test_date"], onset)
         with self._withheld_match_audited(), self.store.transaction() as conn:
             person_id = self.resolve_person(conn, person, person_ref=person_ref, link=link, new_person=new_person)
             dob = conn.execute("SELECT date_of_birth FROM people WHERE id = ?", (person_id,)).fetchone()[0]
             self._check_case_dates(values["test_date"], onset, _date(dob))
-            case_id, ref = self._insert_with_ref(conn, RefKind.CASE, CASES, {
-                **new_case_values(values, self._case_rule_values(values["test_date"], onset)),
-                "person_id": person_id, "source_exposure_id": source_exposure_id,
-            })
+            case_id, ref = self._insert_with_ref(
+                conn,
+                RefKind.CASE,
+                CASES,
+                {
+                    **new_case_values(values, self._case_rule_values(values["test_date"], onset)),
+                    "person_id": person_id,
+                    "source_exposure_id": source_exposure_id,
+                },
+            )
             person_ref_now = self._load_person(conn, person_id).ref
             self._audit(conn, "case.add", [ref, person_ref_now])
             return self._load_case(conn, case_id)
 
     def list_cases(
-        self, *, status: str | None = None, since: str | date | None = None, until: str | date | None = None,
-        limit: int = 50, offset: int = 0,
+        self,
+        *,
+        status: str | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> Page:
         """A page of cases, most recent test first, with the count of every match."""
         clause, params = self._case_filter(status, since, until)
@@ -1014,7 +1176,11 @@ class Casebook:
         return Page(items, total, _limit(limit), max(0, offset))
 
     def iter_cases(
-        self, *, status: str | None = None, since: str | date | None = None, until: str | date | None = None,
+        self,
+        *,
+        status: str | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
         offset: int = 0,
     ) -> Iterator[Case]:
         """Every matching case from ``offset`` on, in the order of :meth:`list_cases`, read
@@ -1022,7 +1188,9 @@ class Casebook:
         clause, params = self._case_filter(status, since, until)
         return self._cases(clause, params, offset, None)
 
-    def _case_filter(self, status: str | None, since: str | date | None, until: str | date | None) -> tuple[str, list[Any]]:
+    def _case_filter(
+        self, status: str | None, since: str | date | None, until: str | date | None
+    ) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         if status:
@@ -1038,7 +1206,8 @@ class Casebook:
 
     def _cases(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Case]:
         rows = _stream_rows(
-            self.store.conn, CASE_VIEW,
+            self.store.conn,
+            CASE_VIEW,
             f"FROM cases c JOIN people p ON p.id = c.person_id {clause} ORDER BY c.test_date DESC, c.id DESC LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
         )
@@ -1046,14 +1215,26 @@ class Casebook:
             yield self._case_view(row)
 
     def update_case(
-        self, ref: str, *, test_date: str | date | None = None, test_type: str | None = None,
-        test_result: str | None = None, symptom_onset: str | date | None = None,
-        asymptomatic: bool = False, notes: str | None = None,
+        self,
+        ref: str,
+        *,
+        test_date: str | date | None = None,
+        test_type: str | None = None,
+        test_result: str | None = None,
+        symptom_onset: str | date | None = None,
+        asymptomatic: bool = False,
+        notes: str | None = None,
     ) -> Case:
         values = validated(
-            {"test_date": test_date, "test_type": test_type, "test_result": test_result,
-             "symptom_onset": symptom_onset, "notes": notes},
-            CASE_VALIDATORS, self.today,
+            {
+                "test_date": test_date,
+                "test_type": test_type,
+                "test_result": test_result,
+                "symptom_onset": symptom_onset,
+                "notes": notes,
+            },
+            CASE_VALIDATORS,
+            self.today,
         )
         if not values and not asymptomatic:
             raise ValidationError("changes", "none given", expected="at least one field to change")
@@ -1130,12 +1311,18 @@ class Casebook:
         rs = rules.get_ruleset(exposure.ruleset_id)
         if exposure.withheld:
             return rules.Closeness(
-                is_close=exposure.close_contact, clause=None,
-                explanation="withheld: sensitive by association", ruleset_id=rs.id,
+                is_close=exposure.close_contact,
+                clause=None,
+                explanation="withheld: sensitive by association",
+                ruleset_id=rs.id,
             )
         return rules.classify_exposure(
-            rs, setting=exposure.setting, proximity_m=exposure.proximity_m, duration_min=exposure.duration_min,
-            face_to_face=exposure.face_to_face, direct_contact=exposure.direct_contact,
+            rs,
+            setting=exposure.setting,
+            proximity_m=exposure.proximity_m,
+            duration_min=exposure.duration_min,
+            face_to_face=exposure.face_to_face,
+            direct_contact=exposure.direct_contact,
         )
 
     def exposure_warnings(self, case: Case, last_exposure: date) -> list[str]:
@@ -1164,10 +1351,17 @@ class Casebook:
     ) -> tuple[Exposure, list[str]]:
         """Record a contact of a case. Returns the exposure and any warnings."""
         values = validated(
-            {"last_exposure": last_exposure, "setting": setting, "proximity_m": proximity_m,
-             "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
-             "notes": notes},
-            EXPOSURE_VALIDATORS, self.today,
+            {
+                "last_exposure": last_exposure,
+                "setting": setting,
+                "proximity_m": proximity_m,
+                "duration_min": duration_min,
+                "face_to_face": face_to_face,
+                "direct_contact": direct_contact,
+                "notes": notes,
+            },
+            EXPOSURE_VALIDATORS,
+            self.today,
         )
         for required, expected in (("last_exposure", "the date of last contact"), ("setting", "where it happened")):
             if required not in values:
@@ -1184,19 +1378,34 @@ class Casebook:
                 "SELECT ref FROM exposures WHERE case_id = ? AND person_id = ?", (case_id, person_id)
             ).fetchone()
             if existing:
-                raise Conflict(f"this person is already a contact of {case.ref} ({existing[0]}); use 'contact update {existing[0]}'")
-            exposure_id, ref = self._insert_with_ref(conn, RefKind.EXPOSURE, EXPOSURES, {
-                **new_exposure_values(values, self._exposure_rule_values(values)),
-                "case_id": case_id, "person_id": person_id,
-            })
+                raise Conflict(
+                    f"this person is already a contact of {case.ref} ({existing[0]}); use 'contact update {existing[0]}'"
+                )
+            exposure_id, ref = self._insert_with_ref(
+                conn,
+                RefKind.EXPOSURE,
+                EXPOSURES,
+                {
+                    **new_exposure_values(values, self._exposure_rule_values(values)),
+                    "case_id": case_id,
+                    "person_id": person_id,
+                },
+            )
             exposure = self._load_exposure(conn, exposure_id)
             self._audit(conn, "contact.add", [ref, case.ref, exposure.contact.ref])
         return exposure, self.exposure_warnings(case, values["last_exposure"])
 
     def list_contacts(
-        self, *, case_ref: str | None = None, status: str | None = None, setting: str | None = None,
-        since: str | date | None = None, until: str | date | None = None, close_only: bool = False,
-        limit: int = 50, offset: int = 0,
+        self,
+        *,
+        case_ref: str | None = None,
+        status: str | None = None,
+        setting: str | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        close_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
     ) -> Page:
         """A page of contacts, most recent exposure first, with the count of every match."""
         clause, params = self._contact_filter(case_ref, status, setting, since, until, close_only)
@@ -1205,8 +1414,14 @@ class Casebook:
         return Page(items, total, _limit(limit), max(0, offset))
 
     def iter_contacts(
-        self, *, case_ref: str | None = None, status: str | None = None, setting: str | None = None,
-        since: str | date | None = None, until: str | date | None = None, close_only: bool = False,
+        self,
+        *,
+        case_ref: str | None = None,
+        status: str | None = None,
+        setting: str | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        close_only: bool = False,
         offset: int = 0,
     ) -> Iterator[Exposure]:
         """Every matching contact from ``offset`` on, in the order of :meth:`list_contacts`,
@@ -1215,8 +1430,13 @@ class Casebook:
         return self._contacts(clause, params, offset, None)
 
     def _contact_filter(
-        self, case_ref: str | None, status: str | None, setting: str | None, since: str | date | None,
-        until: str | date | None, close_only: bool,
+        self,
+        case_ref: str | None,
+        status: str | None,
+        setting: str | None,
+        since: str | date | None,
+        until: str | date | None,
+        close_only: bool,
     ) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
@@ -1241,7 +1461,8 @@ class Casebook:
 
     def _contacts(self, clause: str, params: list[Any], offset: int, limit: int | None) -> Iterator[Exposure]:
         rows = _stream_rows(
-            self.store.conn, EXPOSURE_VIEW,
+            self.store.conn,
+            EXPOSURE_VIEW,
             f"FROM exposures e JOIN people p ON p.id = e.person_id {clause} "
             "ORDER BY e.last_exposure DESC, e.id DESC LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
@@ -1250,16 +1471,31 @@ class Casebook:
             yield self._exposure_view(row)
 
     def update_contact(
-        self, ref: str, *, last_exposure: str | date | None = None, setting: str | None = None,
-        proximity_m: str | float | None = None, duration_min: str | float | None = None,
-        face_to_face: bool | None = None, direct_contact: bool | None = None,
-        trace_status: str | None = None, notes: str | None = None,
+        self,
+        ref: str,
+        *,
+        last_exposure: str | date | None = None,
+        setting: str | None = None,
+        proximity_m: str | float | None = None,
+        duration_min: str | float | None = None,
+        face_to_face: bool | None = None,
+        direct_contact: bool | None = None,
+        trace_status: str | None = None,
+        notes: str | None = None,
     ) -> tuple[Exposure, list[str]]:
         values = validated(
-            {"last_exposure": last_exposure, "setting": setting, "proximity_m": proximity_m,
-             "duration_min": duration_min, "face_to_face": face_to_face, "direct_contact": direct_contact,
-             "trace_status": trace_status, "notes": notes},
-            EXPOSURE_VALIDATORS, self.today,
+            {
+                "last_exposure": last_exposure,
+                "setting": setting,
+                "proximity_m": proximity_m,
+                "duration_min": duration_min,
+                "face_to_face": face_to_face,
+                "direct_contact": direct_contact,
+                "trace_status": trace_status,
+                "notes": notes,
+            },
+            EXPOSURE_VALIDATORS,
+            self.today,
         )
         if not values:
             raise ValidationError("changes", "none given", expected="at least one field to change")
@@ -1267,16 +1503,23 @@ class Casebook:
             exposure_id = self._exposure_id(conn, ref)
             current = self._load_exposure(conn, exposure_id, with_calls=False, raw=True)
             merged = {
-                "last_exposure": current.last_exposure, "setting": current.setting,
-                "proximity_m": current.proximity_m, "duration_min": current.duration_min,
-                "face_to_face": current.face_to_face, "direct_contact": current.direct_contact,
+                "last_exposure": current.last_exposure,
+                "setting": current.setting,
+                "proximity_m": current.proximity_m,
+                "duration_min": current.duration_min,
+                "face_to_face": current.face_to_face,
+                "direct_contact": current.direct_contact,
                 **values,
             }
-            columns = {k: (v.isoformat() if isinstance(v, date) else (int(v) if isinstance(v, bool) else v)) for k, v in values.items()}
+            columns = {
+                k: (v.isoformat() if isinstance(v, date) else (int(v) if isinstance(v, bool) else v))
+                for k, v in values.items()
+            }
             columns.update(self._exposure_rule_values(merged))
             assignments = ", ".join(f"{k} = ?" for k in columns)
             conn.execute(
-                f"UPDATE exposures SET {assignments}, updated_at = ? WHERE id = ?", (*columns.values(), utcnow(), exposure_id)
+                f"UPDATE exposures SET {assignments}, updated_at = ? WHERE id = ?",
+                (*columns.values(), utcnow(), exposure_id),
             )
             exposure = self._load_exposure(conn, exposure_id)
             case = self._load_case(conn, self._case_id(conn, exposure.case_ref))
@@ -1302,7 +1545,8 @@ class Casebook:
             new_status = OUTCOME_STATUS[parsed]
             if new_status is not None:
                 conn.execute(
-                    "UPDATE exposures SET trace_status = ?, updated_at = ? WHERE id = ?", (new_status.value, now, exposure_id)
+                    "UPDATE exposures SET trace_status = ?, updated_at = ? WHERE id = ?",
+                    (new_status.value, now, exposure_id),
                 )
             exposure = self._load_exposure(conn, exposure_id)
             self._audit(conn, "contact.call", [exposure.ref], parsed.value)
@@ -1319,13 +1563,17 @@ class Casebook:
             exposure_id = self._exposure_id(conn, ref_text)
             if source is not None and self._exposure_id(conn, source) != exposure_id:
                 raise ValidationError(
-                    "source", "names another exposure than the one being promoted",
+                    "source",
+                    "names another exposure than the one being promoted",
                     expected="no --source when promoting by an exposure (E-) reference",
                 )
-            return int(conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]), exposure_id
+            return int(
+                conn.execute("SELECT person_id FROM exposures WHERE id = ?", (exposure_id,)).fetchone()[0]
+            ), exposure_id
         if kind is not RefKind.PERSON:
             raise ValidationError(
-                "reference", f"is {kind.a_noun} reference, not a person or exposure reference",
+                "reference",
+                f"is {kind.a_noun} reference, not a person or exposure reference",
                 expected=f"a reference like {RefKind.PERSON.example} or {RefKind.EXPOSURE.example}",
             )
         person_id = self._person_id(conn, ref_text)
@@ -1351,8 +1599,14 @@ class Casebook:
         return self._load_exposure(conn, exposure_id, with_calls=False)
 
     def promote_contact(
-        self, ref: str, *, test_date: str | date, test_type: str = "pcr",
-        symptom_onset: str | date | None = None, asymptomatic: bool = False, notes: str | None = None,
+        self,
+        ref: str,
+        *,
+        test_date: str | date,
+        test_type: str = "pcr",
+        symptom_onset: str | date | None = None,
+        asymptomatic: bool = False,
+        notes: str | None = None,
         source: str | None = None,
     ) -> Case:
         """Make a contact a case, keeping the chain: the new case records the exposure
@@ -1369,8 +1623,13 @@ class Casebook:
         if open_case:
             raise Conflict(f"this person already has an open case ({open_case[0]})")
         return self.add_case(
-            person_ref=self._load_person(conn, person_id).ref, test_date=test_date, test_type=test_type,
-            symptom_onset=symptom_onset, asymptomatic=asymptomatic, notes=notes, source_exposure_id=exposure_id,
+            person_ref=self._load_person(conn, person_id).ref,
+            test_date=test_date,
+            test_type=test_type,
+            symptom_onset=symptom_onset,
+            asymptomatic=asymptomatic,
+            notes=notes,
+            source_exposure_id=exposure_id,
         )
 
     def case_tree(self, ref: str) -> tuple[TreeNode, int]:
@@ -1411,7 +1670,12 @@ class Casebook:
 
     # -- the worklist ----------------------------------------------------------------------
     def worklist(
-        self, day: date | None = None, limit: int = 50, *, offset: int = 0, count_up_to: int | None = None,
+        self,
+        day: date | None = None,
+        limit: int = 50,
+        *,
+        offset: int = 0,
+        count_up_to: int | None = None,
     ) -> Worklist:
         """Contacts to call on ``day`` (exposed on or before it, not yet reached, still
         within their isolation period, not a case by then), highest risk and most recent
@@ -1445,17 +1709,27 @@ class Casebook:
         index = "exposures_worklist" if capped or to_call_total > _SORT_WAITING_UP_TO else "exposures_pending"
         to_call = list(self._to_call(day, index, offset, _limit(limit)))
         ending_where = "WHERE e.isolation_end = ? AND e.close_contact = 1"
-        ending_total = None if count_up_to is not None else (  # the day's view shows them without a count
-            conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0]
+        ending_total = (
+            None
+            if count_up_to is not None
+            # the day's view shows them without a count
+            else (conn.execute(f"SELECT count(*) FROM exposures e {ending_where}", (day.isoformat(),)).fetchone()[0])
         )
         ending = _fetch(
-            conn, EXPOSURE_VIEW,
+            conn,
+            EXPOSURE_VIEW,
             f"FROM exposures e JOIN people p ON p.id = e.person_id {ending_where} ORDER BY e.risk_rank, e.id LIMIT ? OFFSET ?",
             (day.isoformat(), _limit(limit), max(0, offset)),
         )
         return Worklist(
-            day, to_call, [self._exposure_view(r) for r in ending], to_call_total, capped,
-            isolation_ends_total=ending_total, limit=_limit(limit), offset=max(0, offset),
+            day,
+            to_call,
+            [self._exposure_view(r) for r in ending],
+            to_call_total,
+            capped,
+            isolation_ends_total=ending_total,
+            limit=_limit(limit),
+            offset=max(0, offset),
         )
 
     def iter_to_call(self, day: date | None = None, *, offset: int = 0) -> Iterator[Exposure]:
@@ -1478,7 +1752,8 @@ class Casebook:
     def _to_call(self, day: date, index: str, offset: int, limit: int | None) -> Iterator[Exposure]:
         pending, params = self._pending(day)
         rows = _stream_rows(
-            self.store.conn, EXPOSURE_VIEW,
+            self.store.conn,
+            EXPOSURE_VIEW,
             f"FROM exposures e INDEXED BY {index} JOIN people p ON p.id = e.person_id "
             f"WHERE {pending} ORDER BY e.risk_rank, e.last_exposure DESC, e.id LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, max(0, offset)),
@@ -1548,9 +1823,12 @@ def _newest_matches(conn: Any, query: str, limit: int) -> list[int]:
     window = _SEARCH_WINDOW
     while True:
         low = top - window
-        ids = [rowid for (rowid,) in conn.execute(
-            "SELECT rowid FROM people_fts WHERE people_fts MATCH ? AND rowid > ?", (query, low)
-        )]
+        ids = [
+            rowid
+            for (rowid,) in conn.execute(
+                "SELECT rowid FROM people_fts WHERE people_fts MATCH ? AND rowid > ?", (query, low)
+            )
+        ]
         if len(ids) >= limit or low <= 0:
             ids.sort(reverse=True)
             return ids[:limit]
@@ -1577,4 +1855,3 @@ def _search_query(text: str) -> str | None:
     if not variants:
         return None
     return " OR ".join('"' + v.replace('"', '""') + '"' for v in sorted(variants))
-

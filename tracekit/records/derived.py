@@ -105,8 +105,14 @@ class RuleValues:
         and the facts, not the date; the isolation end on the date and its rule set."""
         last = values["last_exposure"]
         rs = self.ruleset_for(last)
-        key = (rs.id, values["setting"], values.get("proximity_m"), values.get("duration_min"),
-               bool(values.get("face_to_face")), bool(values.get("direct_contact")))
+        key = (
+            rs.id,
+            values["setting"],
+            values.get("proximity_m"),
+            values.get("duration_min"),
+            bool(values.get("face_to_face")),
+            bool(values.get("direct_contact")),
+        )
         base = self._closeness.get(key)
         if base is None:
             if len(self._closeness) >= MEMO_LIMIT:

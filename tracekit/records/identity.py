@@ -59,9 +59,22 @@ KIND_LABELS: dict[str, str] = {
 
 #: Letters without a decomposition that people write as their base letter.
 _BASE_LETTERS = {
-    "ø": "o", "ł": "l", "ı": "i", "đ": "d", "ħ": "h", "ŧ": "t", "ŀ": "l", "ƒ": "f",
-    "æ": "ae", "œ": "oe", "þ": "th", "ð": "d",
-    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'",
+    "ø": "o",
+    "ł": "l",
+    "ı": "i",
+    "đ": "d",
+    "ħ": "h",
+    "ŧ": "t",
+    "ŀ": "l",
+    "ƒ": "f",
+    "æ": "ae",
+    "œ": "oe",
+    "þ": "th",
+    "ð": "d",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u02bc": "'",
+    "\u2032": "'",
 }
 
 
@@ -164,8 +177,9 @@ def name_forms(name: str | None, d: Dialect = PYTHON) -> list[Form]:
     pieces = tuple((t,) for w in fold(name or "").split() for t in _WORD_SPLIT.split(w) if t)
     forms = [Form("name", between.join(joined), "word", clauses=pieces)]
     if len(joined) > 1:
-        forms.append(Form("name", joined[-1] + f"[{d.space}]*,[{d.space}]*" + between.join(joined[:-1]), "word",
-                          clauses=pieces))
+        forms.append(
+            Form("name", joined[-1] + f"[{d.space}]*,[{d.space}]*" + between.join(joined[:-1]), "word", clauses=pieces)
+        )
     parts = {t for (t,) in pieces if len(t) >= _NAME_PART_MIN}
     forms.extend(Form("name", d.escape(p), "word", alone=False, clauses=((p,),)) for p in sorted(parts))
     return forms
@@ -224,8 +238,20 @@ def email_forms(email: str | None, d: Dialect = PYTHON) -> list[Form]:
     return [Form("email", d.escape(fold(email)), "word", clauses=((fold(email),),))] if email else []
 
 
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 
 
 def date_forms(when: date | None, d: Dialect = PYTHON) -> list[Form]:
@@ -259,15 +285,35 @@ def postcode_forms(postcode: str | None, d: Dialect = PYTHON) -> list[Form]:
     if len(compact) < 5:
         return [Form("postcode", d.escape(compact), "word", alone=False, clauses=((compact,),))]
     outward, inward = compact[:-3], compact[-3:]
-    return [Form("postcode", f"{d.escape(outward)}[{d.space}]*{d.escape(inward)}", "word", alone=False,
-                 clauses=((outward,), (inward,)))]
+    return [
+        Form(
+            "postcode",
+            f"{d.escape(outward)}[{d.space}]*{d.escape(inward)}",
+            "word",
+            alone=False,
+            clauses=((outward,), (inward,)),
+        )
+    ]
 
 
 #: Street words and their usual abbreviations (folded).
 STREET_WORDS: dict[str, tuple[str, ...]] = {
-    "road": ("rd",), "street": ("st",), "lane": ("ln",), "avenue": ("ave", "av"), "drive": ("dr",),
-    "close": ("cl",), "court": ("ct",), "place": ("pl",), "crescent": ("cres",), "terrace": ("terr", "ter"),
-    "gardens": ("gdns",), "square": ("sq",), "grove": ("gr",), "park": ("pk",), "mews": (), "way": (),
+    "road": ("rd",),
+    "street": ("st",),
+    "lane": ("ln",),
+    "avenue": ("ave", "av"),
+    "drive": ("dr",),
+    "close": ("cl",),
+    "court": ("ct",),
+    "place": ("pl",),
+    "crescent": ("cres",),
+    "terrace": ("terr", "ter"),
+    "gardens": ("gdns",),
+    "square": ("sq",),
+    "grove": ("gr",),
+    "park": ("pk",),
+    "mews": (),
+    "way": (),
 }
 _ABBREVIATION_OF = {abbr: word for word, abbrs in STREET_WORDS.items() for abbr in abbrs}
 _ADDRESS_TOKEN = re.compile(r"[^\W_]+")
@@ -289,8 +335,12 @@ def _address_token(token: str, d: Dialect) -> str:
 
 
 def _address_form(tokens: list[str], d: Dialect) -> Form:
-    return Form("address", f"[{d.space},.\\-'/]*".join(_address_token(t, d) for t in tokens), "word",
-                clauses=tuple(_spellings(t) for t in tokens))
+    return Form(
+        "address",
+        f"[{d.space},.\\-'/]*".join(_address_token(t, d) for t in tokens),
+        "word",
+        clauses=tuple(_spellings(t) for t in tokens),
+    )
 
 
 def address_forms(address: str | None, d: Dialect = PYTHON) -> list[Form]:
@@ -387,8 +437,9 @@ class IdentityMatcher:
                     clauses_of[key] = _comparable(form.clauses)
                 refs_of[key][person.ref] = None
         # Longer forms first: at one position the full name wins over one of its parts.
-        self._forms = sorted(((key, list(refs)) for key, refs in refs_of.items()),
-                             key=lambda item: len(item[0][1]), reverse=True)
+        self._forms = sorted(
+            ((key, list(refs)) for key, refs in refs_of.items()), key=lambda item: len(item[0][1]), reverse=True
+        )
         self._clauses = [clauses_of[key] for key, _ in self._forms]
         self._index_forms()
         self._pattern_of = functools.lru_cache(maxsize=_COMPILED_KEPT)(self._compile)
@@ -403,9 +454,17 @@ class IdentityMatcher:
             if not clauses:
                 self._always.append(index)
                 continue
-            rarest = clauses[0] if len(clauses) == 1 else min(
-                clauses, key=lambda clause: (sum(shared[literal] for literal in clause),
-                                             -min(len(literal) for literal in clause)))
+            rarest = (
+                clauses[0]
+                if len(clauses) == 1
+                else min(
+                    clauses,
+                    key=lambda clause: (
+                        sum(shared[literal] for literal in clause),
+                        -min(len(literal) for literal in clause),
+                    ),
+                )
+            )
             for literal in rarest:
                 self._by_prefix.setdefault(literal[:_INDEXED_PREFIX], []).append((literal, index))
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
@@ -418,9 +477,11 @@ class IdentityMatcher:
             for length in self._prefix_lengths:
                 if start + length > len(plain):
                     break
-                for literal, index in self._by_prefix.get(plain[start:start + length], ()):
-                    if index not in found and plain.startswith(literal, start) and all(
-                        any(other in plain for other in clause) for clause in self._clauses[index]
+                for literal, index in self._by_prefix.get(plain[start : start + length], ()):
+                    if (
+                        index not in found
+                        and plain.startswith(literal, start)
+                        and all(any(other in plain for other in clause) for clause in self._clauses[index])
                     ):
                         found.add(index)
         return tuple(sorted(found))

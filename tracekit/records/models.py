@@ -305,7 +305,11 @@ class TreeNode:
 
 
 def list_json(
-    items: list[Any], *, total: int | None = None, limit: int | None = None, offset: int = 0,
+    items: list[Any],
+    *,
+    total: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
     next_offset: int | None = None,
 ) -> dict[str, Any]:
     """The one JSON shape of every list (docs/json.md, "Lists"): ``items``; ``total``, every
@@ -340,7 +344,10 @@ class Page:
 
     def to_json(self) -> dict[str, Any]:
         return list_json(
-            [item.to_json() for item in self.items], total=self.total, limit=self.limit, offset=self.offset,
+            [item.to_json() for item in self.items],
+            total=self.total,
+            limit=self.limit,
+            offset=self.offset,
             next_offset=self.next_offset,
         )
 
@@ -369,7 +376,10 @@ class Worklist:
         else:
             to_call = Page(self.to_call, self.to_call_total, self.limit, self.offset)
         ending = Page(
-            self.isolation_ends_today, self.isolation_ends_total, self.limit, self.offset,
+            self.isolation_ends_today,
+            self.isolation_ends_total,
+            self.limit,
+            self.offset,
             more=len(self.isolation_ends_today) == self.limit,
         )
         return {"date": self.day.isoformat(), **to_call.to_json(), "isolation_ends_today": ending.to_json()}
@@ -387,6 +397,8 @@ class RecomputeSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "cases": self.cases, "contacts": self.contacts,
-            "cases_changed": self.cases_changed, "contacts_changed": self.contacts_changed,
+            "cases": self.cases,
+            "contacts": self.contacts,
+            "cases_changed": self.cases_changed,
+            "contacts_changed": self.contacts_changed,
         }

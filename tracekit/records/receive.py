@@ -217,15 +217,20 @@ def parse_payload(data: bytes, signer: str, source: str) -> _Payload:
     except SchemaError as exc:
         raise BundleInvalid(f"{source}: the referral's payload is malformed: {first_problem(exc)}") from None
     except ValueError as exc:  # json.JSONDecodeError
-        raise BundleInvalid(f"{source}: the referral's payload is not JSON ({getattr(exc, 'msg', 'unreadable')})") from None
+        raise BundleInvalid(
+            f"{source}: the referral's payload is not JSON ({getattr(exc, 'msg', 'unreadable')})"
+        ) from None
     key = payload.tracer_key
     if key.public_key != signer or key.fingerprint != signing.fingerprint(signer):
-        raise BundleInvalid(f"{source}: the referral's payload names a different tracer key than the one that signed it")
+        raise BundleInvalid(
+            f"{source}: the referral's payload names a different tracer key than the one that signed it"
+        )
     return payload
 
 
-def _incoming(sealed: bytes, identities: list[Any], source: str, signers: SignerCheck,
-              expected_signer: str | None = None) -> IncomingReferral:
+def _incoming(
+    sealed: bytes, identities: list[Any], source: str, signers: SignerCheck, expected_signer: str | None = None
+) -> IncomingReferral:
     from tracekit.crypto import signing
 
     try:
@@ -247,8 +252,12 @@ def _incoming(sealed: bytes, identities: list[Any], source: str, signers: Signer
 
 def read_referral_file(path: Path, identities: list[Any], signers: SignerCheck) -> IncomingFile:
     sealed = files.read_regular_file(
-        path, what="referral", max_bytes=MAX_REFERRAL_BYTES,
-        error=lambda message: ValidationError("file", message, expected="a referral R-XXXXXX.age or a vetted-team bundle"),
+        path,
+        what="referral",
+        max_bytes=MAX_REFERRAL_BYTES,
+        error=lambda message: ValidationError(
+            "file", message, expected="a referral R-XXXXXX.age or a vetted-team bundle"
+        ),
     )
     if not sealed.startswith(b"age-encryption.org/v1\n"):
         raise BundleInvalid(f"{path} is not an age-encrypted file, so not a tracekit referral")
@@ -278,7 +287,8 @@ def read_bundle_file(path: Path, identities: list[Any], signers: SignerCheck) ->
     verified, members = read_bundle_members(path, identities, collect)
     if verified.model.recipient.role != "vetted-team":
         raise ValidationError(
-            "file", f"{path} is a bundle for a {verified.model.recipient.role}, which carries no referrals",
+            "file",
+            f"{path} is a bundle for a {verified.model.recipient.role}, which carries no referrals",
             expected="a referral R-XXXXXX.age or a vetted-team bundle",
         )
     signer = verified.model.tracer_key.public_key
@@ -287,7 +297,9 @@ def read_bundle_file(path: Path, identities: list[Any], signers: SignerCheck) ->
     for name, sealed in sorted(members.items()):
         referral = _incoming(sealed, identities, f"{path} ({name})", signers, expected_signer=signer)
         if name != f"referrals/{referral.ref}.age":
-            raise BundleInvalid(f"{referral.source} holds referral {referral.ref}: the member's name and its content differ")
+            raise BundleInvalid(
+                f"{referral.source} holds referral {referral.ref}: the member's name and its content differ"
+            )
         referrals.append(referral)
     return IncomingFile(path, referrals, verified.model.bundle_id)
 
@@ -327,9 +339,14 @@ class ReceivedReferral:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "referral": self.ref, "source": self.source, "signer_fingerprint": self.fingerprint,
-            "signer_checked": self.signer_pinned, "role": self.role, "person": self.person,
-            "already_received": self.already, "received_at": self.received_at,
+            "referral": self.ref,
+            "source": self.source,
+            "signer_fingerprint": self.fingerprint,
+            "signer_checked": self.signer_pinned,
+            "role": self.role,
+            "person": self.person,
+            "already_received": self.already,
+            "received_at": self.received_at,
             "cases": [{"ref": new, "tracer_ref": old} for old, new in self.cases.items()],
             "contacts": [{"ref": new, "tracer_ref": old} for old, new in self.contacts.items()],
             "exposures_as_contact": self.exposures_as_contact,
@@ -356,7 +373,15 @@ class _Checked:
     """A referral's values, validated as typed entries would be."""
 
     person: dict[str, Any]
-    cases: list[tuple[str, dict[str, Any], str | None, str | None, list[tuple[str, dict[str, Any], str, list[tuple[str, str, str | None]]]]]]
+    cases: list[
+        tuple[
+            str,
+            dict[str, Any],
+            str | None,
+            str | None,
+            list[tuple[str, dict[str, Any], str, list[tuple[str, str, str | None]]]],
+        ]
+    ]
     contact_people: dict[str, dict[str, Any] | None]  # tracer's person ref -> values (None: masked)
 
 
@@ -399,16 +424,27 @@ def check_values(incoming: IncomingReferral, today: date) -> _Checked:
         _ref(case.ref, RefKind.CASE, source, f"{where}.ref")
         try:
             values = validated(
-                {"test_date": case.test_date, "test_type": case.test_type, "test_result": case.test_result,
-                 "symptom_onset": case.symptom_onset, "status": case.status, "notes": case.notes},
-                CASE_VALIDATORS, today,
+                {
+                    "test_date": case.test_date,
+                    "test_type": case.test_type,
+                    "test_result": case.test_result,
+                    "symptom_onset": case.symptom_onset,
+                    "status": case.status,
+                    "notes": case.notes,
+                },
+                CASE_VALIDATORS,
+                today,
             )
         except ValidationError as exc:
             raise _bad(source, where, exc) from None
         if values.get("status") not in (CaseStatus.OPEN.value, CaseStatus.CLOSED.value):
             raise BundleInvalid(f"{source}: {where}: status: is not open or closed")
         closed_at = _time(case.closed_at, source, f"{where}.closed_at") if case.closed_at else None
-        source_exposure = _ref(case.source_exposure, RefKind.EXPOSURE, source, f"{where}.source_exposure") if case.source_exposure else None
+        source_exposure = (
+            _ref(case.source_exposure, RefKind.EXPOSURE, source, f"{where}.source_exposure")
+            if case.source_exposure
+            else None
+        )
         exposures = []
         for m, exposure in enumerate(case.contacts, 1):
             at = f"{where} contact {m}"
@@ -419,11 +455,18 @@ def check_values(incoming: IncomingReferral, today: date) -> _Checked:
             contact_people[contact_ref] = _person_values(exposure.contact, today, source, f"{at}.contact")
             try:
                 exposure_values = validated(
-                    {"last_exposure": exposure.last_exposure, "setting": exposure.setting,
-                     "proximity_m": exposure.proximity_m, "duration_min": exposure.duration_min,
-                     "face_to_face": exposure.face_to_face, "direct_contact": exposure.direct_contact,
-                     "trace_status": exposure.trace_status, "notes": exposure.notes},
-                    EXPOSURE_VALIDATORS, today,
+                    {
+                        "last_exposure": exposure.last_exposure,
+                        "setting": exposure.setting,
+                        "proximity_m": exposure.proximity_m,
+                        "duration_min": exposure.duration_min,
+                        "face_to_face": exposure.face_to_face,
+                        "direct_contact": exposure.direct_contact,
+                        "trace_status": exposure.trace_status,
+                        "notes": exposure.notes,
+                    },
+                    EXPOSURE_VALIDATORS,
+                    today,
                 )
             except ValidationError as exc:
                 raise _bad(source, at, exc) from None
@@ -502,8 +545,14 @@ class ReferralReceiver:
             (incoming.signer, incoming.ref),
         ).fetchone()
         result = ReceivedReferral(
-            incoming.ref, incoming.source, incoming.fingerprint, incoming.signer_pinned, row[2], row[1],
-            already=True, received_at=received_at,
+            incoming.ref,
+            incoming.source,
+            incoming.fingerprint,
+            incoming.signer_pinned,
+            row[2],
+            row[1],
+            already=True,
+            received_at=received_at,
         )
         for kind, source_ref, ref in conn.execute(
             "SELECT x.kind, x.source_ref, COALESCE(c.ref, e.ref) FROM received_records x "
@@ -537,8 +586,17 @@ class ReferralReceiver:
         cursor = conn.execute(
             "INSERT INTO received_referrals(ref, signer_public_key, signer_pinned, payload_sha256, role, sealed_at, "
             "received_at, person_id, exposures_as_contact) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (incoming.ref, incoming.signer, int(incoming.signer_pinned), incoming.payload_sha256, payload.role,
-             payload.created_at, now, person_id, json.dumps(payload.exposures_as_contact, ensure_ascii=False)),
+            (
+                incoming.ref,
+                incoming.signer,
+                int(incoming.signer_pinned),
+                incoming.payload_sha256,
+                payload.role,
+                payload.created_at,
+                now,
+                person_id,
+                json.dumps(payload.exposures_as_contact, ensure_ascii=False),
+            ),
         )
         received_id = int(cursor.lastrowid)
         person_ref = everyone[0].ref
@@ -553,8 +611,14 @@ class ReferralReceiver:
         for tracer_ref, contact_id in contact_ids.items():
             remember("person", contact_id, tracer_ref)
         result = ReceivedReferral(
-            incoming.ref, incoming.source, incoming.fingerprint, incoming.signer_pinned, payload.role, person_ref,
-            received_at=now, exposures_as_contact=len(payload.exposures_as_contact),
+            incoming.ref,
+            incoming.source,
+            incoming.fingerprint,
+            incoming.signer_pinned,
+            payload.role,
+            person_ref,
+            received_at=now,
+            exposures_as_contact=len(payload.exposures_as_contact),
             exposures_as_contact_not_reached=sum(
                 e.get("close_contact") is True and e.get("trace_status") == TraceStatus.NOT_YET_REACHED.value
                 for e in payload.exposures_as_contact
@@ -569,21 +633,32 @@ class ReferralReceiver:
             if source_exposure:
                 sources.append((case_id, source_exposure))
             for tracer_exposure_ref, exposure_values, contact_ref, calls in exposures:
-                exposure_id, exposure_ref = self._insert_exposure(conn, case_id, contact_ids[contact_ref], exposure_values, calls, now)
+                exposure_id, exposure_ref = self._insert_exposure(
+                    conn, case_id, contact_ids[contact_ref], exposure_values, calls, now
+                )
                 remember("contact", exposure_id, tracer_exposure_ref)
                 exposure_ids[tracer_exposure_ref] = exposure_id
                 result.contacts[tracer_exposure_ref] = exposure_ref
         for case_id, source_exposure in sources:  # how a case was infected, when that is in the referral too
             if source_exposure in exposure_ids:
-                conn.execute("UPDATE cases SET source_exposure_id = ? WHERE id = ?", (exposure_ids[source_exposure], case_id))
-        contact_person_refs = [
-            r for (r,) in conn.execute(
-                f"SELECT ref FROM people WHERE id IN ({','.join('?' * len(contact_ids))})", list(contact_ids.values())
-            )
-        ] if contact_ids else []
+                conn.execute(
+                    "UPDATE cases SET source_exposure_id = ? WHERE id = ?", (exposure_ids[source_exposure], case_id)
+                )
+        contact_person_refs = (
+            [
+                r
+                for (r,) in conn.execute(
+                    f"SELECT ref FROM people WHERE id IN ({','.join('?' * len(contact_ids))})",
+                    list(contact_ids.values()),
+                )
+            ]
+            if contact_ids
+            else []
+        )
         signer_note = "checked against --signer" if incoming.signer_pinned else "NOT checked (--allow-unpinned-signer)"
         cb._audit(
-            conn, RECEIVE_ACTION,
+            conn,
+            RECEIVE_ACTION,
             [incoming.ref, person_ref, *result.cases.values(), *result.contacts.values(), *contact_person_refs],
             f"{payload.role}; from tracer key {incoming.fingerprint}, signer {signer_note}; "
             f"{len(result.cases)} case(s), {len(result.contacts)} contact(s), "
@@ -599,32 +674,58 @@ class ReferralReceiver:
         from tracekit.domain import identifiers as ids
 
         dob = values.get("date_of_birth")
-        person_id, _ = cb._insert_with_ref(conn, RefKind.PERSON, PEOPLE, {
-            **{name: values.get(name) for name in PEOPLE.details},
-            "name_key": ids.name_key(values["name"]), "date_of_birth": dob.isoformat() if dob else None,
-        })
+        person_id, _ = cb._insert_with_ref(
+            conn,
+            RefKind.PERSON,
+            PEOPLE,
+            {
+                **{name: values.get(name) for name in PEOPLE.details},
+                "name_key": ids.name_key(values["name"]),
+                "date_of_birth": dob.isoformat() if dob else None,
+            },
+        )
         if index:  # the referred person is marked: never in the search index
             cb._index_person(conn, person_id, values)
         return person_id
 
-    def _insert_case(self, conn: Any, person_id: int, values: dict[str, Any], closed_at: str | None, now: str) -> tuple[int, str]:
-        cb = self.casebook
-        status = values["status"]
-        return cb._insert_with_ref(conn, RefKind.CASE, CASES, {
-            **new_case_values(values, cb._case_rule_values(values["test_date"], values.get("symptom_onset"))),
-            "person_id": person_id, "status": status,
-            "closed_at": (closed_at or now) if status == CaseStatus.CLOSED.value else None,
-        })
-
-    def _insert_exposure(
-        self, conn: Any, case_id: int, contact_id: int, values: dict[str, Any], calls: list[tuple[str, str, str | None]], now: str
+    def _insert_case(
+        self, conn: Any, person_id: int, values: dict[str, Any], closed_at: str | None, now: str
     ) -> tuple[int, str]:
         cb = self.casebook
-        exposure_id, ref = cb._insert_with_ref(conn, RefKind.EXPOSURE, EXPOSURES, {
-            **new_exposure_values(values, cb._exposure_rule_values(values)),
-            "case_id": case_id, "person_id": contact_id,
-            "trace_status": values.get("trace_status", TraceStatus.NOT_YET_REACHED.value),
-        })
+        status = values["status"]
+        return cb._insert_with_ref(
+            conn,
+            RefKind.CASE,
+            CASES,
+            {
+                **new_case_values(values, cb._case_rule_values(values["test_date"], values.get("symptom_onset"))),
+                "person_id": person_id,
+                "status": status,
+                "closed_at": (closed_at or now) if status == CaseStatus.CLOSED.value else None,
+            },
+        )
+
+    def _insert_exposure(
+        self,
+        conn: Any,
+        case_id: int,
+        contact_id: int,
+        values: dict[str, Any],
+        calls: list[tuple[str, str, str | None]],
+        now: str,
+    ) -> tuple[int, str]:
+        cb = self.casebook
+        exposure_id, ref = cb._insert_with_ref(
+            conn,
+            RefKind.EXPOSURE,
+            EXPOSURES,
+            {
+                **new_exposure_values(values, cb._exposure_rule_values(values)),
+                "case_id": case_id,
+                "person_id": contact_id,
+                "trace_status": values.get("trace_status", TraceStatus.NOT_YET_REACHED.value),
+            },
+        )
         conn.executemany(
             "INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)",
             [(exposure_id, at, outcome, note) for at, outcome, note in calls],
@@ -648,9 +749,15 @@ class ReceivedSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "referral": self.ref, "signer_fingerprint": self.fingerprint, "signer_checked": self.signer_pinned,
-            "role": self.role, "person": self.person, "cases": self.cases, "contacts": self.contacts,
-            "sealed_at": self.sealed_at, "received_at": self.received_at,
+            "referral": self.ref,
+            "signer_fingerprint": self.fingerprint,
+            "signer_checked": self.signer_pinned,
+            "role": self.role,
+            "person": self.person,
+            "cases": self.cases,
+            "contacts": self.contacts,
+            "sealed_at": self.sealed_at,
+            "received_at": self.received_at,
         }
 
 
@@ -663,14 +770,20 @@ def received_referrals(store: Any) -> list[ReceivedSummary]:
         "SELECT r.id, r.ref, r.signer_public_key, r.signer_pinned, r.role, p.ref, r.sealed_at, r.received_at "
         "FROM received_referrals r JOIN people p ON p.id = r.person_id ORDER BY r.id"
     ):
-        cases = [c for (c,) in store.query(
-            "SELECT c.ref FROM received_records x JOIN cases c ON c.id = x.record_id "
-            "WHERE x.received_id = ? AND x.kind = 'case' ORDER BY c.id", (received_id,),
-        )]
+        cases = [
+            c
+            for (c,) in store.query(
+                "SELECT c.ref FROM received_records x JOIN cases c ON c.id = x.record_id "
+                "WHERE x.received_id = ? AND x.kind = 'case' ORDER BY c.id",
+                (received_id,),
+            )
+        ]
         contacts = store.query(
             "SELECT count(*) FROM received_records WHERE received_id = ? AND kind = 'contact'", (received_id,)
         )[0][0]
-        out.append(ReceivedSummary(
-            ref, signing.fingerprint(signer), bool(pinned), role, person, cases, contacts, sealed_at, received_at
-        ))
+        out.append(
+            ReceivedSummary(
+                ref, signing.fingerprint(signer), bool(pinned), role, person, cases, contacts, sealed_at, received_at
+            )
+        )
     return out

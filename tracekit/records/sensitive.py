@@ -66,7 +66,10 @@ class RoleMark:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "person": self.person_ref, "role": self.role, "marked_at": self.marked_at, "referral": self.referral_ref,
+            "person": self.person_ref,
+            "role": self.role,
+            "marked_at": self.marked_at,
+            "referral": self.referral_ref,
         }
         if self.handed_over_in_clear or self.recall:
             out["handed_over_in_clear"] = [h.to_json() for h in self.handed_over_in_clear]
@@ -109,8 +112,12 @@ class Referral:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ref": self.ref, "role": self.role, "created_at": self.created_at,
-            "recipients": self.recipients, "exported_at": self.exported_at, "size_bytes": self.size,
+            "ref": self.ref,
+            "role": self.role,
+            "created_at": self.created_at,
+            "recipients": self.recipients,
+            "exported_at": self.exported_at,
+            "size_bytes": self.size,
         }
 
 
@@ -122,7 +129,9 @@ def parse_recipient_key(text: str) -> str:
     try:
         x25519.Recipient.from_str(key)
     except (RecipientError, ValueError):
-        raise ValidationError("public_key", "is not an age public key", expected="an age X25519 recipient such as age1...") from None
+        raise ValidationError(
+            "public_key", "is not an age public key", expected="an age X25519 recipient such as age1..."
+        ) from None
     return key
 
 
@@ -158,7 +167,9 @@ class SensitiveRoles:
             recall = create_recall(conn, person.ref, role_key, earlier, now) if earlier else None
             if recall:
                 cb._audit(
-                    conn, "recall.create", [person.ref],
+                    conn,
+                    "recall.create",
+                    [person.ref],
                     f"recall {recall}: in clear in bundle(s) {', '.join(h.bundle_id for h in earlier)}",
                 )
         cb.forget_marks()
@@ -215,7 +226,9 @@ class SensitiveRoles:
     def add_recipient(self, name: str, public_key: str, role: str) -> Recipient:
         clean = " ".join(str(name).split())
         if not clean or len(clean) > 100 or not re.fullmatch(r"[\w .@-]+", clean):
-            raise ValidationError("name", "is not a usable recipient name", expected="1 to 100 letters, digits, spaces, . @ - _")
+            raise ValidationError(
+                "name", "is not a usable recipient name", expected="1 to 100 letters, digits, spaces, . @ - _"
+            )
         role_key = str(role).strip().lower()
         if role_key not in RECIPIENT_ROLES:
             raise ValidationError("role", "is not a recipient role", expected="one of " + ", ".join(RECIPIENT_ROLES))
@@ -225,7 +238,8 @@ class SensitiveRoles:
             if conn.execute("SELECT 1 FROM recipients WHERE name = ?", (clean,)).fetchone():
                 raise Conflict(f"a recipient named {clean!r} already exists")
             conn.execute(
-                "INSERT INTO recipients(name, role, public_key, added_at) VALUES(?, ?, ?, ?)", (clean, role_key, key, now)
+                "INSERT INTO recipients(name, role, public_key, added_at) VALUES(?, ?, ?, ?)",
+                (clean, role_key, key, now),
             )
             self.casebook._audit(conn, "recipient.add", [], f"{clean} ({role_key}) {key}")
         return Recipient(clean, role_key, key, now)
@@ -239,7 +253,9 @@ class SensitiveRoles:
 
     def recipients(self, role: str | None = None) -> list[Recipient]:
         if role:
-            rows = self.store.query("SELECT name, role, public_key, added_at FROM recipients WHERE role = ? ORDER BY name", (role,))
+            rows = self.store.query(
+                "SELECT name, role, public_key, added_at FROM recipients WHERE role = ? ORDER BY name", (role,)
+            )
         else:
             rows = self.store.query("SELECT name, role, public_key, added_at FROM recipients ORDER BY role, name")
         return [Recipient(*r) for r in rows]
@@ -271,7 +287,9 @@ class SensitiveRoles:
         vetted = self._vetted_recipients()
         conn = self.store.conn
         person_id, person = self._referable(conn, person_ref)
-        case_refs = [ref for (ref,) in conn.execute("SELECT ref FROM cases WHERE person_id = ? ORDER BY id", (person_id,))]
+        case_refs = [
+            ref for (ref,) in conn.execute("SELECT ref FROM cases WHERE person_id = ? ORDER BY id", (person_id,))
+        ]
         contacts = conn.execute(
             "SELECT count(*) FROM exposures e JOIN cases c ON c.id = e.case_id WHERE c.person_id = ?", (person_id,)
         ).fetchone()[0]
@@ -290,7 +308,9 @@ class SensitiveRoles:
         with self.store.transaction() as conn:
             person_id, person = self._referable(conn, person_ref)
             text = check_reason(reason, [person], required=False)
-            mark_reason = conn.execute("SELECT reason FROM person_roles WHERE person_id = ?", (person_id,)).fetchone()[0]
+            mark_reason = conn.execute("SELECT reason FROM person_roles WHERE person_id = ?", (person_id,)).fetchone()[
+                0
+            ]
             referral_ref = self._new_referral_ref(conn)
             payload = self._envelope_payload(conn, person_id, referral_ref, mark_reason, text, __version__)
             payload_bytes = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -336,19 +356,27 @@ class SensitiveRoles:
             case = cb._load_case(conn, case_id, raw=True).to_json()
             case["contacts"] = [
                 cb._load_exposure(conn, exposure_id, raw=True).to_json()
-                for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE case_id = ? ORDER BY id", (case_id,)).fetchall()
+                for (exposure_id,) in conn.execute(
+                    "SELECT id FROM exposures WHERE case_id = ? ORDER BY id", (case_id,)
+                ).fetchall()
             ]
             cases.append(case)
         as_contact = [
             cb._load_exposure(conn, exposure_id, raw=True).to_json()
-            for (exposure_id,) in conn.execute("SELECT id FROM exposures WHERE person_id = ? ORDER BY id", (person_id,)).fetchall()
+            for (exposure_id,) in conn.execute(
+                "SELECT id FROM exposures WHERE person_id = ? ORDER BY id", (person_id,)
+            ).fetchall()
         ]
         public_hex = signing.public_key_hex(conn)
         return {
             "referral": referral_ref,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "tracekit_version": version,
-            "tracer_key": {"algorithm": "ed25519", "public_key": public_hex, "fingerprint": signing.fingerprint(public_hex)},
+            "tracer_key": {
+                "algorithm": "ed25519",
+                "public_key": public_hex,
+                "fingerprint": signing.fingerprint(public_hex),
+            },
             "role": person.role,
             "mark_reason": mark_reason,
             "referral_reason": reason,
@@ -367,7 +395,9 @@ class SensitiveRoles:
         """
         cb = self.casebook
         # Every detail of the person spec goes (a field added there is purged too).
-        stub_identity = ", ".join(["name = ''", "name_key = ''", *(f"{name} = NULL" for name in PERSON_DETAILS_BESIDES_NAME)])
+        stub_identity = ", ".join(
+            ["name = ''", "name_key = ''", *(f"{name} = NULL" for name in PERSON_DETAILS_BESIDES_NAME)]
+        )
         now = utcnow()
         case_ids = [r[0] for r in conn.execute("SELECT id FROM cases WHERE person_id = ?", (person_id,)).fetchall()]
         for case_id in case_ids:
@@ -418,8 +448,13 @@ class SensitiveRoles:
         self._purge_traces(conn, person, person_id, case_ids, referral_id, now)
         conn.execute("DELETE FROM person_former_details WHERE person_id = ?", (person_id,))
         cb._index_person(conn, person_id, None)
-        conn.execute(f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?", (referral_id, now, person_id))
-        conn.execute("UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id))
+        conn.execute(
+            f"UPDATE people SET {stub_identity}, referral_id = ?, updated_at = ? WHERE id = ?",
+            (referral_id, now, person_id),
+        )
+        conn.execute(
+            "UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id)
+        )
 
     def _purge_traces(
         self, conn: Any, person: Person, person_id: int, case_ids: list[int], referral_id: int, now: str
@@ -440,10 +475,14 @@ class SensitiveRoles:
         matcher = identity_matcher(everyone)
         if matcher is not None:
             for table, column in (("cases", "notes"), ("exposures", "notes")):
-                for row_id, text in conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall():
+                for row_id, text in conn.execute(
+                    f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
+                ).fetchall():
                     scrubbed = matcher.scrub(text, WITHHELD_IN_TEXT)
                     if scrubbed != text:
-                        conn.execute(f"UPDATE {table} SET {column} = ?, updated_at = ? WHERE id = ?", (scrubbed, now, row_id))
+                        conn.execute(
+                            f"UPDATE {table} SET {column} = ?, updated_at = ? WHERE id = ?", (scrubbed, now, row_id)
+                        )
             for row_id, text in conn.execute("SELECT id, note FROM call_attempts WHERE note IS NOT NULL").fetchall():
                 scrubbed = matcher.scrub(text, WITHHELD_IN_TEXT)
                 if scrubbed != text:
@@ -457,7 +496,8 @@ class SensitiveRoles:
                 conn.execute(
                     "UPDATE people SET name = '', name_key = '', date_of_birth = NULL, nhs_number = NULL, phone = NULL, "
                     "email = NULL, address = NULL, postcode = NULL, occupation = NULL, referral_id = ?, updated_at = ? "
-                    "WHERE id = ?", (referral_id, now, other_id),
+                    "WHERE id = ?",
+                    (referral_id, now, other_id),
                 )
                 continue
             fields = fields - {"name"}  # a namesake keeps their name (scrubbed from notes all the same)
@@ -467,7 +507,9 @@ class SensitiveRoles:
                 f"UPDATE people SET {', '.join(f'{f} = NULL' for f in sorted(fields))}, updated_at = ? WHERE id = ?",
                 (now, other_id),
             )
-            kept = {f: (None if f in fields else getattr(other, f)) for f in ("name", "phone", "nhs_number", "postcode")}
+            kept = {
+                f: (None if f in fields else getattr(other, f)) for f in ("name", "phone", "nhs_number", "postcode")
+            }
             cb._index_person(conn, other_id, None if other.role else kept)
         exposure_ids = [r[0] for r in conn.execute("SELECT id FROM exposures WHERE person_id = ?", (person_id,))]
         for kind, ids in (("person", [person_id]), ("case", case_ids), ("contact", exposure_ids)):
@@ -479,15 +521,23 @@ class SensitiveRoles:
         """Other people (not referred) who may share an identifier with ``person``; the
         caller checks each with the normalised keys."""
         found: set[int] = set()
-        checks = [("phone = ?", person.phone), ("nhs_number = ?", person.nhs_number),
-                  ("lower(email) = lower(?)", person.email), ("postcode = ?", person.postcode)]
+        checks = [
+            ("phone = ?", person.phone),
+            ("nhs_number = ?", person.nhs_number),
+            ("lower(email) = lower(?)", person.email),
+            ("postcode = ?", person.postcode),
+        ]
         if person.date_of_birth:
             checks.append(("date_of_birth = ?", person.date_of_birth.isoformat()))
         for condition, value in checks:
             if value:
-                found.update(pid for (pid,) in conn.execute(
-                    f"SELECT id FROM people WHERE {condition} AND referral_id IS NULL AND id != ?", (value, person_id)
-                ))
+                found.update(
+                    pid
+                    for (pid,) in conn.execute(
+                        f"SELECT id FROM people WHERE {condition} AND referral_id IS NULL AND id != ?",
+                        (value, person_id),
+                    )
+                )
         return sorted(found)
 
     def referrals(self) -> list[Referral]:
@@ -554,17 +604,25 @@ def open_envelope_bytes(sealed: bytes, identities: list[Any]) -> tuple[bytes, st
     try:
         plain = decrypt(sealed, identities)
     except DecryptError:
-        raise BundleInvalid("this referral cannot be decrypted with the given identity (not sealed to it, or damaged)") from None
+        raise BundleInvalid(
+            "this referral cannot be decrypted with the given identity (not sealed to it, or damaged)"
+        ) from None
     try:
         outer = json.loads(plain.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BundleInvalid("the referral envelope is not a JSON object (is this a bundle? bundles end in .tar.age)") from None
+        raise BundleInvalid(
+            "the referral envelope is not a JSON object (is this a bundle? bundles end in .tar.age)"
+        ) from None
     if not isinstance(outer, dict) or set(outer) != _ENVELOPE_KEYS:
-        raise BundleInvalid("the referral envelope does not have the documented keys (format, version, signer, payload, signature)")
+        raise BundleInvalid(
+            "the referral envelope does not have the documented keys (format, version, signer, payload, signature)"
+        )
     if outer["format"] != ENVELOPE_FORMAT:
         raise BundleInvalid(f"this is not a tracekit referral: its envelope does not say format {ENVELOPE_FORMAT!r}")
     if type(outer["version"]) is not int or outer["version"] != ENVELOPE_VERSION:
-        raise BundleInvalid(f"referral envelope version {str(outer['version'])[:20]!r} is not supported (this tracekit reads {ENVELOPE_VERSION})")
+        raise BundleInvalid(
+            f"referral envelope version {str(outer['version'])[:20]!r} is not supported (this tracekit reads {ENVELOPE_VERSION})"
+        )
     signer = outer["signer"]
     if not isinstance(signer, str) or not re.fullmatch(r"[0-9a-f]{64}", signer):
         raise BundleInvalid("the referral's signer is not an Ed25519 public key (64 hex digits)")

@@ -21,7 +21,12 @@ class Table:
     """One stored table: ``columns`` in schema order, and the subsets that mean something."""
 
     def __init__(
-        self, name: str, columns: Sequence[str], *, identity: Sequence[str] = (), details: Sequence[str] = (),
+        self,
+        name: str,
+        columns: Sequence[str],
+        *,
+        identity: Sequence[str] = (),
+        details: Sequence[str] = (),
         derived: Sequence[str] = (),
     ) -> None:
         self.name = name
@@ -37,9 +42,7 @@ class Table:
             if unknown:
                 raise ValueError(f"{name}: {sorted(unknown)} are not columns")
         #: The INSERT of a whole row (``row`` gives its values; a missing one is NULL).
-        self.insert_sql = (
-            f"INSERT INTO {name}({', '.join(self.columns)}) VALUES({', '.join('?' * len(self.columns))})"
-        )
+        self.insert_sql = f"INSERT INTO {name}({', '.join(self.columns)}) VALUES({', '.join('?' * len(self.columns))})"
 
     def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values for :attr:`insert_sql`, by name (NULL for those not given: an id
@@ -65,22 +68,37 @@ class View:
         #: How many values a row of this view has.
         self.width: int = len(items) + (nested[1].width if nested is not None else 0)
         #: The SELECT list.
-        self.sql: str = ", ".join([expression for _, expression in items] + ([nested[1].sql] if nested is not None else []))
+        self.sql: str = ", ".join(
+            [expression for _, expression in items] + ([nested[1].sql] if nested is not None else [])
+        )
 
     def named(self, row: Sequence[Any]) -> dict[str, Any]:
         """One fetched row as name -> value."""
         record = dict(zip(self.names, row))
         if self.nested is not None:
             name, view = self.nested
-            record[name] = view.named(row[len(self.names):])
+            record[name] = view.named(row[len(self.names) :])
         return record
 
 
 PEOPLE = Table(
     "people",
     (
-        "id", "ref", "name", "name_key", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode",
-        "occupation", "search_terms", "created_at", "updated_at", "referral_id",
+        "id",
+        "ref",
+        "name",
+        "name_key",
+        "date_of_birth",
+        "nhs_number",
+        "phone",
+        "email",
+        "address",
+        "postcode",
+        "occupation",
+        "search_terms",
+        "created_at",
+        "updated_at",
+        "referral_id",
     ),
     identity=("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode"),
     details=("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode", "occupation"),
@@ -89,9 +107,23 @@ PEOPLE = Table(
 CASES = Table(
     "cases",
     (
-        "id", "ref", "person_id", "test_date", "test_type", "test_result", "symptom_onset", "status", "notes",
-        "source_exposure_id", "ruleset_id", "infectious_start", "infectious_end", "isolation_end", "created_at",
-        "updated_at", "closed_at",
+        "id",
+        "ref",
+        "person_id",
+        "test_date",
+        "test_type",
+        "test_result",
+        "symptom_onset",
+        "status",
+        "notes",
+        "source_exposure_id",
+        "ruleset_id",
+        "infectious_start",
+        "infectious_end",
+        "isolation_end",
+        "created_at",
+        "updated_at",
+        "closed_at",
     ),
     details=("test_date", "symptom_onset", "test_type", "test_result", "notes"),
     derived=("ruleset_id", "infectious_start", "infectious_end", "isolation_end"),
@@ -100,9 +132,25 @@ CASES = Table(
 EXPOSURES = Table(
     "exposures",
     (
-        "id", "ref", "case_id", "person_id", "last_exposure", "setting", "proximity_m", "duration_min",
-        "face_to_face", "direct_contact", "trace_status", "notes", "ruleset_id", "close_contact", "clause",
-        "risk_rank", "isolation_end", "created_at", "updated_at",
+        "id",
+        "ref",
+        "case_id",
+        "person_id",
+        "last_exposure",
+        "setting",
+        "proximity_m",
+        "duration_min",
+        "face_to_face",
+        "direct_contact",
+        "trace_status",
+        "notes",
+        "ruleset_id",
+        "close_contact",
+        "clause",
+        "risk_rank",
+        "isolation_end",
+        "created_at",
+        "updated_at",
     ),
     details=("last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact", "notes"),
     derived=("ruleset_id", "close_contact", "clause", "risk_rank", "isolation_end"),

@@ -36,10 +36,20 @@ SENSITIVE_ASSOCIATION = "sensitive-by-association"
 #: Fields a stub keeps as they are: what the epidemiological picture needs, nothing that
 #: identifies. ``ref`` and ``case`` are replaced by stub ids; ``updated_at`` (to the second,
 #: unchanged by marking) would be a join key to the record's earlier clear version.
-STUB_FIELDS = frozenset({
-    "test_date", "symptom_onset", "asymptomatic", "status", "infectious_start", "infectious_end",
-    "isolation_end", "last_exposure", "trace_status", "close_contact",
-})
+STUB_FIELDS = frozenset(
+    {
+        "test_date",
+        "symptom_onset",
+        "asymptomatic",
+        "status",
+        "infectious_start",
+        "infectious_end",
+        "isolation_end",
+        "last_exposure",
+        "trace_status",
+        "close_contact",
+    }
+)
 STUB_ID_PREFIX = "W-"
 _STUB_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as references
 _STUB_ID_LENGTH = 16  # 80 random bits: no two stubs of one bundle share one
@@ -60,6 +70,7 @@ class StubIds:
             self._ids[ref] = stub_id
         return stub_id
 
+
 Pseudonymiser = Callable[[dict[str, Any]], str | None]
 
 
@@ -71,7 +82,11 @@ def classify(record_type: str, record: dict[str, Any]) -> tuple[str | None, str 
     """(withheld reason, referral ref) for a record; (None, None) for an ordinary one."""
     if record.get("self_role") or record.get("self_referral"):
         return SENSITIVE_ROLE, record.get("self_referral")
-    if record_type == "contact" and (record.get("case_role") or record.get("case_referral")) and not record.get("released"):
+    if (
+        record_type == "contact"
+        and (record.get("case_role") or record.get("case_referral"))
+        and not record.get("released")
+    ):
         return SENSITIVE_ASSOCIATION, record.get("case_referral")
     if record.get("self_associated") or record.get("shared_identity"):
         return SENSITIVE_ASSOCIATION, None  # a withheld contact promoted, or a second record of the person
@@ -86,7 +101,10 @@ def is_sensitive(record_type: str, record: dict[str, Any]) -> bool:
 
 
 def redact(
-    record_type: str, record: dict[str, Any], policy: Policy, pseudonymise: Pseudonymiser | None = None,
+    record_type: str,
+    record: dict[str, Any],
+    policy: Policy,
+    pseudonymise: Pseudonymiser | None = None,
     stub_ids: StubIds | None = None,
 ) -> dict[str, Any] | None:
     """The record as ``policy`` lets it leave; None when it is not in the policy's scope.
@@ -228,9 +246,12 @@ class CsvLayout:
         found = markers.append
         values: Iterator[Any] = map(record.get, self.columns)
         cells = [
-            value if ((kind := type(value)) is str and value[:1] not in starts) or kind in plain
-            else ("true" if value else "false") if kind is bool
-            else cell(value) if kind is not dict
+            value
+            if ((kind := type(value)) is str and value[:1] not in starts) or kind in plain
+            else ("true" if value else "false")
+            if kind is bool
+            else cell(value)
+            if kind is not dict
             else found(value) or cell(value)
             for value in values
         ]

@@ -115,7 +115,6 @@ def _classes() -> _Classes:
     return _Classes(_ranges(members(r"\w+")), _ranges(members(r"\s+")), _ranges(members(r"\d+")))
 
 
-
 @functools.cache
 def re2_dialect() -> Dialect:
     """The identity forms' dialect for RE2: Python's classes spelt out."""
@@ -179,7 +178,8 @@ class LeakGuard:
         # then falls back to a slow engine).
         self._fast = {group: _compile(_bounded(forms)) for group, forms in sorted(by_group.items())}
         self._dob_people = [
-            [(re.compile(postcode), refs) for postcode, refs in by_postcode.items()] for by_postcode in dob_people.values()
+            [(re.compile(postcode), refs) for postcode, refs in by_postcode.items()]
+            for by_postcode in dob_people.values()
         ]
         self._fast_dobs = _compile(list(dob_people))
         self._dob_set = None
@@ -251,7 +251,7 @@ class LeakGuard:
             middle = (match.start() + match.end()) // 2
             start = data.rfind(b"\n", 0, middle) + 1
             end = data.find(b"\n", middle)
-            line = data[start:len(data) if end < 0 else end]
+            line = data[start : len(data) if end < 0 else end]
             text = None
             for index in self._dob_set.Match(line):  # type: ignore[union-attr]
                 text = text if text is not None else line.decode("utf-8")

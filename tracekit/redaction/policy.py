@@ -26,21 +26,54 @@ MAX_POLICY_FILE_BYTES = 1 << 20
 IDENTITY_FIELDS = ("name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode")
 
 CASE_FIELDS = (
-    "ref", "person", "pseudonym", *IDENTITY_FIELDS, "test_date", "test_type", "test_result",
-    "symptom_onset", "asymptomatic", "status", "infectious_start", "infectious_end", "isolation_end",
-    "ruleset", "source_exposure", "notes", "updated_at",
+    "ref",
+    "person",
+    "pseudonym",
+    *IDENTITY_FIELDS,
+    "test_date",
+    "test_type",
+    "test_result",
+    "symptom_onset",
+    "asymptomatic",
+    "status",
+    "infectious_start",
+    "infectious_end",
+    "isolation_end",
+    "ruleset",
+    "source_exposure",
+    "notes",
+    "updated_at",
 )
 CONTACT_FIELDS = (
-    "ref", "case", "person", "pseudonym", *IDENTITY_FIELDS, "last_exposure", "setting", "proximity_m",
-    "duration_min", "face_to_face", "direct_contact", "close_contact", "clause", "trace_status",
-    "isolation_end", "ruleset", "notes", "updated_at",
+    "ref",
+    "case",
+    "person",
+    "pseudonym",
+    *IDENTITY_FIELDS,
+    "last_exposure",
+    "setting",
+    "proximity_m",
+    "duration_min",
+    "face_to_face",
+    "direct_contact",
+    "close_contact",
+    "clause",
+    "trace_status",
+    "isolation_end",
+    "ruleset",
+    "notes",
+    "updated_at",
 )
 RECORD_FIELDS = {"case": CASE_FIELDS, "contact": CONTACT_FIELDS}
 FREE_TEXT_FIELDS = frozenset({"notes"})
 
 STATISTICS_DIMENSIONS = (
-    "cases_by_test_date", "cases_by_status", "contacts_by_exposure_date", "contacts_by_setting",
-    "contacts_by_area", "contacts_by_trace_status",
+    "cases_by_test_date",
+    "cases_by_status",
+    "contacts_by_exposure_date",
+    "contacts_by_setting",
+    "contacts_by_area",
+    "contacts_by_trace_status",
 )
 RECIPIENT_ROLES = ("central-team", "vetted-team")
 SUPPRESSION_THRESHOLD = 5
@@ -116,7 +149,7 @@ BUILT_IN: dict[str, Policy] = {
     "statistics": Policy(
         name="statistics",
         description=(
-            "Counts only (by date, setting, area, status); counts of 1 to 4 are shown as \"<5\", "
+            'Counts only (by date, setting, area, status); counts of 1 to 4 are shown as "<5", '
             "with secondary suppression so totals cannot reveal a suppressed cell."
         ),
         kind="statistics",
@@ -163,7 +196,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     allowed_top = {"name", "description", "kind", "recipient_roles", "fields", "statistics", "role_category"}
     unknown = set(data) - allowed_top
     if unknown:
-        raise _problem(source, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed_top))}")
+        raise _problem(
+            source, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed_top))}"
+        )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise _problem(source, "'name' must be a string of 1 to 64 characters")
@@ -178,7 +213,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise _problem(source, "'description' holds control characters (escape sequences, bidirectional overrides)")
     kind = data.get("kind", "records")
     if kind not in ("records", "statistics"):
-        raise _problem(source, "'kind' must be \"records\" or \"statistics\"")
+        raise _problem(source, '\'kind\' must be "records" or "statistics"')
     roles = data.get("recipient_roles", ["central-team"])
     if not isinstance(roles, list) or not roles or any(r not in RECIPIENT_ROLES for r in roles):
         raise _problem(source, f"'recipient_roles' must be a non-empty list of {', '.join(RECIPIENT_ROLES)}")
@@ -203,7 +238,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
                     f"[fields].{record_type} has unknown field(s) {', '.join(bad)}; allowed: {', '.join(RECORD_FIELDS[record_type])}",
                 )
             if "ref" not in names:
-                raise _problem(source, f"[fields].{record_type} must include 'ref' (recipients need it to de-duplicate)")
+                raise _problem(
+                    source, f"[fields].{record_type} must include 'ref' (recipients need it to de-duplicate)"
+                )
             fields[record_type] = tuple(dict.fromkeys(names))
         if "statistics" in data:
             raise _problem(source, "'statistics' belongs to a statistics policy (kind = \"statistics\")")
@@ -215,8 +252,15 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
             raise _problem(source, "a statistics policy has no [fields]: it carries counts only")
         statistics = tuple(dict.fromkeys(dims))
     return Policy(
-        name=name.strip(), description=description.strip(), kind=kind, recipient_roles=tuple(roles),
-        fields=fields, scope="standard", role_category=role_category, statistics=statistics, source=source,
+        name=name.strip(),
+        description=description.strip(),
+        kind=kind,
+        recipient_roles=tuple(roles),
+        fields=fields,
+        scope="standard",
+        role_category=role_category,
+        statistics=statistics,
+        source=source,
     )
 
 

@@ -76,15 +76,19 @@ def read_key_file(path: Path) -> bytes:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ValidationError("key_file", "does not exist", expected="the key file from keys pseudonym generate") from None
+        raise ValidationError(
+            "key_file", "does not exist", expected="the key file from keys pseudonym generate"
+        ) from None
     if st.st_mode & 0o077:
         raise PassphraseError(f"{path} is readable by others; run chmod 600 {path}")
     data = read_regular_file(path, what="key file", max_bytes=MAX_KEY_FILE_BYTES, error=_unreadable_key_file)
     text = data.decode("ascii", errors="replace").strip()
     if not text.startswith(KEY_FILE_PREFIX):
-        raise ValidationError("key_file", "is not a tracekit pseudonym key", expected="a file written by keys pseudonym generate")
+        raise ValidationError(
+            "key_file", "is not a tracekit pseudonym key", expected="a file written by keys pseudonym generate"
+        )
     try:
-        key = bytes.fromhex(text[len(KEY_FILE_PREFIX):])
+        key = bytes.fromhex(text[len(KEY_FILE_PREFIX) :])
     except ValueError:
         raise ValidationError("key_file", "is damaged", expected="64 hex digits after the prefix") from None
     if len(key) != 32:

@@ -128,7 +128,7 @@ def translate_db_error(exc: Exception, path: Path | None = None) -> TracekitErro
         # Anything else SQLite reports about the file itself (a schema it cannot read, an
         # I/O error it has no words for) is the environment or damage, not a bug of ours.
         return IntegrityError(
-            f"the store could not be used{where}: SQLite reports \"{str(exc)[:200]}\"; "
+            f'the store could not be used{where}: SQLite reports "{str(exc)[:200]}"; '
             "run 'tracekit store check' to examine it"
         )
     return TracekitError(f"store error{where}: {type(exc).__name__}")
@@ -328,8 +328,11 @@ def _enlarge_lookaside(conn: Any, path: Path, slot_bytes: int, slots: int) -> bo
         return False
     library = _sqlite_library()
     rc = library.sqlite3_db_config(
-        ctypes.c_void_p(handle), _SQLITE_DBCONFIG_LOOKASIDE, ctypes.c_void_p(None),
-        ctypes.c_int(slot_bytes), ctypes.c_int(slots),
+        ctypes.c_void_p(handle),
+        _SQLITE_DBCONFIG_LOOKASIDE,
+        ctypes.c_void_p(None),
+        ctypes.c_int(slot_bytes),
+        ctypes.c_int(slots),
     )
     return rc == 0
 
@@ -363,8 +366,9 @@ def _memory_security_on() -> None:
 _memory_security_set = False
 
 
-def _connect(path: Path, key: bytearray, header: StoreHeader, *, checking: bool = False,
-             lookaside: tuple[int, int] | None = None) -> Any:
+def _connect(
+    path: Path, key: bytearray, header: StoreHeader, *, checking: bool = False, lookaside: tuple[int, int] | None = None
+) -> Any:
     """Open and key a connection; prove the key with a first read. Writes nothing.
 
     ``checking`` (``store check``): a damaged store is refused with what is wrong with
@@ -640,18 +644,13 @@ class Store:
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO settings(key, value) VALUES(?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
     # -- maintenance -----------------------------------------------------------------
     def info(self) -> StoreInfo:
-        counts = {
-            key: self._count(table)
-            for key, table in RECORD_TABLES
-            if self.table_exists(table)
-        }
+        counts = {key: self._count(table) for key, table in RECORD_TABLES if self.table_exists(table)}
         kdf = self.header.kdf
         return StoreInfo(
             path=str(self.path),
@@ -726,7 +725,7 @@ class Store:
         files.create_private_file(dest)
         attach_key = f"x'{key.hex()}{header.to_bytes().hex()}'"
         try:
-            conn.execute(f"ATTACH DATABASE ? AS tk_copy KEY \"{attach_key}\"", (str(dest),))
+            conn.execute(f'ATTACH DATABASE ? AS tk_copy KEY "{attach_key}"', (str(dest),))
             try:
                 conn.execute("BEGIN")
                 try:
@@ -877,9 +876,7 @@ def _schema_version(conn: Any) -> int:
 
 
 def _migrate(conn: Any, path: Path, migrations: list[Migration]) -> None:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-    ).fetchone()
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'").fetchone()
     if not exists:
         raise NotAStore(f"{path}: the store has no schema record; it is damaged or not a tracekit store")
     current = _schema_version(conn)
@@ -942,9 +939,7 @@ def create_store(
             conn.execute(BOOTSTRAP)
             _with_migrations(conn, path, list(MIGRATIONS if migrations is None else migrations))
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO settings(key, value) VALUES('created_at', ?)", (_utcnow(),)
-            )
+            conn.execute("INSERT INTO settings(key, value) VALUES('created_at', ?)", (_utcnow(),))
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -1015,4 +1010,3 @@ def _remove_stale_journal(conn: Any, path: Path) -> None:
         conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
     if removed:
         files.report_removed(path.parent, [journal.name])
-
