@@ -1,18 +1,24 @@
 # Two entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   set up .venv, install tracekit, run the guided demo on a throwaway store
-#   make test   set up .venv, install tracekit with its test extras, run the test suite
+#   make test   set up .venv, install tracekit with its test extras, check the code (ruff
+#               lint and format, mypy over tracekit/), run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs-cli docs clean
+.PHONY: demo test check bench docs-cli docs clean
 
 demo: $(STAMP)
 	$(BIN)/tracekit demo
 
-test: $(STAMP)
+test: $(STAMP) check
 	$(BIN)/python -m pytest -q
+
+check: $(STAMP)
+	$(BIN)/ruff check tracekit tests bench
+	$(BIN)/ruff format --check tracekit tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
