@@ -120,9 +120,13 @@ def snapshot(database: str) -> dict[str, list[tuple[Any, ...]]]:
     return {table: sorted(map(repr, query(database, f"SELECT * FROM {table}"))) for table in tables}  # type: ignore[misc]
 
 
-def _both_ingested(database: str, tracers: dict[str, Any]) -> None:
+def _register_both(database: str, tracers: dict[str, Any]) -> None:
     register(database, "Tracer A", tracers["a"]["fingerprint"])
     register(database, "Tracer B", tracers["b"]["fingerprint"])
+
+
+def _both_ingested(database: str, tracers: dict[str, Any]) -> None:
+    _register_both(database, tracers)
     result = ingest(database, tracers["identity"], tracers["a"]["path"], tracers["b"]["path"])
     assert result.exit_code == 0, result.stderr
 
@@ -195,6 +199,21 @@ def test_a_tampered_bundle_is_refused_and_nothing_changes(database, tracers, tmp
     assert result.exit_code == ExitCode.BUNDLE_INVALID
     assert json.loads(result.stderr)["error"]["code"] == "bundle-invalid"
     assert snapshot(database) == before
+
+
+def test_bundles_load_in_order_and_a_later_one_failing_verification_leaves_the_earlier_loaded(database, tracers, tmp_path):
+    """The next bundle is verified while the one before it loads: its failure still comes
+    after the earlier bundle is committed, and nothing after it is loaded."""
+    _register_both(database, tracers)
+    data = bytearray(tracers["a"]["path"].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered = tmp_path / "tampered.tar.age"
+    tampered.write_bytes(bytes(data))
+    result = ingest(database, tracers["identity"], tracers["b"]["path"], tampered, tracers["a"]["path"])
+    assert result.exit_code == ExitCode.BUNDLE_INVALID
+    assert json.loads(result.stderr)["error"]["code"] == "bundle-invalid"
+    assert query(database, "SELECT t.name FROM bundles b JOIN tracers t ON t.id = b.tracer_id") == [("Tracer B",)]
+    assert query(database, "SELECT count(*) FROM cases")[0][0] == 1
 
 
 def test_tracers_are_linked_through_pseudonyms_and_no_clear_identifier_is_stored(database, tracers):
@@ -314,10 +333,10 @@ def test_the_schema_is_under_versioned_migrations(empty_database):
     assert refused.exit_code == ExitCode.DATABASE
     assert "central migrate" in json.loads(refused.stderr)["error"]["hint"]
     first = central(empty_database, "migrate", "--json")
-    assert first.exit_code == 0 and json.loads(first.stdout)["applied"] == [1]
+    assert first.exit_code == 0 and json.loads(first.stdout)["applied"] == [1, 2]
     again = central(empty_database, "migrate", "--json")
     assert json.loads(again.stdout)["applied"] == []
-    assert [row[0] for row in query(empty_database, "SELECT version FROM tracekit_migrations")] == [1]
+    assert [row[0] for row in query(empty_database, "SELECT version FROM tracekit_migrations")] == [1, 2]
 
 
 def test_the_database_password_is_never_shown(postgres):

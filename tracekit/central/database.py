@@ -202,6 +202,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        "pseudonym links without a per-row foreign key check",
+        """
+        -- The foreign key fired a trigger for every link row an ingest writes (about 40% of
+        -- linking a bundle). Its tracer_id comes from the registry lookup in the same
+        -- transaction, and tracers are never deleted (only marked removed), as for the records.
+        ALTER TABLE pseudonym_tracers DROP CONSTRAINT pseudonym_tracers_tracer_id_fkey;
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x7472_6163  # an advisory lock: one migrating process at a time

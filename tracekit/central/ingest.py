@@ -27,19 +27,22 @@ so no escaping is needed.
 
 from __future__ import annotations
 
+import pickle
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracekit import errors
 from tracekit.bundle.reader import Verified, read_bundle, read_members
 from tracekit.central import registry
 from tracekit.central.database import failure
-from tracekit.errors import BundleInvalid, UnknownSigner
+from tracekit.errors import BundleInvalid, EnvironmentProblem, TracekitError, UnknownSigner
 from tracekit.redaction.policy import FREE_TEXT_FIELDS, IDENTITY_FIELDS, RECORD_FIELDS
 
 NULL = "\\N"
@@ -160,6 +163,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 TABLES = {"case": "cases", "contact": "contacts"}
 
 
+def _copy_sql(record_type: str) -> str:
+    return f"COPY {TABLES[record_type]} ({', '.join(COLUMNS[record_type])}) FROM STDIN"
+
+
 #: Cells checked once per distinct value (dates and choices repeat across millions of records).
 _MEMOISED = frozenset({_date, _token})
 #: Distinct values remembered per field (a few hundred dates, a handful of choices; bounded for hostile input).
@@ -194,9 +201,6 @@ class _RecordTable:
         self.ref_at = index["ref"]
         self.ref = _REF["case"] if record_type == "case" else re.compile(f"E-{_BASE32}{{6}}")
         self.links_at = [index[c] for c in ("person", "pseudonym") if c in index]
-
-    def copy_sql(self) -> str:
-        return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN"
 
     def row(self, record: Any, head: list[str]) -> tuple[list[str], bool]:
         """The COPY cells of one record (``head``: bundle, line, tracer), and whether it is a stub."""
@@ -349,6 +353,185 @@ class _MemberLoader:
         self._copy_context.__exit__(None, None, None)
 
 
+# ---------------------------------------------------------------------------- the second pass in a worker
+
+
+class _PipeCopy:
+    """Stands in for a ``COPY`` in the worker: its rows go to the ingesting process, which feeds the real one."""
+
+    def __init__(self, pipe: Any, record_type: str) -> None:
+        self._pipe = pipe
+        self._record_type = record_type
+
+    def __enter__(self) -> _PipeCopy:
+        self._pipe.send(("copy", self._record_type))
+        return self
+
+    def write(self, text: str) -> None:
+        self._pipe.send_bytes(text.encode())
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if kind is None:
+            self._pipe.send(("end",))
+        # on an error, the worker's next message says what failed
+
+
+def _worker_main(pipe: Any, identity_texts: list[str]) -> None:
+    """The worker process: for each job, the second pass of one verified bundle, its
+    records checked and turned into COPY text, sent to the ingesting process."""
+    import signal
+
+    from pyrage import x25519
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingesting process's to handle: it stops this one
+    identities = [x25519.Identity.from_str(text) for text in identity_texts]
+    del identity_texts
+    try:
+        _serve(pipe, identities)
+    except OSError:
+        return  # the ingesting process went away
+
+
+def _serve(pipe: Any, identities: list[Any]) -> None:
+    while True:
+        try:
+            job = pipe.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            totals = _second_pass(pipe, identities, *job)
+            pipe.send(("done", totals.records, totals.withheld))
+        except TracekitError as error:
+            pipe.send(("failed", type(error).__name__, vars(error)))
+        except Exception as error:  # a bug: the ingesting process reports it as one
+            pipe.send(("bug", type(error).__name__))
+
+
+def _second_pass(
+    pipe: Any, identities: list[Any], path: Path, verified: Verified, allowed: dict[str, set[str]], bundle_pk: int, tracer_id: int
+) -> _Totals:
+    layouts = {record_type: _RecordTable(record_type, allowed[record_type]) for record_type in TABLES}
+    totals = _Totals()
+
+    def consume(name: str) -> _MemberLoader | None:
+        match = _MEMBER.fullmatch(name)
+        if match is None:
+            return None  # CSV copies, the redaction report: checked in the verified pass, not loaded
+        layout = layouts["case" if match.group(1) == "cases" else "contact"]
+        return _MemberLoader(_PipeCopy(pipe, layout.record_type), layout, name, bundle_pk, tracer_id, totals)
+
+    read_members(path, identities, verified, consume)
+    return totals
+
+
+class LoadWorker:
+    """A worker process that does each bundle's second pass (decrypting it again, checking
+    every record, writing it as COPY text) while this process feeds its rows to PostgreSQL:
+    the checks and the server's COPY run side by side on two cores.
+
+    Only the rows cross over (through a pipe, never a file); the worker receives the age
+    identities over the same pipe when it starts. One worker serves every bundle of an
+    ``ingest``; use it as a context manager."""
+
+    def __init__(self, identities: list[Any]) -> None:
+        self._identities = [str(identity) for identity in identities]
+        self._process: Any = None
+        self._pipe: Any = None
+
+    def __enter__(self) -> LoadWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or connections
+        pipe, child = context.Pipe()
+        process = context.Process(
+            target=_worker_main, args=(child, self._identities), name="tracekit-central-ingest-worker", daemon=True
+        )
+        try:
+            process.start()
+        finally:
+            child.close()
+        self._process, self._pipe = process, pipe
+
+    def stop(self) -> None:
+        """End the worker (between bundles it ends at once; mid-bundle it is terminated)."""
+        if self._process is None:
+            return
+        try:
+            self._pipe.send(None)
+        except OSError:
+            pass
+        self._pipe.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+        self._process = self._pipe = None
+
+    def load(self, cursor: Any, path: Path, verified: Verified, allowed: dict[str, set[str]], bundle_pk: int, tracer_id: int) -> _Totals:
+        """The bundle's records (``allowed``: the fields its policy lists) into their tables
+        by ``COPY`` on ``cursor``; what was loaded."""
+        if self._process is None:
+            self._start()
+        self._pipe.send((path, verified, allowed, bundle_pk, tracer_id))
+        copy_context: Any = None
+        copy: Any = None
+        finished = False
+        try:
+            while True:
+                try:
+                    message = self._pipe.recv_bytes()
+                except (EOFError, OSError):
+                    self._process.join(timeout=5)
+                    raise EnvironmentProblem(
+                        f"the ingest's worker process stopped unexpectedly (exit code {self._process.exitcode}, "
+                        "out of memory or killed?); nothing of this bundle was ingested"
+                    ) from None
+                if message[:1] != b"\x80":  # rows: COPY text starts with the bundle id (digits), a pickle with 0x80
+                    copy.write(message)
+                    continue
+                kind, *rest = pickle.loads(message)
+                if kind == "copy":
+                    copy_context = cursor.copy(_copy_sql(rest[0]))
+                    copy = copy_context.__enter__()
+                elif kind == "end":
+                    context, copy_context = copy_context, None
+                    context.__exit__(None, None, None)
+                elif kind == "done":
+                    finished = True
+                    return _Totals(records=rest[0], withheld=rest[1])
+                elif kind == "failed":
+                    finished = True
+                    raise _rebuilt(*rest)
+                else:
+                    finished = True
+                    raise RuntimeError(f"the central ingest worker failed: {rest[0]}")
+        except BaseException as exc:
+            if copy_context is not None:
+                copy_context.__exit__(type(exc), exc, None)  # ends the COPY with an error
+            if not finished:
+                self.stop()  # mid-bundle (the database refused a row, Ctrl-C): the next bundle gets a fresh worker
+            raise
+
+
+def _rebuilt(name: str, attributes: dict[str, Any]) -> TracekitError:
+    """The worker's error, as raised there."""
+    kind = getattr(errors, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, TracekitError)):
+        raise RuntimeError(f"the central ingest worker failed with an unknown error {name!r}")
+    error = kind.__new__(kind)
+    TracekitError.__init__(error, attributes["message"], hint=attributes.get("hint"))
+    vars(error).update(attributes)
+    return error
+
+
 # ---------------------------------------------------------------------------- one bundle
 
 
@@ -399,15 +582,42 @@ def _allowed_fields(verified: Verified, record_type: str) -> set[str]:
     return set(listed)
 
 
-def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ingested:
-    """Verify one bundle, then load it in one transaction (or find it was loaded already)."""
-    import psycopg
-    from psycopg.copy import QueuedLibpqWriter
-
-    started = time.perf_counter()
-    path = Path(path).expanduser()
+def _verified(path: Path, identities: list[Any]) -> Verified:
+    """The first pass: the whole bundle decrypted and verified, nothing written."""
     verified = read_bundle(path, identities)
     check_central_records_bundle(verified)
+    return verified
+
+
+def ingest_bundles(conn: Any, url: str, paths: list[Path], identities: list[Any]) -> Iterator[Ingested]:
+    """Each bundle verified, then loaded in its own transaction (or found loaded already), in order.
+
+    The first pass over the next bundle runs in a thread while this one loads, and each
+    bundle's second pass in a :class:`LoadWorker`; a bundle's transaction still starts only
+    once it has verified. Stops at the first bundle refused (the ones before it stay loaded)."""
+    paths = [Path(path).expanduser() for path in paths]
+    verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-verify")
+    try:
+        with LoadWorker(identities) as worker:
+            upcoming = verifier.submit(_verified, paths[0], identities) if paths else None
+            for number, path in enumerate(paths):
+                started = time.perf_counter()
+                verified = upcoming.result()  # type: ignore[union-attr]
+                if number + 1 < len(paths):
+                    upcoming = verifier.submit(_verified, paths[number + 1], identities)
+                yield _load(conn, url, path, verified, worker, started)
+    finally:
+        verifier.shutdown(wait=True, cancel_futures=True)
+
+
+def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ingested:
+    """Verify one bundle, then load it in one transaction (or find it was loaded already)."""
+    return next(ingest_bundles(conn, url, [path], identities))
+
+
+def _load(conn: Any, url: str, path: Path, verified: Verified, worker: LoadWorker, started: float) -> Ingested:
+    import psycopg
+
     model = verified.model
     try:
         tracer = registry.active_tracer(conn, verified.signer_fingerprint)
@@ -417,8 +627,7 @@ def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ing
                 hint="if the tracer confirms this fingerprint: tracekit central tracers add --name NAME --signer FINGERPRINT",
             )
         result = Ingested(path, model.bundle_id, tracer.name, verified.signer_fingerprint, already=False)
-        layouts = {record_type: _RecordTable(record_type, _allowed_fields(verified, record_type)) for record_type in TABLES}
-        totals = _Totals()
+        allowed = {record_type: _allowed_fields(verified, record_type) for record_type in TABLES}
         with conn.transaction():
             row = conn.execute(
                 "INSERT INTO bundles (bundle_id, tracer_id, created_at, changes_since, changes_until, policy, policy_sha256, "
@@ -432,18 +641,7 @@ def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ing
             else:
                 bundle_pk = row[0]
                 with conn.cursor() as cursor:
-
-                    def consume(name: str) -> _MemberLoader | None:
-                        match = _MEMBER.fullmatch(name)
-                        if match is None:
-                            return None  # CSV copies, the redaction report: hashed and checked, not loaded
-                        layout = layouts["case" if match.group(1) == "cases" else "contact"]
-                        # The queued writer sends in a thread while this one parses and checks the next
-                        # records, so the server's work overlaps ours (its queue is bounded: memory stays flat).
-                        copy = cursor.copy(layout.copy_sql(), writer=QueuedLibpqWriter(cursor))
-                        return _MemberLoader(copy, layout, name, bundle_pk, tracer.id, totals)
-
-                    read_members(path, identities, verified, consume)
+                    totals = worker.load(cursor, path, verified, allowed, bundle_pk, tracer.id)
                 conn.execute(
                     "UPDATE bundles SET cases = %s, contacts = %s, withheld = %s WHERE id = %s",
                     (totals.records["case"], totals.records["contact"], totals.withheld, bundle_pk),
