@@ -40,7 +40,9 @@ contact = ["ref", "case", "person", "pseudonym", "name", "date_of_birth", "nhs_n
 """
 
 
-def _tracer_store(directory: Path, central_public: str, pseudonym_key: bytes, build) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _tracer_store(directory: Path, central_public: str, pseudonym_key: bytes, build, *, default_policy: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A tracer's store and its bundle for the central team, under CENTRAL_WITH_PSEUDONYMS
+    (or, with ``default_policy``, the built-in central handover)."""
     from tracekit.bundle.writer import export_handover
     from tracekit.records import Casebook
     from tracekit.records.sensitive import SensitiveRoles
@@ -57,7 +59,9 @@ def _tracer_store(directory: Path, central_public: str, pseudonym_key: bytes, bu
         roles = SensitiveRoles(book)
         build(book, roles)
         roles.add_recipient("PHE", central_public, "central-team")
-        result = export_handover(store, "PHE", policy_name=str(policy), out_dir=directory / "out", all_records=True)
+        result = export_handover(
+            store, "PHE", policy_name=None if default_policy else str(policy), out_dir=directory / "out", all_records=True
+        )
         return {"path": result.path, "fingerprint": signing.fingerprint(signing.public_key_hex(store.conn)), "counts": result.record_counts}
 
 
@@ -240,6 +244,28 @@ def test_tracers_are_linked_through_pseudonyms_and_no_clear_identifier_is_stored
             as_text = f"encode({column}, 'escape')" if data_type == "bytea" else f"{column}::text"
             found = conn.execute(f"SELECT count(*) FROM {table} WHERE {as_text} ILIKE ANY(%s)", (patterns,)).fetchone()[0]
             assert found == 0, (table, column)
+
+
+def test_the_default_central_policy_links_tracers_who_share_the_team_key(database, tmp_path):
+    """Two tracers sharing the team pseudonym key, both exporting with the built-in policy
+    (no --policy): the central summary shows the person they both know as one link."""
+    central_key = x25519.Identity.generate()
+    identity = tmp_path / "central.key"
+    identity.write_text(f"{central_key}\n")
+    os.chmod(identity, 0o600)
+    team_key = os.urandom(32)
+    bundles = [
+        _tracer_store(tmp_path / name, str(central_key.to_public()), team_key, build, default_policy=True)
+        for name, build in (("a", _tracer_a), ("b", _tracer_b))
+    ]
+    for name, bundle in zip(("Tracer A", "Tracer B"), bundles):
+        register(database, name, bundle["fingerprint"])
+    result = ingest(database, identity, *(bundle["path"] for bundle in bundles))
+    assert result.exit_code == 0, result.stderr
+    assert {row[0] for row in query(database, "SELECT policy FROM bundles")} == {"central-handover"}
+    links = json.loads(central(database, "summary", "--json").stdout)["links"]
+    assert links["linked_people"] == 1
+    assert links["items"][0]["tracers"] == ["Tracer A", "Tracer B"]
 
 
 def test_a_withheld_stub_stays_withheld_and_links_to_nothing(database, tracers):

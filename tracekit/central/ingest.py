@@ -13,6 +13,11 @@ Per bundle:
    tracekit that wrote it), every member against the verified manifest's hash; then the
    bundle's pseudonyms join ``pseudonym_tracers``. Any failure rolls it all back.
 
+Two cores are used (:func:`ingest_bundles`): the second pass and its checks run in a
+:class:`LoadWorker` process while this one feeds its rows to the server, and the first
+pass over the next bundle runs in a thread meanwhile; a bundle's transaction still starts
+only once it has verified.
+
 What is stored: references, dates, choices, numbers and the keyed pseudonym. Clear
 identifiers (name, date of birth, NHS number, phone, email, address, postcode) and free
 text (notes) are never stored, whatever the bundle's policy carried: the central picture
