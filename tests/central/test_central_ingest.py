@@ -258,7 +258,7 @@ def test_the_default_central_policy_links_tracers_who_share_the_team_key(databas
         _tracer_store(tmp_path / name, str(central_key.to_public()), team_key, build, default_policy=True)
         for name, build in (("a", _tracer_a), ("b", _tracer_b))
     ]
-    for name, bundle in zip(("Tracer A", "Tracer B"), bundles):
+    for name, bundle in zip(("Tracer A", "Tracer B"), bundles, strict=True):
         register(database, name, bundle["fingerprint"])
     result = ingest(database, identity, *(bundle["path"] for bundle in bundles))
     assert result.exit_code == 0, result.stderr

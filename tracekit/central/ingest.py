@@ -32,10 +32,11 @@ so no escaping is needed.
 
 from __future__ import annotations
 
+import operator
 import pickle
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,11 @@ def _number(value: Any) -> str:
     raise _Refused("a number from 0 to 1,000,000,000")
 
 
+#: The cells whose value is text of one form, written as it is (:meth:`_RecordTable.plain_rows`
+#: checks a whole column against the form at once): cell function -> its pattern.
+_TEXT_PATTERN: dict[Callable[[Any], str], re.Pattern[str]] = {_date: _DATE, _time: _TIME, _token: _TOKEN}
+
+
 def _reference(name: str) -> Callable[[Any], str]:
     pattern = _REF[name]
 
@@ -120,6 +126,7 @@ def _reference(name: str) -> Callable[[Any], str]:
             return value
         raise _Refused(f"a reference such as {pattern.pattern[:2]}7K2M9Q")
 
+    _TEXT_PATTERN[check] = pattern
     return check
 
 
@@ -128,6 +135,9 @@ def _case_reference(value: Any) -> str:
     if type(value) is str and (_REF["case"].fullmatch(value) or _STUB_ID.fullmatch(value)):
         return value
     raise _Refused("a case reference C-... or a stub id W-...")
+
+
+_TEXT_PATTERN[_case_reference] = re.compile(f"{_REF['case'].pattern}|{_STUB_ID.pattern}")
 
 
 def _pseudonym(value: Any) -> str:
@@ -206,6 +216,53 @@ class _RecordTable:
         self.ref_at = index["ref"]
         self.ref = _REF["case"] if record_type == "case" else re.compile(f"E-{_BASE32}{{6}}")
         self.links_at = [index[c] for c in ("person", "pseudonym") if c in index]
+        #: An ordinary record as tracekit writes it: every field of its policy, then withheld
+        #: and ref (no referral), taken out of each record of a batch at once.
+        policy_fields = sorted(allowed - {"ref"})
+        self.plain_fields = (*policy_fields, "withheld", "ref")
+        self.plain_values = operator.itemgetter(*self.plain_fields)
+        self.ref_column = _column_pattern(self.ref)
+        #: per policy field, in plain_fields order: (column index or -1 when not stored, how
+        #: its column is checked and written)
+        self.plain_columns = [
+            (at, _column_cells(cell) if cell is not None else None)
+            for at, cell, _ in map(self.cells.__getitem__, policy_fields)
+        ]
+
+    def plain_rows(self, records: list[Any], first_line: int, bundle: str, tracer: str) -> list[str] | None:
+        """The COPY rows of a batch of ordinary records, checked a column at a time, or None
+        when the batch is not only ordinary records holding exactly their policy's fields
+        (a stub, a marker, a missing or extra field, anything :meth:`row` would refuse): then
+        :meth:`row` takes them one by one, and names what it refuses. Of ordinary records it
+        accepts only what :meth:`row` accepts, and writes the same cells
+        (tests/central/test_ingest_columns.py); the work is then mostly in C (one pattern
+        match over a whole column, set and join operations), not a Python step per field."""
+        if set(map(type, records)) != {dict} or set(map(len, records)) != {len(self.plain_fields)}:
+            return None
+        try:
+            table = list(zip(*map(self.plain_values, records), strict=True))  # every field present, so no other field
+        except KeyError:
+            return None
+        *values_of, withheld, refs = table
+        if set(map(type, withheld)) != {bool} or any(withheld):
+            return None  # not only ordinary records
+        if set(map(type, refs)) != {str} or not _column_matches(self.ref_column, refs):
+            return None
+        count = len(records)
+        columns: list[Any] = [(NULL,) * count] * len(self.columns)
+        columns[0], columns[1], columns[2] = (bundle,) * count, map(str, range(first_line, first_line + count)), (tracer,) * count
+        columns[self.ref_at] = refs
+        for (at, cells_of), values in zip(self.plain_columns, values_of, strict=True):
+            kinds = set(map(type, values))
+            if dict in kinds:
+                return None  # a withheld detail: its marker is checked and listed by row()
+            if cells_of is None or kinds == {_NONE}:
+                continue
+            cells = cells_of(values, kinds)
+            if cells is None:
+                return None
+            columns[at] = cells
+        return list(map("\t".join, zip(*columns, strict=True)))
 
     def row(self, record: Any, head: list[str]) -> tuple[list[str], bool]:
         """The COPY cells of one record (``head``: bundle, line, tracer), and whether it is a stub."""
@@ -213,10 +270,10 @@ class _RecordTable:
             raise _Refused("a JSON object per line")
         row = [NULL] * len(self.columns)
         row[0], row[1], row[2] = head
-        withheld = record.pop("withheld", None)
+        withheld: Any = record.pop("withheld", None)
         referral = record.pop("referral", None)
         ref = record.pop("ref", None)
-        if withheld is not False and withheld not in WITHHELD_REASONS:
+        if withheld is not False and not (type(withheld) is str and withheld in WITHHELD_REASONS):
             raise _Refused("withheld: false or a withheld reason")
         if referral is not None and not (type(referral) is str and _REFERRAL.fullmatch(referral)):
             raise _Refused("referral: null or a referral reference R-...")
@@ -266,10 +323,72 @@ class _RecordTable:
         return row, stub
 
 
+# ---------------------------------------------------------------------------- a column at a time
+
+_NONE = type(None)
+_BOOLEAN_CELLS = {True: "t", False: "f", None: NULL}
+
+
+def _column_pattern(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """Values of the form ``pattern``, one per line."""
+    return re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*")
+
+
+def _column_matches(column: re.Pattern[str], values: Sequence[str]) -> bool:
+    """Every value (text) is of the column's form: one match over them all, joined by line
+    breaks; a value holding a line break of its own is caught by the count."""
+    if not values:
+        return True
+    joined = "\n".join(values)
+    return joined.count("\n") == len(values) - 1 and column.fullmatch(joined) is not None
+
+
+def _column_cells(cell: Callable[[Any], str]) -> Callable[[Sequence[Any], set[type]], Sequence[str] | None]:
+    """How a whole column of ``cell`` values is checked and written: its cells, or None
+    for anything ``cell`` would refuse (a marker, a wrong type or form, a number out of range)."""
+    if cell is _boolean:
+
+        def booleans(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            return [_BOOLEAN_CELLS[value] for value in values] if kinds <= {bool, _NONE} else None
+
+        return booleans
+    if cell is _number:
+
+        def numbers(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            if not kinds <= {int, float, _NONE}:
+                return None
+            present = [value for value in values if value is not None]
+            if not all(0 <= value <= 1_000_000_000 for value in present):  # NaN fails too
+                return None
+            return [NULL if value is None else str(value) if type(value) is int else repr(value) for value in values]
+
+        return numbers
+    if cell is _pseudonym:
+        column = _column_pattern(_PSEUDONYM)
+
+        def pseudonyms(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            if not kinds <= {str, _NONE} or not _column_matches(column, [v for v in values if v is not None]):
+                return None
+            return [NULL if value is None else "\\\\x" + value[3:] for value in values]
+
+        return pseudonyms
+    column = _column_pattern(_TEXT_PATTERN[cell])
+
+    def texts(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+        if not kinds <= {str, _NONE}:
+            return None
+        present = values if _NONE not in kinds else [value for value in values if value is not None]
+        if not _column_matches(column, present):
+            return None
+        return present if present is values else [NULL if value is None else value for value in values]
+
+    return texts
+
+
 def _check_marker(value: dict[str, Any]) -> None:
     if (
         len(value) != 2
-        or value.get("withheld") not in WITHHELD_REASONS
+        or not (type(value.get("withheld")) is str and value["withheld"] in WITHHELD_REASONS)
         or not (value.get("referral") is None or (type(value["referral"]) is str and _REFERRAL.fullmatch(value["referral"])))
     ):
         raise _Refused('a withheld marker {"withheld": reason, "referral": null or R-...}')
@@ -317,6 +436,19 @@ class _MemberLoader:
     def _load(self, lines: list[bytes]) -> None:
         layout, totals, record_type = self._layout, self._totals, self._layout.record_type
         rows = self._rows
+        try:
+            records = list(map(orjson.loads, lines))
+        except orjson.JSONDecodeError:
+            records = None  # the line is found and named below
+        if records is not None:
+            plain = layout.plain_rows(records, totals.records[record_type] + 1, self._bundle, self._tracer)
+            if plain is not None:
+                self._line += len(plain)
+                totals.records[record_type] += len(plain)
+                rows.extend(plain)
+                if len(rows) >= _FLUSH_ROWS:
+                    self._flush()
+                return
         for line in lines:
             self._line += 1
             try:
