@@ -279,7 +279,7 @@ class _RecordTable:
             raise _Refused("referral: null or a referral reference R-...")
         stub = withheld is not False
         if stub:
-            row[self.withheld_at] = withheld
+            row[self.withheld_at] = str(withheld)  # a reason, checked above
             if referral is not None:
                 row[self.referral_at] = referral
         elif referral is not None:
