@@ -13,9 +13,10 @@ What runs:
   signed manifest) under a central policy with pseudonyms: cases and contacts in a ratio of
   1:4, about 1 in 100 a withheld stub, and every tenth person known to two tracers;
 * **ingest**: the CLI in a child process (``central ingest`` of every bundle into an empty
-  database): decrypt and verify each bundle, decrypt again streaming every record through
-  the checks into ``COPY``, link the pseudonyms, one transaction per bundle. Its peak RSS
-  is read from the child's rusage; it is also measured for one bundle alone, to show that
+  database): decrypt and verify each bundle (the next one while the current one loads),
+  decrypt again in the CLI's worker process streaming every record through the checks into
+  ``COPY``, link the pseudonyms, one transaction per bundle. Its peak RSS is the CLI's
+  plus its worker's (from rusage); it is also measured for one bundle alone, to show that
   memory does not grow with the number of records;
 * **bare COPY**: the rows that ingest wrote, dumped with ``COPY ... TO``, loaded into an
   empty database with the same schema and indexes by ``COPY ... FROM STDIN`` (psycopg's
