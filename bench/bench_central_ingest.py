@@ -13,10 +13,11 @@ What runs:
   signed manifest) under a central policy with pseudonyms: cases and contacts in a ratio of
   1:4, about 1 in 100 a withheld stub, and every tenth person known to two tracers;
 * **ingest**: the CLI in a child process (``central ingest`` of every bundle into an empty
-  database): decrypt and verify each bundle, decrypt again streaming every record through
-  the checks into ``COPY``, link the pseudonyms, one transaction per bundle. Its peak RSS
-  is read from the child's rusage; it is also measured for one bundle alone, to show that
-  memory does not grow with the number of records;
+  database): decrypt and verify each bundle (the next one while the current one loads),
+  decrypt again in the CLI's worker process streaming every record through the checks into
+  ``COPY``, link the pseudonyms, one transaction per bundle. Its peak RSS is the CLI's
+  plus its worker's (sampled from /proc); it is also measured for one bundle alone, to
+  show that memory does not grow with the number of records;
 * **bare COPY**: the rows that ingest wrote, dumped with ``COPY ... TO``, loaded into an
   empty database with the same schema and indexes by ``COPY ... FROM STDIN`` (psycopg's
   copy API, 1 MiB blocks), one transaction: the floor for loading these rows.
@@ -38,24 +39,66 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from common import machine
+from common import machine  # noqa: E402  (bench/common.py, after the path is set)
 
 CHUNK = 20_000
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 POLICY_FIELDS = {
-    "case": ["ref", "person", "pseudonym", "name", "date_of_birth", "nhs_number", "phone", "email", "address", "postcode",
-             "test_date", "test_type", "test_result", "symptom_onset", "asymptomatic", "status", "infectious_start",
-             "infectious_end", "isolation_end", "ruleset", "updated_at"],
-    "contact": ["ref", "case", "person", "pseudonym", "name", "date_of_birth", "nhs_number", "phone", "email", "address",
-                "postcode", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
-                "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "updated_at"],
+    "case": [
+        "ref",
+        "person",
+        "pseudonym",
+        "name",
+        "date_of_birth",
+        "nhs_number",
+        "phone",
+        "email",
+        "address",
+        "postcode",
+        "test_date",
+        "test_type",
+        "test_result",
+        "symptom_onset",
+        "asymptomatic",
+        "status",
+        "infectious_start",
+        "infectious_end",
+        "isolation_end",
+        "ruleset",
+        "updated_at",
+    ],
+    "contact": [
+        "ref",
+        "case",
+        "person",
+        "pseudonym",
+        "name",
+        "date_of_birth",
+        "nhs_number",
+        "phone",
+        "email",
+        "address",
+        "postcode",
+        "last_exposure",
+        "setting",
+        "proximity_m",
+        "duration_min",
+        "face_to_face",
+        "direct_contact",
+        "close_contact",
+        "clause",
+        "trace_status",
+        "isolation_end",
+        "ruleset",
+        "updated_at",
+    ],
 }
 SETTINGS = ("household", "workplace", "education", "healthcare", "social", "travel", "other")
 
@@ -86,7 +129,12 @@ def records(tracer: int, count: int, team_key: bytes):  # type: ignore[no-untype
                 stub = {name: marker() for name in POLICY_FIELDS[record_type]}
                 stub.update(ref="W-" + code(serial, 16), withheld="sensitive-role", referral=None)
                 if record_type == "case":
-                    stub.update(test_date=f"2020-10-{day:02d}", status="open", asymptomatic=True, isolation_end=f"2020-11-{day:02d}")
+                    stub.update(
+                        test_date=f"2020-10-{day:02d}",
+                        status="open",
+                        asymptomatic=True,
+                        isolation_end=f"2020-11-{day:02d}",
+                    )
                 else:
                     stub.update(last_exposure=f"2020-10-{day:02d}", close_contact=True, trace_status="not-yet-reached")
                 stubs.append((record_type, stub))
@@ -96,22 +144,43 @@ def records(tracer: int, count: int, team_key: bytes):  # type: ignore[no-untype
                 "ref": ("C-" if record_type == "case" else "E-") + code(serial),
                 "person": "P-" + code(person),
                 "pseudonym": "PS-" + hmac.new(team_key, f"nhs:{nhs}".encode(), hashlib.sha256).hexdigest()[:24],
-                "name": f"Person {person} Example", "date_of_birth": "1980-03-04", "nhs_number": nhs,
-                "phone": f"+4477009{person % 100000:05d}", "email": None, "address": f"{i % 300} High Street",
+                "name": f"Person {person} Example",
+                "date_of_birth": "1980-03-04",
+                "nhs_number": nhs,
+                "phone": f"+4477009{person % 100000:05d}",
+                "email": None,
+                "address": f"{i % 300} High Street",
                 "postcode": "LS1 4AP",
             }
             if record_type == "case":
                 record.update(
-                    test_date=f"2020-10-{day:02d}", test_type="pcr", test_result="positive", symptom_onset=f"2020-10-{day:02d}",
-                    asymptomatic=False, status="open", infectious_start=f"2020-09-{day:02d}", infectious_end=f"2020-10-{day:02d}",
-                    isolation_end=f"2020-11-{day:02d}", ruleset="england-2020-05-28", updated_at="2020-10-30T09:00:00+00:00",
+                    test_date=f"2020-10-{day:02d}",
+                    test_type="pcr",
+                    test_result="positive",
+                    symptom_onset=f"2020-10-{day:02d}",
+                    asymptomatic=False,
+                    status="open",
+                    infectious_start=f"2020-09-{day:02d}",
+                    infectious_end=f"2020-10-{day:02d}",
+                    isolation_end=f"2020-11-{day:02d}",
+                    ruleset="england-2020-05-28",
+                    updated_at="2020-10-30T09:00:00+00:00",
                 )
             else:
                 record.update(
-                    case="C-" + code(tracer * 10_000_000 + i // 4), last_exposure=f"2020-10-{day:02d}", setting=SETTINGS[i % 7],
-                    proximity_m=1.5, duration_min=20, face_to_face=True, direct_contact=False, close_contact=True,
-                    clause="face-to-face-1m", trace_status="reached", isolation_end=f"2020-11-{day:02d}",
-                    ruleset="england-2020-05-28", updated_at="2020-10-30T09:00:00+00:00",
+                    case="C-" + code(tracer * 10_000_000 + i // 4),
+                    last_exposure=f"2020-10-{day:02d}",
+                    setting=SETTINGS[i % 7],
+                    proximity_m=1.5,
+                    duration_min=20,
+                    face_to_face=True,
+                    direct_contact=False,
+                    close_contact=True,
+                    clause="face-to-face-1m",
+                    trace_status="reached",
+                    isolation_end=f"2020-11-{day:02d}",
+                    ruleset="england-2020-05-28",
+                    updated_at="2020-10-30T09:00:00+00:00",
                 )
             record["withheld"] = False
             yield record_type, record
@@ -127,7 +196,7 @@ def make_bundle(folder: Path, tracer: int, count: int, team_key: bytes, recipien
 
     from tracekit.bundle.writer import _Encryptor, _TarStream
     from tracekit.crypto import signing
-    from tracekit.redaction.apply import csv_row
+    from tracekit.redaction.apply import CsvLayout
 
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
@@ -145,12 +214,13 @@ def make_bundle(folder: Path, tracer: int, count: int, team_key: bytes, recipien
             if not rows:
                 return
             numbers[record_type] += 1
-            columns = [*POLICY_FIELDS[record_type], "withheld", "referral"]
+            layout = CsvLayout([*POLICY_FIELDS[record_type], "withheld", "referral"])
             text = io.StringIO()
+            text.write("\ufeff")
             writer = csv.writer(text, lineterminator="\r\n")
-            writer.writerow(columns)
+            writer.writerow(layout.header)
             for row in rows:
-                writer.writerow(csv_row(row, columns))
+                writer.writerow(layout.row(row))
             name = f"records/{record_type}s-{numbers[record_type]:05d}"
             tar.add(name + ".jsonl", b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows))
             tar.add(name + ".csv", text.getvalue().encode())
@@ -172,13 +242,32 @@ def make_bundle(folder: Path, tracer: int, count: int, team_key: bytes, recipien
         tar.add("redaction-report.json", b"{}", listed=True)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest = {
-            "format": "tracekit-bundle", "version": 1, "bundle_id": bundle_id, "created_at": now, "tracekit_version": "0.1.0",
+            "format": "tracekit-bundle",
+            "version": 1,
+            "bundle_id": bundle_id,
+            "created_at": now,
+            "tracekit_version": "0.1.0",
             "tracer_key": {"algorithm": "ed25519", "public_key": public, "fingerprint": signing.fingerprint(public)},
             "recipient": {"name": "Bench", "role": "central-team"},
-            "policy": {"name": "central-with-pseudonyms", "sha256": "0" * 64, "kind": "records", "definition": {
-                "name": "central-with-pseudonyms", "description": "bench", "kind": "records", "recipient_roles": ["central-team"],
-                "fields": POLICY_FIELDS, "scope": "standard", "role_category": False, "statistics": []}},
-            "changes": {"since": None, "until": now}, "record_counts": counts, "files": tar.entries, "audit_head": "1:" + "a" * 64,
+            "policy": {
+                "name": "central-with-pseudonyms",
+                "sha256": "0" * 64,
+                "kind": "records",
+                "definition": {
+                    "name": "central-with-pseudonyms",
+                    "description": "bench",
+                    "kind": "records",
+                    "recipient_roles": ["central-team"],
+                    "fields": POLICY_FIELDS,
+                    "scope": "standard",
+                    "role_category": False,
+                    "statistics": [],
+                },
+            },
+            "changes": {"since": None, "until": now},
+            "record_counts": counts,
+            "files": tar.entries,
+            "audit_head": "1:" + "a" * 64,
         }
         body = json.dumps(manifest, indent=1, sort_keys=True).encode()
         tar.add("manifest.json", body, listed=False)
@@ -203,21 +292,44 @@ def fresh_database(server, name: str) -> str:  # type: ignore[no-untyped-def]
     return url
 
 
+def _tree_rss_kib(pid: int) -> int:
+    """The resident memory of ``pid`` and its descendants (the CLI and its worker), from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending.extend(map(int, children.read().split()))
+        except (OSError, ValueError):
+            pass  # gone meanwhile
+    return total
+
+
 def tracekit(url: str, *args: str) -> tuple[float, int, str]:
-    """Run the CLI in a child: (seconds, the child's peak RSS in KiB, stdout)."""
+    """Run the CLI in a child: (seconds, peak RSS in KiB of the child and its worker process together, stdout).
+
+    The peak is sampled from /proc every 20 ms (the sum of the two at each sample), not read
+    from rusage: Linux carries a parent's RSS high-water mark into a child's ``ru_maxrss``
+    across fork and exec, so rusage would report this script's own memory (the bundles it
+    made) as the CLI's."""
     env = {**os.environ, "TRACEKIT_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-c",
-            "import resource, sys; from tracekit.cli import main\n"
-            "try:\n    main()\nfinally:\n"
-            "    sys.stderr.write(f'\\nRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')",
-            *args]
+    argv = [sys.executable, "-m", "tracekit", *args]
     start = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"tracekit {' '.join(args[:2])} failed ({result.returncode}): {result.stderr[-2000:]}")
-    rss = int(result.stderr.rsplit("RSS ", 1)[1].split()[0])
-    return seconds, rss, result.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, _tree_rss_kib(child.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if child.returncode != 0:
+        raise SystemExit(f"tracekit {' '.join(args[:2])} failed ({child.returncode}): {stderr[-2000:]}")
+    return seconds, peak, stdout
 
 
 def register(url: str, tracers: list[tuple[Path, str]]) -> None:
@@ -291,8 +403,13 @@ def breakdown(server, tracer: tuple[Path, str], identity: Path) -> dict[str, dic
         return result
 
     verified = measure("verify pass (decrypt, hash, count)", lambda: read_bundle(path, identities))
-    measure("second pass, nothing consumed (decrypt, hash)", lambda: read_members(path, identities, verified, lambda name: None))
-    layouts = {t: central_ingest._RecordTable(t, central_ingest._allowed_fields(verified, t)) for t in central_ingest.TABLES}
+    measure(
+        "second pass, nothing consumed (decrypt, hash)",
+        lambda: read_members(path, identities, verified, lambda name: None),
+    )
+    layouts = {
+        t: central_ingest._RecordTable(t, central_ingest._allowed_fields(verified, t)) for t in central_ingest.TABLES
+    }
     totals = central_ingest._Totals()
 
     def consume(name: str):  # type: ignore[no-untyped-def]
@@ -302,7 +419,10 @@ def breakdown(server, tracer: tuple[Path, str], identity: Path) -> dict[str, dic
         layout = layouts["case" if match.group(1) == "cases" else "contact"]
         return central_ingest._MemberLoader(_Discard(), layout, name, 1, 1, totals)
 
-    measure("second pass with every record parsed and checked (no database)", lambda: read_members(path, identities, verified, consume))
+    measure(
+        "second pass with every record parsed and checked (no database)",
+        lambda: read_members(path, identities, verified, consume),
+    )
     url = fresh_database(server, "breakdown")
     register(url, [tracer])
     conn = connect(url)
@@ -318,7 +438,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--tracers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--breakdown", action="store_true", help="also time the steps of one bundle's ingest in process")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time the steps of one bundle's ingest in process"
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, also into a file
 
@@ -338,7 +460,9 @@ def main() -> None:
         per_tracer = args.records // args.tracers
         tracers = [make_bundle(folder, t, per_tracer, team_key, str(central.to_public())) for t in range(args.tracers)]
         size = sum(p.stat().st_size for p, _ in tracers)
-        print(f"made {args.tracers} bundles of {per_tracer:,} records ({size / 1e6:,.0f} MB) in {time.perf_counter() - started:.0f} s")
+        print(
+            f"made {args.tracers} bundles of {per_tracer:,} records ({size / 1e6:,.0f} MB) in {time.perf_counter() - started:.0f} s"
+        )
 
         one_seconds, one_rss, _ = ingest(server, tracers[:1], identity, "one_bundle")
         print(f"ingest of one bundle ({per_tracer:,} records): {one_seconds:.1f} s, peak RSS {one_rss / 1024:.0f} MiB")
@@ -352,23 +476,33 @@ def main() -> None:
                 files = dump_rows(url, folder)
             copy_seconds, rows = bare_copy(server, files, tracers, f"copy_{round_number}")
             copy_runs.append(copy_seconds)
-            print(f"round {round_number + 1}: ingest {seconds:.1f} s (peak RSS {peak / 1024:.0f} MiB), bare COPY of {rows:,} rows {copy_seconds:.1f} s")
+            print(
+                f"round {round_number + 1}: ingest {seconds:.1f} s (peak RSS {peak / 1024:.0f} MiB), bare COPY of {rows:,} rows {copy_seconds:.1f} s"
+            )
         steps = breakdown(server, tracers[0], identity) if args.breakdown else {}
         for step, times in steps.items():
             print(f"  {step}: {times['wall']:.1f} s wall, {times['cpu']:.1f} s CPU (this process)")
         ingest_median, copy_median = statistics.median(ingest_runs), statistics.median(copy_runs)
-        print(json.dumps({
-            "machine": machine(),
-            "records": per_tracer * args.tracers,
-            "bundles": args.tracers,
-            "bundle_bytes": size,
-            "ingest_seconds": [round(s, 2) for s in ingest_runs],
-            "bare_copy_seconds": [round(s, 2) for s in copy_runs],
-            "ratio": round(ingest_median / copy_median, 2),
-            "records_per_second": round(per_tracer * args.tracers / ingest_median),
-            "peak_rss_mib": {"one_bundle": round(one_rss / 1024), "all_bundles": [round(r / 1024) for r in rss]},
-            "breakdown_one_bundle": steps,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "records": per_tracer * args.tracers,
+                    "bundles": args.tracers,
+                    "bundle_bytes": size,
+                    "ingest_seconds": [round(s, 2) for s in ingest_runs],
+                    "bare_copy_seconds": [round(s, 2) for s in copy_runs],
+                    "ratio": round(ingest_median / copy_median, 2),
+                    "records_per_second": round(per_tracer * args.tracers / ingest_median),
+                    "peak_rss_mib": {
+                        "one_bundle": round(one_rss / 1024),
+                        "all_bundles": [round(r / 1024) for r in rss],
+                    },
+                    "breakdown_one_bundle": steps,
+                },
+                indent=1,
+            )
+        )
     finally:
         server.stop()
         import shutil

@@ -23,7 +23,10 @@ class ServerUnavailable(Exception):
 
 
 def _binaries() -> tuple[str, str]:
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+    )
     for directory in reversed(versions):
         initdb, pg_ctl = Path(directory) / "initdb", Path(directory) / "pg_ctl"
         if initdb.exists() and pg_ctl.exists():
@@ -48,7 +51,13 @@ def _as_server_user() -> tuple[list[str], int | None]:
     if shutil.which("runuser"):
         return ["runuser", "-u", "postgres", "--"], account.pw_uid
     if shutil.which("setpriv"):
-        return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--"], account.pw_uid
+        return [
+            "setpriv",
+            f"--reuid={account.pw_uid}",
+            f"--regid={account.pw_gid}",
+            "--init-groups",
+            "--",
+        ], account.pw_uid
     raise ServerUnavailable("running as root without runuser or setpriv to start PostgreSQL as 'postgres'")
 
 
@@ -70,15 +79,35 @@ class TemporaryPostgres:
     def start(self) -> TemporaryPostgres:
         initdb, self._pg_ctl = _binaries()
         self._prefix, uid = _as_server_user()
-        self.directory = Path(tempfile.mkdtemp(prefix="tracekit-pg-", dir="/tmp"))  # short: a socket path has ~100 bytes
+        self.directory = Path(
+            tempfile.mkdtemp(prefix="tracekit-pg-", dir="/tmp")
+        )  # short: a socket path has ~100 bytes
         if uid is not None:
             os.chown(self.directory, uid, -1)
         os.chmod(self.directory, 0o700)
         data = self.directory / "data"
-        self._run([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"], "initdb")
+        self._run(
+            [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+            "initdb",
+        )
         options = {"listen_addresses": "''", "unix_socket_directories": f"'{self.directory}'", **self.settings}
         flags = " ".join(f"-c {key}={value}" for key, value in options.items())
-        self._run([self._pg_ctl, "-D", str(data), "-l", str(self.directory / "server.log"), "-o", flags, "-w", "-t", "60", "start"], "pg_ctl start")
+        self._run(
+            [
+                self._pg_ctl,
+                "-D",
+                str(data),
+                "-l",
+                str(self.directory / "server.log"),
+                "-o",
+                flags,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            "pg_ctl start",
+        )
         return self
 
     def url(self, dbname: str = "postgres") -> str:
@@ -88,7 +117,9 @@ class TemporaryPostgres:
         if self.directory is None:
             return
         try:
-            self._run([self._pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop"], "pg_ctl stop")
+            self._run(
+                [self._pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop"], "pg_ctl stop"
+            )
         except ServerUnavailable:
             pass
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -22,8 +22,20 @@ from tracekit.errors import ExitCode
 #: The person both tracers have records of, and details that must never reach the database.
 SHARED = {"name": "Philippa Dunstable-Moor", "phone": "07700 900456", "nhs_number": "9992000007", "postcode": "LS1 4AP"}
 OFFICER = {"name": "Quintessa Zarkovian", "phone": "07700 900321", "nhs_number": "9990000018", "postcode": "SW1A 2AB"}
-CLEAR_VALUES = ("Philippa", "Dunstable", "900456", "9992000007", "LS1 4AP", "Quintessa", "Zarkovian", "900321", "9990000018",
-                "Olwen", "Ordinary", "Ned Normal")
+CLEAR_VALUES = (
+    "Philippa",
+    "Dunstable",
+    "900456",
+    "9992000007",
+    "LS1 4AP",
+    "Quintessa",
+    "Zarkovian",
+    "900321",
+    "9990000018",
+    "Olwen",
+    "Ordinary",
+    "Ned Normal",
+)
 
 CENTRAL_WITH_PSEUDONYMS = """
 name = "central-with-pseudonyms"
@@ -40,7 +52,11 @@ contact = ["ref", "case", "person", "pseudonym", "name", "date_of_birth", "nhs_n
 """
 
 
-def _tracer_store(directory: Path, central_public: str, pseudonym_key: bytes, build) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _tracer_store(
+    directory: Path, central_public: str, pseudonym_key: bytes, build, *, default_policy: bool = False
+) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A tracer's store and its bundle for the central team, under CENTRAL_WITH_PSEUDONYMS
+    (or, with ``default_policy``, the built-in central handover)."""
     from tracekit.bundle.writer import export_handover
     from tracekit.records import Casebook
     from tracekit.records.sensitive import SensitiveRoles
@@ -57,24 +73,45 @@ def _tracer_store(directory: Path, central_public: str, pseudonym_key: bytes, bu
         roles = SensitiveRoles(book)
         build(book, roles)
         roles.add_recipient("PHE", central_public, "central-team")
-        result = export_handover(store, "PHE", policy_name=str(policy), out_dir=directory / "out", all_records=True)
-        return {"path": result.path, "fingerprint": signing.fingerprint(signing.public_key_hex(store.conn)), "counts": result.record_counts}
+        result = export_handover(
+            store,
+            "PHE",
+            policy_name=None if default_policy else str(policy),
+            out_dir=directory / "out",
+            all_records=True,
+        )
+        return {
+            "path": result.path,
+            "fingerprint": signing.fingerprint(signing.public_key_hex(store.conn)),
+            "counts": result.record_counts,
+        }
 
 
 def _tracer_a(book, roles) -> None:  # type: ignore[no-untyped-def]
     from tracekit.records import PersonInput
 
     shared = book.add_case(person=PersonInput(**SHARED), test_date="2020-10-20", asymptomatic=True)
-    book.add_contact(shared.ref, person=PersonInput(name="Ned Normal", phone="07700 900324"), last_exposure="2020-10-19", setting="household")
+    book.add_contact(
+        shared.ref,
+        person=PersonInput(name="Ned Normal", phone="07700 900324"),
+        last_exposure="2020-10-19",
+        setting="household",
+    )
     officer = book.add_case(person=PersonInput(**OFFICER), test_date="2020-10-21", asymptomatic=True)
-    book.add_contact(officer.ref, person=PersonInput(name="Olwen Ordinary"), last_exposure="2020-10-20", setting="workplace")
+    book.add_contact(
+        officer.ref, person=PersonInput(name="Olwen Ordinary"), last_exposure="2020-10-20", setting="workplace"
+    )
     roles.mark(officer.person.ref, "undercover-officer", "operational safety")
 
 
 def _tracer_b(book, roles) -> None:  # type: ignore[no-untyped-def]
     from tracekit.records import PersonInput
 
-    case = book.add_case(person=PersonInput(name="Bartholomew Yelverton", nhs_number="9990000026"), test_date="2020-10-22", asymptomatic=True)
+    case = book.add_case(
+        person=PersonInput(name="Bartholomew Yelverton", nhs_number="9990000026"),
+        test_date="2020-10-22",
+        asymptomatic=True,
+    )
     book.add_contact(case.ref, person=PersonInput(**SHARED), last_exposure="2020-10-21", setting="social")
 
 
@@ -120,9 +157,13 @@ def snapshot(database: str) -> dict[str, list[tuple[Any, ...]]]:
     return {table: sorted(map(repr, query(database, f"SELECT * FROM {table}"))) for table in tables}  # type: ignore[misc]
 
 
-def _both_ingested(database: str, tracers: dict[str, Any]) -> None:
+def _register_both(database: str, tracers: dict[str, Any]) -> None:
     register(database, "Tracer A", tracers["a"]["fingerprint"])
     register(database, "Tracer B", tracers["b"]["fingerprint"])
+
+
+def _both_ingested(database: str, tracers: dict[str, Any]) -> None:
+    _register_both(database, tracers)
     result = ingest(database, tracers["identity"], tracers["a"]["path"], tracers["b"]["path"])
     assert result.exit_code == 0, result.stderr
 
@@ -131,8 +172,10 @@ def test_ingest_round_trip_and_summary(database, tracers):
     _both_ingested(database, tracers)
     for key, name in (("a", "Tracer A"), ("b", "Tracer B")):
         counts = tracers[key]["counts"]
-        (cases, contacts, withheld), = query(
-            database, "SELECT b.cases, b.contacts, b.withheld FROM bundles b JOIN tracers t ON t.id = b.tracer_id WHERE t.name = %s", (name,)
+        ((cases, contacts, withheld),) = query(
+            database,
+            "SELECT b.cases, b.contacts, b.withheld FROM bundles b JOIN tracers t ON t.id = b.tracer_id WHERE t.name = %s",
+            (name,),
         )
         assert (cases, contacts) == (counts["cases"], counts["contacts"])
         assert withheld == sum(v for k, v in counts.items() if k.startswith("withheld_"))
@@ -145,13 +188,18 @@ def test_ingest_round_trip_and_summary(database, tracers):
     assert summary.exit_code == 0, summary.stderr
     data = json.loads(summary.stdout)
     assert [(t["name"], t["bundles"], t["cases"], t["contacts"]) for t in data["tracers"]["items"]] == [
-        ("Tracer A", 1, 2, 2), ("Tracer B", 1, 1, 1),
+        ("Tracer A", 1, 2, 2),
+        ("Tracer B", 1, 1, 1),
     ]
     assert {d["tracer"] for d in data["days"]["items"]} == {"Tracer A", "Tracer B"}
     assert data["links"]["linked_people"] == 1
     assert data["links"]["items"][0]["tracers"] == ["Tracer A", "Tracer B"]
     human = central(database, "summary")
-    assert human.exit_code == 0 and "Tracer A" in human.stdout and "1 people have records from two or more tracers" in human.stdout
+    assert (
+        human.exit_code == 0
+        and "Tracer A" in human.stdout
+        and "1 people have records from two or more tracers" in human.stdout
+    )
 
 
 def test_reingesting_a_bundle_changes_nothing(database, tracers):
@@ -197,9 +245,26 @@ def test_a_tampered_bundle_is_refused_and_nothing_changes(database, tracers, tmp
     assert snapshot(database) == before
 
 
+def test_bundles_load_in_order_and_a_later_one_failing_verification_leaves_the_earlier_loaded(
+    database, tracers, tmp_path
+):
+    """The next bundle is verified while the one before it loads: its failure still comes
+    after the earlier bundle is committed, and nothing after it is loaded."""
+    _register_both(database, tracers)
+    data = bytearray(tracers["a"]["path"].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered = tmp_path / "tampered.tar.age"
+    tampered.write_bytes(bytes(data))
+    result = ingest(database, tracers["identity"], tracers["b"]["path"], tampered, tracers["a"]["path"])
+    assert result.exit_code == ExitCode.BUNDLE_INVALID
+    assert json.loads(result.stderr)["error"]["code"] == "bundle-invalid"
+    assert query(database, "SELECT t.name FROM bundles b JOIN tracers t ON t.id = b.tracer_id") == [("Tracer B",)]
+    assert query(database, "SELECT count(*) FROM cases")[0][0] == 1
+
+
 def test_tracers_are_linked_through_pseudonyms_and_no_clear_identifier_is_stored(database, tracers):
     _both_ingested(database, tracers)
-    (pseudonym, names), = query(
+    ((pseudonym, names),) = query(
         database,
         "SELECT pt.pseudonym, array_agg(t.name ORDER BY t.name) FROM pseudonym_tracers pt JOIN tracers t ON t.id = pt.tracer_id "
         "GROUP BY pt.pseudonym HAVING count(*) > 1",
@@ -215,12 +280,38 @@ def test_tracers_are_linked_through_pseudonyms_and_no_clear_identifier_is_stored
             "AND data_type IN ('text', 'bytea', 'ARRAY', 'character varying', 'uuid')"
         ).fetchall()
         assert len(columns) > 20
-        control = conn.execute("SELECT count(*) FROM tracers WHERE name::text ILIKE ANY(%s)", (["%racer%"],)).fetchone()[0]
+        control = conn.execute(
+            "SELECT count(*) FROM tracers WHERE name::text ILIKE ANY(%s)", (["%racer%"],)
+        ).fetchone()[0]
         assert control == 2  # the search finds what is there
         for table, column, data_type in columns:
             as_text = f"encode({column}, 'escape')" if data_type == "bytea" else f"{column}::text"
-            found = conn.execute(f"SELECT count(*) FROM {table} WHERE {as_text} ILIKE ANY(%s)", (patterns,)).fetchone()[0]
+            found = conn.execute(f"SELECT count(*) FROM {table} WHERE {as_text} ILIKE ANY(%s)", (patterns,)).fetchone()[
+                0
+            ]
             assert found == 0, (table, column)
+
+
+def test_the_default_central_policy_links_tracers_who_share_the_team_key(database, tmp_path):
+    """Two tracers sharing the team pseudonym key, both exporting with the built-in policy
+    (no --policy): the central summary shows the person they both know as one link."""
+    central_key = x25519.Identity.generate()
+    identity = tmp_path / "central.key"
+    identity.write_text(f"{central_key}\n")
+    os.chmod(identity, 0o600)
+    team_key = os.urandom(32)
+    bundles = [
+        _tracer_store(tmp_path / name, str(central_key.to_public()), team_key, build, default_policy=True)
+        for name, build in (("a", _tracer_a), ("b", _tracer_b))
+    ]
+    for name, bundle in zip(("Tracer A", "Tracer B"), bundles, strict=True):
+        register(database, name, bundle["fingerprint"])
+    result = ingest(database, identity, *(bundle["path"] for bundle in bundles))
+    assert result.exit_code == 0, result.stderr
+    assert {row[0] for row in query(database, "SELECT policy FROM bundles")} == {"central-handover"}
+    links = json.loads(central(database, "summary", "--json").stdout)["links"]
+    assert links["linked_people"] == 1
+    assert links["items"][0]["tracers"] == ["Tracer A", "Tracer B"]
 
 
 def test_a_withheld_stub_stays_withheld_and_links_to_nothing(database, tracers):
@@ -235,7 +326,9 @@ def test_a_withheld_stub_stays_withheld_and_links_to_nothing(database, tracers):
     assert person is None and pseudonym is None
     assert {"person", "pseudonym", "name", "phone", "nhs_number"} <= set(withheld_fields)
     assert test_date.isoformat() == "2020-10-21"  # the epidemiological picture stays
-    contact_stubs = query(database, "SELECT withheld, case_ref, person, pseudonym FROM contacts WHERE withheld IS NOT NULL")
+    contact_stubs = query(
+        database, "SELECT withheld, case_ref, person, pseudonym FROM contacts WHERE withheld IS NOT NULL"
+    )
     assert contact_stubs == [("sensitive-by-association", contact_stubs[0][1], None, None)]
     assert contact_stubs[0][1] == ref  # grouped with its case's stub, within the bundle
     # A: the shared person (Ned Normal has no NHS number or birth date: no pseudonym); B: two people, one shared
@@ -245,7 +338,9 @@ def test_a_withheld_stub_stays_withheld_and_links_to_nothing(database, tracers):
 # ---------------------------------------------------------------------------- hostile or wrong bundles
 
 
-def _hostile_bundle(tmp_path: Path, members: dict[str, bytes], *, fields: dict[str, list[str]] | None = None, role: str = "central-team") -> Path:
+def _hostile_bundle(
+    tmp_path: Path, members: dict[str, bytes], *, fields: dict[str, list[str]] | None = None, role: str = "central-team"
+) -> Path:
     manifest = hostile.valid_manifest(members)
     manifest["policy"]["definition"]["fields"] = fields or {"case": ["ref", "test_date"]}
     manifest["recipient"]["role"] = role
@@ -276,8 +371,11 @@ GOOD = b'{"ref": "C-7K2M9Q", "test_date": "2020-10-20", "withheld": false}\n'
         (b'{"ref": "C-7K2M9Q", "notes": "smuggled", "withheld": false}\n', "only the fields its policy lists"),
         (b'{"ref": "W-0123456789ABCDEF", "test_date": "2020-10-20", "withheld": false}\n', "ref: a reference"),
         (b'{"ref": "C-7K2M9Q", "test_date": "2020-10-20", "withheld": "sensitive-role"}\n', "stub id"),
-        (b'{"ref": "C-7K2M9Q", "test_date": {"withheld": "x", "referral": null}, "withheld": false}\n', "withheld marker"),
-        (b'[1, 2]\n', "a JSON object"),
+        (
+            b'{"ref": "C-7K2M9Q", "test_date": {"withheld": "x", "referral": null}, "withheld": false}\n',
+            "withheld marker",
+        ),
+        (b"[1, 2]\n", "a JSON object"),
         (b'{"ref": "C-7K2M9Q\\u0000", "withheld": false}\n', "ref: a reference"),
     ],
 )
@@ -314,10 +412,10 @@ def test_the_schema_is_under_versioned_migrations(empty_database):
     assert refused.exit_code == ExitCode.DATABASE
     assert "central migrate" in json.loads(refused.stderr)["error"]["hint"]
     first = central(empty_database, "migrate", "--json")
-    assert first.exit_code == 0 and json.loads(first.stdout)["applied"] == [1]
+    assert first.exit_code == 0 and json.loads(first.stdout)["applied"] == [1, 2]
     again = central(empty_database, "migrate", "--json")
     assert json.loads(again.stdout)["applied"] == []
-    assert [row[0] for row in query(empty_database, "SELECT version FROM tracekit_migrations")] == [1]
+    assert [row[0] for row in query(empty_database, "SELECT version FROM tracekit_migrations")] == [1, 2]
 
 
 def test_the_database_password_is_never_shown(postgres):
@@ -362,7 +460,10 @@ def test_the_guide_s_roles_can_do_their_jobs_and_no_more(database, tracers):
     as_analyst = database.replace("user=postgres", "user=tracekit_analyst")
     result = ingest(as_ingest, tracers["identity"], tracers["a"]["path"])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(ingest(as_ingest, tracers["identity"], tracers["a"]["path"]).stdout)["items"][0]["status"] == "already-ingested"
+    assert (
+        json.loads(ingest(as_ingest, tracers["identity"], tracers["a"]["path"]).stdout)["items"][0]["status"]
+        == "already-ingested"
+    )
     summary = central(as_analyst, "summary", "--json")
     assert summary.exit_code == 0 and json.loads(summary.stdout)["tracers"]["items"][0]["cases"] == 2
     refused = central(as_ingest, "tracers", "add", "--name", "Mallory", "--signer", "cd" * 32)
@@ -384,7 +485,9 @@ def test_the_same_bundle_ingested_twice_at_once_is_stored_once(database, tracers
     connections = [connect(database), connect(database)]
     try:
         with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda conn: ingest_bundle(conn, database, tracers["a"]["path"], identities), connections))
+            results = list(
+                pool.map(lambda conn: ingest_bundle(conn, database, tracers["a"]["path"], identities), connections)
+            )
     finally:
         for conn in connections:
             conn.close()

@@ -56,6 +56,26 @@ def test_export_verify_inspect_open(setup, cli_with_store):
         assert "Quillfeather" not in text
 
 
+def test_the_default_central_handover_without_a_team_key_still_exports_and_says_records_will_not_link(
+    setup, cli_with_store
+):
+    """The built-in central policy carries the team pseudonym; a store with no team key
+    hands over anyway, every pseudonym empty, and the tracer is told why nothing links."""
+    exported = cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]))
+    assert exported.exit_code == 0, exported.stderr
+    assert "no team pseudonym key" in exported.stderr and "keys pseudonym import" in exported.stderr
+    path = next(setup["out"].glob("*.tar.age"))
+    opened = cli_with_store("bundle", "open", str(path), "-i", str(setup["key"]), "--out", str(setup["tmp"] / "opened"))
+    assert opened.exit_code == 0, opened.stderr
+    (folder,) = (setup["tmp"] / "opened").iterdir()
+    records = [json.loads(line) for line in (folder / "records" / "cases-00001.jsonl").read_text().splitlines()]
+    assert [r["pseudonym"] for r in records if r["withheld"] is False] == [None]
+    assert (
+        json.loads((folder / "manifest.json").read_text())["policy"]["definition"]["fields"]["case"].count("pseudonym")
+        == 1
+    )
+
+
 def test_bundle_commands_need_no_store_or_passphrase(setup, cli_with_store):
     path = json.loads(cli_with_store("export", "handover", "--to", "PHE", "--out", str(setup["out"]), "--json").stdout)[
         "path"

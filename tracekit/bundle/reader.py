@@ -336,10 +336,16 @@ def _walk(
                 raise BundleInvalid(
                     f"{name} is {member.size:,} bytes but its manifest says {entry.bytes:,}: it was altered"
                 )
-        digest = hashlib.sha256()
-        lines = 0
         target = consume(name) if consume is not None else None
         kept: list[bytes] | None = [] if collect is not None and collect(name, member.size) else None
+        if expected is not None and target is None and kept is None:
+            # A second pass over a verified bundle, and nobody takes this member: it is passed
+            # over unhashed (nothing of it is used; the verified pass hashed it).
+            scan.order.append(name)
+            scan.sizes[name] = member.size
+            continue
+        digest = hashlib.sha256()
+        lines = 0
         try:
             for block in tar.read_data(member):
                 digest.update(block)
@@ -450,7 +456,8 @@ def read_members(path: Path, identities: list[Any], verified: Verified, consume:
 
     A member's bytes reach its sink before its hash is checked at its end: a consumer must
     hold what it received as provisional (a temporary folder, an open transaction) until
-    this returns, and discard it if this raises.
+    this returns, and discard it if this raises. A member ``consume`` declines (returns
+    None for) is passed over without being hashed again: nothing of it is used.
     """
     expected = {entry.path: entry for entry in verified.model.files}
     second = _scan(Path(path).expanduser(), identities, expected=expected, consume=consume)

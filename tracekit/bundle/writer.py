@@ -74,6 +74,8 @@ class ExportResult:
     size_bytes: int
     seconds: float
     files: list[str] = field(default_factory=list)
+    #: The policy asks for pseudonyms but the store has no team key: every record's is empty.
+    without_pseudonyms: bool = False
 
     @property
     def written(self) -> bool:
@@ -92,6 +94,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "seconds": round(self.seconds, 3),
             "files": self.files,
+            "without_pseudonyms": self.without_pseudonyms,
         }
 
 
@@ -454,7 +457,7 @@ def export_handover(
 
     from tracekit.crypto import signing
     from tracekit.records import Casebook
-    from tracekit.redaction.pseudonym import make_pseudonymiser, require_key
+    from tracekit.redaction.pseudonym import make_pseudonymiser, require_key, stored_key
 
     started = time.perf_counter()
     conn = store.conn
@@ -479,7 +482,11 @@ def export_handover(
         else resolve_since(conn, name, policy.name, since=since, since_last=since_last, all_records=all_records)
     )
     wants_pseudonyms = policy.scope == "standard" and any("pseudonym" in f for f in policy.fields.values())
-    pseudonymise = make_pseudonymiser(require_key(conn)) if wants_pseudonyms else None
+    pseudonym_key = (
+        (require_key(conn) if policy.pseudonym_needs_key else stored_key(conn)) if wants_pseudonyms else None
+    )
+    pseudonymise = make_pseudonymiser(pseudonym_key) if pseudonym_key else None
+    without_pseudonyms = wants_pseudonyms and pseudonym_key is None
 
     created = datetime.now(UTC)
     bundle_id = uuid.uuid4().hex
@@ -613,7 +620,16 @@ def export_handover(
             if created_out_dir:
                 _rmdir_quietly(out_dir)
             return ExportResult(
-                None, None, name, policy.name, counts, changes_since, changes_until, 0, time.perf_counter() - started
+                None,
+                None,
+                name,
+                policy.name,
+                counts,
+                changes_since,
+                changes_until,
+                0,
+                time.perf_counter() - started,
+                without_pseudonyms=without_pseudonyms,
             )
         if isinstance(exc, OSError):  # creating, filling, flushing or closing the file
             raise WriteFailed(f"cannot write {dest}: {files.describe_os_error(exc)}") from None
@@ -656,6 +672,7 @@ def export_handover(
         os.stat(dest).st_size,
         time.perf_counter() - started,
         [e["path"] for e in tar.entries] if tar else [],
+        without_pseudonyms=without_pseudonyms,
     )
 
 

@@ -13,6 +13,11 @@ Per bundle:
    tracekit that wrote it), every member against the verified manifest's hash; then the
    bundle's pseudonyms join ``pseudonym_tracers``. Any failure rolls it all back.
 
+Two cores are used (:func:`ingest_bundles`): the second pass and its checks run in a
+:class:`LoadWorker` process while this one feeds its rows to the server, and the first
+pass over the next bundle runs in a thread meanwhile; a bundle's transaction still starts
+only once it has verified.
+
 What is stored: references, dates, choices, numbers and the keyed pseudonym. Clear
 identifiers (name, date of birth, NHS number, phone, email, address, postcode) and free
 text (notes) are never stored, whatever the bundle's policy carried: the central picture
@@ -27,19 +32,23 @@ so no escaping is needed.
 
 from __future__ import annotations
 
+import operator
+import pickle
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracekit import errors
 from tracekit.bundle.reader import Verified, read_bundle, read_members
 from tracekit.central import registry
 from tracekit.central.database import failure
-from tracekit.errors import BundleInvalid, UnknownSigner
+from tracekit.errors import BundleInvalid, EnvironmentProblem, TracekitError, UnknownSigner
 from tracekit.redaction.policy import FREE_TEXT_FIELDS, IDENTITY_FIELDS, RECORD_FIELDS
 
 NULL = "\\N"
@@ -104,6 +113,11 @@ def _number(value: Any) -> str:
     raise _Refused("a number from 0 to 1,000,000,000")
 
 
+#: The cells whose value is text of one form, written as it is (:meth:`_RecordTable.plain_rows`
+#: checks a whole column against the form at once): cell function -> its pattern.
+_TEXT_PATTERN: dict[Callable[[Any], str], re.Pattern[str]] = {_date: _DATE, _time: _TIME, _token: _TOKEN}
+
+
 def _reference(name: str) -> Callable[[Any], str]:
     pattern = _REF[name]
 
@@ -112,6 +126,7 @@ def _reference(name: str) -> Callable[[Any], str]:
             return value
         raise _Refused(f"a reference such as {pattern.pattern[:2]}7K2M9Q")
 
+    _TEXT_PATTERN[check] = pattern
     return check
 
 
@@ -120,6 +135,9 @@ def _case_reference(value: Any) -> str:
     if type(value) is str and (_REF["case"].fullmatch(value) or _STUB_ID.fullmatch(value)):
         return value
     raise _Refused("a case reference C-... or a stub id W-...")
+
+
+_TEXT_PATTERN[_case_reference] = re.compile(f"{_REF['case'].pattern}|{_STUB_ID.pattern}")
 
 
 def _pseudonym(value: Any) -> str:
@@ -131,8 +149,12 @@ def _pseudonym(value: Any) -> str:
 
 #: How each stored field is checked and written; ``None``: not stored (clear identifiers, free text).
 _CELL: dict[str, Callable[[Any], str] | None] = {
-    **dict.fromkeys(("test_date", "symptom_onset", "infectious_start", "infectious_end", "isolation_end", "last_exposure"), _date),
-    **dict.fromkeys(("test_type", "test_result", "status", "setting", "clause", "trace_status", "ruleset", "role"), _token),
+    **dict.fromkeys(
+        ("test_date", "symptom_onset", "infectious_start", "infectious_end", "isolation_end", "last_exposure"), _date
+    ),
+    **dict.fromkeys(
+        ("test_type", "test_result", "status", "setting", "clause", "trace_status", "ruleset", "role"), _token
+    ),
     **dict.fromkeys(("asymptomatic", "face_to_face", "direct_contact", "close_contact"), _boolean),
     **dict.fromkeys(("proximity_m", "duration_min"), _number),
     "updated_at": _time,
@@ -147,17 +169,60 @@ _COLUMN_OF = {"case": "case_ref"}
 #: Columns in table order (migration 1); ``bundle``, ``line`` and ``tracer_id`` come from the ingest.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "case": (
-        "bundle", "line", "tracer_id", "ref", "person", "pseudonym", "withheld", "referral", "withheld_fields", "role",
-        "test_date", "test_type", "test_result", "symptom_onset", "asymptomatic", "status", "infectious_start",
-        "infectious_end", "isolation_end", "ruleset", "source_exposure", "updated_at",
+        "bundle",
+        "line",
+        "tracer_id",
+        "ref",
+        "person",
+        "pseudonym",
+        "withheld",
+        "referral",
+        "withheld_fields",
+        "role",
+        "test_date",
+        "test_type",
+        "test_result",
+        "symptom_onset",
+        "asymptomatic",
+        "status",
+        "infectious_start",
+        "infectious_end",
+        "isolation_end",
+        "ruleset",
+        "source_exposure",
+        "updated_at",
     ),
     "contact": (
-        "bundle", "line", "tracer_id", "ref", "case_ref", "person", "pseudonym", "withheld", "referral", "withheld_fields",
-        "role", "last_exposure", "setting", "proximity_m", "duration_min", "face_to_face", "direct_contact",
-        "close_contact", "clause", "trace_status", "isolation_end", "ruleset", "updated_at",
+        "bundle",
+        "line",
+        "tracer_id",
+        "ref",
+        "case_ref",
+        "person",
+        "pseudonym",
+        "withheld",
+        "referral",
+        "withheld_fields",
+        "role",
+        "last_exposure",
+        "setting",
+        "proximity_m",
+        "duration_min",
+        "face_to_face",
+        "direct_contact",
+        "close_contact",
+        "clause",
+        "trace_status",
+        "isolation_end",
+        "ruleset",
+        "updated_at",
     ),
 }
 TABLES = {"case": "cases", "contact": "contacts"}
+
+
+def _copy_sql(record_type: str) -> str:
+    return f"COPY {TABLES[record_type]} ({', '.join(COLUMNS[record_type])}) FROM STDIN"
 
 
 #: Cells checked once per distinct value (dates and choices repeat across millions of records).
@@ -194,9 +259,57 @@ class _RecordTable:
         self.ref_at = index["ref"]
         self.ref = _REF["case"] if record_type == "case" else re.compile(f"E-{_BASE32}{{6}}")
         self.links_at = [index[c] for c in ("person", "pseudonym") if c in index]
+        #: An ordinary record as tracekit writes it: every field of its policy, then withheld
+        #: and ref (no referral), taken out of each record of a batch at once.
+        policy_fields = sorted(allowed - {"ref"})
+        self.plain_fields = (*policy_fields, "withheld", "ref")
+        self.plain_values = operator.itemgetter(*self.plain_fields)
+        self.ref_column = _column_pattern(self.ref)
+        #: per policy field, in plain_fields order: (column index or -1 when not stored, how
+        #: its column is checked and written)
+        self.plain_columns = [
+            (at, _column_cells(cell) if cell is not None else None)
+            for at, cell, _ in map(self.cells.__getitem__, policy_fields)
+        ]
 
-    def copy_sql(self) -> str:
-        return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN"
+    def plain_rows(self, records: list[Any], first_line: int, bundle: str, tracer: str) -> list[str] | None:
+        """The COPY rows of a batch of ordinary records, checked a column at a time, or None
+        when the batch is not only ordinary records holding exactly their policy's fields
+        (a stub, a marker, a missing or extra field, anything :meth:`row` would refuse): then
+        :meth:`row` takes them one by one, and names what it refuses. Of ordinary records it
+        accepts only what :meth:`row` accepts, and writes the same cells
+        (tests/central/test_ingest_columns.py); the work is then mostly in C (one pattern
+        match over a whole column, set and join operations), not a Python step per field."""
+        if set(map(type, records)) != {dict} or set(map(len, records)) != {len(self.plain_fields)}:
+            return None
+        try:
+            table = list(zip(*map(self.plain_values, records), strict=True))  # every field present, so no other field
+        except KeyError:
+            return None
+        *values_of, withheld, refs = table
+        if set(map(type, withheld)) != {bool} or any(withheld):
+            return None  # not only ordinary records
+        if set(map(type, refs)) != {str} or not _column_matches(self.ref_column, refs):
+            return None
+        count = len(records)
+        columns: list[Any] = [(NULL,) * count] * len(self.columns)
+        columns[0], columns[1], columns[2] = (
+            (bundle,) * count,
+            map(str, range(first_line, first_line + count)),
+            (tracer,) * count,
+        )
+        columns[self.ref_at] = refs
+        for (at, cells_of), values in zip(self.plain_columns, values_of, strict=True):
+            kinds = set(map(type, values))
+            if dict in kinds:
+                return None  # a withheld detail: its marker is checked and listed by row()
+            if cells_of is None or kinds == {_NONE}:
+                continue
+            cells = cells_of(values, kinds)
+            if cells is None:
+                return None
+            columns[at] = cells
+        return list(map("\t".join, zip(*columns, strict=True)))
 
     def row(self, record: Any, head: list[str]) -> tuple[list[str], bool]:
         """The COPY cells of one record (``head``: bundle, line, tracer), and whether it is a stub."""
@@ -204,16 +317,16 @@ class _RecordTable:
             raise _Refused("a JSON object per line")
         row = [NULL] * len(self.columns)
         row[0], row[1], row[2] = head
-        withheld = record.pop("withheld", None)
+        withheld: Any = record.pop("withheld", None)
         referral = record.pop("referral", None)
         ref = record.pop("ref", None)
-        if withheld is not False and withheld not in WITHHELD_REASONS:
+        if withheld is not False and not (type(withheld) is str and withheld in WITHHELD_REASONS):
             raise _Refused("withheld: false or a withheld reason")
         if referral is not None and not (type(referral) is str and _REFERRAL.fullmatch(referral)):
             raise _Refused("referral: null or a referral reference R-...")
         stub = withheld is not False
         if stub:
-            row[self.withheld_at] = withheld
+            row[self.withheld_at] = str(withheld)  # a reason, checked above
             if referral is not None:
                 row[self.referral_at] = referral
         elif referral is not None:
@@ -257,11 +370,75 @@ class _RecordTable:
         return row, stub
 
 
+# ---------------------------------------------------------------------------- a column at a time
+
+_NONE = type(None)
+_BOOLEAN_CELLS = {True: "t", False: "f", None: NULL}
+
+
+def _column_pattern(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """Values of the form ``pattern``, one per line."""
+    return re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*")
+
+
+def _column_matches(column: re.Pattern[str], values: Sequence[str]) -> bool:
+    """Every value (text) is of the column's form: one match over them all, joined by line
+    breaks; a value holding a line break of its own is caught by the count."""
+    if not values:
+        return True
+    joined = "\n".join(values)
+    return joined.count("\n") == len(values) - 1 and column.fullmatch(joined) is not None
+
+
+def _column_cells(cell: Callable[[Any], str]) -> Callable[[Sequence[Any], set[type]], Sequence[str] | None]:
+    """How a whole column of ``cell`` values is checked and written: its cells, or None
+    for anything ``cell`` would refuse (a marker, a wrong type or form, a number out of range)."""
+    if cell is _boolean:
+
+        def booleans(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            return [_BOOLEAN_CELLS[value] for value in values] if kinds <= {bool, _NONE} else None
+
+        return booleans
+    if cell is _number:
+
+        def numbers(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            if not kinds <= {int, float, _NONE}:
+                return None
+            present = [value for value in values if value is not None]
+            if not all(0 <= value <= 1_000_000_000 for value in present):  # NaN fails too
+                return None
+            return [NULL if value is None else str(value) if type(value) is int else repr(value) for value in values]
+
+        return numbers
+    if cell is _pseudonym:
+        column = _column_pattern(_PSEUDONYM)
+
+        def pseudonyms(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+            if not kinds <= {str, _NONE} or not _column_matches(column, [v for v in values if v is not None]):
+                return None
+            return [NULL if value is None else "\\\\x" + value[3:] for value in values]
+
+        return pseudonyms
+    column = _column_pattern(_TEXT_PATTERN[cell])
+
+    def texts(values: Sequence[Any], kinds: set[type]) -> Sequence[str] | None:
+        if not kinds <= {str, _NONE}:
+            return None
+        present = values if _NONE not in kinds else [value for value in values if value is not None]
+        if not _column_matches(column, present):
+            return None
+        return present if present is values else [NULL if value is None else value for value in values]
+
+    return texts
+
+
 def _check_marker(value: dict[str, Any]) -> None:
     if (
         len(value) != 2
-        or value.get("withheld") not in WITHHELD_REASONS
-        or not (value.get("referral") is None or (type(value["referral"]) is str and _REFERRAL.fullmatch(value["referral"])))
+        or not (type(value.get("withheld")) is str and value["withheld"] in WITHHELD_REASONS)
+        or not (
+            value.get("referral") is None or (type(value["referral"]) is str and _REFERRAL.fullmatch(value["referral"]))
+        )
     ):
         raise _Refused('a withheld marker {"withheld": reason, "referral": null or R-...}')
 
@@ -278,7 +455,9 @@ class _Totals:
 class _MemberLoader:
     """A ``records/*.jsonl`` member streamed into a COPY as it is decrypted."""
 
-    def __init__(self, copy_context: Any, layout: _RecordTable, member: str, bundle_pk: int, tracer_id: int, totals: _Totals) -> None:
+    def __init__(
+        self, copy_context: Any, layout: _RecordTable, member: str, bundle_pk: int, tracer_id: int, totals: _Totals
+    ) -> None:
         """``copy_context``: the ``cursor.copy(...)`` context manager of the COPY to feed."""
         self._layout = layout
         self._member = member
@@ -299,7 +478,7 @@ class _MemberLoader:
             if end < 0:
                 self._pending = data
                 return
-            self._pending = data[end + 1:]
+            self._pending = data[end + 1 :]
             self._load(data[:end].split(b"\n"))
         except BaseException:
             self._failed = True
@@ -308,6 +487,19 @@ class _MemberLoader:
     def _load(self, lines: list[bytes]) -> None:
         layout, totals, record_type = self._layout, self._totals, self._layout.record_type
         rows = self._rows
+        try:
+            records = list(map(orjson.loads, lines))
+        except orjson.JSONDecodeError:
+            records = None  # the line is found and named below
+        if records is not None:
+            plain = layout.plain_rows(records, totals.records[record_type] + 1, self._bundle, self._tracer)
+            if plain is not None:
+                self._line += len(plain)
+                totals.records[record_type] += len(plain)
+                rows.extend(plain)
+                if len(rows) >= _FLUSH_ROWS:
+                    self._flush()
+                return
         for line in lines:
             self._line += 1
             try:
@@ -324,7 +516,9 @@ class _MemberLoader:
                 self._flush()
 
     def _invalid(self, problem: str) -> BundleInvalid:
-        return BundleInvalid(f"{self._member}, line {self._line}: the record {problem}; nothing of this bundle was ingested")
+        return BundleInvalid(
+            f"{self._member}, line {self._line}: the record {problem}; nothing of this bundle was ingested"
+        )
 
     def _flush(self) -> None:
         if self._rows:
@@ -336,7 +530,9 @@ class _MemberLoader:
         if not self._failed:
             try:
                 if self._pending:
-                    raise BundleInvalid(f"{self._member} does not end with a complete line; nothing of this bundle was ingested")
+                    raise BundleInvalid(
+                        f"{self._member} does not end with a complete line; nothing of this bundle was ingested"
+                    )
                 self._flush()
             except BaseException as exc:
                 error = exc
@@ -347,6 +543,193 @@ class _MemberLoader:
                 raise error
             return
         self._copy_context.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------------------- the second pass in a worker
+
+
+class _PipeCopy:
+    """Stands in for a ``COPY`` in the worker: its rows go to the ingesting process, which feeds the real one."""
+
+    def __init__(self, pipe: Any, record_type: str) -> None:
+        self._pipe = pipe
+        self._record_type = record_type
+
+    def __enter__(self) -> _PipeCopy:
+        self._pipe.send(("copy", self._record_type))
+        return self
+
+    def write(self, text: str) -> None:
+        self._pipe.send_bytes(text.encode())
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if kind is None:
+            self._pipe.send(("end",))
+        # on an error, the worker's next message says what failed
+
+
+def _worker_main(pipe: Any, identity_texts: list[str]) -> None:
+    """The worker process: for each job, the second pass of one verified bundle, its
+    records checked and turned into COPY text, sent to the ingesting process."""
+    import signal
+
+    from pyrage import x25519
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingesting process's to handle: it stops this one
+    identities = [x25519.Identity.from_str(text) for text in identity_texts]
+    del identity_texts
+    try:
+        _serve(pipe, identities)
+    except OSError:
+        return  # the ingesting process went away
+
+
+def _serve(pipe: Any, identities: list[Any]) -> None:
+    while True:
+        try:
+            job = pipe.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            totals = _second_pass(pipe, identities, *job)
+            pipe.send(("done", totals.records, totals.withheld))
+        except TracekitError as error:
+            pipe.send(("failed", type(error).__name__, vars(error)))
+        except Exception as error:  # a bug: the ingesting process reports it as one
+            pipe.send(("bug", type(error).__name__))
+
+
+def _second_pass(
+    pipe: Any,
+    identities: list[Any],
+    path: Path,
+    verified: Verified,
+    allowed: dict[str, set[str]],
+    bundle_pk: int,
+    tracer_id: int,
+) -> _Totals:
+    layouts = {record_type: _RecordTable(record_type, allowed[record_type]) for record_type in TABLES}
+    totals = _Totals()
+
+    def consume(name: str) -> _MemberLoader | None:
+        match = _MEMBER.fullmatch(name)
+        if match is None:
+            return None  # CSV copies, the redaction report: checked in the verified pass, not loaded
+        layout = layouts["case" if match.group(1) == "cases" else "contact"]
+        return _MemberLoader(_PipeCopy(pipe, layout.record_type), layout, name, bundle_pk, tracer_id, totals)
+
+    read_members(path, identities, verified, consume)
+    return totals
+
+
+class LoadWorker:
+    """A worker process that does each bundle's second pass (decrypting it again, checking
+    every record, writing it as COPY text) while this process feeds its rows to PostgreSQL:
+    the checks and the server's COPY run side by side on two cores.
+
+    Only the rows cross over (through a pipe, never a file); the worker receives the age
+    identities over the same pipe when it starts. One worker serves every bundle of an
+    ``ingest``; use it as a context manager."""
+
+    def __init__(self, identities: list[Any]) -> None:
+        self._identities = [str(identity) for identity in identities]
+        self._process: Any = None
+        self._pipe: Any = None
+
+    def __enter__(self) -> LoadWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or connections
+        pipe, child = context.Pipe()
+        process = context.Process(
+            target=_worker_main, args=(child, self._identities), name="tracekit-central-ingest-worker", daemon=True
+        )
+        try:
+            process.start()
+        finally:
+            child.close()
+        self._process, self._pipe = process, pipe
+
+    def stop(self) -> None:
+        """End the worker (between bundles it ends at once; mid-bundle it is terminated)."""
+        if self._process is None:
+            return
+        try:
+            self._pipe.send(None)
+        except OSError:
+            pass
+        self._pipe.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+        self._process = self._pipe = None
+
+    def load(
+        self, cursor: Any, path: Path, verified: Verified, allowed: dict[str, set[str]], bundle_pk: int, tracer_id: int
+    ) -> _Totals:
+        """The bundle's records (``allowed``: the fields its policy lists) into their tables
+        by ``COPY`` on ``cursor``; what was loaded."""
+        if self._process is None:
+            self._start()
+        self._pipe.send((path, verified, allowed, bundle_pk, tracer_id))
+        copy_context: Any = None
+        copy: Any = None
+        finished = False
+        try:
+            while True:
+                try:
+                    message = self._pipe.recv_bytes()
+                except (EOFError, OSError):
+                    self._process.join(timeout=5)
+                    raise EnvironmentProblem(
+                        f"the ingest's worker process stopped unexpectedly (exit code {self._process.exitcode}, "
+                        "out of memory or killed?); nothing of this bundle was ingested"
+                    ) from None
+                if message[:1] != b"\x80":  # rows: COPY text starts with the bundle id (digits), a pickle with 0x80
+                    copy.write(message)
+                    continue
+                kind, *rest = pickle.loads(message)
+                if kind == "copy":
+                    copy_context = cursor.copy(_copy_sql(rest[0]))
+                    copy = copy_context.__enter__()
+                elif kind == "end":
+                    context, copy_context = copy_context, None
+                    context.__exit__(None, None, None)
+                elif kind == "done":
+                    finished = True
+                    return _Totals(records=rest[0], withheld=rest[1])
+                elif kind == "failed":
+                    finished = True
+                    raise _rebuilt(*rest)
+                else:
+                    finished = True
+                    raise RuntimeError(f"the central ingest worker failed: {rest[0]}")
+        except BaseException as exc:
+            if copy_context is not None:
+                copy_context.__exit__(type(exc), exc, None)  # ends the COPY with an error
+            if not finished:
+                self.stop()  # mid-bundle (the database refused a row, Ctrl-C): the next bundle gets a fresh worker
+            raise
+
+
+def _rebuilt(name: str, attributes: dict[str, Any]) -> TracekitError:
+    """The worker's error, as raised there."""
+    kind = getattr(errors, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, TracekitError)):
+        raise RuntimeError(f"the central ingest worker failed with an unknown error {name!r}")
+    error = kind.__new__(kind)
+    TracekitError.__init__(error, attributes["message"], hint=attributes.get("hint"))
+    vars(error).update(attributes)
+    return error
 
 
 # ---------------------------------------------------------------------------- one bundle
@@ -387,7 +770,9 @@ def check_central_records_bundle(verified: Verified) -> None:
             f"{model.policy.name!r}; central ingest takes only bundles for a central team"
         )
     if model.policy.kind != "records":
-        raise BundleInvalid(f"this bundle holds statistics (policy {model.policy.name!r}), not records; central ingest takes records bundles")
+        raise BundleInvalid(
+            f"this bundle holds statistics (policy {model.policy.name!r}), not records; central ingest takes records bundles"
+        )
 
 
 def _allowed_fields(verified: Verified, record_type: str) -> set[str]:
@@ -395,19 +780,48 @@ def _allowed_fields(verified: Verified, record_type: str) -> set[str]:
     known = set(RECORD_FIELDS[record_type])
     unknown = [name for name in listed if name not in known]
     if unknown:
-        raise BundleInvalid(f"the bundle's policy lists the {record_type} field {unknown[0]!r}, which tracekit does not know")
+        raise BundleInvalid(
+            f"the bundle's policy lists the {record_type} field {unknown[0]!r}, which tracekit does not know"
+        )
     return set(listed)
+
+
+def _verified(path: Path, identities: list[Any]) -> Verified:
+    """The first pass: the whole bundle decrypted and verified, nothing written."""
+    verified = read_bundle(path, identities)
+    check_central_records_bundle(verified)
+    return verified
+
+
+def ingest_bundles(conn: Any, url: str, paths: list[Path], identities: list[Any]) -> Iterator[Ingested]:
+    """Each bundle verified, then loaded in its own transaction (or found loaded already), in order.
+
+    The first pass over the next bundle runs in a thread while this one loads, and each
+    bundle's second pass in a :class:`LoadWorker`; a bundle's transaction still starts only
+    once it has verified. Stops at the first bundle refused (the ones before it stay loaded)."""
+    paths = [Path(path).expanduser() for path in paths]
+    verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-verify")
+    try:
+        with LoadWorker(identities) as worker:
+            upcoming = verifier.submit(_verified, paths[0], identities) if paths else None
+            for number, path in enumerate(paths):
+                started = time.perf_counter()
+                verified = upcoming.result()  # type: ignore[union-attr]
+                if number + 1 < len(paths):
+                    upcoming = verifier.submit(_verified, paths[number + 1], identities)
+                yield _load(conn, url, path, verified, worker, started)
+    finally:
+        verifier.shutdown(wait=True, cancel_futures=True)
 
 
 def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ingested:
     """Verify one bundle, then load it in one transaction (or find it was loaded already)."""
-    import psycopg
-    from psycopg.copy import QueuedLibpqWriter
+    return next(ingest_bundles(conn, url, [path], identities))
 
-    started = time.perf_counter()
-    path = Path(path).expanduser()
-    verified = read_bundle(path, identities)
-    check_central_records_bundle(verified)
+
+def _load(conn: Any, url: str, path: Path, verified: Verified, worker: LoadWorker, started: float) -> Ingested:
+    import psycopg
+
     model = verified.model
     try:
         tracer = registry.active_tracer(conn, verified.signer_fingerprint)
@@ -417,41 +831,43 @@ def ingest_bundle(conn: Any, url: str, path: Path, identities: list[Any]) -> Ing
                 hint="if the tracer confirms this fingerprint: tracekit central tracers add --name NAME --signer FINGERPRINT",
             )
         result = Ingested(path, model.bundle_id, tracer.name, verified.signer_fingerprint, already=False)
-        layouts = {record_type: _RecordTable(record_type, _allowed_fields(verified, record_type)) for record_type in TABLES}
-        totals = _Totals()
+        allowed = {record_type: _allowed_fields(verified, record_type) for record_type in TABLES}
         with conn.transaction():
             row = conn.execute(
                 "INSERT INTO bundles (bundle_id, tracer_id, created_at, changes_since, changes_until, policy, policy_sha256, "
                 "audit_head, cases, contacts, withheld) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0) "
                 "ON CONFLICT (bundle_id) DO NOTHING RETURNING id",
-                (model.bundle_id, tracer.id, model.created_at, model.changes.since, model.changes.until, model.policy.name,
-                 model.policy.sha256, model.audit_head or ""),
+                (
+                    model.bundle_id,
+                    tracer.id,
+                    model.created_at,
+                    model.changes.since,
+                    model.changes.until,
+                    model.policy.name,
+                    model.policy.sha256,
+                    model.audit_head or "",
+                ),
             ).fetchone()
             if row is None:
                 result.already = True
             else:
                 bundle_pk = row[0]
                 with conn.cursor() as cursor:
-
-                    def consume(name: str) -> _MemberLoader | None:
-                        match = _MEMBER.fullmatch(name)
-                        if match is None:
-                            return None  # CSV copies, the redaction report: hashed and checked, not loaded
-                        layout = layouts["case" if match.group(1) == "cases" else "contact"]
-                        # The queued writer sends in a thread while this one parses and checks the next
-                        # records, so the server's work overlaps ours (its queue is bounded: memory stays flat).
-                        copy = cursor.copy(layout.copy_sql(), writer=QueuedLibpqWriter(cursor))
-                        return _MemberLoader(copy, layout, name, bundle_pk, tracer.id, totals)
-
-                    read_members(path, identities, verified, consume)
+                    totals = worker.load(cursor, path, verified, allowed, bundle_pk, tracer.id)
                 conn.execute(
                     "UPDATE bundles SET cases = %s, contacts = %s, withheld = %s WHERE id = %s",
                     (totals.records["case"], totals.records["contact"], totals.withheld, bundle_pk),
                 )
                 _link_pseudonyms(conn, bundle_pk, tracer.id, model.created_at)
-                result.cases, result.contacts, result.withheld = totals.records["case"], totals.records["contact"], totals.withheld
+                result.cases, result.contacts, result.withheld = (
+                    totals.records["case"],
+                    totals.records["contact"],
+                    totals.withheld,
+                )
         if result.already:
-            counts = conn.execute("SELECT cases, contacts, withheld FROM bundles WHERE bundle_id = %s", (model.bundle_id,)).fetchone()
+            counts = conn.execute(
+                "SELECT cases, contacts, withheld FROM bundles WHERE bundle_id = %s", (model.bundle_id,)
+            ).fetchone()
             result.cases, result.contacts, result.withheld = counts
     except psycopg.errors.DataError as exc:
         raise BundleInvalid(

@@ -38,8 +38,13 @@ class Summary:
 def summarise(conn: Any, *, days: int = 14, links: int = 20) -> Summary:
     tracers = [
         {
-            "name": name, "fingerprint": fingerprint, "active": removed is None, "bundles": bundles,
-            "cases": cases, "contacts": contacts, "withheld": withheld,
+            "name": name,
+            "fingerprint": fingerprint,
+            "active": removed is None,
+            "bundles": bundles,
+            "cases": cases,
+            "contacts": contacts,
+            "withheld": withheld,
             "last_bundle_at": last.isoformat() if last else None,
         }
         for name, fingerprint, removed, bundles, cases, contacts, withheld, last in conn.execute(
@@ -50,7 +55,14 @@ def summarise(conn: Any, *, days: int = 14, links: int = 20) -> Summary:
         )
     ]
     by_day = [
-        {"day": day.isoformat(), "tracer": name, "bundles": bundles, "cases": cases, "contacts": contacts, "withheld": withheld}
+        {
+            "day": day.isoformat(),
+            "tracer": name,
+            "bundles": bundles,
+            "cases": cases,
+            "contacts": contacts,
+            "withheld": withheld,
+        }
         for day, name, bundles, cases, contacts, withheld in conn.execute(
             "SELECT b.created_at::date AS day, t.name, count(*), sum(b.cases), sum(b.contacts), sum(b.withheld) "
             "FROM bundles b JOIN tracers t ON t.id = b.tracer_id "

@@ -135,6 +135,11 @@ def export_handover(
     note(
         f"  changes {'since ' + result.changes_since if result.changes_since else 'from the beginning'}; {result.size_bytes:,} bytes in {result.seconds:.2f} s"
     )
+    if result.without_pseudonyms:
+        note(
+            "  no team pseudonym key in this store: the records carry no pseudonym, so the central team "
+            "cannot link them with other tracers' (tracekit keys pseudonym import FILE)"
+        )
 
 
 @export_app.command("list")

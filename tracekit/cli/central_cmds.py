@@ -95,14 +95,14 @@ def central_ingest(
     Stops at the first bundle that is refused; the ones before it stay loaded, so running
     the same command again after fixing it is safe."""
     from tracekit.bundle.reader import load_identities
-    from tracekit.central.ingest import ingest_bundle
+    from tracekit.central.ingest import ingest_bundles
 
     identities = load_identities(identity)
     results = []
     with _database(database) as (conn, url):
-        for path in bundles:
-            result = ingest_bundle(conn, url, path, identities)
+        for result in ingest_bundles(conn, url, bundles, identities):
             results.append(result)
+            path = result.file
             if not settings().json:
                 counts = f"{result.cases:,} cases, {result.contacts:,} contacts ({result.withheld:,} withheld stubs)"
                 if result.already:

@@ -93,6 +93,10 @@ class Policy:
     role_category: bool = False
     statistics: tuple[str, ...] = ()
     source: str = "built-in"
+    #: Whether asking for ``pseudonym`` needs the store to have the team key (an export fails
+    #: without it). Only the built-in central handover carries it when there is one and
+    #: leaves it empty otherwise, so that a tracer without a team key can still hand over.
+    pseudonym_needs_key: bool = True
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -115,21 +119,23 @@ class Policy:
         return field_name in self.fields.get(record_type, ())
 
 
-_CENTRAL_CASE = tuple(f for f in CASE_FIELDS if f not in ("notes", "source_exposure", "pseudonym"))
-_CENTRAL_CONTACT = tuple(f for f in CONTACT_FIELDS if f not in ("notes", "pseudonym"))
+_CENTRAL_CASE = tuple(f for f in CASE_FIELDS if f not in ("notes", "source_exposure"))
+_CENTRAL_CONTACT = tuple(f for f in CONTACT_FIELDS if f != "notes")
 
 BUILT_IN: dict[str, Policy] = {
     "central-handover": Policy(
         name="central-handover",
         description=(
             "What a central team needs to follow up ordinary cases and contacts: identity and "
-            "contact details, dates, setting, proximity, duration. No free-text notes. People in "
-            "sensitive roles and everything associated with them appear only as withheld stubs "
-            "with their referral reference."
+            "contact details, dates, setting, proximity, duration, and the team pseudonym (when "
+            "the tracer has the team key) to link people across tracers. No free-text notes. "
+            "People in sensitive roles and everything associated with them appear only as "
+            "withheld stubs with their referral reference."
         ),
         kind="records",
         recipient_roles=("central-team",),
         fields={"case": _CENTRAL_CASE, "contact": _CENTRAL_CONTACT},
+        pseudonym_needs_key=False,
     ),
     "vetted-team": Policy(
         name="vetted-team",
