@@ -714,7 +714,7 @@ class Casebook:
         (row,) = _fetch(conn, PERSON_VIEW, "FROM people p WHERE p.id = ?", (person_id,))
         if raw:
             return _person(row, REVEAL_ALL)
-        return self._shared_withheld(_person(row, self._reveal))
+        return self._visible_person(row)
 
     def get_person(self, ref: str) -> Person:
         conn = self.store.conn
