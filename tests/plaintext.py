@@ -31,9 +31,13 @@ def decrypted_pages(path: Path, key: bytes) -> bytes:
 
 
 def logical_dump(store) -> str:  # type: ignore[no-untyped-def]
-    """Every row of every table (including FTS shadow tables) as text."""
+    """Every row of every table (including FTS shadow tables) as text. The FTS table
+    itself is left out: it is contentless and cannot be scanned; its shadow tables hold
+    all it has."""
     parts = []
-    for (name,) in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+    for (name,) in store.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+    ).fetchall():
         for row in store.conn.execute(f'SELECT * FROM "{name}"').fetchall():
             parts.append(repr(row))
     return "\n".join(parts)

@@ -704,6 +704,33 @@ def test_marking_a_known_person_through_a_linked_row(store, tmp_path):
     assert store.check().ok
 
 
+def test_known_people_marked_in_different_batches_all_leave_the_search_index(store, tmp_path):
+    """The importer takes the people it marks out of the index once, at the end (in id
+    order, for speed): every one of them, whichever batch marked them, and nobody else."""
+    from tests.records.helpers import fts_terms
+
+    book = Casebook(store, today=TODAY)
+    surnames = ["Quillfeather", "Marchbanks", "Oddingley", "Pettigrew"]
+    for i, surname in enumerate(surnames):
+        book.add_case(
+            person=PersonInput(name=f"Ada {surname}", nhs_number=NHS[i]), test_date="2020-10-01", asymptomatic=True
+        )
+    rows = []
+    for i, surname in enumerate(surnames):
+        rows.append(case_row(f"N-{i}", f"Newcomer Zanzibarr{i}", Specimen_date="2020-10-02"))
+        if i % 2 == 0:  # the first and third are marked, in different batches
+            rows.append(case_row(f"M-{i}", f"Ada {surname}", NHS_number=NHS[i], Role="protected witness"))
+    summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), batch_rows=2)
+    assert len(summary.marked) == 2
+    terms = fts_terms(store)
+    assert "fea" not in terms and "ngl" not in terms  # quillFEAther, oddiNGLey: gone
+    assert "rch" in terms and "tti" in terms  # maRCHbanks, peTTIgrew: kept
+    assert book.search_people("Quillfeather") == [] and book.search_people("Oddingley") == []
+    assert [p.name for p in book.search_people("Marchbanks")] == ["Ada Marchbanks"]
+    assert len(book.search_people("Zanzibarr")) == 4
+    assert store.check().ok
+
+
 def test_contacts_of_a_sensitive_case_are_withheld_by_association(store, tmp_path):
     run(
         store,

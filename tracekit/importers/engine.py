@@ -56,7 +56,7 @@ from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_block_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
-from tracekit.records.casebook import Casebook, new_case_values, new_exposure_values, set_index_entry, utcnow
+from tracekit.records.casebook import Casebook, drop_index_entries, new_case_values, new_exposure_values, utcnow
 from tracekit.records.derived import RuleValues
 from tracekit.records.identity import WITHHELD_IN_TEXT, identifier_keys, identity_matcher
 from tracekit.records.inputs import (
@@ -1377,8 +1377,8 @@ class _Importer:
         conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", fts)
         if roles:
             conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
-        for pid in marked_existing:
-            set_index_entry(conn, pid, None)  # as SensitiveRoles.mark: out of the search index
+        # As SensitiveRoles.mark: out of the search index; all at once at the end (run).
+        self._unindex.extend(marked_existing)
         record_refs = self._write_records(valid, now)
         externals = [
             (self.kind.external, row.ext, record_id, self.import_id) for row, record_id in record_refs.values()
@@ -1582,6 +1582,7 @@ class _Importer:
                 raise ValidationError("file", "has no header row", expected="a header row naming the columns", row=1)
             if batch:
                 self._process(batch)
+            drop_index_entries(conn, self._unindex)
             if self.rejects is not None:
                 self.rejects.flush(final=True)
             self._diagnose()
@@ -1613,6 +1614,8 @@ class _Importer:
             conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0]
         )
         self._tombstones = association.Tombstones(conn)
+        #: Existing people this import marks: taken out of the search index at the end.
+        self._unindex: list[int] = []
         cursor = conn.execute(
             "INSERT INTO imports(kind, file_name, input_sha256, started_at) VALUES(?, ?, '', ?)",
             (self.kind.name, self.opened.name, utcnow()),

@@ -1,0 +1,64 @@
+"""The search index's layout, and the migration that made it again (issue 16).
+
+The index is contentless FTS5 with trigram terms, no per-person size table
+(``columnsize=0``), secure delete, and a pending buffer sized for bulk imports. The
+migration that changed it fills it again from ``people.search_terms``: searches find the
+same people afterwards, and a marked person's terms are still nowhere in it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tests.conftest import CHEAP_KDF, PASSPHRASE
+from tests.records.helpers import fts_blobs, fts_terms
+from tracekit.records import Casebook, PersonInput
+from tracekit.records.sensitive import SensitiveRoles
+from tracekit.store import create_store, open_store
+from tracekit.store import migrations as migrations_module
+
+TODAY = date(2020, 12, 1)
+PEOPLE = [
+    {"name": "Ottoline Quarrender", "nhs_number": "999 000 0018", "phone": "07700 900101", "postcode": "B33 8TH"},
+    {"name": "Barnaby Quarrender", "phone": "07700 900102", "postcode": "B33 8TH"},
+    {"name": "Hepzibah Ulverstone", "nhs_number": "999 000 0026", "postcode": "LS1 4AP"},
+]
+MARKED = {"name": "Perpetua Fenwright", "nhs_number": "999 000 0050", "phone": "07700 900205", "postcode": "M1 1AE"}
+QUERIES = ("Quarrender", "900101", "07700 900102", "B33 8TH", "B338TH", "9990000026", "ulverst", "Fenwright")
+
+
+def _found(book: Casebook) -> dict[str, list[str]]:
+    return {query: [p.ref for p in book.search_people(query, limit=50)] for query in QUERIES}
+
+
+def test_the_index_is_made_again_with_the_same_people_and_no_marked_terms(tmp_path):
+    path = tmp_path / "old.store"
+    before_migration = [m for m in migrations_module.MIGRATIONS if m.name != "search-index-without-sizes"]
+    assert len(before_migration) == len(migrations_module.MIGRATIONS) - 1
+    with create_store(path, bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF, migrations=before_migration) as old:
+        book = Casebook(old, today=TODAY)
+        for details in PEOPLE:
+            book.add_case(person=PersonInput(**details), test_date="2020-11-20", asymptomatic=True, new_person=True)
+        marked = book.add_case(person=PersonInput(**MARKED), test_date="2020-11-20", asymptomatic=True, new_person=True)
+        SensitiveRoles(book).mark(marked.person.ref, "protected-witness", "court order")
+        found_before = _found(Casebook(old, today=TODAY))
+        assert old.table_exists("people_fts_docsize")
+
+    with open_store(path, bytearray(PASSPHRASE.encode())) as store:
+        assert not store.table_exists("people_fts_docsize")
+        config = dict(store.conn.execute("SELECT k, v FROM people_fts_config").fetchall())
+        assert config["secure-delete"] == 1
+        assert config["hashsize"] == migrations_module.SEARCH_INDEX_HASH_BYTES
+        assert _found(Casebook(store, today=TODAY)) == found_before
+        assert found_before["Quarrender"] and found_before["B338TH"] and not found_before["Fenwright"]
+        # The marked person's terms are not in the index made again: neither listed as a
+        # term nor as bytes in its blocks.
+        assert "fenw" not in " ".join(fts_terms(store)) and "enw" not in fts_terms(store)
+        assert b"fenwright" not in fts_blobs(store).lower()
+        assert not Casebook(store, today=TODAY).search_people("900205")
+
+
+def test_a_new_store_has_the_bulk_layout(store):
+    assert not store.table_exists("people_fts_docsize")
+    config = dict(store.conn.execute("SELECT k, v FROM people_fts_config").fetchall())
+    assert config == {"secure-delete": 1, "hashsize": migrations_module.SEARCH_INDEX_HASH_BYTES, "version": 4}
