@@ -1833,11 +1833,13 @@ class Generator(Dice):
                 b["audit"].extend(rows)
                 head = (seq, prev)
         self.results.clear()
+        from tracekit.store import search_index
+
         with self.store.transaction():
             conn.execute("PRAGMA defer_foreign_keys = ON")
             # People carry the exact indexed text (search_terms), as set_index_entry keeps it.
             conn.executemany(self.people_table.insert_sql, b["people"])
-            conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", b["fts"])
+            conn.executemany(search_index.INSERT_SQL, [search_index.row(pid, terms) for pid, terms in b["fts"]])
             conn.executemany(self.cases_table.insert_sql, b["cases"])
             conn.executemany(self.exposures_table.insert_sql, b["exposures"])
             conn.executemany("INSERT INTO call_attempts(exposure_id, at, outcome, note) VALUES(?, ?, ?, ?)", b["calls"])

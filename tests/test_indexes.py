@@ -19,7 +19,7 @@ USES: dict[str, tuple[str, str]] = {
     "people_nhs": ("import, person add: the same person by NHS number", "SELECT id FROM people WHERE nhs_number = ?"),
     "people_name_dob": (
         "import, person add: the same person by name and date of birth",
-        "SELECT id FROM people WHERE name_key = ? AND date_of_birth = ?",
+        "SELECT id FROM people WHERE (name_key, date_of_birth) IN (VALUES (?, ?), (?, ?))",
     ),
     "people_phone": ("contact add, refer: people sharing a phone", "SELECT id FROM people WHERE phone = ?"),
     "people_postcode": (

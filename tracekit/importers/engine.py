@@ -68,7 +68,7 @@ from tracekit.records.inputs import (
 )
 from tracekit.records.models import CaseStatus, Person
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table
-from tracekit.store import Store
+from tracekit.store import Store, search_index
 
 BATCH_ROWS = 2000
 MAX_PROBLEMS = 100
@@ -1170,13 +1170,16 @@ class _Importer:
             ):
                 by_nhs.setdefault(nhs, set()).add(pid)
         keys = {(r.name_key, r.values["date_of_birth"].isoformat()) for r in lookup if "date_of_birth" in r.values}
-        for chunk in _chunks({k for k, _ in keys}):
+        # The exact (name, date of birth) pairs: a common name has thousands of people in
+        # a large store, and asking for the name alone read them all.
+        for chunk in _chunks(keys):
+            pairs_sql = ", ".join(["(?, ?)"] * len(chunk))
             for key, dob, pid, nhs in conn.execute(
-                f"SELECT name_key, date_of_birth, id, nhs_number FROM people WHERE name_key IN ({_marks(len(chunk))})",
-                chunk,
+                "SELECT name_key, date_of_birth, id, nhs_number FROM people "
+                f"WHERE (name_key, date_of_birth) IN (VALUES {pairs_sql})",
+                [value for pair in chunk for value in pair],
             ):
-                if (key, dob) in keys:
-                    by_key.setdefault((key, dob), []).append((pid, nhs))
+                by_key.setdefault((key, dob), []).append((pid, nhs))
         candidates = (
             set(by_ext.values()) | {p for s in by_nhs.values() for p in s} | {p for v in by_key.values() for p, _ in v}
         )
@@ -1350,7 +1353,7 @@ class _Importer:
                 self._marked_now[row.person_id] = row.role  # type: ignore[index]
             else:
                 terms = search_terms_for(row.name_key, v.get("phone"), v.get("nhs_number"), v.get("postcode"))  # type: ignore[arg-type]
-                fts.append((row.person_id, terms))
+                fts.append(search_index.row(row.person_id, terms))  # type: ignore[arg-type]
             people.append(
                 PEOPLE.row(
                     {
@@ -1374,7 +1377,7 @@ class _Importer:
                 newly_marked.append((row, row.person_id))  # type: ignore[arg-type]
         # The same rows Casebook._insert_person and set_index_entry write, a batch at a time.
         conn.executemany(PEOPLE.insert_sql, people)
-        conn.executemany("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", fts)
+        conn.executemany(search_index.INSERT_SQL, fts)
         if roles:
             conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
         # As SensitiveRoles.mark: out of the search index; all at once at the end (run).

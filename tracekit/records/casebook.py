@@ -57,7 +57,7 @@ from tracekit.records.models import (
     Worklist,
 )
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table, View
-from tracekit.store import Store
+from tracekit.store import Store, search_index
 
 PINNED_RULESET_SETTING = "rules.pinned"
 MAX_PAGE = 1000
@@ -490,7 +490,7 @@ def drop_index_entries(conn: Any, person_ids: Iterable[int]) -> None:
             f"SELECT id, search_terms FROM people WHERE id IN ({marks}) AND search_terms IS NOT NULL ORDER BY id",
             chunk,
         ).fetchall()
-        conn.executemany("INSERT INTO people_fts(people_fts, rowid, terms) VALUES('delete', ?, ?)", entries)
+        conn.executemany(search_index.DELETE_SQL, [search_index.row(pid, terms) for pid, terms in entries])
         conn.executemany("UPDATE people SET search_terms = NULL WHERE id = ?", [(pid,) for pid, _ in entries])
 
 
@@ -502,9 +502,9 @@ def set_index_entry(conn: Any, person_id: int, terms: str | None) -> None:
     if old == terms:
         return
     if old is not None:
-        conn.execute("INSERT INTO people_fts(people_fts, rowid, terms) VALUES('delete', ?, ?)", (person_id, old))
+        conn.execute(search_index.DELETE_SQL, search_index.row(person_id, old))
     if terms is not None:
-        conn.execute("INSERT INTO people_fts(rowid, terms) VALUES(?, ?)", (person_id, terms))
+        conn.execute(search_index.INSERT_SQL, search_index.row(person_id, terms))
     conn.execute("UPDATE people SET search_terms = ? WHERE id = ?", (terms, person_id))
 
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from tracekit.domain import identifiers as ids
 from tracekit.errors import ValidationError
+from tracekit.store import search_index
 
 #: The kinds of identifying detail, and how each is named in messages (never the value).
 KIND_LABELS: dict[str, str] = {
@@ -559,7 +560,7 @@ def search_terms(key: str, phone: str | None, nhs_number: str | None, postcode: 
         parts.append(nhs_number)
     if postcode:
         parts.extend([postcode, postcode.replace(" ", "")])
-    return " | ".join(parts)
+    return search_index.SEPARATOR.join(parts)
 
 
 # -- the note scrubber and the reason check -----------------------------------------------

@@ -441,33 +441,30 @@ def _drop_unused_indexes(conn: Connection) -> None:
     )
 
 
-#: Bytes of pending search-index entries FTS5 holds in memory before writing a segment
-#: (its default is 1 MiB). A bulk import's whole file is one transaction: with the
-#: default, the index is written and merged in many small segments, each allocation
-#: through SQLCipher's locking allocator (docs/performance.md, "Bulk import").
-SEARCH_INDEX_HASH_BYTES = 8 * 1024 * 1024
+@migration("search-index-by-part")
+def _search_index_by_part(conn: Connection) -> None:
+    """The search index made again (tracekit.store.search_index): one column per part of
+    a person's indexed text, so no trigram spans two parts; no per-person size table
+    (``columnsize=0``: only ranking reads it, and searches are ordered by person id); a
+    larger pending buffer; then merged into one segment, since each removal (a person
+    marked) seeks every trigram in every segment. Filled again from
+    ``people.search_terms``, which holds exactly what the index holds (NULL for marked and
+    referred people). The old index's pages are overwritten when dropped
+    (``secure_delete``)."""
+    from tracekit.store import search_index
 
-
-@migration("search-index-without-sizes")
-def _search_index_without_sizes(conn: Connection) -> None:
-    """The search index made again without its per-person size table (``columnsize=0``:
-    only ranking reads it, and searches are ordered by person id, never ranked), one
-    b-tree and one allocation per person fewer; and with a larger pending buffer
-    (``SEARCH_INDEX_HASH_BYTES``). It is filled again from ``people.search_terms``, which
-    holds exactly what the index holds (NULL for marked and referred people). The old
-    index's pages are overwritten when dropped (``secure_delete``)."""
-    run_statements(
-        conn,
-        f"""
-        DROP TABLE people_fts;
-        CREATE VIRTUAL TABLE people_fts USING fts5(
-            terms,
-            content = '',
-            columnsize = 0,
-            tokenize = 'trigram remove_diacritics 1'
-        );
-        INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1);
-        INSERT INTO people_fts(people_fts, rank) VALUES ('hashsize', {SEARCH_INDEX_HASH_BYTES});
-        INSERT INTO people_fts(rowid, terms) SELECT id, search_terms FROM people WHERE search_terms IS NOT NULL
-        """,
-    )
+    conn.execute("DROP TABLE people_fts")
+    conn.execute(search_index.CREATE_SQL)
+    for statement in search_index.SETTINGS_SQL:
+        conn.execute(statement)
+    last = 0
+    while True:
+        people = conn.execute(
+            "SELECT id, search_terms FROM people WHERE id > ? AND search_terms IS NOT NULL ORDER BY id LIMIT 5000",
+            (last,),
+        ).fetchall()
+        if not people:
+            break
+        conn.executemany(search_index.INSERT_SQL, [search_index.row(pid, terms) for pid, terms in people])
+        last = people[-1][0]
+    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
