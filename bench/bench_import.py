@@ -640,6 +640,10 @@ if variant.get("no_deletes"):
 if variant.get("deletes_last"):
     last = [s for s in log if "'delete'" in s[0] or s[0].startswith("UPDATE people SET search_terms")]
     log = [s for s in log if s not in last] + last
+if variant.get("fts_after_deletes"):
+    # The search index's inserts after its removals (which the import makes at the end).
+    inserts = [s for s in log if s[0].startswith("INSERT INTO people_fts(rowid")]
+    log = [s for s in log if s not in inserts] + inserts
 if variant.get("fts_last"):
     log = [s for s in log if "people_fts" not in s[0]] + [s for s in log if "people_fts" in s[0]]
 if variant.get("drop_indexes"):

@@ -731,6 +731,28 @@ def test_known_people_marked_in_different_batches_all_leave_the_search_index(sto
     assert store.check().ok
 
 
+def test_a_person_the_import_made_and_then_marked_is_never_in_the_search_index(store, tmp_path):
+    """New people go into the index at the end of the import: one created by an early row
+    and marked by a later one (another batch) is left out, and the index stays sound."""
+    from tests.records.helpers import fts_terms
+
+    rows = [
+        case_row("N-1", "Ada Quillfeather", NHS_number=NHS[0], Specimen_date="2020-10-02"),
+        case_row("N-2", "Bob Marchbanks", Specimen_date="2020-10-02"),
+        case_row("M-1", "Ada Quillfeather", NHS_number=NHS[0], Specimen_date="2020-10-03", Role="victim"),
+    ]
+    summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), batch_rows=1)
+    assert summary.people_created == 2 and len(summary.marked) == 1
+    terms = fts_terms(store)
+    assert "qui" not in terms and "fea" not in terms and "rch" in terms
+    book = Casebook(store, today=TODAY)
+    assert book.search_people("Quillfeather") == [] and len(book.search_people("Marchbanks")) == 1
+    assert store.conn.execute("SELECT count(*) FROM people WHERE search_terms IS NULL").fetchone()[0] == 1
+    assert store.check().ok
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('integrity-check', 0)")
+
+
 def test_contacts_of_a_sensitive_case_are_withheld_by_association(store, tmp_path):
     run(
         store,

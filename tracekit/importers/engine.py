@@ -1340,7 +1340,7 @@ class _Importer:
         new_people = [r for r in valid if r.person_new]
         person_refs = self._unique_refs(RefKind.PERSON, "people", len(new_people))
         ref_of: dict[int, str] = {}
-        people, fts, roles = [], [], []
+        people, roles = [], []
         newly_marked: list[tuple[_Row, int]] = []
         for row, ref in zip(new_people, person_refs):
             v = row.values
@@ -1353,7 +1353,6 @@ class _Importer:
                 self._marked_now[row.person_id] = row.role  # type: ignore[index]
             else:
                 terms = search_terms_for(row.name_key, v.get("phone"), v.get("nhs_number"), v.get("postcode"))  # type: ignore[arg-type]
-                fts.append(search_index.row(row.person_id, terms))  # type: ignore[arg-type]
             people.append(
                 PEOPLE.row(
                     {
@@ -1375,9 +1374,8 @@ class _Importer:
                 roles.append((row.person_id, row.role, row.role_reason, now))
                 marked_existing.append(row.person_id)  # type: ignore[arg-type]
                 newly_marked.append((row, row.person_id))  # type: ignore[arg-type]
-        # The same rows Casebook._insert_person and set_index_entry write, a batch at a time.
+        # The rows Casebook._insert_person writes, a batch at a time (their search entries: at the end, in run).
         conn.executemany(PEOPLE.insert_sql, people)
-        conn.executemany(search_index.INSERT_SQL, fts)
         if roles:
             conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
         # As SensitiveRoles.mark: out of the search index; all at once at the end (run).
@@ -1585,7 +1583,11 @@ class _Importer:
                 raise ValidationError("file", "has no header row", expected="a header row naming the columns", row=1)
             if batch:
                 self._process(batch)
-            drop_index_entries(conn, self._unindex)
+            # The search index last: first the removals of people this import marked,
+            # while the index has the fewest segments to seek them in (each removal seeks
+            # every trigram in every segment), then the new people, read back in id order.
+            drop_index_entries(conn, self._unindex, indexed_below=self._first_person_id)
+            search_index.add_people_from(conn, self._first_person_id)
             if self.rejects is not None:
                 self.rejects.flush(final=True)
             self._diagnose()
@@ -1613,6 +1615,7 @@ class _Importer:
     def _begin(self) -> None:
         conn = self.conn
         self._next_person_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM people").fetchone()[0])
+        self._first_person_id = self._next_person_id
         self._next_record_id = int(
             conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.kind.table.name}").fetchone()[0]
         )

@@ -474,14 +474,15 @@ def search_terms(values: dict[str, Any]) -> str:
     )
 
 
-def drop_index_entries(conn: Any, person_ids: Iterable[int]) -> None:
+def drop_index_entries(conn: Any, person_ids: Iterable[int], *, indexed_below: int | None = None) -> None:
     """Take these people out of the search index (as :func:`set_index_entry` with None).
 
-    In increasing id order, after the transaction's inserts: FTS5 writes its pending
-    entries out whenever a change comes for a smaller id than the last one, and with
-    secure delete every removal then seeks each of its terms in every segment. Removals
-    one at a time between an import's batches cost about 25 ms each for that reason
-    (docs/performance.md)."""
+    In increasing id order, after the transaction's other writes: FTS5 writes its
+    pending entries out whenever a change comes for a smaller id than the last one, and
+    with secure delete every removal then seeks each of its terms in every segment.
+    Removals one at a time between an import's batches cost about 25 ms each for that
+    reason (docs/performance.md). People from ``indexed_below`` on are not in the index
+    yet (a bulk import adds its new people last): only their terms are cleared."""
     wanted = sorted(set(person_ids))
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -490,7 +491,8 @@ def drop_index_entries(conn: Any, person_ids: Iterable[int]) -> None:
             f"SELECT id, search_terms FROM people WHERE id IN ({marks}) AND search_terms IS NOT NULL ORDER BY id",
             chunk,
         ).fetchall()
-        conn.executemany(search_index.DELETE_SQL, [search_index.row(pid, terms) for pid, terms in entries])
+        indexed = [e for e in entries if indexed_below is None or e[0] < indexed_below]
+        conn.executemany(search_index.DELETE_SQL, [search_index.row(pid, terms) for pid, terms in indexed])
         conn.executemany("UPDATE people SET search_terms = NULL WHERE id = ?", [(pid,) for pid, _ in entries])
 
 

@@ -457,14 +457,5 @@ def _search_index_by_part(conn: Connection) -> None:
     conn.execute(search_index.CREATE_SQL)
     for statement in search_index.SETTINGS_SQL:
         conn.execute(statement)
-    last = 0
-    while True:
-        people = conn.execute(
-            "SELECT id, search_terms FROM people WHERE id > ? AND search_terms IS NOT NULL ORDER BY id LIMIT 5000",
-            (last,),
-        ).fetchall()
-        if not people:
-            break
-        conn.executemany(search_index.INSERT_SQL, [search_index.row(pid, terms) for pid, terms in people])
-        last = people[-1][0]
+    search_index.add_people_from(conn, 1)
     conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")

@@ -56,3 +56,20 @@ def parts(terms: str) -> tuple[str | None, ...]:
 def row(person_id: int, terms: str) -> tuple[Any, ...]:
     """The parameters of :data:`INSERT_SQL` or :data:`DELETE_SQL` for one person."""
     return (person_id, *parts(terms))
+
+
+def add_people_from(conn: Any, first_id: int) -> None:
+    """Add the people from ``first_id`` on to the index, as their ``search_terms`` say
+    (NULL: not indexed): the whole index when it is made again, a bulk import's new
+    people after their rows. In id order, a chunk at a time: memory stays flat and FTS5
+    appends."""
+    last = first_id - 1
+    while True:
+        people = conn.execute(
+            "SELECT id, search_terms FROM people WHERE id > ? AND search_terms IS NOT NULL ORDER BY id LIMIT 5000",
+            (last,),
+        ).fetchall()
+        if not people:
+            return
+        conn.executemany(INSERT_SQL, [row(pid, terms) for pid, terms in people])
+        last = people[-1][0]
