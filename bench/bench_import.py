@@ -643,8 +643,13 @@ for index in variant.get("drop_indexes", ()):
     conn.execute(f"DROP INDEX {index}")
 started = time.perf_counter()
 conn.execute("BEGIN IMMEDIATE")
+if variant.get("merge_removals"):
+    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 0)")
 for sql, rows in log:
     conn.executemany(sql, rows)
+if variant.get("merge_removals"):
+    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
+    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)")
 conn.execute("COMMIT")
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """

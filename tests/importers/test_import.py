@@ -753,6 +753,67 @@ def test_a_person_the_import_made_and_then_marked_is_never_in_the_search_index(s
         conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('integrity-check', 0)")
 
 
+def _secure_delete_setting(store) -> int:  # type: ignore[no-untyped-def]
+    return store.conn.execute("SELECT v FROM people_fts_config WHERE k = 'secure-delete'").fetchone()[0]
+
+
+def test_many_removals_by_one_merge_leave_no_terms_and_secure_delete_on(store, tmp_path, monkeypatch):
+    """An import that marks many people already indexed takes them out by merging the
+    index (delete markers, then one merge) rather than one secure removal at a time: the
+    same result, no term of theirs left, and secure delete on again afterwards."""
+    from tests.records.helpers import fts_terms
+    from tracekit.store import search_index
+
+    merges = []
+    real_end = search_index.merged_removals_end
+    monkeypatch.setattr(search_index, "REMOVAL_COST_IN_PEOPLE", 10**9)  # always merge
+    monkeypatch.setattr(search_index, "merged_removals_end", lambda conn: (merges.append(1), real_end(conn)))
+    book = Casebook(store, today=TODAY)
+    surnames = ["Quillfeather", "Marchbanks", "Oddingley", "Pettigrew"]
+    for i, surname in enumerate(surnames):
+        book.add_case(
+            person=PersonInput(name=f"Ada {surname}", nhs_number=NHS[i]), test_date="2020-10-01", asymptomatic=True
+        )
+    rows = [
+        case_row("M-0", "Ada Quillfeather", NHS_number=NHS[0], Role="victim"),
+        case_row("N-0", "Newcomer Zanzibarr", Specimen_date="2020-10-02"),
+        case_row("M-2", "Ada Oddingley", NHS_number=NHS[2], Role="undercover"),
+    ]
+    summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), batch_rows=1)
+    assert merges == [1] and len(summary.marked) == 2
+    terms = fts_terms(store)
+    assert "fea" not in terms and "ngl" not in terms and "rch" in terms and "zib" in terms
+    assert book.search_people("Quillfeather") == [] and book.search_people("Oddingley") == []
+    assert [p.name for p in book.search_people("Marchbanks")] == ["Ada Marchbanks"]
+    assert _secure_delete_setting(store) == 1
+    assert store.check().ok
+    # Removals after it are secure again: nothing of Pettigrew's lingers once marked.
+    from tracekit.records.sensitive import SensitiveRoles
+
+    SensitiveRoles(book).mark(book.search_people("Pettigrew")[0].ref, "victim", "court order")
+    assert "pet" not in fts_terms(store) and "igr" not in fts_terms(store)
+
+
+def test_a_refused_import_leaves_the_index_and_its_setting_as_they_were(store, tmp_path, monkeypatch):
+    from tests.records.helpers import fts_terms
+    from tracekit.store import search_index
+
+    monkeypatch.setattr(search_index, "REMOVAL_COST_IN_PEOPLE", 10**9)  # always merge
+    book = Casebook(store, today=TODAY)
+    book.add_case(
+        person=PersonInput(name="Ada Quillfeather", nhs_number=NHS[0]), test_date="2020-10-01", asymptomatic=True
+    )
+    before = fts_terms(store)
+    rows = [
+        case_row("M-0", "Ada Quillfeather", NHS_number=NHS[0], Role="victim"),
+        case_row("BAD", "Bad Date", Specimen_date="not a date"),
+    ]
+    with pytest.raises(ImportInvalid):
+        run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
+    assert fts_terms(store) == before and _secure_delete_setting(store) == 1
+    assert len(book.search_people("Quillfeather")) == 1
+
+
 def test_contacts_of_a_sensitive_case_are_withheld_by_association(store, tmp_path):
     run(
         store,

@@ -1586,8 +1586,16 @@ class _Importer:
             # The search index last: first the removals of people this import marked,
             # while the index has the fewest segments to seek them in (each removal seeks
             # every trigram in every segment), then the new people, read back in id order.
+            # Many removals (a file that marks many people already indexed) are cheaper
+            # as one merge of the whole index than one secure removal at a time.
+            indexed = [pid for pid in self._unindex if pid < self._first_person_id]
+            merge = search_index.merge_is_cheaper(conn, len(indexed))
+            if merge:
+                search_index.merged_removals_begin(conn)
             drop_index_entries(conn, self._unindex, indexed_below=self._first_person_id)
             search_index.add_people_from(conn, self._first_person_id)
+            if merge:
+                search_index.merged_removals_end(conn)
             if self.rejects is not None:
                 self.rejects.flush(final=True)
             self._diagnose()

@@ -73,3 +73,33 @@ def add_people_from(conn: Any, first_id: int) -> None:
             return
         conn.executemany(INSERT_SQL, [row(pid, terms) for pid, terms in people])
         last = people[-1][0]
+
+
+#: A secure removal costs about as much as merging this many indexed people: on the
+#: 1,000,000-person store a removal took about 6 ms (it seeks and rewrites every trigram of
+#: the person), a merge of the whole index about 9 s (docs/performance.md, "Bulk import").
+REMOVAL_COST_IN_PEOPLE = 700
+
+
+def merge_is_cheaper(conn: Any, removals: int) -> bool:
+    """Whether taking ``removals`` people out is cheaper by merging the whole index than by
+    secure removals one by one (an import that marks many people already indexed)."""
+    indexed = conn.execute("SELECT coalesce(max(id), 0) FROM people").fetchone()[0]
+    return removals * REMOVAL_COST_IN_PEOPLE > indexed
+
+
+def merged_removals_begin(conn: Any) -> None:
+    """Removals from here on leave delete markers instead of overwriting entries; the
+    caller must call :func:`merged_removals_end` in the same transaction, which merges the
+    index into one segment without the removed entries and turns secure delete back on.
+    (If the transaction rolls back, so does the setting; and the connection that ran it
+    is an import's, which is closed after it.)"""
+    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 0)")
+
+
+def merged_removals_end(conn: Any) -> None:
+    """Merge the index into one segment (the removed entries are dropped, and the old
+    segments' pages freed and overwritten: the store runs with ``secure_delete``), then
+    secure delete on again."""
+    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
+    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)")
