@@ -22,6 +22,7 @@ import os
 import re
 import select
 import shlex
+import signal
 import struct
 import subprocess
 import sys
@@ -55,9 +56,13 @@ _ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 
 def _take_the_terminal() -> None:
     """In the child before exec: a new session whose controlling terminal is the pty on
-    stdin, so getpass opens /dev/tty and Ctrl-C (\\x03) sends SIGINT to tracekit."""
+    stdin, so getpass opens /dev/tty and Ctrl-C (\\x03) sends SIGINT to tracekit; and
+    SIGINT's default action, as a shell gives a command run at a terminal. (A test run
+    started in the background of a shell script inherits SIGINT ignored, and so would
+    tracekit, which then rightly keeps ignoring Ctrl-C.)"""
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Terminal:
