@@ -1837,7 +1837,7 @@ class Generator(Dice):
 
         with self.store.transaction():
             conn.execute("PRAGMA defer_foreign_keys = ON")
-            # People carry the exact indexed text (search_terms), as set_index_entry keeps it.
+            # People carry the exact indexed text (search_terms), as search_index.set_entry keeps it.
             conn.executemany(self.people_table.insert_sql, b["people"])
             conn.executemany(search_index.INSERT_SQL, [search_index.row(pid, terms) for pid, terms in b["fts"]])
             conn.executemany(self.cases_table.insert_sql, b["cases"])

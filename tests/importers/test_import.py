@@ -765,9 +765,9 @@ def test_many_removals_by_one_merge_leave_no_terms_and_secure_delete_on(store, t
     from tracekit.store import search_index
 
     merges = []
-    real_end = search_index.merged_removals_end
+    real_merge = search_index.merge
     monkeypatch.setattr(search_index, "REMOVAL_COST_IN_PEOPLE", 10**9)  # always merge
-    monkeypatch.setattr(search_index, "merged_removals_end", lambda conn: (merges.append(1), real_end(conn)))
+    monkeypatch.setattr(search_index, "merge", lambda conn: (merges.append(1), real_merge(conn)))
     book = Casebook(store, today=TODAY)
     surnames = ["Quillfeather", "Marchbanks", "Oddingley", "Pettigrew"]
     for i, surname in enumerate(surnames):

@@ -56,7 +56,7 @@ from tracekit.importers import triage
 from tracekit.importers.fastpath import draw_block_refs, name_and_key, printable_text, search_terms_for
 from tracekit.importers.readers import NOT_A_VALUE, OpenedInput, RowError, cell_text, open_input
 from tracekit.records import association
-from tracekit.records.casebook import Casebook, drop_index_entries, new_case_values, new_exposure_values, utcnow
+from tracekit.records.casebook import Casebook, new_case_values, new_exposure_values, utcnow
 from tracekit.records.derived import RuleValues
 from tracekit.records.identity import WITHHELD_IN_TEXT, identifier_keys, identity_matcher
 from tracekit.records.inputs import (
@@ -1378,7 +1378,7 @@ class _Importer:
         conn.executemany(PEOPLE.insert_sql, people)
         if roles:
             conn.executemany("INSERT INTO person_roles(person_id, role, reason, marked_at) VALUES(?, ?, ?, ?)", roles)
-        # As SensitiveRoles.mark: out of the search index; all at once at the end (run).
+        # As SensitiveRoles.mark: out of the search index, all at once at the end (run).
         self._unindex.extend(marked_existing)
         record_refs = self._write_records(valid, now)
         externals = [
@@ -1583,19 +1583,6 @@ class _Importer:
                 raise ValidationError("file", "has no header row", expected="a header row naming the columns", row=1)
             if batch:
                 self._process(batch)
-            # The search index last: first the removals of people this import marked,
-            # while the index has the fewest segments to seek them in (each removal seeks
-            # every trigram in every segment), then the new people, read back in id order.
-            # Many removals (a file that marks many people already indexed) are cheaper
-            # as one merge of the whole index than one secure removal at a time.
-            indexed = [pid for pid in self._unindex if pid < self._first_person_id]
-            merge = search_index.merge_is_cheaper(conn, len(indexed))
-            if merge:
-                search_index.merged_removals_begin(conn)
-            drop_index_entries(conn, self._unindex, indexed_below=self._first_person_id)
-            search_index.add_people_from(conn, self._first_person_id)
-            if merge:
-                search_index.merged_removals_end(conn)
             if self.rejects is not None:
                 self.rejects.flush(final=True)
             self._diagnose()
@@ -1614,6 +1601,8 @@ class _Importer:
                 raise _DryRun()
             if self.rejects is not None:
                 self.rejects.sync()  # only the rename into place is left for after the commit
+            # The search index last, and only for an import that commits (see there).
+            search_index.finish_bulk_write(conn, self._unindex, self._first_person_id)
             self._finish(now=utcnow())
         summary.committed = True
         summary.import_id = self.import_id

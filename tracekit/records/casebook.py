@@ -474,42 +474,6 @@ def search_terms(values: dict[str, Any]) -> str:
     )
 
 
-def drop_index_entries(conn: Any, person_ids: Iterable[int], *, indexed_below: int | None = None) -> None:
-    """Take these people out of the search index (as :func:`set_index_entry` with None).
-
-    In increasing id order, after the transaction's other writes: FTS5 writes its
-    pending entries out whenever a change comes for a smaller id than the last one, and
-    with secure delete every removal then seeks each of its terms in every segment.
-    Removals one at a time between an import's batches cost about 25 ms each for that
-    reason (docs/performance.md). People from ``indexed_below`` on are not in the index
-    yet (a bulk import adds its new people last): only their terms are cleared."""
-    wanted = sorted(set(person_ids))
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        entries = conn.execute(
-            f"SELECT id, search_terms FROM people WHERE id IN ({marks}) AND search_terms IS NOT NULL ORDER BY id",
-            chunk,
-        ).fetchall()
-        indexed = [e for e in entries if indexed_below is None or e[0] < indexed_below]
-        conn.executemany(search_index.DELETE_SQL, [search_index.row(pid, terms) for pid, terms in indexed])
-        conn.executemany("UPDATE people SET search_terms = NULL WHERE id = ?", [(pid,) for pid, _ in entries])
-
-
-def set_index_entry(conn: Any, person_id: int, terms: str | None) -> None:
-    """Make ``terms`` the person's search entry (None: no entry). The one place that
-    writes the search index; importers use it too."""
-    row = conn.execute("SELECT search_terms FROM people WHERE id = ?", (person_id,)).fetchone()
-    old = row[0] if row else None
-    if old == terms:
-        return
-    if old is not None:
-        conn.execute(search_index.DELETE_SQL, search_index.row(person_id, old))
-    if terms is not None:
-        conn.execute(search_index.INSERT_SQL, search_index.row(person_id, terms))
-    conn.execute("UPDATE people SET search_terms = ? WHERE id = ?", (terms, person_id))
-
-
 class Casebook:
     """People, cases and contacts in one store. ``today`` is injectable for tests."""
 
@@ -847,7 +811,7 @@ class Casebook:
         The old entry is deleted with the exact text it was indexed with (kept in
         ``people.search_terms``); with secure-delete on, its tokens are erased at once.
         """
-        set_index_entry(conn, person_id, search_terms(values) if values is not None else None)
+        search_index.set_entry(conn, person_id, search_terms(values) if values is not None else None)
 
     def resolve_person(
         self,

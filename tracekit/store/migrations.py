@@ -458,4 +458,4 @@ def _search_index_by_part(conn: Connection) -> None:
     for statement in search_index.SETTINGS_SQL:
         conn.execute(statement)
     search_index.add_people_from(conn, 1)
-    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
+    search_index.merge(conn)

@@ -16,6 +16,7 @@ indexed: marked or referred).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 #: The parts a person's indexed text has at most (name, phone in two forms, NHS number,
@@ -75,31 +76,71 @@ def add_people_from(conn: Any, first_id: int) -> None:
         last = people[-1][0]
 
 
+def set_entry(conn: Any, person_id: int, terms: str | None) -> None:
+    """Make ``terms`` the person's search entry (None: no entry), and keep them in
+    ``people.search_terms``, from which a removal takes what to remove."""
+    found = conn.execute("SELECT search_terms FROM people WHERE id = ?", (person_id,)).fetchone()
+    old = found[0] if found else None
+    if old == terms:
+        return
+    if old is not None:
+        conn.execute(DELETE_SQL, row(person_id, old))
+    if terms is not None:
+        conn.execute(INSERT_SQL, row(person_id, terms))
+    conn.execute("UPDATE people SET search_terms = ? WHERE id = ?", (terms, person_id))
+
+
+def remove_people(conn: Any, person_ids: Iterable[int], *, indexed_below: int | None = None) -> None:
+    """Take these people out of the index (as :func:`set_entry` with None), all at once.
+
+    In increasing id order, after the transaction's other writes: FTS5 writes its
+    pending entries out whenever a change comes for a smaller id than the last one, and
+    with secure delete every removal then seeks each of its terms in every segment.
+    Removals one at a time between an import's batches cost about 25 ms each for that
+    reason (docs/performance.md). People from ``indexed_below`` on are not in the index
+    yet (a bulk import adds its new people last): only their terms are cleared."""
+    wanted = sorted(set(person_ids))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        entries = conn.execute(
+            f"SELECT id, search_terms FROM people WHERE id IN ({marks}) AND search_terms IS NOT NULL ORDER BY id",
+            chunk,
+        ).fetchall()
+        indexed = [e for e in entries if indexed_below is None or e[0] < indexed_below]
+        conn.executemany(DELETE_SQL, [row(pid, terms) for pid, terms in indexed])
+        conn.executemany("UPDATE people SET search_terms = NULL WHERE id = ?", [(pid,) for pid, _ in entries])
+
+
+def merge(conn: Any) -> None:
+    """Merge the index into one segment (entries removed by delete markers are dropped,
+    and the old segments' pages freed and overwritten: the store runs with
+    ``secure_delete``)."""
+    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
+
+
 #: A secure removal costs about as much as merging this many indexed people: on the
 #: 1,000,000-person store a removal took about 6 ms (it seeks and rewrites every trigram of
 #: the person), a merge of the whole index about 9 s (docs/performance.md, "Bulk import").
 REMOVAL_COST_IN_PEOPLE = 700
 
 
-def merge_is_cheaper(conn: Any, removals: int) -> bool:
-    """Whether taking ``removals`` people out is cheaper by merging the whole index than by
-    secure removals one by one (an import that marks many people already indexed)."""
-    indexed = conn.execute("SELECT coalesce(max(id), 0) FROM people").fetchone()[0]
-    return removals * REMOVAL_COST_IN_PEOPLE > indexed
-
-
-def merged_removals_begin(conn: Any) -> None:
-    """Removals from here on leave delete markers instead of overwriting entries; the
-    caller must call :func:`merged_removals_end` in the same transaction, which merges the
-    index into one segment without the removed entries and turns secure delete back on.
-    (If the transaction rolls back, so does the setting; and the connection that ran it
-    is an import's, which is closed after it.)"""
-    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 0)")
-
-
-def merged_removals_end(conn: Any) -> None:
-    """Merge the index into one segment (the removed entries are dropped, and the old
-    segments' pages freed and overwritten: the store runs with ``secure_delete``), then
-    secure delete on again."""
-    conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
-    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)")
+def finish_bulk_write(conn: Any, marked: Iterable[int], first_new_id: int) -> None:
+    """A bulk import's search-index work, done last in its transaction: take out the
+    people it ``marked``, then add its new people (ids from ``first_new_id`` on), so a
+    removal seeks the fewest segments and a person the import made and marked is never
+    added. Many removals (a file that marks many people already indexed) are cheaper as
+    delete markers and one merge of the whole index than as one secure removal at a
+    time; secure delete is then off only inside this call, and a rollback restores it
+    (the connection is an import's, reopened after it)."""
+    marked = list(marked)
+    already_indexed = sum(1 for pid in marked if pid < first_new_id)
+    people = conn.execute("SELECT coalesce(max(id), 0) FROM people").fetchone()[0]
+    by_merge = already_indexed * REMOVAL_COST_IN_PEOPLE > people
+    if by_merge:
+        conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 0)")
+    remove_people(conn, marked, indexed_below=first_new_id)
+    add_people_from(conn, first_new_id)
+    if by_merge:
+        merge(conn)
+        conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)")
