@@ -757,61 +757,85 @@ def _secure_delete_setting(store) -> int:  # type: ignore[no-untyped-def]
     return store.conn.execute("SELECT v FROM people_fts_config WHERE k = 'secure-delete'").fetchone()[0]
 
 
-def test_many_removals_by_one_merge_leave_no_terms_and_secure_delete_on(store, tmp_path, monkeypatch):
-    """An import that marks many people already indexed takes them out by merging the
-    index (delete markers, then one merge) rather than one secure removal at a time: the
-    same result, no term of theirs left, and secure delete on again afterwards."""
-    from tests.records.helpers import fts_terms
-    from tracekit.store import search_index
+def _residue_setting(store) -> str | None:  # type: ignore[no-untyped-def]
+    found = store.conn.execute("SELECT value FROM settings WHERE key = 'search_index.residue'").fetchone()
+    return found[0] if found else None
 
-    merges = []
-    real_merge = search_index.merge
-    monkeypatch.setattr(search_index, "REMOVAL_COST_IN_PEOPLE", 10**9)  # always merge
-    monkeypatch.setattr(search_index, "merge", lambda conn: (merges.append(1), real_merge(conn)))
+
+def test_people_an_import_marks_leave_by_delete_markers_and_the_next_referral_merges_them_away(
+    store, store_path, tmp_path
+):
+    """An import takes the known people it marks out of the index by delete markers:
+    search and the index's vocabulary lose them at once, their trigrams stay in the
+    index's pages (the residue, which the setting records), secure delete is on again
+    for everything else, and a referral merges the residue away before it commits.
+
+    Each surname's first trigram is the only term of the index starting with its letter,
+    so it is stored whole in the index's pages (terms are prefix-compressed) and a scan
+    of the raw blocks can see it: the positive control is the residue itself."""
+    from pyrage import x25519
+
+    from tests.plaintext import decrypted_pages
+    from tests.records.helpers import fts_blobs, fts_terms
+    from tracekit.records.sensitive import SensitiveRoles
+
     book = Casebook(store, today=TODAY)
-    surnames = ["Quillfeather", "Marchbanks", "Oddingley", "Pettigrew"]
+    surnames = ["Xjzqv", "Marchbanks", "Yqpfb", "Kvbgj"]
     for i, surname in enumerate(surnames):
         book.add_case(
             person=PersonInput(name=f"Ada {surname}", nhs_number=NHS[i]), test_date="2020-10-01", asymptomatic=True
         )
     rows = [
-        case_row("M-0", "Ada Quillfeather", NHS_number=NHS[0], Role="victim"),
+        case_row("M-0", "Ada Xjzqv", NHS_number=NHS[0], Role="victim"),
         case_row("N-0", "Newcomer Zanzibarr", Specimen_date="2020-10-02"),
-        case_row("M-2", "Ada Oddingley", NHS_number=NHS[2], Role="undercover"),
+        case_row("M-2", "Ada Yqpfb", NHS_number=NHS[2], Role="undercover"),
     ]
     summary = run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows), batch_rows=1)
-    assert merges == [1] and len(summary.marked) == 2
-    terms = fts_terms(store)
-    assert "fea" not in terms and "ngl" not in terms and "rch" in terms and "zib" in terms
-    assert book.search_people("Quillfeather") == [] and book.search_people("Oddingley") == []
+    assert len(summary.marked) == 2
+    assert book.search_people("Xjzqv") == [] and book.search_people("Yqpfb") == []
     assert [p.name for p in book.search_people("Marchbanks")] == ["Ada Marchbanks"]
-    assert _secure_delete_setting(store) == 1
+    assert len(book.search_people("Zanzibarr")) == 1
+    terms = fts_terms(store)
+    assert {"xjz", "yqp"}.isdisjoint(terms) and "rch" in terms and "zib" in terms
+    assert b"xjz" in fts_blobs(store) and b"yqp" in fts_blobs(store)  # the residue
+    assert _residue_setting(store) == "1" and _secure_delete_setting(store) == 1
     assert store.check().ok
-    # Removals after it are secure again: nothing of Pettigrew's lingers once marked.
-    from tracekit.records.sensitive import SensitiveRoles
+    roles = SensitiveRoles(book)
+    # Marking by command is a secure removal: nothing of Kvbgj's lingers.
+    assert b"kvb" in fts_blobs(store)
+    roles.mark(book.search_people("Kvbgj")[0].ref, "victim", "court order")
+    assert b"kvb" not in fts_blobs(store)
+    # A referral (of either marked person) leaves no trigram of any of them in the pages.
+    roles.add_recipient("Vetted", str(x25519.Identity.generate().to_public()), "vetted-team")
+    marked_ref = store.conn.execute("SELECT p.ref FROM people p WHERE p.nhs_number = ?", (NHS[0],)).fetchone()[0]
+    roles.refer(marked_ref)
+    blobs = fts_blobs(store)
+    assert b"xjz" not in blobs and b"yqp" not in blobs
+    # Nor anywhere in the file, free pages and the unused space of pages included: the
+    # referred person is gone (the other marked person keeps their record, name and all).
+    pages = decrypted_pages(store_path, bytes(store.key))
+    assert b"xjz" not in pages and b"yqpfb" in pages
+    assert _residue_setting(store) is None and _secure_delete_setting(store) == 1
+    assert [p.name for p in book.search_people("Marchbanks")] == ["Ada Marchbanks"]
+    assert len(book.search_people("Zanzibarr")) == 1
+    assert store.check().ok
 
-    SensitiveRoles(book).mark(book.search_people("Pettigrew")[0].ref, "victim", "court order")
-    assert "pet" not in fts_terms(store) and "igr" not in fts_terms(store)
 
+def test_a_refused_import_leaves_the_index_and_its_setting_as_they_were(store, tmp_path):
+    from tests.records.helpers import fts_blobs, fts_terms
 
-def test_a_refused_import_leaves_the_index_and_its_setting_as_they_were(store, tmp_path, monkeypatch):
-    from tests.records.helpers import fts_terms
-    from tracekit.store import search_index
-
-    monkeypatch.setattr(search_index, "REMOVAL_COST_IN_PEOPLE", 10**9)  # always merge
     book = Casebook(store, today=TODAY)
-    book.add_case(
-        person=PersonInput(name="Ada Quillfeather", nhs_number=NHS[0]), test_date="2020-10-01", asymptomatic=True
-    )
-    before = fts_terms(store)
+    book.add_case(person=PersonInput(name="Ada Xjzqv", nhs_number=NHS[0]), test_date="2020-10-01", asymptomatic=True)
+    before = fts_terms(store), fts_blobs(store)
     rows = [
-        case_row("M-0", "Ada Quillfeather", NHS_number=NHS[0], Role="victim"),
+        case_row("M-0", "Ada Xjzqv", NHS_number=NHS[0], Role="victim"),
         case_row("BAD", "Bad Date", Specimen_date="not a date"),
     ]
     with pytest.raises(ImportInvalid):
         run(store, "cases", write_csv(tmp_path / "c.csv", CASE_HEADER, rows))
-    assert fts_terms(store) == before and _secure_delete_setting(store) == 1
-    assert len(book.search_people("Quillfeather")) == 1
+    assert (fts_terms(store), fts_blobs(store)) == before
+    assert _secure_delete_setting(store) == 1 and _residue_setting(store) is None
+    assert len(book.search_people("Xjzqv")) == 1
 
 
 def test_contacts_of_a_sensitive_case_are_withheld_by_association(store, tmp_path):

@@ -39,6 +39,7 @@ from tracekit.records.identity import (
 )
 from tracekit.records.models import CaseStatus, Person
 from tracekit.records.tables import PEOPLE, PERSON_DETAILS_BESIDES_NAME
+from tracekit.store import search_index
 
 ROLES: dict[str, str] = {
     "undercover-officer": "undercover police officer",
@@ -455,6 +456,9 @@ class SensitiveRoles:
         conn.execute(
             "UPDATE person_roles SET reason = NULL, referral_id = ? WHERE person_id = ?", (referral_id, person_id)
         )
+        # Entries a bulk import took out by delete markers may still be in the index's
+        # pages, this person's among them: merge them away before the purge commits.
+        search_index.clear_residue(conn)
 
     def _purge_traces(
         self, conn: Any, person: Person, person_id: int, case_ids: list[int], referral_id: int, now: str

@@ -11,7 +11,9 @@ across the separator, such as ``"h | +44"``, was never a useful search).
 The index is contentless (it keeps no copy of the text) with FTS5 ``secure-delete``, so
 removing a person overwrites their trigrams in the index's pages; removing needs the
 same text again, which ``people.search_terms`` keeps (NULL when the person is not
-indexed: marked or referred).
+indexed: marked or referred). The one exception is a bulk import's marking of people
+already indexed: delete markers, with the trigrams left as residue until the next
+referral merges the index (:func:`finish_bulk_write`, :func:`clear_residue`).
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ def set_entry(conn: Any, person_id: int, terms: str | None) -> None:
     conn.execute("UPDATE people SET search_terms = ? WHERE id = ?", (terms, person_id))
 
 
-def remove_people(conn: Any, person_ids: Iterable[int], *, indexed_below: int | None = None) -> None:
-    """Take these people out of the index (as :func:`set_entry` with None), all at once.
+def remove_people(conn: Any, person_ids: Iterable[int], *, indexed_below: int | None = None) -> int:
+    """Take these people out of the index (as :func:`set_entry` with None), all at once,
+    and say how many had an entry in it.
 
     In increasing id order, after the transaction's other writes: FTS5 writes its
     pending entries out whenever a change comes for a smaller id than the last one, and
@@ -100,6 +103,7 @@ def remove_people(conn: Any, person_ids: Iterable[int], *, indexed_below: int | 
     reason (docs/performance.md). People from ``indexed_below`` on are not in the index
     yet (a bulk import adds its new people last): only their terms are cleared."""
     wanted = sorted(set(person_ids))
+    removed = 0
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         marks = ", ".join("?" * len(chunk))
@@ -110,6 +114,8 @@ def remove_people(conn: Any, person_ids: Iterable[int], *, indexed_below: int | 
         indexed = [e for e in entries if indexed_below is None or e[0] < indexed_below]
         conn.executemany(DELETE_SQL, [row(pid, terms) for pid, terms in indexed])
         conn.executemany("UPDATE people SET search_terms = NULL WHERE id = ?", [(pid,) for pid, _ in entries])
+        removed += len(indexed)
+    return removed
 
 
 def merge(conn: Any) -> None:
@@ -119,28 +125,47 @@ def merge(conn: Any) -> None:
     conn.execute("INSERT INTO people_fts(people_fts) VALUES ('optimize')")
 
 
-#: A secure removal costs about as much as merging this many indexed people: on the
-#: 1,000,000-person store a removal took about 6 ms (it seeks and rewrites every trigram of
-#: the person), a merge of the whole index about 9 s (docs/performance.md, "Bulk import").
-REMOVAL_COST_IN_PEOPLE = 700
+#: The setting (in ``settings``) that says the index's pages still hold entries taken out
+#: by delete markers: people a bulk import marked. Search no longer finds them; their
+#: trigrams stay in the older segments until :func:`clear_residue` merges the index.
+RESIDUE_SETTING = "search_index.residue"
+
+
+def _set_secure_delete(conn: Any, on: bool) -> None:
+    conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', ?)", (1 if on else 0,))
 
 
 def finish_bulk_write(conn: Any, marked: Iterable[int], first_new_id: int) -> None:
     """A bulk import's search-index work, done last in its transaction: take out the
     people it ``marked``, then add its new people (ids from ``first_new_id`` on), so a
-    removal seeks the fewest segments and a person the import made and marked is never
-    added. Many removals (a file that marks many people already indexed) are cheaper as
-    delete markers and one merge of the whole index than as one secure removal at a
-    time; secure delete is then off only inside this call, and a rollback restores it
-    (the connection is an import's, reopened after it)."""
-    marked = list(marked)
-    already_indexed = sum(1 for pid in marked if pid < first_new_id)
-    people = conn.execute("SELECT coalesce(max(id), 0) FROM people").fetchone()[0]
-    by_merge = already_indexed * REMOVAL_COST_IN_PEOPLE > people
-    if by_merge:
-        conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 0)")
-    remove_people(conn, marked, indexed_below=first_new_id)
+    person the import made and marked is never added.
+
+    The people it marked who were already indexed leave by delete markers (FTS5 secure
+    delete off for them only): search stops finding them at once, and their trigrams
+    stay in the index's older pages, as residue, until a referral merges the index
+    (:func:`clear_residue`). A secure removal instead seeks and rewrites every trigram
+    of the person, about 6 ms each at 1,000,000 people, and one merge of the whole index
+    there costs about 9 s; the residue holds nothing the marked person's own record in
+    the store does not (docs/threat-model.md, "Search index residue"). A rollback
+    restores the setting with everything else."""
+    _set_secure_delete(conn, False)
+    removed = remove_people(conn, marked, indexed_below=first_new_id)
+    _set_secure_delete(conn, True)
+    if removed:
+        conn.execute(
+            "INSERT INTO settings(key, value) VALUES(?, '1') ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (RESIDUE_SETTING,),
+        )
     add_people_from(conn, first_new_id)
-    if by_merge:
-        merge(conn)
-        conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('secure-delete', 1)")
+
+
+def clear_residue(conn: Any) -> bool:
+    """Merge the index if it holds residue (:func:`finish_bulk_write`), so that no
+    trigram of a person taken out by a delete marker is left in its pages, and say
+    whether it did. A referral calls it before it commits: what it purges must not
+    survive in the index."""
+    if conn.execute("SELECT 1 FROM settings WHERE key = ?", (RESIDUE_SETTING,)).fetchone() is None:
+        return False
+    merge(conn)
+    conn.execute("DELETE FROM settings WHERE key = ?", (RESIDUE_SETTING,))
+    return True
