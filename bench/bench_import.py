@@ -8,8 +8,9 @@ source system exports it (day-first dates, spaced NHS and phone numbers, a BOM, 
 first name and surname columns, the contact's case by its external id), plus the cases
 file those contacts refer to. For each store size (people already in the store: a copy of
 a store bench/generate_store.py makes once into bench/out/existing-N.store; 0 is a new
-empty store) the cases are imported first (untimed), then, each on a fresh copy and in
-turn, ``--repeat`` times:
+empty store) the cases are imported first (untimed). Then ``--repeat`` rounds, each of
+which runs every size in turn (so the machine's drift falls on all sizes alike), and at
+each size, each on a fresh copy and in turn:
 
 1. ``tracekit import contacts`` (a child process, exactly as a user runs it);
 2. ``sqlite-utils insert --csv`` of the same file into a new plain SQLite file;
@@ -753,41 +754,68 @@ def copy_store(source: Path, dest: Path) -> Path:
     return dest
 
 
-def measure_size(
-    existing: int, cases_path: Path, contacts_path: Path, rows: int, work: Path, repeat: int, with_variants: bool
-) -> dict[str, list[float]]:
-    """Seconds of each contender (lists, one per repeat) at one store size, in turn."""
-    template, passphrase = existing_store(existing, work)
-    base = copy_store(template, work / "base.store")
-    # --skip-invalid: a generated store can hold two people with the name and date of birth
-    # of a row of these files, which strict mode refuses (the same rows are skipped by every
-    # contender: the replay is of what tracekit wrote).
-    run_tracekit(base, ["import", "cases", str(cases_path), "--skip-invalid"], passphrase=passphrase)
-    statements = work / "statements.pickle"
-    capture(copy_store(base, work / "capture.store"), contacts_path, passphrase, statements)
-    (work / "capture.store").unlink()
-    times: dict[str, list[float]] = {}
-    contenders = {"bare executemany (same rows, same schema, as shipped)": as_shipped()}
-    if with_variants:
-        contenders.update({f"replay: {name}": v for name, v in variants().items()})
-    for _ in range(repeat):
-        run = copy_store(base, work / "run.store")
+class Size:
+    """One store size, made ready once: a copy of its store with the cases imported, and
+    the import's write statements captured from an in-process import into another copy."""
+
+    def __init__(self, existing: int, cases_path: Path, contacts_path: Path, work: Path) -> None:
+        self.existing = existing
+        self.dir = work / f"size-{existing}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        template, self.passphrase = existing_store(existing, self.dir)
+        self.base = copy_store(template, self.dir / "base.store")
+        # --skip-invalid: a generated store can hold two people with the name and date of
+        # birth of a row of these files, which strict mode refuses (the same rows are
+        # skipped by every contender: the replay is of what tracekit wrote).
+        run_tracekit(self.base, ["import", "cases", str(cases_path), "--skip-invalid"], passphrase=self.passphrase)
+        self.statements = self.dir / "statements.pickle"
+        capture(copy_store(self.base, self.dir / "capture.store"), contacts_path, self.passphrase, self.statements)
+        (self.dir / "capture.store").unlink()
+
+    def measure_round(self, contacts_path: Path, rows: int, times: dict[str, list[float]], with_variants: bool) -> None:
+        """One run of each contender, in turn, each on a fresh copy; appended to ``times``."""
+        contenders = {"bare executemany (same rows, same schema, as shipped)": as_shipped()}
+        if with_variants:
+            contenders.update({f"replay: {name}": v for name, v in variants().items()})
+        run = copy_store(self.base, self.dir / "run.store")
         summary, stats = run_tracekit(
-            run, ["import", "contacts", str(contacts_path), "--skip-invalid"], passphrase=passphrase
+            run, ["import", "contacts", str(contacts_path), "--skip-invalid"], passphrase=self.passphrase
         )
         assert summary["rows"]["imported"] >= 0.99 * rows, summary["rows"]
         times.setdefault("tracekit import contacts", []).append(stats["wall"])
         times.setdefault("_peak_rss_mib", []).append(stats["maxrss_kib"] / 1024)
-        db = work / "sqlite-utils.db"
+        db = self.dir / "sqlite-utils.db"
         db.unlink(missing_ok=True)
         seconds = measure_sqlite_utils(contacts_path, db)
         if seconds is not None:
             times.setdefault("sqlite-utils insert --csv", []).append(seconds)
         for label, variant in contenders.items():
-            times.setdefault(label, []).append(replay(copy_store(base, run), statements, passphrase, variant))
-        print(f"  {existing:,} existing: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in times.items()), flush=True)
-    for leftover in (base, work / "run.store", statements):
-        leftover.unlink(missing_ok=True)
+            times.setdefault(label, []).append(
+                replay(copy_store(self.base, run), self.statements, self.passphrase, variant)
+            )
+        print(f"  {self.existing:,} existing: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in times.items()), flush=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def measure_sizes(
+    sizes: list[int], cases_path: Path, contacts_path: Path, rows: int, work: Path, repeat: int, with_variants: bool
+) -> dict[int, dict[str, list[float]]]:
+    """Seconds of each contender at each size (lists, one per round). Every size is made
+    ready first; then each round runs every size in turn, so that the machine's drift over
+    the run (on a shared virtual machine, tens of percent) falls on all sizes alike rather
+    than on the last ones, and the flatness ratio compares runs made minutes apart."""
+    ready = [Size(existing, cases_path, contacts_path, work) for existing in sizes]
+    times: dict[int, dict[str, list[float]]] = {size.existing: {} for size in ready}
+    try:
+        for round_number in range(1, repeat + 1):
+            print(f"round {round_number} of {repeat}", flush=True)
+            for size in ready:
+                size.measure_round(contacts_path, rows, times[size.existing], with_variants)
+    finally:
+        for size in ready:
+            size.remove()
     return times
 
 
@@ -824,10 +852,12 @@ def main() -> None:
             f"in {time.perf_counter() - t:.0f} s",
             flush=True,
         )
-        results: dict[int, dict[str, float]] = {}
-        for existing in [int(n) for n in args.existing.split(",")]:
-            times = measure_size(existing, cases_path, contacts_path, args.rows, work, args.repeat, args.variants)
-            results[existing] = {label: statistics.median(values) for label, values in times.items()}
+        sizes_wanted = [int(n) for n in args.existing.split(",")]
+        all_times = measure_sizes(sizes_wanted, cases_path, contacts_path, args.rows, work, args.repeat, args.variants)
+        results = {
+            existing: {label: statistics.median(values) for label, values in times.items()}
+            for existing, times in all_times.items()
+        }
         print(f"\nMachine: {machine()}; {args.rows:,} contacts of {cases:,} cases; medians of {args.repeat}\n")
         sizes = list(results)
         print("| what | " + " | ".join(f"{n:,} existing: s (rows/s)" for n in sizes) + " |")
@@ -853,7 +883,18 @@ def main() -> None:
         if 0 in results and len(sizes) > 1:
             largest = max(sizes)
             flat = results[largest]["tracekit import contacts"] / results[0]["tracekit import contacts"]
-            print(f"rate into an empty store / rate at {largest:,} existing: {flat:.2f}x (target <= 1.5x)")
+            rounds = [
+                big / empty
+                for big, empty in zip(
+                    all_times[largest]["tracekit import contacts"],
+                    all_times[0]["tracekit import contacts"],
+                    strict=True,
+                )
+            ]
+            print(
+                f"rate into an empty store / rate at {largest:,} existing: {flat:.2f}x (target <= 1.5x); "
+                "round by round: " + ", ".join(f"{r:.2f}x" for r in rounds)
+            )
         if args.json:
             args.json.write_text(
                 json.dumps(
@@ -863,6 +904,7 @@ def main() -> None:
                         "repeat": args.repeat,
                         "machine": machine(),
                         "results": {str(k): v for k, v in results.items()},
+                        "runs": {str(k): v for k, v in all_times.items()},
                     },
                     indent=2,
                 )
