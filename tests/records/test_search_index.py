@@ -8,7 +8,10 @@ same people afterwards, and a marked person's terms are still nowhere in it.
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
+
+import pytest
 
 from tests.conftest import CHEAP_KDF, PASSPHRASE
 from tests.records.helpers import fts_blobs, fts_terms
@@ -98,3 +101,55 @@ def test_a_new_store_has_the_bulk_layout(store):
     assert not store.table_exists("people_fts_docsize")
     config = dict(store.conn.execute("SELECT k, v FROM people_fts_config").fetchall())
     assert config == {"secure-delete": 1, "hashsize": search_index.HASH_BYTES, "version": 4}
+
+
+class _Undo(Exception):
+    """Raised to roll a sequence back."""
+
+
+def test_no_order_of_removals_by_marker_or_securely_and_adds_again_lets_an_entry_come_back(store):
+    """Delete markers leave a removed entry in older segments. Whatever order an import's
+    marker removal, a secure removal (marking by command), adding the person again
+    (unmarking) and a merge come in (every sequence of up to four), search finds the
+    person exactly when they are indexed, and once the residue is cleared (a referral) no
+    trigram of theirs is left in the index's pages unless they are indexed."""
+    book = Casebook(store, today=TODAY)
+    case = book.add_case(
+        person=PersonInput(name="Ada Xjzqv", phone="07700 900101"), test_date="2020-11-20", asymptomatic=True
+    )
+    pid = store.conn.execute("SELECT id FROM people WHERE ref = ?", (case.person.ref,)).fetchone()[0]
+    terms = store.conn.execute("SELECT search_terms FROM people WHERE id = ?", (pid,)).fetchone()[0]
+    after_everyone = pid + 1
+    steps = {
+        "import marks": lambda conn: search_index.finish_bulk_write(conn, [pid], after_everyone),
+        "command marks": lambda conn: search_index.set_entry(conn, pid, None),
+        "unmark": lambda conn: search_index.set_entry(conn, pid, terms),
+        "merge": search_index.merge,
+    }
+    checked = 0
+    for length in range(1, 5):
+        for sequence in itertools.product(steps, repeat=length):
+            indexed, possible = True, True
+            for step in sequence:
+                if step in ("import marks", "command marks"):
+                    possible, indexed = possible and indexed, False
+                elif step == "unmark":
+                    possible, indexed = possible and not indexed, True
+            if not possible:
+                continue
+            with pytest.raises(_Undo), store.transaction() as conn:
+                indexed = True
+                for step in sequence:
+                    steps[step](conn)
+                    indexed = {"import marks": False, "command marks": False, "unmark": True}.get(step, indexed)
+                    found = [p.ref for p in book.search_people("Xjzqv")]
+                    assert found == ([case.person.ref] if indexed else []), (sequence, step)
+                search_index.clear_residue(conn)
+                with store.transaction():
+                    pass  # a savepoint: FTS5 writes its pending changes out to its pages
+                assert (b"xjz" in fts_blobs(store)) == indexed, sequence
+                assert ("xjz" in fts_terms(store)) == indexed, sequence
+                conn.execute("INSERT INTO people_fts(people_fts, rank) VALUES ('integrity-check', 0)")
+                checked += 1
+                raise _Undo
+    assert checked == 68
