@@ -145,7 +145,7 @@ def finish_bulk_write(conn: Any, marked: Iterable[int], first_new_id: int) -> No
     stay in the index's older pages, as residue, until a referral merges the index
     (:func:`clear_residue`). A secure removal instead seeks and rewrites every trigram
     of the person, about 6 ms each at 1,000,000 people, and one merge of the whole index
-    there costs about 9 s; the residue holds nothing the marked person's own record in
+    there costs 9-15 s; the residue holds nothing the marked person's own record in
     the store does not (docs/threat-model.md, "Search index residue"). A rollback
     restores the setting with everything else."""
     _set_secure_delete(conn, False)
