@@ -47,12 +47,12 @@ def _to_the_layout_before(store) -> None:  # type: ignore[no-untyped-def]
         conn.execute(
             "INSERT INTO people_fts(rowid, terms) SELECT id, search_terms FROM people WHERE search_terms IS NOT NULL"
         )
-        conn.execute("DELETE FROM schema_migrations WHERE name = 'search-index-by-part'")
+        conn.execute("DELETE FROM schema_migrations WHERE name IN ('search-index-by-part', 'search-index-residue')")
 
 
 def test_the_index_is_made_again_with_the_same_people_and_no_marked_terms(tmp_path):
     path = tmp_path / "old.store"
-    assert migrations_module.MIGRATIONS[-1].name == "search-index-by-part"
+    assert [m.name for m in migrations_module.MIGRATIONS[-2:]] == ["search-index-by-part", "search-index-residue"]
     with create_store(path, bytearray(PASSPHRASE.encode()), kdf=CHEAP_KDF) as old:
         book = Casebook(old, today=TODAY)
         for details in PEOPLE:
@@ -153,3 +153,20 @@ def test_no_order_of_removals_by_marker_or_securely_and_adds_again_lets_an_entry
                 checked += 1
                 raise _Undo
     assert checked == 68
+
+
+def test_a_tracekit_that_does_not_know_the_residue_refuses_the_store(store, store_path, monkeypatch):
+    """A tracekit from before the residue would refer someone without merging the index:
+    the residue came with a schema version of its own, so such a tracekit (the migrations
+    without the last) refuses the store as made by a newer one, and leaves it as it was."""
+    from tests.test_store import snapshot
+    from tracekit.errors import StoreTooNew
+    from tracekit.store import core
+
+    assert migrations_module.MIGRATIONS[-1].name == "search-index-residue"
+    store.close()
+    before = snapshot(store_path)
+    monkeypatch.setattr(core, "MIGRATIONS", migrations_module.MIGRATIONS[:-1])
+    with pytest.raises(StoreTooNew, match="newer tracekit"):
+        open_store(store_path, bytearray(PASSPHRASE.encode()))
+    assert snapshot(store_path) == before

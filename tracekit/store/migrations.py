@@ -459,3 +459,13 @@ def _search_index_by_part(conn: Connection) -> None:
         conn.execute(statement)
     search_index.add_people_from(conn, 1)
     search_index.merge(conn)
+
+
+@migration("search-index-residue")
+def _search_index_residue(conn: Connection) -> None:
+    """No table changes: from this version a bulk import takes the people it marks out of
+    the search index by delete markers, and records in ``settings``
+    (``search_index.residue``) that the index's pages still hold their trigrams, which the
+    next referral merges away (tracekit.store.search_index.clear_residue). A tracekit
+    before this version would refer someone without that merge, so the schema version
+    rises: such a tracekit refuses the store as made by a newer one."""
