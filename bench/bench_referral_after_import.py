@@ -33,8 +33,6 @@ sys.path.insert(0, str(HERE.parent))
 import bench_import  # noqa: E402
 from common import machine  # noqa: E402
 
-RESIDUE = "SELECT value FROM settings WHERE key = 'search_index.residue'"
-
 
 def one_run(base: Path, contacts: Path, passphrase: str, merged_beforehand: bool) -> tuple[float, float, int]:
     """Seconds of the referral, seconds of the merge beforehand (0 if none), people marked."""
@@ -43,14 +41,14 @@ def one_run(base: Path, contacts: Path, passphrase: str, merged_beforehand: bool
     from tracekit.importers import ImportOptions, import_file
     from tracekit.records import Casebook
     from tracekit.records.sensitive import SensitiveRoles
-    from tracekit.store import open_store, search_index
+    from tracekit.store import open_store, search_index, settings
 
     run = bench_import.copy_store(base, base.with_name("run.store"))
     try:
         with open_store(run, bytearray(passphrase.encode())) as store:
             options = ImportOptions(today=bench_import.TODAY, skip_invalid=True)
             summary = import_file(store, "contacts", contacts, options)
-            assert store.conn.execute(RESIDUE).fetchone() is not None, "the import left no residue"
+            assert settings.get(store.conn, search_index.RESIDUE_SETTING), "the import left no residue"
             merge_seconds = 0.0
             if merged_beforehand:
                 started = time.perf_counter()
@@ -67,7 +65,7 @@ def one_run(base: Path, contacts: Path, passphrase: str, merged_beforehand: bool
             started = time.perf_counter()
             roles.refer(ref)
             referral_seconds = time.perf_counter() - started
-            assert store.conn.execute(RESIDUE).fetchone() is None, "the referral left the residue"
+            assert settings.get(store.conn, search_index.RESIDUE_SETTING) is None, "the referral left the residue"
         return referral_seconds, merge_seconds, len(summary.marked)
     finally:
         run.unlink(missing_ok=True)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tracekit.store import settings as store_settings
+
 GENESIS_HASH = "0" * 64
 HEAD_SETTING = "audit.head"
 
@@ -68,10 +70,7 @@ def append(conn: Any, action: str, refs: list[str], reason: str | None = None) -
         "INSERT INTO audit_log(seq, at, action, refs, reason, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?)",
         (seq, at, action, json.dumps(refs), reason, prev, digest),
     )
-    conn.execute(
-        "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (HEAD_SETTING, f"{seq}:{digest}"),
-    )
+    store_settings.put(conn, HEAD_SETTING, f"{seq}:{digest}")
     return AuditEntry(seq, at, action, refs, reason, prev, digest)
 
 

@@ -364,6 +364,7 @@ def pseudonym_import(file: Annotated[Path, typer.Argument(help="The key file fro
     from tracekit import audit
     from tracekit.errors import Conflict
     from tracekit.redaction.pseudonym import KEY_SETTING, read_key_file
+    from tracekit.store import settings as store_settings
 
     key = read_key_file(file)
     with open_current_store() as store:
@@ -371,10 +372,7 @@ def pseudonym_import(file: Annotated[Path, typer.Argument(help="The key file fro
         if current and current != key.hex():
             raise Conflict("this store already has a different pseudonym key")
         with store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (KEY_SETTING, key.hex()),
-            )
+            store_settings.put(conn, KEY_SETTING, key.hex())
             audit.append(conn, "keys.pseudonym.import", [], str(file))
     if settings().json:
         emit_json({"imported": True})

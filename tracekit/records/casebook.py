@@ -58,6 +58,7 @@ from tracekit.records.models import (
 )
 from tracekit.records.tables import CASES, EXPOSURES, PEOPLE, PERSON_DETAILS_BESIDES_NAME, Table, View
 from tracekit.store import Store, search_index
+from tracekit.store import settings as store_settings
 
 PINNED_RULESET_SETTING = "rules.pinned"
 MAX_PAGE = 1000
@@ -575,12 +576,9 @@ class Casebook:
             rules.get_ruleset(ruleset_id)
         with self.store.transaction() as conn:
             if ruleset_id is None:
-                conn.execute("DELETE FROM settings WHERE key = ?", (PINNED_RULESET_SETTING,))
+                store_settings.delete(conn, PINNED_RULESET_SETTING)
             else:
-                conn.execute(
-                    "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (PINNED_RULESET_SETTING, ruleset_id),
-                )
+                store_settings.put(conn, PINNED_RULESET_SETTING, ruleset_id)
             summary = self._recompute_rule_values(conn, ruleset_id, progress)
             self._audit(conn, "rules.pin" if ruleset_id else "rules.unpin", [], ruleset_id)
         return summary

@@ -36,6 +36,7 @@ from tracekit.errors import (
     WrongPassphrase,
 )
 from tracekit.store import migrations as migrations_module
+from tracekit.store import settings as store_settings
 from tracekit.store.migrations import BOOTSTRAP, MIGRATIONS, Migration
 
 SUPPORTED_SQLCIPHER_MAJOR = 4
@@ -645,10 +646,7 @@ class Store:
 
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+            store_settings.put(conn, key, value)
 
     # -- maintenance -----------------------------------------------------------------
     def info(self) -> StoreInfo:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tracekit.store import settings
+
 #: The parts a person's indexed text has at most (name, phone in two forms, NHS number,
 #: postcode in two forms).
 PARTS = 6
@@ -152,10 +154,7 @@ def finish_bulk_write(conn: Any, marked: Iterable[int], first_new_id: int) -> No
     removed = remove_people(conn, marked, indexed_below=first_new_id)
     _set_secure_delete(conn, True)
     if removed:
-        conn.execute(
-            "INSERT INTO settings(key, value) VALUES(?, '1') ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (RESIDUE_SETTING,),
-        )
+        settings.put(conn, RESIDUE_SETTING, "1")
     add_people_from(conn, first_new_id)
 
 
@@ -164,8 +163,8 @@ def clear_residue(conn: Any) -> bool:
     trigram of a person taken out by a delete marker is left in its pages, and say
     whether it did. A referral calls it before it commits: what it purges must not
     survive in the index."""
-    if conn.execute("SELECT 1 FROM settings WHERE key = ?", (RESIDUE_SETTING,)).fetchone() is None:
+    if settings.get(conn, RESIDUE_SETTING) is None:
         return False
     merge(conn)
-    conn.execute("DELETE FROM settings WHERE key = ?", (RESIDUE_SETTING,))
+    settings.delete(conn, RESIDUE_SETTING)
     return True
